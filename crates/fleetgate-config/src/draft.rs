@@ -1,0 +1,171 @@
+//! Ingresses as read from either source, before validation.
+//!
+//! TOML and Kubernetes YAML both become an [`IngressDraft`]; one validation
+//! pass then turns drafts into model Ingresses, so both sources obey exactly
+//! the same rules and produce the same error messages.
+
+use std::collections::BTreeMap;
+
+use fleetgate_ingress::{validate_path, ClassFilter, HostPattern, PathType};
+
+use crate::error::{ConfigError, Location};
+use crate::model::{BackendRef, Disposition, Ingress, IngressPath, PortRef, Rule};
+
+/// An Ingress as written.
+#[derive(Debug, Clone)]
+pub(crate) struct IngressDraft {
+    pub namespace: String,
+    pub name: String,
+    pub class: Option<String>,
+    pub annotations: BTreeMap<String, String>,
+    pub default_backend: Option<BackendDraft>,
+    pub rules: Vec<RuleDraft>,
+    pub tls_hosts: Vec<String>,
+    pub origin: Location,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct RuleDraft {
+    pub host: Option<String>,
+    pub paths: Vec<PathDraft>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct PathDraft {
+    pub path: Option<String>,
+    pub path_type: Option<String>,
+    pub backend: BackendDraft,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct BackendDraft {
+    pub service: Option<String>,
+    pub port_number: Option<i64>,
+    pub port_name: Option<String>,
+    /// `backend.resource` is set (not supported by this gateway).
+    pub resource: bool,
+}
+
+impl IngressDraft {
+    fn object(&self) -> String {
+        format!("Ingress {}/{}", self.namespace, self.name)
+    }
+
+    fn error(&self, field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError::new(message)
+            .at(self.origin.clone())
+            .object(self.object())
+            .field(field)
+    }
+
+    /// Classifies and validates. Ingresses of another class are kept, with
+    /// their reason, but not validated: they belong to another controller.
+    pub fn validate(self, classes: &ClassFilter) -> Result<Ingress, Vec<ConfigError>> {
+        let disposition = match classes.accepts(self.class.as_deref()) {
+            Ok(()) => Disposition::Served,
+            Err(reason) => Disposition::Ignored(reason),
+        };
+        let mut errors = Vec::new();
+        let mut rules = Vec::new();
+        let mut default_backend = None;
+        if disposition == Disposition::Served {
+            if let Some(b) = &self.default_backend {
+                match self.backend(b, "spec.defaultBackend") {
+                    Ok(b) => default_backend = Some(b),
+                    Err(e) => errors.push(e),
+                }
+            }
+            for (ri, rule) in self.rules.iter().enumerate() {
+                let host_field = format!("spec.rules[{ri}].host");
+                let host = match HostPattern::parse(rule.host.as_deref().unwrap_or("")) {
+                    Ok(h) => h,
+                    Err(e) => {
+                        errors.push(self.error(host_field, e.to_string()));
+                        continue;
+                    }
+                };
+                let mut paths = Vec::new();
+                for (pi, p) in rule.paths.iter().enumerate() {
+                    let field = format!("spec.rules[{ri}].http.paths[{pi}]");
+                    match self.path(p, &field) {
+                        Ok(p) => paths.push(p),
+                        Err(e) => errors.push(e),
+                    }
+                }
+                rules.push(Rule { host, paths });
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Ingress {
+            namespace: self.namespace,
+            name: self.name,
+            class: self.class,
+            annotations: self.annotations,
+            default_backend,
+            rules,
+            tls_hosts: self.tls_hosts,
+            origin: self.origin,
+            disposition,
+        })
+    }
+
+    fn path(&self, p: &PathDraft, field: &str) -> Result<IngressPath, ConfigError> {
+        let path_type: PathType = match p.path_type.as_deref() {
+            None => {
+                return Err(self.error(
+                    format!("{field}.pathType"),
+                    "pathType is required (Exact, Prefix or ImplementationSpecific)",
+                ))
+            }
+            Some(t) => t.parse().map_err(|e: String| self.error(format!("{field}.pathType"), e))?,
+        };
+        let path = p.path.clone().unwrap_or_default();
+        validate_path(&path, path_type).map_err(|e| self.error(format!("{field}.path"), e.to_string()))?;
+        let backend = self.backend(&p.backend, &format!("{field}.backend"))?;
+        Ok(IngressPath {
+            path,
+            path_type,
+            backend,
+        })
+    }
+
+    fn backend(&self, b: &BackendDraft, field: &str) -> Result<BackendRef, ConfigError> {
+        if b.resource {
+            return Err(self.error(
+                format!("{field}.resource"),
+                "resource backends are not supported; use a service backend",
+            ));
+        }
+        let service = match b.service.as_deref() {
+            Some(s) if !s.is_empty() => s.to_string(),
+            _ => return Err(self.error(format!("{field}.service.name"), "a service name is required")),
+        };
+        let port = match (b.port_number, b.port_name.as_deref()) {
+            (Some(_), Some(_)) => {
+                return Err(self.error(
+                    format!("{field}.service.port"),
+                    "give the port by number or by name, not both",
+                ))
+            }
+            (Some(n), None) => match u16::try_from(n) {
+                Ok(n) if n > 0 => PortRef::Number(n),
+                _ => {
+                    return Err(self.error(
+                        format!("{field}.service.port.number"),
+                        format!("port {n} is out of range 1-65535"),
+                    ))
+                }
+            },
+            (None, Some(name)) if !name.is_empty() => PortRef::Name(name.to_string()),
+            _ => {
+                return Err(self.error(
+                    format!("{field}.service.port"),
+                    "a service port (number or name) is required",
+                ))
+            }
+        };
+        Ok(BackendRef { service, port })
+    }
+}

@@ -1,0 +1,37 @@
+//! fleetgate configuration: one TOML file, plus the Kubernetes manifests it
+//! names, validated into one [`Config`].
+//!
+//! Operators write TOML for what Kubernetes does not describe (listeners,
+//! clusters, endpoints, timeouts) and keep their routing in the Ingress YAML
+//! they already apply with kubectl, or write the same Ingress information
+//! natively in TOML. Both sources go through one validation pass, so an
+//! Ingress means the same wherever it is written.
+//!
+//! Loading is all or nothing: [`Config::load`] returns every error it finds
+//! (file, line and column where the parser gives them, the object, the field,
+//! and what is wrong), or a configuration that is complete. Callers can swap
+//! in a new configuration knowing it was never half-applied.
+//!
+//! ```no_run
+//! let config = fleetgate_config::Config::load("conf/fleetgate.toml".as_ref())
+//!     .unwrap_or_else(|errors| panic!("{errors}"));
+//! for ingress in config.served_ingresses() {
+//!     println!("{}", ingress.key());
+//! }
+//! ```
+
+#![warn(missing_docs)]
+
+mod draft;
+mod duplicate_keys;
+mod duration;
+mod error;
+mod load;
+mod manifests;
+mod model;
+mod toml_schema;
+
+pub use duration::HumanDuration;
+pub use error::{ConfigError, ConfigErrors, Location};
+pub use load::{DEFAULT_ADMIN_LISTEN, DEFAULT_GRACE_PERIOD, DEFAULT_NAMESPACE};
+pub use model::*;

@@ -1,0 +1,296 @@
+//! Kubernetes manifests: multi-document YAML, as users `kubectl apply` it.
+//!
+//! Each document is parsed twice: first into a generic YAML value, which
+//! catches syntax errors and duplicate keys (with line and column) and tells
+//! the kind; then into the official `k8s-openapi` type for its kind, which
+//! checks field types, again with positions. Kinds other than Ingress,
+//! Service and List are skipped with a log line.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use k8s_openapi::api::core::v1::Service as K8sService;
+use k8s_openapi::api::networking::v1::{Ingress as K8sIngress, IngressBackend};
+use serde_yaml_ng::Value;
+
+use crate::duplicate_keys::find_duplicate_keys;
+use crate::draft::{BackendDraft, IngressDraft, PathDraft, RuleDraft};
+use crate::error::{ConfigError, Location};
+
+use fleetgate_ingress::LEGACY_CLASS_ANNOTATION;
+
+/// A named Service port declared by a Service manifest.
+#[derive(Debug, Clone)]
+pub(crate) struct ServicePortDecl {
+    pub namespace: String,
+    pub name: String,
+    pub port: u16,
+    pub port_name: Option<String>,
+    pub origin: Location,
+}
+
+/// What one file contributed.
+#[derive(Debug, Default)]
+pub(crate) struct ManifestObjects {
+    pub ingresses: Vec<IngressDraft>,
+    pub service_ports: Vec<ServicePortDecl>,
+}
+
+/// One YAML document and the 1-based line it starts on.
+struct Document<'a> {
+    text: &'a str,
+    first_line: usize,
+}
+
+/// Splits a YAML stream on `---` document markers, remembering where each
+/// document starts so error positions can be made absolute.
+fn split_documents(text: &str) -> Vec<Document<'_>> {
+    let mut docs = Vec::new();
+    let mut start = 0usize;
+    let mut start_line = 1usize;
+    let mut offset = 0usize;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let trimmed = line.trim_end_matches(['\n', '\r']);
+        if trimmed == "---" || trimmed.starts_with("--- ") || trimmed.starts_with("---\t") {
+            docs.push(Document {
+                text: &text[start..offset],
+                first_line: start_line,
+            });
+            start = offset + 3;
+            start_line = i + 1;
+        }
+        offset += line.len();
+    }
+    docs.push(Document {
+        text: &text[start..],
+        first_line: start_line,
+    });
+    docs.retain(|d| {
+        d.text
+            .lines()
+            .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+    });
+    docs
+}
+
+fn yaml_error(file: &Path, doc: &Document<'_>, e: &serde_yaml_ng::Error) -> ConfigError {
+    let msg = strip_position(&e.to_string());
+    match e.location() {
+        Some(loc) => ConfigError::new(msg).at(Location::at(file, doc.first_line + loc.line() - 1, loc.column())),
+        None => ConfigError::new(msg).at(Location::at(file, doc.first_line, 1)),
+    }
+}
+
+/// serde_yaml appends " at line L column C" (relative to the document); we
+/// print our own absolute position instead.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+/// Parses one manifest file. Objects without a namespace get `default_ns`.
+pub(crate) fn parse_file(file: &Path, text: &str, default_ns: &str) -> (ManifestObjects, Vec<ConfigError>) {
+    let mut out = ManifestObjects::default();
+    let mut errors = Vec::new();
+    for doc in split_documents(text) {
+        let duplicates = find_duplicate_keys(doc.text);
+        if !duplicates.is_empty() {
+            for d in duplicates {
+                let field = if d.parent.is_empty() { d.key.clone() } else { format!("{}.{}", d.parent, d.key) };
+                errors.push(
+                    ConfigError::new(format!(
+                        "duplicated key \"{}\" (first given at line {})",
+                        d.key,
+                        doc.first_line + d.first_line - 1
+                    ))
+                    .at(Location::at(file, doc.first_line + d.line - 1, d.column))
+                    .field(field),
+                );
+            }
+            continue;
+        }
+        let value: Value = match serde_yaml_ng::from_str(doc.text) {
+            Ok(v) => v,
+            Err(e) => {
+                errors.push(yaml_error(file, &doc, &e));
+                continue;
+            }
+        };
+        let origin = Location::at(file, doc.first_line, 1);
+        if let Err(e) = parse_object(&value, Some(&doc), file, origin, default_ns, &mut out) {
+            errors.push(e);
+        }
+    }
+    (out, errors)
+}
+
+fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+fn parse_object(
+    value: &Value,
+    doc: Option<&Document<'_>>,
+    file: &Path,
+    origin: Location,
+    default_ns: &str,
+    out: &mut ManifestObjects,
+) -> Result<(), ConfigError> {
+    if value.is_null() {
+        return Ok(());
+    }
+    let (api_version, kind) = match (str_field(value, "apiVersion"), str_field(value, "kind")) {
+        (Some(a), Some(k)) => (a, k),
+        _ => {
+            return Err(ConfigError::new("not a Kubernetes object: apiVersion and kind are required").at(origin));
+        }
+    };
+    // Typed parse from the document text where we have it, for positions.
+    fn typed<T: serde::de::DeserializeOwned>(
+        value: &Value,
+        doc: Option<&Document<'_>>,
+        file: &Path,
+        origin: &Location,
+    ) -> Result<T, ConfigError> {
+        match doc {
+            Some(doc) => serde_yaml_ng::from_str(doc.text).map_err(|e| yaml_error(file, doc, &e)),
+            None => serde_yaml_ng::from_value(value.clone())
+                .map_err(|e| ConfigError::new(strip_position(&e.to_string())).at(origin.clone())),
+        }
+    }
+    match (api_version, kind) {
+        ("networking.k8s.io/v1", "Ingress") => {
+            let ing: K8sIngress = typed(value, doc, file, &origin)?;
+            out.ingresses.push(ingress_draft(ing, origin, default_ns)?);
+        }
+        (_, "Ingress") => {
+            return Err(ConfigError::new(format!(
+                "Ingress apiVersion \"{api_version}\" is not supported: use networking.k8s.io/v1"
+            ))
+            .at(origin));
+        }
+        ("v1", "Service") => {
+            let svc: K8sService = typed(value, doc, file, &origin)?;
+            out.service_ports.extend(service_ports(svc, &origin, default_ns)?);
+        }
+        ("v1", "List") => {
+            let items = value.get("items").and_then(Value::as_sequence).cloned().unwrap_or_default();
+            for item in &items {
+                parse_object(item, None, file, origin.clone(), default_ns, out)?;
+            }
+        }
+        _ => log::info!("{origin}: skipping {kind} ({api_version}): not used by the gateway"),
+    }
+    Ok(())
+}
+
+fn object_name(
+    kind: &str,
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    origin: &Location,
+    default_ns: &str,
+) -> Result<(String, String), ConfigError> {
+    let namespace = meta
+        .namespace
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| default_ns.to_string());
+    match meta.name.as_deref() {
+        Some(n) if !n.is_empty() => Ok((namespace, n.to_string())),
+        _ => Err(ConfigError::new("metadata.name is required")
+            .at(origin.clone())
+            .object(kind.to_string())),
+    }
+}
+
+fn ingress_draft(ing: K8sIngress, origin: Location, default_ns: &str) -> Result<IngressDraft, ConfigError> {
+    let (namespace, name) = object_name("Ingress", &ing.metadata, &origin, default_ns)?;
+    let annotations: BTreeMap<String, String> = ing.metadata.annotations.unwrap_or_default();
+    let spec = ing.spec.unwrap_or_default();
+    let class = spec
+        .ingress_class_name
+        .clone()
+        .or_else(|| annotations.get(LEGACY_CLASS_ANNOTATION).cloned());
+    let rules = spec
+        .rules
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| RuleDraft {
+            host: r.host,
+            paths: r
+                .http
+                .map(|h| h.paths)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|p| PathDraft {
+                    path: p.path,
+                    path_type: Some(p.path_type),
+                    backend: backend_draft(p.backend),
+                })
+                .collect(),
+        })
+        .collect();
+    let tls_hosts = spec
+        .tls
+        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|t| t.hosts.unwrap_or_default())
+        .collect();
+    Ok(IngressDraft {
+        namespace,
+        name,
+        class,
+        annotations,
+        default_backend: spec.default_backend.map(backend_draft),
+        rules,
+        tls_hosts,
+        origin,
+    })
+}
+
+fn backend_draft(b: IngressBackend) -> BackendDraft {
+    let service = b.service;
+    BackendDraft {
+        service: service.as_ref().map(|s| s.name.clone()),
+        port_number: service.as_ref().and_then(|s| s.port.as_ref()).and_then(|p| p.number).map(i64::from),
+        port_name: service.as_ref().and_then(|s| s.port.as_ref()).and_then(|p| p.name.clone()),
+        resource: b.resource.is_some(),
+    }
+}
+
+fn service_ports(svc: K8sService, origin: &Location, default_ns: &str) -> Result<Vec<ServicePortDecl>, ConfigError> {
+    let (namespace, name) = object_name("Service", &svc.metadata, origin, default_ns)?;
+    let mut out = Vec::new();
+    for (i, p) in svc.spec.unwrap_or_default().ports.unwrap_or_default().into_iter().enumerate() {
+        let port = u16::try_from(p.port).ok().filter(|p| *p > 0).ok_or_else(|| {
+            ConfigError::new(format!("port {} is out of range 1-65535", p.port))
+                .at(origin.clone())
+                .object(format!("Service {namespace}/{name}"))
+                .field(format!("spec.ports[{i}].port"))
+        })?;
+        out.push(ServicePortDecl {
+            namespace: namespace.clone(),
+            name: name.clone(),
+            port,
+            port_name: p.name.filter(|n| !n.is_empty()),
+            origin: origin.clone(),
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_know_their_first_line() {
+        let text = "a: 1\n---\nb: 2\nc: 3\n--- \n# only a comment\n---\nd: 4\n";
+        let docs = split_documents(text);
+        let lines: Vec<_> = docs.iter().map(|d| d.first_line).collect();
+        assert_eq!(lines, vec![1, 2, 7]);
+        assert!(docs[1].text.contains("b: 2"));
+    }
+}

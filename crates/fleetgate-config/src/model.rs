@@ -1,0 +1,246 @@
+//! The validated configuration model that the rest of fleetgate compiles.
+//!
+//! Both sources (native TOML and Kubernetes manifests) end up here in one
+//! shape, so the compiler downstream has one input and no parsing concerns.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use fleetgate_ingress::{HostPattern, PathType};
+
+use crate::error::Location;
+
+/// A complete, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The TOML file it was loaded from.
+    pub source: PathBuf,
+    /// `[gateway]`.
+    pub gateway: Gateway,
+    /// `[admin]`.
+    pub admin: Admin,
+    /// `[upstream]`: defaults for every Service.
+    pub upstream: UpstreamDefaults,
+    /// `[[cluster]]`, in file order.
+    pub clusters: Vec<Cluster>,
+    /// Service ports with their endpoints, from `[[service]]` and Service manifests.
+    pub services: Vec<Service>,
+    /// Every Ingress read, served or not, in load order.
+    pub ingresses: Vec<Ingress>,
+    /// The manifest files read.
+    pub manifest_files: Vec<PathBuf>,
+}
+
+impl Config {
+    /// The Service port an Ingress backend refers to, resolving port names.
+    pub fn resolve_service(&self, namespace: &str, backend: &BackendRef) -> Option<&Service> {
+        self.services.iter().find(|s| {
+            s.namespace == namespace
+                && s.name == backend.service
+                && match &backend.port {
+                    PortRef::Number(n) => s.port == *n,
+                    PortRef::Name(name) => s.port_name.as_deref() == Some(name.as_str()),
+                }
+        })
+    }
+
+    /// The Ingresses this gateway serves.
+    pub fn served_ingresses(&self) -> impl Iterator<Item = &Ingress> {
+        self.ingresses.iter().filter(|i| i.disposition == Disposition::Served)
+    }
+}
+
+/// `[gateway]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gateway {
+    /// A name for logs and status.
+    pub name: String,
+    /// HTTP listeners.
+    pub listen: Vec<SocketAddr>,
+    /// The ingress class served.
+    pub ingress_class: String,
+    /// Whether Ingresses without a class are served too.
+    pub default_class: bool,
+    /// Addresses reported in Ingress status.
+    pub advertise: Vec<String>,
+    /// Worker threads.
+    pub threads: usize,
+    /// Upper bound on a graceful shutdown after SIGTERM.
+    pub grace_period: Duration,
+    /// Backend for requests that match nothing, before the built-in 404.
+    pub default_backend: Option<NamespacedBackend>,
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Admin {
+    /// Where the admin API listens.
+    pub listen: SocketAddr,
+    /// Bearer token required by the admin API, if set.
+    pub token: Option<String>,
+}
+
+/// `[upstream]`: timeouts for every Service unless it overrides them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpstreamDefaults {
+    /// TCP connect timeout.
+    pub connect_timeout: Duration,
+    /// Read timeout between response bytes.
+    pub read_timeout: Duration,
+    /// Write timeout.
+    pub write_timeout: Duration,
+    /// How long idle upstream connections are kept.
+    pub idle_timeout: Duration,
+}
+
+/// `[[cluster]]`: one Kubernetes cluster behind the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    /// Cluster id; becomes the `topology.istio.io/cluster` label.
+    pub id: String,
+    /// Human name.
+    pub name: String,
+    /// Zone; becomes the `topology.kubernetes.io/zone` label.
+    pub zone: Option<String>,
+}
+
+/// One port of a Service, with its endpoints in every cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Service {
+    /// Namespace.
+    pub namespace: String,
+    /// Service name.
+    pub name: String,
+    /// The Service port Ingress backends refer to.
+    pub port: u16,
+    /// The port's name, if it has one.
+    pub port_name: Option<String>,
+    /// Endpoints (pods) in all clusters.
+    pub endpoints: Vec<EndpointSpec>,
+    /// Timeouts (the `[upstream]` defaults unless overridden).
+    pub timeouts: UpstreamDefaults,
+}
+
+impl Service {
+    /// `namespace/name:port`.
+    pub fn key(&self) -> String {
+        format!("{}/{}:{}", self.namespace, self.name, self.port)
+    }
+}
+
+/// One endpoint of a Service port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointSpec {
+    /// Cluster id (declared in `[[cluster]]`).
+    pub cluster: String,
+    /// Pod address.
+    pub address: SocketAddr,
+    /// Relative weight.
+    pub weight: u32,
+    /// The endpoint's own labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Whether the gateway serves an Ingress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposition {
+    /// Served.
+    Served,
+    /// Ignored, with the reason (e.g. a foreign class).
+    Ignored(String),
+}
+
+/// An Ingress, from a manifest or from TOML.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ingress {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// `spec.ingressClassName`, else the legacy class annotation.
+    pub class: Option<String>,
+    /// All annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// `spec.defaultBackend`.
+    pub default_backend: Option<BackendRef>,
+    /// Rules (validated when the Ingress is served; empty otherwise).
+    pub rules: Vec<Rule>,
+    /// Hosts listed under `spec.tls`.
+    pub tls_hosts: Vec<String>,
+    /// Where it was defined.
+    pub origin: Location,
+    /// Served or ignored.
+    pub disposition: Disposition,
+}
+
+impl Ingress {
+    /// `namespace/name`.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+/// One `spec.rules[]` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    /// The host (or any host).
+    pub host: HostPattern,
+    /// Its paths.
+    pub paths: Vec<IngressPath>,
+}
+
+/// One `spec.rules[].http.paths[]` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IngressPath {
+    /// The path as written (validated).
+    pub path: String,
+    /// Its type.
+    pub path_type: PathType,
+    /// Where it routes.
+    pub backend: BackendRef,
+}
+
+/// A Service backend in the Ingress's namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendRef {
+    /// Service name.
+    pub service: String,
+    /// Service port, by number or name.
+    pub port: PortRef,
+}
+
+impl fmt::Display for BackendRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.service, self.port)
+    }
+}
+
+/// A backend with an explicit namespace (the gateway-wide default backend).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamespacedBackend {
+    /// Namespace.
+    pub namespace: String,
+    /// The backend.
+    pub backend: BackendRef,
+}
+
+/// A Service port reference.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PortRef {
+    /// By number.
+    Number(u16),
+    /// By name.
+    Name(String),
+}
+
+impl fmt::Display for PortRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PortRef::Number(n) => write!(f, "{n}"),
+            PortRef::Name(s) => f.write_str(s),
+        }
+    }
+}

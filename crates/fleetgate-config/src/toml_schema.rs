@@ -1,0 +1,183 @@
+//! The TOML file as written, before validation. Unknown keys are errors.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::duration::HumanDuration;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileToml {
+    pub gateway: GatewayToml,
+    #[serde(default)]
+    pub admin: AdminToml,
+    #[serde(default)]
+    pub upstream: UpstreamToml,
+    #[serde(default)]
+    pub cluster: Vec<Spanned<ClusterToml>>,
+    #[serde(default)]
+    pub service: Vec<Spanned<ServiceToml>>,
+    #[serde(default)]
+    pub manifests: Option<ManifestsToml>,
+    #[serde(default)]
+    pub ingress: Vec<Spanned<IngressToml>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GatewayToml {
+    #[serde(default = "default_name")]
+    pub name: String,
+    pub listen: Vec<Spanned<String>>,
+    #[serde(default = "default_class")]
+    pub ingress_class: String,
+    #[serde(default)]
+    pub default_class: bool,
+    #[serde(default)]
+    pub advertise: Vec<String>,
+    #[serde(default = "default_threads")]
+    pub threads: usize,
+    #[serde(default)]
+    pub grace_period: Option<HumanDuration>,
+    #[serde(default)]
+    pub default_backend: Option<Spanned<DefaultBackendToml>>,
+}
+
+fn default_name() -> String {
+    "fleetgate".to_string()
+}
+
+fn default_class() -> String {
+    "fleetgate".to_string()
+}
+
+fn default_threads() -> usize {
+    1
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AdminToml {
+    pub listen: Option<Spanned<String>>,
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpstreamToml {
+    pub connect_timeout: Option<HumanDuration>,
+    pub read_timeout: Option<HumanDuration>,
+    pub write_timeout: Option<HumanDuration>,
+    pub idle_timeout: Option<HumanDuration>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ClusterToml {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub zone: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ServiceToml {
+    pub namespace: Option<String>,
+    pub name: String,
+    pub port: u16,
+    pub port_name: Option<String>,
+    #[serde(default)]
+    pub endpoints: Vec<EndpointToml>,
+    pub connect_timeout: Option<HumanDuration>,
+    pub read_timeout: Option<HumanDuration>,
+    pub write_timeout: Option<HumanDuration>,
+    pub idle_timeout: Option<HumanDuration>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EndpointToml {
+    pub cluster: String,
+    pub address: String,
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ManifestsToml {
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub files: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IngressToml {
+    pub namespace: Option<String>,
+    pub name: String,
+    pub class: Option<String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    pub default_backend: Option<BackendToml>,
+    #[serde(default)]
+    pub rules: Vec<RuleToml>,
+    #[serde(default)]
+    pub tls_hosts: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RuleToml {
+    #[serde(default)]
+    pub host: String,
+    #[serde(default)]
+    pub paths: Vec<PathToml>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PathToml {
+    #[serde(default)]
+    pub path: String,
+    #[serde(rename = "type", default = "default_path_type")]
+    pub path_type: String,
+    pub service: String,
+    pub port: PortToml,
+}
+
+fn default_path_type() -> String {
+    "Prefix".to_string()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BackendToml {
+    pub service: String,
+    pub port: PortToml,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DefaultBackendToml {
+    pub namespace: Option<String>,
+    pub service: String,
+    pub port: PortToml,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum PortToml {
+    Number(u16),
+    Name(String),
+}

@@ -1,0 +1,510 @@
+//! The compiled route table: host index, per-host path tables, defaults.
+//!
+//! Built once per configuration by [`RouteTableBuilder`], then read-only. A
+//! lookup hashes the normalised host (exact table, then wildcard table keyed
+//! by the host minus its first label, then the host-less table), then probes
+//! the chosen host's exact paths and its prefix paths from the longest
+//! candidate (the whole request path) down to `/`, one `/`-element at a time.
+//! The first hit is the longest match, and `Exact` is tried before `Prefix`
+//! at equal length, which is the Kubernetes precedence.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use crate::host::{normalize_request_host, wildcard_suffix, HostPattern};
+use crate::path::{table_key, PathType};
+
+/// A route refused because an earlier one has the same host, path and type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuplicateRoute<T> {
+    /// The refused target, handed back to the caller.
+    pub target: T,
+}
+
+impl<T> fmt::Display for DuplicateRoute<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("another rule already has the same host, path and pathType")
+    }
+}
+
+/// One path rule as stored in the table, for listing.
+#[derive(Debug, Clone)]
+pub struct RouteEntry<T> {
+    /// The rule's host.
+    pub host: HostPattern,
+    /// The rule's path as written.
+    pub path: String,
+    /// The rule's path type.
+    pub path_type: PathType,
+    /// What the rule routes to.
+    pub target: T,
+}
+
+/// How a request matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchKind<'a> {
+    /// A path rule matched.
+    Path {
+        /// The rule's host.
+        host: &'a HostPattern,
+        /// The rule's path as written.
+        path: &'a str,
+        /// The rule's path type.
+        path_type: PathType,
+    },
+    /// No path matched; the `defaultBackend` of an Ingress defining the host.
+    HostDefault,
+    /// No path or host default matched; the gateway-wide default backend.
+    GlobalDefault,
+}
+
+/// The result of a successful lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteMatch<'a, T> {
+    /// What the request routes to.
+    pub target: &'a T,
+    /// Why.
+    pub kind: MatchKind<'a>,
+}
+
+/// Paths of one host (or of the host-less rules).
+#[derive(Debug)]
+struct HostRoutes {
+    /// Exact paths -> index into `RouteTable::routes`.
+    exact: HashMap<Box<str>, u32>,
+    /// Prefix paths without trailing `/` (never `/` itself) -> index.
+    prefix: HashMap<Box<str>, u32>,
+    /// The `/` prefix rule, which matches every path.
+    root: Option<u32>,
+    /// Index into `RouteTable::defaults`.
+    default: Option<u32>,
+}
+
+impl HostRoutes {
+    fn new() -> Self {
+        HostRoutes {
+            exact: HashMap::new(),
+            prefix: HashMap::new(),
+            root: None,
+            default: None,
+        }
+    }
+
+    fn lookup(&self, path: &str) -> Option<u32> {
+        if let Some(&i) = self.exact.get(path) {
+            return Some(i);
+        }
+        if !self.prefix.is_empty() {
+            let mut end = path.len();
+            loop {
+                let candidate = &path[..end];
+                if let Some(&i) = self.prefix.get(candidate) {
+                    return Some(i);
+                }
+                match candidate.rfind('/') {
+                    Some(slash) if slash > 0 => end = slash,
+                    _ => break,
+                }
+            }
+        }
+        self.root
+    }
+}
+
+/// Accumulates Ingress rules, then [`build`](Self::build)s a [`RouteTable`].
+#[derive(Debug)]
+pub struct RouteTableBuilder<T> {
+    table: RouteTable<T>,
+}
+
+impl<T> Default for RouteTableBuilder<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> RouteTableBuilder<T> {
+    /// An empty builder.
+    pub fn new() -> Self {
+        RouteTableBuilder {
+            table: RouteTable {
+                routes: Vec::new(),
+                defaults: Vec::new(),
+                exact_hosts: HashMap::new(),
+                wildcard_hosts: HashMap::new(),
+                any_host: HostRoutes::new(),
+                global_default: None,
+            },
+        }
+    }
+
+    /// Adds a path rule. `path` must already be valid for `path_type` (see
+    /// [`validate_path`](crate::validate_path)). The first rule for a given
+    /// host, path and type wins; a later one is handed back as
+    /// [`DuplicateRoute`].
+    pub fn add_path(
+        &mut self,
+        host: &HostPattern,
+        path: &str,
+        path_type: PathType,
+        target: T,
+    ) -> Result<(), DuplicateRoute<T>> {
+        let index = self.table.routes.len() as u32;
+        let routes = self.table.host_routes_mut(host);
+        let key = table_key(path, path_type);
+        let slot = if path_type.is_prefix() && key == "/" {
+            if routes.root.is_some() {
+                return Err(DuplicateRoute { target });
+            }
+            &mut routes.root
+        } else {
+            let map = if path_type.is_prefix() {
+                &mut routes.prefix
+            } else {
+                &mut routes.exact
+            };
+            if map.contains_key(key) {
+                return Err(DuplicateRoute { target });
+            }
+            map.insert(key.into(), index);
+            self.table.routes.push(RouteEntry {
+                host: host.clone(),
+                path: path.to_string(),
+                path_type,
+                target,
+            });
+            return Ok(());
+        };
+        *slot = Some(index);
+        self.table.routes.push(RouteEntry {
+            host: host.clone(),
+            path: path.to_string(),
+            path_type,
+            target,
+        });
+        Ok(())
+    }
+
+    /// The target of the rule with exactly this host, path and type, if one
+    /// was added. Canary Ingresses use this to bind to their main route.
+    pub fn route_mut(&mut self, host: &HostPattern, path: &str, path_type: PathType) -> Option<&mut T> {
+        let index = self.table.find(host, path, path_type)?;
+        Some(&mut self.table.routes[index as usize].target)
+    }
+
+    /// Sets the default backend for requests to `host` whose path matches no
+    /// rule (an Ingress's `spec.defaultBackend`). For [`HostPattern::Any`] it
+    /// applies to hosts no rule names. The first default for a host wins; a
+    /// later one is handed back.
+    pub fn set_host_default(&mut self, host: &HostPattern, target: T) -> Result<(), DuplicateRoute<T>> {
+        let index = self.table.defaults.len() as u32;
+        let routes = self.table.host_routes_mut(host);
+        if routes.default.is_some() {
+            return Err(DuplicateRoute { target });
+        }
+        routes.default = Some(index);
+        self.table.defaults.push((host.clone(), target));
+        Ok(())
+    }
+
+    /// Sets the gateway-wide default backend, used when neither a path rule
+    /// nor a host default matches.
+    pub fn set_global_default(&mut self, target: T) {
+        self.table.global_default = Some(target);
+    }
+
+    /// Finishes the table.
+    pub fn build(mut self) -> RouteTable<T> {
+        self.table.exact_hosts.shrink_to_fit();
+        self.table.wildcard_hosts.shrink_to_fit();
+        self.table
+    }
+}
+
+/// Ingress rules compiled for lookup. See the module docs for the algorithm.
+#[derive(Debug)]
+pub struct RouteTable<T> {
+    routes: Vec<RouteEntry<T>>,
+    defaults: Vec<(HostPattern, T)>,
+    exact_hosts: HashMap<Box<str>, HostRoutes>,
+    wildcard_hosts: HashMap<Box<str>, HostRoutes>,
+    any_host: HostRoutes,
+    global_default: Option<T>,
+}
+
+impl<T> RouteTable<T> {
+    /// Routes a request. `host` is the raw Host header or `:authority` (any
+    /// case, optional port); `path` is the URL path without the query.
+    /// `None` means nothing matched and no default applies: answer 404.
+    pub fn lookup<'a>(&'a self, host: &str, path: &str) -> Option<RouteMatch<'a, T>> {
+        let mut buf = [0u8; 256];
+        let host = normalize_request_host(host, &mut buf);
+        let routes = self.host_routes(host);
+        if let Some(i) = routes.lookup(path) {
+            let entry = &self.routes[i as usize];
+            return Some(RouteMatch {
+                target: &entry.target,
+                kind: MatchKind::Path {
+                    host: &entry.host,
+                    path: &entry.path,
+                    path_type: entry.path_type,
+                },
+            });
+        }
+        if let Some(d) = routes.default {
+            return Some(RouteMatch {
+                target: &self.defaults[d as usize].1,
+                kind: MatchKind::HostDefault,
+            });
+        }
+        self.global_default.as_ref().map(|target| RouteMatch {
+            target,
+            kind: MatchKind::GlobalDefault,
+        })
+    }
+
+    /// Every path rule, in the order added.
+    pub fn routes(&self) -> &[RouteEntry<T>] {
+        &self.routes
+    }
+
+    /// Every host default backend, in the order added.
+    pub fn host_defaults(&self) -> impl Iterator<Item = (&HostPattern, &T)> {
+        self.defaults.iter().map(|(h, t)| (h, t))
+    }
+
+    /// The gateway-wide default backend, if any.
+    pub fn global_default(&self) -> Option<&T> {
+        self.global_default.as_ref()
+    }
+
+    /// Number of distinct hosts with rules or defaults (precise and wildcard).
+    pub fn host_count(&self) -> usize {
+        self.exact_hosts.len() + self.wildcard_hosts.len()
+    }
+
+    fn host_routes(&self, host: &str) -> &HostRoutes {
+        if let Some(routes) = self.exact_hosts.get(host) {
+            return routes;
+        }
+        if !self.wildcard_hosts.is_empty() {
+            if let Some(routes) = wildcard_suffix(host).and_then(|s| self.wildcard_hosts.get(s)) {
+                return routes;
+            }
+        }
+        &self.any_host
+    }
+
+    fn host_routes_mut(&mut self, host: &HostPattern) -> &mut HostRoutes {
+        match host {
+            HostPattern::Exact(h) => self
+                .exact_hosts
+                .entry(h.as_str().into())
+                .or_insert_with(HostRoutes::new),
+            HostPattern::Wildcard(s) => self
+                .wildcard_hosts
+                .entry(s.as_str().into())
+                .or_insert_with(HostRoutes::new),
+            HostPattern::Any => &mut self.any_host,
+        }
+    }
+
+    fn find(&self, host: &HostPattern, path: &str, path_type: PathType) -> Option<u32> {
+        let routes = match host {
+            HostPattern::Exact(h) => self.exact_hosts.get(h.as_str())?,
+            HostPattern::Wildcard(s) => self.wildcard_hosts.get(s.as_str())?,
+            HostPattern::Any => &self.any_host,
+        };
+        let key = table_key(path, path_type);
+        let found = if path_type.is_prefix() && key == "/" {
+            routes.root
+        } else if path_type.is_prefix() {
+            routes.prefix.get(key).copied()
+        } else {
+            routes.exact.get(key).copied()
+        }?;
+        // Prefix and ImplementationSpecific share slots; bind only to the same type.
+        (self.routes[found as usize].path_type == path_type).then_some(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(rules: &[(&str, &str, PathType)]) -> RouteTable<String> {
+        let mut b = RouteTableBuilder::new();
+        for (host, path, t) in rules {
+            let h = HostPattern::parse(host).unwrap();
+            crate::validate_path(path, *t).unwrap();
+            b.add_path(&h, path, *t, format!("{host}|{path}|{t}")).unwrap();
+        }
+        b.build()
+    }
+
+    fn hit(t: &RouteTable<String>, host: &str, path: &str) -> Option<String> {
+        t.lookup(host, path).map(|m| m.target.clone())
+    }
+
+    use PathType::{Exact, ImplementationSpecific as Impl, Prefix};
+
+    /// Every row of the SEMANTICS.md §2 table (Kubernetes' official examples).
+    #[test]
+    fn kubernetes_examples_table() {
+        let cases: &[(&[(&str, PathType)], &str, Option<&str>)] = &[
+            (&[("/", Prefix)], "/anything/at/all", Some("/")),
+            (&[("/foo", Exact)], "/foo", Some("/foo")),
+            (&[("/foo", Exact)], "/bar", None),
+            (&[("/foo", Exact)], "/foo/", None),
+            (&[("/foo/", Exact)], "/foo", None),
+            (&[("/foo", Prefix)], "/foo", Some("/foo")),
+            (&[("/foo", Prefix)], "/foo/", Some("/foo")),
+            (&[("/foo/", Prefix)], "/foo", Some("/foo/")),
+            (&[("/foo/", Prefix)], "/foo/", Some("/foo/")),
+            (&[("/aaa/bb", Prefix)], "/aaa/bbb", None),
+            (&[("/aaa/bbb/", Prefix)], "/aaa/bbb", Some("/aaa/bbb/")),
+            (&[("/aaa/bbb", Prefix)], "/aaa/bbb/ccc", Some("/aaa/bbb")),
+            (&[("/aaa/bbb", Prefix)], "/aaa/bbbxyz", None),
+            (
+                &[("/", Prefix), ("/aaa", Prefix), ("/aaa/bbb", Prefix)],
+                "/aaa/bbb",
+                Some("/aaa/bbb"),
+            ),
+            (
+                &[("/", Prefix), ("/aaa", Prefix), ("/aaa/bbb", Prefix)],
+                "/ccc",
+                Some("/"),
+            ),
+            (&[("/aaa", Prefix)], "/ccc", None),
+        ];
+        for (rules, request, expected) in cases {
+            let rules: Vec<_> = rules.iter().map(|(p, t)| ("example.com", *p, *t)).collect();
+            let t = table(&rules);
+            let got = t.lookup("example.com", request).map(|m| match m.kind {
+                MatchKind::Path { path, .. } => path.to_string(),
+                other => panic!("unexpected {other:?}"),
+            });
+            assert_eq!(got.as_deref(), *expected, "rules {rules:?} request {request}");
+        }
+    }
+
+    #[test]
+    fn exact_beats_prefix_on_tie() {
+        let t = table(&[("a.com", "/foo", Prefix), ("a.com", "/foo", Exact)]);
+        assert_eq!(hit(&t, "a.com", "/foo").unwrap(), "a.com|/foo|Exact");
+        assert_eq!(hit(&t, "a.com", "/foo/x").unwrap(), "a.com|/foo|Prefix");
+    }
+
+    #[test]
+    fn longest_match_wins_across_types() {
+        let t = table(&[("a.com", "/a", Exact), ("a.com", "/a/b", Prefix), ("a.com", "/", Prefix)]);
+        assert_eq!(hit(&t, "a.com", "/a/b/c").unwrap(), "a.com|/a/b|Prefix");
+        assert_eq!(hit(&t, "a.com", "/a").unwrap(), "a.com|/a|Exact");
+        assert_eq!(hit(&t, "a.com", "/a/c").unwrap(), "a.com|/|Prefix");
+    }
+
+    #[test]
+    fn implementation_specific_is_element_prefix() {
+        let t = table(&[("a.com", "/api", Impl)]);
+        assert!(hit(&t, "a.com", "/api/v1").is_some());
+        assert!(hit(&t, "a.com", "/apiv1").is_none());
+    }
+
+    #[test]
+    fn path_matching_is_case_sensitive() {
+        let t = table(&[("a.com", "/Foo", Prefix)]);
+        assert!(hit(&t, "a.com", "/Foo/x").is_some());
+        assert!(hit(&t, "a.com", "/foo/x").is_none());
+    }
+
+    #[test]
+    fn host_precedence_and_no_fallthrough() {
+        let t = table(&[
+            ("foo.bar.com", "/exact", Prefix),
+            ("*.bar.com", "/wild", Prefix),
+            ("", "/", Prefix),
+        ]);
+        assert_eq!(hit(&t, "foo.bar.com", "/exact").unwrap(), "foo.bar.com|/exact|Prefix");
+        // Precise host chosen: its paths only, no fall-through to wildcard or host-less.
+        assert_eq!(hit(&t, "foo.bar.com", "/wild"), None);
+        assert_eq!(hit(&t, "baz.bar.com", "/wild").unwrap(), "*.bar.com|/wild|Prefix");
+        assert_eq!(hit(&t, "baz.bar.com", "/other"), None);
+        // Two extra labels: not covered by the wildcard, so host-less rules apply.
+        assert_eq!(hit(&t, "a.baz.bar.com", "/wild").unwrap(), "|/|Prefix");
+        assert_eq!(hit(&t, "bar.com", "/wild").unwrap(), "|/|Prefix");
+        assert_eq!(hit(&t, "unknown.org", "/x").unwrap(), "|/|Prefix");
+    }
+
+    #[test]
+    fn host_is_case_insensitive_and_port_is_ignored() {
+        let t = table(&[("example.com", "/svc1", Exact)]);
+        assert!(hit(&t, "EXAMPLE.com:8080", "/svc1").is_some());
+        assert!(hit(&t, "example.com.", "/svc1").is_some());
+        let w = table(&[("*.foo.com", "/", Prefix)]);
+        assert!(hit(&w, "Bar.FOO.com:80", "/x").is_some());
+    }
+
+    #[test]
+    fn defaults_host_then_global_then_none() {
+        let mut b = RouteTableBuilder::new();
+        let h = HostPattern::parse("a.com").unwrap();
+        b.add_path(&h, "/api", Prefix, "api").unwrap();
+        b.set_host_default(&h, "a-default").unwrap();
+        assert_eq!(b.set_host_default(&h, "second").unwrap_err().target, "second");
+        let t = b.build();
+        let m = t.lookup("a.com", "/nothing").unwrap();
+        assert_eq!((*m.target, m.kind), ("a-default", MatchKind::HostDefault));
+        assert!(t.lookup("b.com", "/x").is_none());
+
+        let mut b = RouteTableBuilder::new();
+        b.add_path(&h, "/api", Prefix, "api").unwrap();
+        b.set_global_default("global");
+        let t = b.build();
+        let m = t.lookup("a.com", "/nothing").unwrap();
+        assert_eq!((*m.target, m.kind), ("global", MatchKind::GlobalDefault));
+        assert_eq!(*t.lookup("b.com", "/").unwrap().target, "global");
+    }
+
+    #[test]
+    fn duplicates_are_refused_first_wins() {
+        let mut b = RouteTableBuilder::new();
+        let h = HostPattern::parse("a.com").unwrap();
+        b.add_path(&h, "/foo", Prefix, 1).unwrap();
+        assert_eq!(b.add_path(&h, "/foo/", Prefix, 2).unwrap_err().target, 2);
+        assert_eq!(b.add_path(&h, "/foo", Impl, 3).unwrap_err().target, 3);
+        b.add_path(&h, "/foo", Exact, 4).unwrap();
+        b.add_path(&h, "/", Prefix, 5).unwrap();
+        assert_eq!(b.add_path(&h, "/", Impl, 6).unwrap_err().target, 6);
+        let t = b.build();
+        assert_eq!(t.routes().len(), 3);
+        assert_eq!(*t.lookup("a.com", "/foo/x").unwrap().target, 1);
+    }
+
+    #[test]
+    fn route_mut_binds_only_identical_rules() {
+        let mut b = RouteTableBuilder::new();
+        let h = HostPattern::parse("a.com").unwrap();
+        b.add_path(&h, "/svc", Exact, vec!["main"]).unwrap();
+        b.add_path(&h, "/p", Prefix, vec!["p"]).unwrap();
+        b.route_mut(&h, "/svc", Exact).unwrap().push("canary");
+        assert!(b.route_mut(&h, "/svc", Prefix).is_none());
+        assert!(b.route_mut(&h, "/p", Impl).is_none());
+        assert!(b.route_mut(&h, "/p/", Prefix).is_some());
+        assert!(b.route_mut(&HostPattern::Any, "/svc", Exact).is_none());
+        let t = b.build();
+        assert_eq!(t.lookup("a.com", "/svc").unwrap().target, &vec!["main", "canary"]);
+    }
+
+    #[test]
+    fn lookup_scales_with_many_hosts() {
+        let mut b = RouteTableBuilder::new();
+        for i in 0..10_000 {
+            let h = HostPattern::parse(&format!("h{i}.example.com")).unwrap();
+            b.add_path(&h, "/", Prefix, i).unwrap();
+        }
+        let t = b.build();
+        assert_eq!(t.host_count(), 10_000);
+        assert_eq!(*t.lookup("h9999.example.com", "/a/b").unwrap().target, 9999);
+        assert!(t.lookup("h10000.example.com", "/").is_none());
+    }
+}

@@ -1,0 +1,42 @@
+//! Multi-cluster upstream pools for Pingora.
+//!
+//! A Kubernetes Service that runs in several clusters is, to the gateway, one
+//! set of endpoints (pod addresses) spread over clusters and zones. This crate
+//! holds those endpoints with the labels the rest of fleetgate selects on
+//! (`topology.istio.io/cluster`, `topology.kubernetes.io/zone`, and the
+//! endpoint's own), and picks one per request with
+//! `pingora-load-balancing`'s weighted round robin, so traffic follows pod
+//! counts: nine endpoints in one cluster and one in another get 90% and 10%.
+//!
+//! Health is shared: every [`EndpointPool`] built from one [`HealthRegistry`]
+//! (see [`new_health_registry`]) sees the same health for the same address, so
+//! a pod that serves several Services or subsets is probed and judged once.
+//!
+//! Use it from any Pingora proxy:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use fleetgate_pool::{Endpoint, EndpointPool, UpstreamTimeouts, new_health_registry};
+//!
+//! let registry = new_health_registry();
+//! let endpoints = vec![
+//!     Arc::new(Endpoint::new("127.0.0.1:18001".parse().unwrap(), "c7fb82a1")),
+//!     Arc::new(Endpoint::new("127.0.0.1:18011".parse().unwrap(), "cd3007b2")),
+//! ];
+//! let pool = EndpointPool::new("gateway-demo/service1:80", endpoints, &registry,
+//!                              UpstreamTimeouts::default());
+//! // In `ProxyHttp::upstream_peer`:
+//! let picked = pool.select().expect("no healthy endpoint");
+//! let peer = pool.peer(picked);
+//! ```
+
+#![warn(missing_docs)]
+
+mod endpoint;
+mod pool;
+mod timeouts;
+
+pub use endpoint::{Endpoint, Labels, CLUSTER_LABEL, ZONE_LABEL};
+pub use pingora_load_balancing::HealthRegistry;
+pub use pool::{new_health_registry, EndpointPool, Picked};
+pub use timeouts::UpstreamTimeouts;
