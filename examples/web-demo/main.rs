@@ -1,1 +1,194 @@
-fn main() {}
+//! `web-demo`: a tiny HTTP/1.1 backend that answers every request with its
+//! environment name, like the `web-demo` pods of the zone-disaster-recovery
+//! scenario (`ENV_NAME=cluster-demo-1` answers `cluster-demo-1`).
+//!
+//! ```text
+//! ENV_NAME=cluster-demo-1 web-demo --listen 127.0.0.1:18001
+//! web-demo --listen 127.0.0.1:18001 --name cluster-demo-1
+//! ```
+//!
+//! Each response also echoes what arrived, so tests can check what the
+//! gateway forwarded: `X-Echo-Method`, `X-Echo-Target` (path and query),
+//! `X-Echo-Host`, `X-Echo-Forwarded-For`. It prints `listening on ADDR` once
+//! the socket is bound, so scripts can wait for readiness rather than sleep.
+//!
+//! Plain std, a thread per connection, keep-alive, Content-Length and chunked
+//! request bodies: enough for tests and local benchmarks, no dependencies.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+
+struct Options {
+    listen: String,
+    name: String,
+}
+
+fn parse_args() -> Result<Options, String> {
+    let mut listen = None;
+    let mut name = std::env::var("ENV_NAME").ok();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--listen" | "-l" => listen = args.next(),
+            "--name" | "-n" => name = args.next(),
+            "--help" | "-h" => {
+                return Err(
+                    "usage: web-demo --listen IP:PORT [--name NAME]  (NAME defaults to $ENV_NAME)"
+                        .into(),
+                )
+            }
+            other => return Err(format!("unknown argument \"{other}\"; see --help")),
+        }
+    }
+    Ok(Options {
+        listen: listen.ok_or("--listen IP:PORT is required")?,
+        name: name.ok_or("--name or ENV_NAME is required")?,
+    })
+}
+
+fn main() {
+    let opts = match parse_args() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("web-demo: {e}");
+            std::process::exit(2);
+        }
+    };
+    let listener = match TcpListener::bind(&opts.listen) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("web-demo: cannot listen on {}: {e}", opts.listen);
+            std::process::exit(1);
+        }
+    };
+    let local = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or(opts.listen.clone());
+    println!("web-demo {} listening on {local}", opts.name);
+    let _ = io::stdout().flush();
+    let name: Arc<str> = opts.name.into();
+    for stream in listener.incoming() {
+        let Ok(stream) = stream else { continue };
+        let name = Arc::clone(&name);
+        std::thread::spawn(move || {
+            let _ = serve(stream, &name);
+        });
+    }
+}
+
+/// One parsed request head.
+struct Head {
+    method: String,
+    target: String,
+    version_10: bool,
+    host: String,
+    forwarded_for: String,
+    content_length: usize,
+    chunked: bool,
+    close: bool,
+    keep_alive: bool,
+}
+
+fn read_head(reader: &mut BufReader<TcpStream>) -> io::Result<Option<Head>> {
+    let mut line = String::new();
+    if reader.read_line(&mut line)? == 0 {
+        return Ok(None);
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_string();
+    let target = parts.next().unwrap_or("").to_string();
+    let version_10 = parts.next() == Some("HTTP/1.0");
+    let mut head = Head {
+        method,
+        target,
+        version_10,
+        host: String::new(),
+        forwarded_for: String::new(),
+        content_length: 0,
+        chunked: false,
+        close: false,
+        keep_alive: false,
+    };
+    loop {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(None);
+        }
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        let Some((k, v)) = l.split_once(':') else {
+            continue;
+        };
+        let v = v.trim();
+        match k.trim().to_ascii_lowercase().as_str() {
+            "host" => head.host = v.to_string(),
+            "x-forwarded-for" => head.forwarded_for = v.to_string(),
+            "content-length" => head.content_length = v.parse().unwrap_or(0),
+            "transfer-encoding" => head.chunked = v.to_ascii_lowercase().contains("chunked"),
+            "connection" => {
+                let v = v.to_ascii_lowercase();
+                head.close = v.contains("close");
+                head.keep_alive = v.contains("keep-alive");
+            }
+            _ => {}
+        }
+    }
+    Ok(Some(head))
+}
+
+fn discard_body(reader: &mut BufReader<TcpStream>, head: &Head) -> io::Result<()> {
+    if head.chunked {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            reader.read_line(&mut line)?;
+            let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or("0"), 16)
+                .unwrap_or(0);
+            if size == 0 {
+                // trailers until an empty line
+                loop {
+                    line.clear();
+                    if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
+                        return Ok(());
+                    }
+                }
+            }
+            io::copy(&mut reader.by_ref().take(size as u64 + 2), &mut io::sink())?;
+        }
+    }
+    io::copy(
+        &mut reader.by_ref().take(head.content_length as u64),
+        &mut io::sink(),
+    )?;
+    Ok(())
+}
+
+fn serve(stream: TcpStream, name: &str) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut writer = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
+    while let Some(head) = read_head(&mut reader)? {
+        discard_body(&mut reader, &head)?;
+        let close = head.close || (head.version_10 && !head.keep_alive);
+        let body = if head.method == "HEAD" { "" } else { name };
+        let response = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nX-Echo-Method: {}\r\nX-Echo-Target: {}\r\nX-Echo-Host: {}\r\nX-Echo-Forwarded-For: {}\r\n{}\r\n{}",
+            name.len(),
+            head.method,
+            head.target,
+            head.host,
+            head.forwarded_for,
+            if close { "Connection: close\r\n" } else { "" },
+            body
+        );
+        writer.write_all(response.as_bytes())?;
+        if close {
+            break;
+        }
+    }
+    Ok(())
+}

@@ -1,1 +1,14 @@
-//! h
+//! Test harness: real processes on loopback.
+//!
+//! Starts the real `fleetgate` binary and real `web-demo` backends, waits for
+//! readiness (a printed address, an answering socket) instead of sleeping,
+//! and talks HTTP/1.1 over real sockets. Every process is killed when its
+//! handle drops, so a failing test leaves nothing behind.
+
+#![warn(missing_docs)]
+
+pub mod client;
+pub mod process;
+
+pub use client::{HttpClient, Response};
+pub use process::{bin_path, free_port, Backend, Gateway, TempDir};

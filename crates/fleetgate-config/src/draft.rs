@@ -119,10 +119,13 @@ impl IngressDraft {
                     "pathType is required (Exact, Prefix or ImplementationSpecific)",
                 ))
             }
-            Some(t) => t.parse().map_err(|e: String| self.error(format!("{field}.pathType"), e))?,
+            Some(t) => t
+                .parse()
+                .map_err(|e: String| self.error(format!("{field}.pathType"), e))?,
         };
         let path = p.path.clone().unwrap_or_default();
-        validate_path(&path, path_type).map_err(|e| self.error(format!("{field}.path"), e.to_string()))?;
+        validate_path(&path, path_type)
+            .map_err(|e| self.error(format!("{field}.path"), e.to_string()))?;
         let backend = self.backend(&p.backend, &format!("{field}.backend"))?;
         Ok(IngressPath {
             path,
@@ -140,7 +143,12 @@ impl IngressDraft {
         }
         let service = match b.service.as_deref() {
             Some(s) if !s.is_empty() => s.to_string(),
-            _ => return Err(self.error(format!("{field}.service.name"), "a service name is required")),
+            _ => {
+                return Err(self.error(
+                    format!("{field}.service.name"),
+                    "a service name is required",
+                ))
+            }
         };
         let port = match (b.port_number, b.port_name.as_deref()) {
             (Some(_), Some(_)) => {

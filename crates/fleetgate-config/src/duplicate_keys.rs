@@ -143,7 +143,8 @@ mod tests {
 
     #[test]
     fn reports_the_duplicate_itself() {
-        let text = "apiVersion: v1\nmetadata:\n  name: a\n  labels:\n    x: y\n  name: b\nspec: {}\n";
+        let text =
+            "apiVersion: v1\nmetadata:\n  name: a\n  labels:\n    x: y\n  name: b\nspec: {}\n";
         let d = find_duplicate_keys(text);
         assert_eq!(d.len(), 1);
         assert_eq!(

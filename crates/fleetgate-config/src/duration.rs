@@ -13,7 +13,11 @@ impl<'de> Deserialize<'de> for HumanDuration {
         let s = String::deserialize(d)?;
         humantime::parse_duration(&s)
             .map(HumanDuration)
-            .map_err(|e| serde::de::Error::custom(format!("invalid duration \"{s}\": {e} (write e.g. \"500ms\" or \"2s\")")))
+            .map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "invalid duration \"{s}\": {e} (write e.g. \"500ms\" or \"2s\")"
+                ))
+            })
     }
 }
 

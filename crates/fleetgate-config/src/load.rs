@@ -28,7 +28,12 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text.as_bytes()[..offset];
     let line = before.iter().filter(|b| **b == b'\n').count() + 1;
-    let col = offset - before.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1) + 1;
+    let col = offset
+        - before
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |p| p + 1)
+        + 1;
     (line, col)
 }
 
@@ -45,7 +50,9 @@ impl Loader<'_> {
     }
 
     fn error(&mut self, span: std::ops::Range<usize>, field: &str, message: impl Into<String>) {
-        let e = ConfigError::new(message).at(self.at(span)).field(field.to_string());
+        let e = ConfigError::new(message)
+            .at(self.at(span))
+            .field(field.to_string());
         self.errors.push(e);
     }
 }
@@ -102,9 +109,9 @@ impl Config {
                     drafts.extend(objects.ingresses);
                     port_decls.extend(objects.service_ports);
                 }
-                Err(e) => l
-                    .errors
-                    .push(ConfigError::new(format!("cannot read manifest: {e}")).at(Location::file(file))),
+                Err(e) => l.errors.push(
+                    ConfigError::new(format!("cannot read manifest: {e}")).at(Location::file(file)),
+                ),
             }
         }
         for ing in &raw.ingress {
@@ -186,7 +193,10 @@ fn gateway(l: &mut Loader<'_>, g: &GatewayToml) -> Gateway {
     let default_backend = g.default_backend.as_ref().map(|b| {
         let inner = b.get_ref();
         NamespacedBackend {
-            namespace: inner.namespace.clone().unwrap_or_else(|| DEFAULT_NAMESPACE.to_string()),
+            namespace: inner
+                .namespace
+                .clone()
+                .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string()),
             backend: BackendRef {
                 service: inner.service.clone(),
                 port: port_ref(&inner.port),
@@ -243,7 +253,11 @@ fn clusters(l: &mut Loader<'_>, raw: &[toml::Spanned<ClusterToml>]) -> Vec<Clust
             continue;
         }
         if out.iter().any(|o| o.id == c.id) {
-            l.error(span, "cluster.id", format!("cluster id \"{}\" is declared twice", c.id));
+            l.error(
+                span,
+                "cluster.id",
+                format!("cluster id \"{}\" is declared twice", c.id),
+            );
             continue;
         }
         out.push(Cluster {
@@ -274,7 +288,11 @@ fn services(
         let namespace = s.namespace.clone().unwrap_or_else(|| default_ns.clone());
         let key = format!("{namespace}/{}:{}", s.name, s.port);
         if s.port == 0 {
-            l.error(span.clone(), "service.port", format!("{key}: port 0 is not valid"));
+            l.error(
+                span.clone(),
+                "service.port",
+                format!("{key}: port 0 is not valid"),
+            );
         }
         if out
             .iter()
@@ -290,7 +308,10 @@ fn services(
                 l.error(
                     span.clone(),
                     &field,
-                    format!("{key}: cluster \"{}\" is not declared in [[cluster]]", e.cluster),
+                    format!(
+                        "{key}: cluster \"{}\" is not declared in [[cluster]]",
+                        e.cluster
+                    ),
                 );
                 continue;
             }
@@ -305,8 +326,15 @@ fn services(
                     continue;
                 }
             };
-            if endpoints.iter().any(|x: &EndpointSpec| x.address == address) {
-                l.error(span.clone(), &field, format!("{key}: address {address} is listed twice"));
+            if endpoints
+                .iter()
+                .any(|x: &EndpointSpec| x.address == address)
+            {
+                l.error(
+                    span.clone(),
+                    &field,
+                    format!("{key}: address {address} is listed twice"),
+                );
                 continue;
             }
             endpoints.push(EndpointSpec {
@@ -323,7 +351,9 @@ fn services(
             port_name: s.port_name.clone().filter(|n| !n.is_empty()),
             endpoints,
             timeouts: UpstreamDefaults {
-                connect_timeout: s.connect_timeout.map_or(defaults.connect_timeout, Into::into),
+                connect_timeout: s
+                    .connect_timeout
+                    .map_or(defaults.connect_timeout, Into::into),
                 read_timeout: s.read_timeout.map_or(defaults.read_timeout, Into::into),
                 write_timeout: s.write_timeout.map_or(defaults.write_timeout, Into::into),
                 idle_timeout: s.idle_timeout.map_or(defaults.idle_timeout, Into::into),
@@ -409,9 +439,11 @@ fn expand_files(config: &Path, patterns: &[String], errors: &mut Vec<ConfigError
         }
         if matched.is_empty() {
             errors.push(
-                ConfigError::new(format!("\"{pattern}\" matches no file (looked for {full_str})"))
-                    .at(Location::file(config))
-                    .field("manifests.files"),
+                ConfigError::new(format!(
+                    "\"{pattern}\" matches no file (looked for {full_str})"
+                ))
+                .at(Location::file(config))
+                .field("manifests.files"),
             );
         }
         matched.sort();
@@ -424,7 +456,11 @@ fn expand_files(config: &Path, patterns: &[String], errors: &mut Vec<ConfigError
     out
 }
 
-fn toml_ingress_draft(l: &Loader<'_>, ing: &toml::Spanned<IngressToml>, default_ns: &str) -> IngressDraft {
+fn toml_ingress_draft(
+    l: &Loader<'_>,
+    ing: &toml::Spanned<IngressToml>,
+    default_ns: &str,
+) -> IngressDraft {
     let origin = l.at(ing.span());
     let i = ing.get_ref();
     let backend = |service: &str, port: &PortToml| BackendDraft {
@@ -440,16 +476,23 @@ fn toml_ingress_draft(l: &Loader<'_>, ing: &toml::Spanned<IngressToml>, default_
         resource: false,
     };
     let annotations: BTreeMap<String, String> = i.annotations.clone();
-    let class = i
-        .class
-        .clone()
-        .or_else(|| annotations.get(fleetgate_ingress::LEGACY_CLASS_ANNOTATION).cloned());
+    let class = i.class.clone().or_else(|| {
+        annotations
+            .get(fleetgate_ingress::LEGACY_CLASS_ANNOTATION)
+            .cloned()
+    });
     IngressDraft {
-        namespace: i.namespace.clone().unwrap_or_else(|| default_ns.to_string()),
+        namespace: i
+            .namespace
+            .clone()
+            .unwrap_or_else(|| default_ns.to_string()),
         name: i.name.clone(),
         class,
         annotations,
-        default_backend: i.default_backend.as_ref().map(|b| backend(&b.service, &b.port)),
+        default_backend: i
+            .default_backend
+            .as_ref()
+            .map(|b| backend(&b.service, &b.port)),
         rules: i
             .rules
             .iter()

@@ -13,8 +13,8 @@ use k8s_openapi::api::core::v1::Service as K8sService;
 use k8s_openapi::api::networking::v1::{Ingress as K8sIngress, IngressBackend};
 use serde_yaml_ng::Value;
 
-use crate::duplicate_keys::find_duplicate_keys;
 use crate::draft::{BackendDraft, IngressDraft, PathDraft, RuleDraft};
+use crate::duplicate_keys::find_duplicate_keys;
 use crate::error::{ConfigError, Location};
 
 use fleetgate_ingress::LEGACY_CLASS_ANNOTATION;
@@ -76,7 +76,11 @@ fn split_documents(text: &str) -> Vec<Document<'_>> {
 fn yaml_error(file: &Path, doc: &Document<'_>, e: &serde_yaml_ng::Error) -> ConfigError {
     let msg = strip_position(&e.to_string());
     match e.location() {
-        Some(loc) => ConfigError::new(msg).at(Location::at(file, doc.first_line + loc.line() - 1, loc.column())),
+        Some(loc) => ConfigError::new(msg).at(Location::at(
+            file,
+            doc.first_line + loc.line() - 1,
+            loc.column(),
+        )),
         None => ConfigError::new(msg).at(Location::at(file, doc.first_line, 1)),
     }
 }
@@ -91,14 +95,22 @@ fn strip_position(msg: &str) -> String {
 }
 
 /// Parses one manifest file. Objects without a namespace get `default_ns`.
-pub(crate) fn parse_file(file: &Path, text: &str, default_ns: &str) -> (ManifestObjects, Vec<ConfigError>) {
+pub(crate) fn parse_file(
+    file: &Path,
+    text: &str,
+    default_ns: &str,
+) -> (ManifestObjects, Vec<ConfigError>) {
     let mut out = ManifestObjects::default();
     let mut errors = Vec::new();
     for doc in split_documents(text) {
         let duplicates = find_duplicate_keys(doc.text);
         if !duplicates.is_empty() {
             for d in duplicates {
-                let field = if d.parent.is_empty() { d.key.clone() } else { format!("{}.{}", d.parent, d.key) };
+                let field = if d.parent.is_empty() {
+                    d.key.clone()
+                } else {
+                    format!("{}.{}", d.parent, d.key)
+                };
                 errors.push(
                     ConfigError::new(format!(
                         "duplicated key \"{}\" (first given at line {})",
@@ -144,7 +156,10 @@ fn parse_object(
     let (api_version, kind) = match (str_field(value, "apiVersion"), str_field(value, "kind")) {
         (Some(a), Some(k)) => (a, k),
         _ => {
-            return Err(ConfigError::new("not a Kubernetes object: apiVersion and kind are required").at(origin));
+            return Err(ConfigError::new(
+                "not a Kubernetes object: apiVersion and kind are required",
+            )
+            .at(origin));
         }
     };
     // Typed parse from the document text where we have it, for positions.
@@ -173,10 +188,15 @@ fn parse_object(
         }
         ("v1", "Service") => {
             let svc: K8sService = typed(value, doc, file, &origin)?;
-            out.service_ports.extend(service_ports(svc, &origin, default_ns)?);
+            out.service_ports
+                .extend(service_ports(svc, &origin, default_ns)?);
         }
         ("v1", "List") => {
-            let items = value.get("items").and_then(Value::as_sequence).cloned().unwrap_or_default();
+            let items = value
+                .get("items")
+                .and_then(Value::as_sequence)
+                .cloned()
+                .unwrap_or_default();
             for item in &items {
                 parse_object(item, None, file, origin.clone(), default_ns, out)?;
             }
@@ -205,7 +225,11 @@ fn object_name(
     }
 }
 
-fn ingress_draft(ing: K8sIngress, origin: Location, default_ns: &str) -> Result<IngressDraft, ConfigError> {
+fn ingress_draft(
+    ing: K8sIngress,
+    origin: Location,
+    default_ns: &str,
+) -> Result<IngressDraft, ConfigError> {
     let (namespace, name) = object_name("Ingress", &ing.metadata, &origin, default_ns)?;
     let annotations: BTreeMap<String, String> = ing.metadata.annotations.unwrap_or_default();
     let spec = ing.spec.unwrap_or_default();
@@ -254,22 +278,43 @@ fn backend_draft(b: IngressBackend) -> BackendDraft {
     let service = b.service;
     BackendDraft {
         service: service.as_ref().map(|s| s.name.clone()),
-        port_number: service.as_ref().and_then(|s| s.port.as_ref()).and_then(|p| p.number).map(i64::from),
-        port_name: service.as_ref().and_then(|s| s.port.as_ref()).and_then(|p| p.name.clone()),
+        port_number: service
+            .as_ref()
+            .and_then(|s| s.port.as_ref())
+            .and_then(|p| p.number)
+            .map(i64::from),
+        port_name: service
+            .as_ref()
+            .and_then(|s| s.port.as_ref())
+            .and_then(|p| p.name.clone()),
         resource: b.resource.is_some(),
     }
 }
 
-fn service_ports(svc: K8sService, origin: &Location, default_ns: &str) -> Result<Vec<ServicePortDecl>, ConfigError> {
+fn service_ports(
+    svc: K8sService,
+    origin: &Location,
+    default_ns: &str,
+) -> Result<Vec<ServicePortDecl>, ConfigError> {
     let (namespace, name) = object_name("Service", &svc.metadata, origin, default_ns)?;
     let mut out = Vec::new();
-    for (i, p) in svc.spec.unwrap_or_default().ports.unwrap_or_default().into_iter().enumerate() {
-        let port = u16::try_from(p.port).ok().filter(|p| *p > 0).ok_or_else(|| {
-            ConfigError::new(format!("port {} is out of range 1-65535", p.port))
-                .at(origin.clone())
-                .object(format!("Service {namespace}/{name}"))
-                .field(format!("spec.ports[{i}].port"))
-        })?;
+    for (i, p) in svc
+        .spec
+        .unwrap_or_default()
+        .ports
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        let port = u16::try_from(p.port)
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| {
+                ConfigError::new(format!("port {} is out of range 1-65535", p.port))
+                    .at(origin.clone())
+                    .object(format!("Service {namespace}/{name}"))
+                    .field(format!("spec.ports[{i}].port"))
+            })?;
         out.push(ServicePortDecl {
             namespace: namespace.clone(),
             name: name.clone(),

@@ -49,7 +49,9 @@ impl Config {
 
     /// The Ingresses this gateway serves.
     pub fn served_ingresses(&self) -> impl Iterator<Item = &Ingress> {
-        self.ingresses.iter().filter(|i| i.disposition == Disposition::Served)
+        self.ingresses
+            .iter()
+            .filter(|i| i.disposition == Disposition::Served)
     }
 }
 

@@ -61,7 +61,9 @@ mod tests {
 
     #[test]
     fn foreign_class_is_ignored_with_reason() {
-        let err = ClassFilter::new("mse", true).accepts(Some("nginx")).unwrap_err();
+        let err = ClassFilter::new("mse", true)
+            .accepts(Some("nginx"))
+            .unwrap_err();
         assert!(err.contains("\"nginx\""), "{err}");
     }
 

@@ -53,7 +53,9 @@ impl HostPattern {
             return Ok(HostPattern::Any);
         }
         if host == "*" {
-            return Err(invalid("a bare \"*\" is not allowed; omit the host to match every host"));
+            return Err(invalid(
+                "a bare \"*\" is not allowed; omit the host to match every host",
+            ));
         }
         if host.contains(':') && host.parse::<Ipv6Addr>().is_ok() {
             return Err(invalid("IP addresses are not allowed as Ingress hosts"));

@@ -187,7 +187,12 @@ impl<T> RouteTableBuilder<T> {
 
     /// The target of the rule with exactly this host, path and type, if one
     /// was added. Canary Ingresses use this to bind to their main route.
-    pub fn route_mut(&mut self, host: &HostPattern, path: &str, path_type: PathType) -> Option<&mut T> {
+    pub fn route_mut(
+        &mut self,
+        host: &HostPattern,
+        path: &str,
+        path_type: PathType,
+    ) -> Option<&mut T> {
         let index = self.table.find(host, path, path_type)?;
         Some(&mut self.table.routes[index as usize].target)
     }
@@ -196,7 +201,11 @@ impl<T> RouteTableBuilder<T> {
     /// rule (an Ingress's `spec.defaultBackend`). For [`HostPattern::Any`] it
     /// applies to hosts no rule names. The first default for a host wins; a
     /// later one is handed back.
-    pub fn set_host_default(&mut self, host: &HostPattern, target: T) -> Result<(), DuplicateRoute<T>> {
+    pub fn set_host_default(
+        &mut self,
+        host: &HostPattern,
+        target: T,
+    ) -> Result<(), DuplicateRoute<T>> {
         let index = self.table.defaults.len() as u32;
         let routes = self.table.host_routes_mut(host);
         if routes.default.is_some() {
@@ -337,7 +346,8 @@ mod tests {
         for (host, path, t) in rules {
             let h = HostPattern::parse(host).unwrap();
             crate::validate_path(path, *t).unwrap();
-            b.add_path(&h, path, *t, format!("{host}|{path}|{t}")).unwrap();
+            b.add_path(&h, path, *t, format!("{host}|{path}|{t}"))
+                .unwrap();
         }
         b.build()
     }
@@ -351,7 +361,9 @@ mod tests {
     /// Every row of the SEMANTICS.md §2 table (Kubernetes' official examples).
     #[test]
     fn kubernetes_examples_table() {
-        let cases: &[(&[(&str, PathType)], &str, Option<&str>)] = &[
+        /// (rules, request path, the rule path that must match).
+        type Case<'a> = (&'a [(&'a str, PathType)], &'a str, Option<&'a str>);
+        let cases: &[Case] = &[
             (&[("/", Prefix)], "/anything/at/all", Some("/")),
             (&[("/foo", Exact)], "/foo", Some("/foo")),
             (&[("/foo", Exact)], "/bar", None),
@@ -384,7 +396,11 @@ mod tests {
                 MatchKind::Path { path, .. } => path.to_string(),
                 other => panic!("unexpected {other:?}"),
             });
-            assert_eq!(got.as_deref(), *expected, "rules {rules:?} request {request}");
+            assert_eq!(
+                got.as_deref(),
+                *expected,
+                "rules {rules:?} request {request}"
+            );
         }
     }
 
@@ -397,7 +413,11 @@ mod tests {
 
     #[test]
     fn longest_match_wins_across_types() {
-        let t = table(&[("a.com", "/a", Exact), ("a.com", "/a/b", Prefix), ("a.com", "/", Prefix)]);
+        let t = table(&[
+            ("a.com", "/a", Exact),
+            ("a.com", "/a/b", Prefix),
+            ("a.com", "/", Prefix),
+        ]);
         assert_eq!(hit(&t, "a.com", "/a/b/c").unwrap(), "a.com|/a/b|Prefix");
         assert_eq!(hit(&t, "a.com", "/a").unwrap(), "a.com|/a|Exact");
         assert_eq!(hit(&t, "a.com", "/a/c").unwrap(), "a.com|/|Prefix");
@@ -424,10 +444,16 @@ mod tests {
             ("*.bar.com", "/wild", Prefix),
             ("", "/", Prefix),
         ]);
-        assert_eq!(hit(&t, "foo.bar.com", "/exact").unwrap(), "foo.bar.com|/exact|Prefix");
+        assert_eq!(
+            hit(&t, "foo.bar.com", "/exact").unwrap(),
+            "foo.bar.com|/exact|Prefix"
+        );
         // Precise host chosen: its paths only, no fall-through to wildcard or host-less.
         assert_eq!(hit(&t, "foo.bar.com", "/wild"), None);
-        assert_eq!(hit(&t, "baz.bar.com", "/wild").unwrap(), "*.bar.com|/wild|Prefix");
+        assert_eq!(
+            hit(&t, "baz.bar.com", "/wild").unwrap(),
+            "*.bar.com|/wild|Prefix"
+        );
         assert_eq!(hit(&t, "baz.bar.com", "/other"), None);
         // Two extra labels: not covered by the wildcard, so host-less rules apply.
         assert_eq!(hit(&t, "a.baz.bar.com", "/wild").unwrap(), "|/|Prefix");
@@ -450,7 +476,10 @@ mod tests {
         let h = HostPattern::parse("a.com").unwrap();
         b.add_path(&h, "/api", Prefix, "api").unwrap();
         b.set_host_default(&h, "a-default").unwrap();
-        assert_eq!(b.set_host_default(&h, "second").unwrap_err().target, "second");
+        assert_eq!(
+            b.set_host_default(&h, "second").unwrap_err().target,
+            "second"
+        );
         let t = b.build();
         let m = t.lookup("a.com", "/nothing").unwrap();
         assert_eq!((*m.target, m.kind), ("a-default", MatchKind::HostDefault));
@@ -492,7 +521,10 @@ mod tests {
         assert!(b.route_mut(&h, "/p/", Prefix).is_some());
         assert!(b.route_mut(&HostPattern::Any, "/svc", Exact).is_none());
         let t = b.build();
-        assert_eq!(t.lookup("a.com", "/svc").unwrap().target, &vec!["main", "canary"]);
+        assert_eq!(
+            t.lookup("a.com", "/svc").unwrap().target,
+            &vec!["main", "canary"]
+        );
     }
 
     #[test]

@@ -46,6 +46,7 @@ pub struct EndpointPool {
     endpoints: Vec<Arc<Endpoint>>,
     peers: Vec<HttpPeer>,
     by_address: HashMap<std::net::SocketAddr, usize>,
+    timeouts: UpstreamTimeouts,
     balancer: LoadBalancer<RoundRobin>,
 }
 
@@ -72,8 +73,8 @@ impl EndpointPool {
         let mut unique = Vec::with_capacity(endpoints.len());
         let mut by_address = HashMap::with_capacity(endpoints.len());
         for e in endpoints {
-            if !by_address.contains_key(&e.address) {
-                by_address.insert(e.address, unique.len());
+            if let std::collections::hash_map::Entry::Vacant(slot) = by_address.entry(e.address) {
+                slot.insert(unique.len());
                 unique.push(e);
             }
         }
@@ -99,6 +100,7 @@ impl EndpointPool {
             endpoints: unique,
             peers,
             by_address,
+            timeouts,
             balancer,
         }
     }
@@ -111,6 +113,11 @@ impl EndpointPool {
     /// All endpoints, healthy or not.
     pub fn endpoints(&self) -> &[Arc<Endpoint>] {
         &self.endpoints
+    }
+
+    /// The timeouts its peers carry.
+    pub fn timeouts(&self) -> UpstreamTimeouts {
+        self.timeouts
     }
 
     /// Whether the pool has no endpoint at all.
@@ -194,7 +201,12 @@ mod tests {
             .iter()
             .map(|(a, c, w)| Arc::new(Endpoint::new(a.parse().unwrap(), c).with_weight(*w)))
             .collect();
-        EndpointPool::new("t", endpoints, &new_health_registry(), UpstreamTimeouts::default())
+        EndpointPool::new(
+            "t",
+            endpoints,
+            &new_health_registry(),
+            UpstreamTimeouts::default(),
+        )
     }
 
     fn count(p: &EndpointPool, n: usize) -> HashMap<String, usize> {
@@ -220,7 +232,11 @@ mod tests {
 
     #[test]
     fn weights_scale_shares_and_zero_takes_none() {
-        let p = pool(&[("127.0.0.1:1", "a", 3), ("127.0.0.1:2", "b", 1), ("127.0.0.1:3", "z", 0)]);
+        let p = pool(&[
+            ("127.0.0.1:1", "a", 3),
+            ("127.0.0.1:2", "b", 1),
+            ("127.0.0.1:3", "z", 0),
+        ]);
         let counts = count(&p, 400);
         assert_eq!(counts["a"], 300);
         assert_eq!(counts["b"], 100);
@@ -232,7 +248,13 @@ mod tests {
     fn accept_filters_candidates() {
         let p = pool(&[("127.0.0.1:1", "a", 1), ("127.0.0.1:2", "b", 1)]);
         for _ in 0..10 {
-            assert_eq!(p.select_with(|e| e.cluster == "b").unwrap().endpoint.cluster, "b");
+            assert_eq!(
+                p.select_with(|e| e.cluster == "b")
+                    .unwrap()
+                    .endpoint
+                    .cluster,
+                "b"
+            );
         }
         assert!(p.select_with(|_| false).is_none());
     }
@@ -249,6 +271,9 @@ mod tests {
         let p = pool(&[("127.0.0.1:1", "a", 1)]);
         assert!(p.is_healthy("127.0.0.1:1".parse().unwrap()));
         let peer = p.peer(p.select().unwrap());
-        assert_eq!(peer.options.connection_timeout, Some(UpstreamTimeouts::default().connect));
+        assert_eq!(
+            peer.options.connection_timeout,
+            Some(UpstreamTimeouts::default().connect)
+        );
     }
 }

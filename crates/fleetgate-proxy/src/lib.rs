@@ -1,1 +1,39 @@
-//! placeholder
+//! The fleetgate `ProxyHttp`: Kubernetes Ingress routing over multi-cluster
+//! upstream pools, on Pingora.
+//!
+//! This crate composes the stage crates, each usable on its own:
+//!
+//! 1. match: `fleetgate-ingress` finds the route for the Host and path
+//!    ([`RouteTable::lookup`](fleetgate_ingress::RouteTable::lookup));
+//! 2. pool: `fleetgate-pool` picks a healthy endpoint of the route's
+//!    Service port ([`EndpointPool::select`](fleetgate_pool::EndpointPool::select));
+//! 3. peer: the pool hands out a ready [`HttpPeer`](pingora_core::upstreams::peer::HttpPeer)
+//!    with the Service's timeouts.
+//!
+//! All routing state lives in an immutable [`Snapshot`] compiled from a
+//! [`Config`](fleetgate_config::Config) at load, behind an atomic pointer
+//! ([`SharedSnapshot`]), so a reload swaps the whole routing state at once and
+//! the request path takes no lock.
+//!
+//! Embedding it in your own Pingora server:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use arc_swap::ArcSwap;
+//! use fleetgate_proxy::{Gateway, Snapshot};
+//!
+//! let config = fleetgate_config::Config::load("conf/fleetgate.toml".as_ref()).unwrap();
+//! let registry = fleetgate_pool::new_health_registry();
+//! let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::compile(&config, 1, &registry, None)));
+//! let gateway = Gateway::new(snapshot);
+//! // let mut service = pingora_proxy::http_proxy_service(&server.configuration, gateway);
+//! ```
+
+#![warn(missing_docs)]
+
+mod gateway;
+pub mod responses;
+mod snapshot;
+
+pub use gateway::{Gateway, RequestCtx};
+pub use snapshot::{CompileReport, Route, SharedSnapshot, Snapshot};

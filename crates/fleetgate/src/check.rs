@@ -1,0 +1,32 @@
+//! `fleetgate check`: validate and summarise.
+
+use crate::cli::ConfigArgs;
+use crate::load::{compile, endpoint_counts, load_config};
+
+/// Runs `check`; returns the exit code.
+pub fn check(args: &ConfigArgs) -> i32 {
+    let Some(config) = load_config(&args.config) else {
+        return 1;
+    };
+    let snapshot = compile(&config, 1, &fleetgate_pool::new_health_registry());
+    let (endpoints, clusters) = endpoint_counts(&config);
+    println!("{}: configuration OK", config.source.display());
+    println!(
+        "  {} Ingress(es) served, {} ignored; {} route(s); {} Service port(s); {} endpoint(s) in {} of {} cluster(s); {} manifest file(s)",
+        snapshot.report.served.len(),
+        snapshot.report.ignored.len(),
+        snapshot.table.routes().len(),
+        config.services.len(),
+        endpoints,
+        clusters,
+        config.clusters.len(),
+        config.manifest_files.len(),
+    );
+    for (name, reason) in &snapshot.report.ignored {
+        println!("  ignored: Ingress {name}: {reason}");
+    }
+    for w in &snapshot.report.warnings {
+        println!("  warning: {w}");
+    }
+    0
+}

@@ -1,0 +1,37 @@
+//! Command-line interface.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// fleetgate: one gateway address in front of the same application in
+/// several Kubernetes clusters, routing by Ingress rules.
+#[derive(Debug, Parser)]
+#[command(name = "fleetgate", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve traffic with the given configuration until SIGTERM (graceful)
+    /// or SIGINT (immediate).
+    Run(ConfigArgs),
+    /// Validate the configuration and every manifest it names; print a
+    /// summary and exit 0, or print every error and exit 1.
+    Check(ConfigArgs),
+    /// Print the compiled route table: host, path, type, Ingress, Service
+    /// and endpoints per cluster.
+    Routes(ConfigArgs),
+}
+
+/// The configuration file argument shared by every subcommand.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// The TOML configuration file.
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    pub config: PathBuf,
+}

@@ -1,0 +1,39 @@
+//! Loading and compiling a configuration, shared by every subcommand.
+
+use std::sync::Arc;
+
+use fleetgate_config::Config;
+use fleetgate_pool::HealthRegistry;
+use fleetgate_proxy::Snapshot;
+
+/// Loads `path`, printing every error to stderr on failure.
+pub fn load_config(path: &std::path::Path) -> Option<Config> {
+    match Config::load(path) {
+        Ok(c) => Some(c),
+        Err(errors) => {
+            eprint!("fleetgate: {errors}");
+            None
+        }
+    }
+}
+
+/// Compiles a loaded configuration into a snapshot.
+pub fn compile(config: &Config, generation: u64, registry: &Arc<HealthRegistry>) -> Snapshot {
+    Snapshot::compile(config, generation, registry, None)
+}
+
+/// Endpoint totals: (endpoints, clusters with at least one endpoint).
+pub fn endpoint_counts(config: &Config) -> (usize, usize) {
+    let endpoints: usize = config.services.iter().map(|s| s.endpoints.len()).sum();
+    let clusters = config
+        .clusters
+        .iter()
+        .filter(|c| {
+            config
+                .services
+                .iter()
+                .any(|s| s.endpoints.iter().any(|e| e.cluster == c.id))
+        })
+        .count();
+    (endpoints, clusters)
+}
