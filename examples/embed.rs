@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use fleetgate_ingress::{HostPattern, PathType, RouteTable, RouteTableBuilder};
-use fleetgate_pool::{new_health_registry, Endpoint, EndpointPool, UpstreamTimeouts};
+use fleetgate_pool::{new_health_registry, Endpoint, EndpointPool, PoolOptions};
 use pingora_core::server::Server;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_core::{Error, ErrorType, Result};
@@ -93,7 +93,7 @@ fn main() {
         "shop",
         endpoints,
         &registry,
-        UpstreamTimeouts::default(),
+        PoolOptions::default(),
     )];
 
     let mut builder = RouteTableBuilder::new();

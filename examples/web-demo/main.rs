@@ -12,6 +12,10 @@
 //! `X-Echo-Host`, `X-Echo-Forwarded-For`. It prints `listening on ADDR` once
 //! the socket is bound, so scripts can wait for readiness rather than sleep.
 //!
+//! Failure modes for failover tests: `--blackhole` accepts connections and
+//! reads requests but never answers (a zone cut off behind a stateful
+//! firewall); `--status N` answers every request with status N.
+//!
 //! Plain std, a thread per connection, keep-alive, Content-Length and chunked
 //! request bodies: enough for tests and local benchmarks, no dependencies.
 
@@ -22,16 +26,28 @@ use std::sync::Arc;
 struct Options {
     listen: String,
     name: String,
+    blackhole: bool,
+    status: u16,
 }
 
 fn parse_args() -> Result<Options, String> {
     let mut listen = None;
     let mut name = std::env::var("ENV_NAME").ok();
+    let mut blackhole = false;
+    let mut status = 200;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--listen" | "-l" => listen = args.next(),
             "--name" | "-n" => name = args.next(),
+            "--blackhole" => blackhole = true,
+            "--status" => {
+                status = args
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .filter(|s| (100..=599).contains(s))
+                    .ok_or("--status takes an HTTP status code (100-599)")?
+            }
             "--help" | "-h" => {
                 return Err(
                     "usage: web-demo --listen IP:PORT [--name NAME]  (NAME defaults to $ENV_NAME)"
@@ -44,6 +60,8 @@ fn parse_args() -> Result<Options, String> {
     Ok(Options {
         listen: listen.ok_or("--listen IP:PORT is required")?,
         name: name.ok_or("--name or ENV_NAME is required")?,
+        blackhole,
+        status,
     })
 }
 
@@ -69,11 +87,16 @@ fn main() {
     println!("web-demo {} listening on {local}", opts.name);
     let _ = io::stdout().flush();
     let name: Arc<str> = opts.name.into();
+    let (blackhole, status) = (opts.blackhole, opts.status);
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
         let name = Arc::clone(&name);
         std::thread::spawn(move || {
-            let _ = serve(stream, &name);
+            let _ = if blackhole {
+                swallow(stream)
+            } else {
+                serve(stream, &name, status)
+            };
         });
     }
 }
@@ -167,7 +190,24 @@ fn discard_body(reader: &mut BufReader<TcpStream>, head: &Head) -> io::Result<()
     Ok(())
 }
 
-fn serve(stream: TcpStream, name: &str) -> io::Result<()> {
+/// Reads whatever arrives and never answers.
+fn swallow(mut stream: TcpStream) -> io::Result<()> {
+    io::copy(&mut stream, &mut io::sink())?;
+    Ok(())
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        404 => "Not Found",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        _ => "Status",
+    }
+}
+
+fn serve(stream: TcpStream, name: &str, status: u16) -> io::Result<()> {
     stream.set_nodelay(true)?;
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
@@ -176,7 +216,8 @@ fn serve(stream: TcpStream, name: &str) -> io::Result<()> {
         let close = head.close || (head.version_10 && !head.keep_alive);
         let body = if head.method == "HEAD" { "" } else { name };
         let response = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nX-Echo-Method: {}\r\nX-Echo-Target: {}\r\nX-Echo-Host: {}\r\nX-Echo-Forwarded-For: {}\r\n{}\r\n{}",
+            "HTTP/1.1 {status} {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nX-Echo-Method: {}\r\nX-Echo-Target: {}\r\nX-Echo-Host: {}\r\nX-Echo-Forwarded-For: {}\r\n{}\r\n{}",
+            reason(status),
             name.len(),
             head.method,
             head.target,

@@ -84,7 +84,7 @@ impl Config {
             text,
             errors: Vec::new(),
         };
-        let upstream = upstream_defaults(&raw.upstream);
+        let upstream = upstream_defaults(&mut l, &raw.upstream);
         let gateway = gateway(&mut l, &raw.gateway);
         let admin = admin(&mut l, &raw.admin);
         let clusters = clusters(&mut l, &raw.cluster);
@@ -155,8 +155,55 @@ impl Config {
     }
 }
 
-fn upstream_defaults(u: &UpstreamToml) -> UpstreamDefaults {
+/// Outlier detection defaults: 5 consecutive failures, 30 s base ejection,
+/// at most 300 s, at most half of a pool ejected.
+const DEFAULT_OUTLIER: OutlierDetection = OutlierDetection {
+    consecutive_failures: 5,
+    base_ejection_time: Duration::from_secs(30),
+    max_ejection_time: Duration::from_secs(300),
+    max_ejection_percent: 50,
+};
+
+fn outlier(o: Option<&OutlierToml>, base: &OutlierDetection) -> OutlierDetection {
+    let Some(o) = o else { return *base };
+    OutlierDetection {
+        consecutive_failures: o.consecutive_failures.unwrap_or(base.consecutive_failures),
+        base_ejection_time: o
+            .base_ejection_time
+            .map_or(base.base_ejection_time, Into::into),
+        max_ejection_time: o
+            .max_ejection_time
+            .map_or(base.max_ejection_time, Into::into),
+        max_ejection_percent: o.max_ejection_percent.unwrap_or(base.max_ejection_percent),
+    }
+}
+
+fn upstream_defaults(l: &mut Loader<'_>, u: &UpstreamToml) -> UpstreamDefaults {
+    let overprovisioning_factor = u.overprovisioning_factor.unwrap_or(1.4);
+    if !(1.0..=100.0).contains(&overprovisioning_factor) {
+        l.errors.push(
+            ConfigError::new(format!(
+                "{overprovisioning_factor} is not between 1.0 and 100"
+            ))
+            .at(Location::file(l.file))
+            .field("upstream.overprovisioning_factor"),
+        );
+    }
+    let panic_threshold = u.panic_threshold.unwrap_or(50.0);
+    if !(0.0..=100.0).contains(&panic_threshold) {
+        l.errors.push(
+            ConfigError::new(format!("{panic_threshold} is not a percentage (0-100)"))
+                .at(Location::file(l.file))
+                .field("upstream.panic_threshold"),
+        );
+    }
+    let outlier = outlier(u.outlier_detection.as_ref(), &DEFAULT_OUTLIER);
+    check_outlier(l, &outlier, "upstream.outlier_detection");
     UpstreamDefaults {
+        retries: u.retries.unwrap_or(2),
+        overprovisioning_factor,
+        panic_threshold,
+        outlier,
         connect_timeout: u.connect_timeout.map_or(Duration::from_secs(1), Into::into),
         read_timeout: u.read_timeout.map_or(Duration::from_secs(60), Into::into),
         write_timeout: u.write_timeout.map_or(Duration::from_secs(60), Into::into),
@@ -357,7 +404,18 @@ fn services(
                 read_timeout: s.read_timeout.map_or(defaults.read_timeout, Into::into),
                 write_timeout: s.write_timeout.map_or(defaults.write_timeout, Into::into),
                 idle_timeout: s.idle_timeout.map_or(defaults.idle_timeout, Into::into),
+                retries: s.retries.unwrap_or(defaults.retries),
+                outlier: {
+                    let o = outlier(s.outlier_detection.as_ref(), &defaults.outlier);
+                    check_outlier(l, &o, &format!("{key}: service.outlier_detection"));
+                    o
+                },
+                ..*defaults
             },
+            health_check: s
+                .health_check
+                .as_ref()
+                .and_then(|h| health_check(l, span.clone(), &key, h)),
         });
     }
     out
@@ -395,9 +453,109 @@ fn merge_service_ports(
                 port_name: d.port_name,
                 endpoints: Vec::new(),
                 timeouts: *defaults,
+                health_check: None,
             }),
         }
     }
+}
+
+fn check_outlier(l: &mut Loader<'_>, o: &OutlierDetection, field: &str) {
+    if o.max_ejection_percent > 100 {
+        l.errors.push(
+            ConfigError::new(format!(
+                "max_ejection_percent {} is over 100",
+                o.max_ejection_percent
+            ))
+            .at(Location::file(l.file))
+            .field(field.to_string()),
+        );
+    }
+}
+
+/// Parses `"200-399"` or `"200"`.
+fn status_range(s: &str) -> Option<(u16, u16)> {
+    let (lo, hi) = match s.split_once('-') {
+        Some((a, b)) => (a.trim().parse().ok()?, b.trim().parse().ok()?),
+        None => {
+            let v = s.trim().parse().ok()?;
+            (v, v)
+        }
+    };
+    ((100..=599).contains(&lo) && (100..=599).contains(&hi) && lo <= hi).then_some((lo, hi))
+}
+
+fn health_check(
+    l: &mut Loader<'_>,
+    span: std::ops::Range<usize>,
+    key: &str,
+    h: &HealthCheckToml,
+) -> Option<HealthCheck> {
+    let field = "service.health_check";
+    let kind = match h.kind.as_str() {
+        "http" => {
+            let path = h.path.clone().unwrap_or_else(|| "/".to_string());
+            if !path.starts_with('/') {
+                l.error(
+                    span,
+                    field,
+                    format!("{key}: path \"{path}\" must start with '/'"),
+                );
+                return None;
+            }
+            let expect_text = h.expect.clone().unwrap_or_else(|| "200-399".to_string());
+            let Some(expect) = status_range(&expect_text) else {
+                l.error(
+                    span,
+                    field,
+                    format!(
+                        "{key}: expect \"{expect_text}\" is not a status or range like \"200-399\""
+                    ),
+                );
+                return None;
+            };
+            HealthCheckKind::Http {
+                path,
+                host: h.host.clone().unwrap_or_else(|| "localhost".to_string()),
+                expect,
+            }
+        }
+        "tcp" => {
+            if h.path.is_some() || h.expect.is_some() || h.host.is_some() {
+                l.error(
+                    span,
+                    field,
+                    format!("{key}: path, host and expect apply to kind = \"http\" only"),
+                );
+                return None;
+            }
+            HealthCheckKind::Tcp
+        }
+        other => {
+            l.error(
+                span,
+                field,
+                format!("{key}: kind \"{other}\" is not \"http\" or \"tcp\""),
+            );
+            return None;
+        }
+    };
+    let interval: Duration = h.interval.map_or(Duration::from_secs(5), Into::into);
+    let timeout: Duration = h.timeout.map_or(Duration::from_secs(1), Into::into);
+    if interval.is_zero() || timeout.is_zero() {
+        l.error(
+            span,
+            field,
+            format!("{key}: interval and timeout must be above zero"),
+        );
+        return None;
+    }
+    Some(HealthCheck {
+        kind,
+        interval,
+        timeout,
+        healthy_threshold: h.healthy_threshold.unwrap_or(1).max(1),
+        unhealthy_threshold: h.unhealthy_threshold.unwrap_or(2).max(1),
+    })
 }
 
 fn expand_files(config: &Path, patterns: &[String], errors: &mut Vec<ConfigError>) -> Vec<PathBuf> {
@@ -517,6 +675,15 @@ fn toml_ingress_draft(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_ranges() {
+        assert_eq!(status_range("200-399"), Some((200, 399)));
+        assert_eq!(status_range("204"), Some((204, 204)));
+        assert_eq!(status_range("399-200"), None);
+        assert_eq!(status_range("abc"), None);
+        assert_eq!(status_range("0-99"), None);
+    }
 
     #[test]
     fn offsets_become_lines_and_columns() {

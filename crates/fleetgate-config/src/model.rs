@@ -85,9 +85,18 @@ pub struct Admin {
     pub token: Option<String>,
 }
 
-/// `[upstream]`: timeouts for every Service unless it overrides them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `[upstream]`: settings for every Service unless it overrides them.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct UpstreamDefaults {
+    /// Extra tries on another endpoint after a connect failure (or, for
+    /// idempotent requests, a reset before any response byte).
+    pub retries: u32,
+    /// Envoy's overprovisioning factor for subset spill-over (default 1.4).
+    pub overprovisioning_factor: f64,
+    /// Below this percentage of healthy endpoints a tier ignores health (default 50).
+    pub panic_threshold: f64,
+    /// Passive outlier detection.
+    pub outlier: OutlierDetection,
     /// TCP connect timeout.
     pub connect_timeout: Duration,
     /// Read timeout between response bytes.
@@ -122,8 +131,54 @@ pub struct Service {
     pub port_name: Option<String>,
     /// Endpoints (pods) in all clusters.
     pub endpoints: Vec<EndpointSpec>,
-    /// Timeouts (the `[upstream]` defaults unless overridden).
+    /// Timeouts and retries (the `[upstream]` defaults unless overridden).
     pub timeouts: UpstreamDefaults,
+    /// Active health checks, if configured.
+    pub health_check: Option<HealthCheck>,
+}
+
+/// `[service.health_check]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HealthCheck {
+    /// HTTP or TCP.
+    pub kind: HealthCheckKind,
+    /// Time between probes.
+    pub interval: Duration,
+    /// Probe timeout.
+    pub timeout: Duration,
+    /// Successes that make an endpoint healthy.
+    pub healthy_threshold: u32,
+    /// Failures that make an endpoint unhealthy.
+    pub unhealthy_threshold: u32,
+}
+
+/// What a health check probes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum HealthCheckKind {
+    /// `GET path` with `Host: host`, status within `expect` (inclusive).
+    Http {
+        /// Path.
+        path: String,
+        /// Host header.
+        host: String,
+        /// Accepted status range.
+        expect: (u16, u16),
+    },
+    /// TCP connect.
+    Tcp,
+}
+
+/// `[upstream.outlier_detection]` / `[service.outlier_detection]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OutlierDetection {
+    /// Consecutive failures that eject an endpoint (0 disables).
+    pub consecutive_failures: u32,
+    /// First ejection time; the n-th lasts n times as long.
+    pub base_ejection_time: Duration,
+    /// Longest ejection.
+    pub max_ejection_time: Duration,
+    /// Most of a pool ejected at once, percent.
+    pub max_ejection_percent: u32,
 }
 
 impl Service {

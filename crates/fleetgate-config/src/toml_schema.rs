@@ -71,6 +71,32 @@ pub(crate) struct UpstreamToml {
     pub read_timeout: Option<HumanDuration>,
     pub write_timeout: Option<HumanDuration>,
     pub idle_timeout: Option<HumanDuration>,
+    pub retries: Option<u32>,
+    pub overprovisioning_factor: Option<f64>,
+    pub panic_threshold: Option<f64>,
+    pub outlier_detection: Option<OutlierToml>,
+}
+
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OutlierToml {
+    pub consecutive_failures: Option<u32>,
+    pub base_ejection_time: Option<HumanDuration>,
+    pub max_ejection_time: Option<HumanDuration>,
+    pub max_ejection_percent: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HealthCheckToml {
+    pub kind: String,
+    pub path: Option<String>,
+    pub host: Option<String>,
+    pub expect: Option<String>,
+    pub interval: Option<HumanDuration>,
+    pub timeout: Option<HumanDuration>,
+    pub healthy_threshold: Option<u32>,
+    pub unhealthy_threshold: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,6 +122,9 @@ pub(crate) struct ServiceToml {
     pub read_timeout: Option<HumanDuration>,
     pub write_timeout: Option<HumanDuration>,
     pub idle_timeout: Option<HumanDuration>,
+    pub retries: Option<u32>,
+    pub health_check: Option<HealthCheckToml>,
+    pub outlier_detection: Option<OutlierToml>,
 }
 
 #[derive(Debug, Deserialize)]

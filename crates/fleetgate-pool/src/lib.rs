@@ -9,14 +9,16 @@
 //! counts: nine endpoints in one cluster and one in another get 90% and 10%.
 //!
 //! Health is shared: every [`EndpointPool`] built from one [`HealthRegistry`]
-//! (see [`new_health_registry`]) sees the same health for the same address, so
-//! a pod that serves several Services or subsets is probed and judged once.
+//! (see [`new_health_registry`] and [`HealthChecks`]) sees the same health for
+//! the same address, so a pod that serves several Services or subsets is
+//! probed and judged once. Passive outlier detection ([`OutlierConfig`],
+//! [`EndpointPool::report`]) ejects endpoints that keep failing real requests.
 //!
 //! Use it from any Pingora proxy:
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use fleetgate_pool::{Endpoint, EndpointPool, UpstreamTimeouts, new_health_registry};
+//! use fleetgate_pool::{Endpoint, EndpointPool, PoolOptions, new_health_registry};
 //!
 //! let registry = new_health_registry();
 //! let endpoints = vec![
@@ -24,7 +26,7 @@
 //!     Arc::new(Endpoint::new("127.0.0.1:18011".parse().unwrap(), "cd3007b2")),
 //! ];
 //! let pool = EndpointPool::new("gateway-demo/service1:80", endpoints, &registry,
-//!                              UpstreamTimeouts::default());
+//!                              PoolOptions::default());
 //! // In `ProxyHttp::upstream_peer`:
 //! let picked = pool.select().expect("no healthy endpoint");
 //! let peer = pool.peer(picked);
@@ -33,10 +35,14 @@
 #![warn(missing_docs)]
 
 mod endpoint;
+mod health;
+mod outlier;
 mod pool;
 mod timeouts;
 
 pub use endpoint::{Endpoint, Labels, CLUSTER_LABEL, ZONE_LABEL};
+pub use health::{HealthCheckConfig, HealthChecks, HealthSupervisor, Probe};
+pub use outlier::{EndpointState, Outcome, OutlierConfig};
 pub use pingora_load_balancing::HealthRegistry;
-pub use pool::{new_health_registry, EndpointPool, Picked};
+pub use pool::{new_health_registry, EndpointPool, Picked, PoolOptions};
 pub use timeouts::UpstreamTimeouts;

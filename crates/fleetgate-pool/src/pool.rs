@@ -15,7 +15,17 @@ use pingora_load_balancing::selection::RoundRobin;
 use pingora_load_balancing::{Backend, Backends, HealthRegistry, LoadBalancer};
 
 use crate::endpoint::Endpoint;
+use crate::outlier::{EndpointState, Outcome, OutlierConfig};
 use crate::timeouts::UpstreamTimeouts;
+
+/// Per-pool settings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolOptions {
+    /// Connect, read, write and idle timeouts of its peers.
+    pub timeouts: UpstreamTimeouts,
+    /// Passive outlier detection.
+    pub outlier: OutlierConfig,
+}
 
 /// How many candidates `select` looks at before giving up.
 const MAX_SELECT_ITERATIONS: usize = 256;
@@ -45,8 +55,9 @@ pub struct EndpointPool {
     name: String,
     endpoints: Vec<Arc<Endpoint>>,
     peers: Vec<HttpPeer>,
+    states: Vec<Arc<EndpointState>>,
     by_address: HashMap<std::net::SocketAddr, usize>,
-    timeouts: UpstreamTimeouts,
+    options: PoolOptions,
     balancer: LoadBalancer<RoundRobin>,
 }
 
@@ -60,15 +71,27 @@ impl std::fmt::Debug for EndpointPool {
 }
 
 impl EndpointPool {
-    /// Builds a pool. `name` is for logs (e.g. `ns/service:port`). Endpoints
-    /// with the same address are merged (their weights are not added: the
-    /// first one counts). Weight 0 endpoints are kept for listing but take no
-    /// traffic.
+    /// Builds a pool with endpoint state of its own. `name` is for logs
+    /// (e.g. `ns/service:port`). See [`EndpointPool::with_shared_state`].
     pub fn new(
         name: impl Into<String>,
         endpoints: Vec<Arc<Endpoint>>,
         registry: &Arc<HealthRegistry>,
-        timeouts: UpstreamTimeouts,
+        options: PoolOptions,
+    ) -> Self {
+        Self::with_shared_state(name, endpoints, registry, options, |_| Arc::default())
+    }
+
+    /// Builds a pool whose endpoints' outlier state comes from `state_for`
+    /// (shared per address, e.g. by [`HealthChecks::endpoint_state`](crate::HealthChecks::endpoint_state)).
+    /// Endpoints with the same address are merged (the first one counts).
+    /// Weight 0 endpoints are kept for listing but take no traffic.
+    pub fn with_shared_state(
+        name: impl Into<String>,
+        endpoints: Vec<Arc<Endpoint>>,
+        registry: &Arc<HealthRegistry>,
+        options: PoolOptions,
+        state_for: impl Fn(std::net::SocketAddr) -> Arc<EndpointState>,
     ) -> Self {
         let mut unique = Vec::with_capacity(endpoints.len());
         let mut by_address = HashMap::with_capacity(endpoints.len());
@@ -94,13 +117,18 @@ impl EndpointPool {
         if !matches!(updated, Some(Ok(()))) {
             log::error!("static endpoint discovery did not complete at once");
         }
-        let peers = unique.iter().map(|e| make_peer(e, &timeouts)).collect();
+        let peers = unique
+            .iter()
+            .map(|e| make_peer(e, &options.timeouts))
+            .collect();
+        let states = unique.iter().map(|e| state_for(e.address)).collect();
         EndpointPool {
             name: name.into(),
             endpoints: unique,
             peers,
+            states,
             by_address,
-            timeouts,
+            options,
             balancer,
         }
     }
@@ -115,9 +143,68 @@ impl EndpointPool {
         &self.endpoints
     }
 
-    /// The timeouts its peers carry.
-    pub fn timeouts(&self) -> UpstreamTimeouts {
-        self.timeouts
+    /// Its settings.
+    pub fn options(&self) -> PoolOptions {
+        self.options
+    }
+
+    /// The live state of the endpoint at `index`.
+    pub fn state(&self, index: usize) -> &EndpointState {
+        &self.states[index]
+    }
+
+    /// Whether the endpoint at `index` can take traffic now: healthy by its
+    /// active checks and not ejected.
+    pub fn is_available(&self, index: usize) -> bool {
+        !self.states[index].is_ejected() && self.is_healthy(self.endpoints[index].address)
+    }
+
+    /// `(available, total)` endpoints with a non-zero weight.
+    pub fn availability(&self) -> (u32, u32) {
+        let mut available = 0;
+        let mut total = 0;
+        for (i, e) in self.endpoints.iter().enumerate() {
+            if e.weight > 0 {
+                total += 1;
+                if self.is_available(i) {
+                    available += 1;
+                }
+            }
+        }
+        (available, total)
+    }
+
+    /// Records the outcome of a request to the endpoint at `index`, for
+    /// outlier detection. Ejects it when it crossed the failure threshold
+    /// and the pool's ejection budget allows.
+    pub fn report(&self, index: usize, outcome: Outcome) {
+        let Some(state) = self.states.get(index) else {
+            return;
+        };
+        if !state.record(outcome, &self.options.outlier) {
+            return;
+        }
+        let ejected = self.states.iter().filter(|s| s.is_ejected()).count();
+        let limit = self.states.len() * self.options.outlier.max_ejection_percent as usize / 100;
+        if ejected >= limit {
+            log::warn!(
+                "outlier: endpoint {} of {} keeps failing but {ejected} of {} endpoints are already ejected (max {}%); keeping it",
+                self.endpoints[index].address,
+                self.name,
+                self.states.len(),
+                self.options.outlier.max_ejection_percent
+            );
+            return;
+        }
+        let time = state.eject(&self.options.outlier);
+        log::warn!(
+            "outlier: endpoint {} ({} cluster {}) ejected for {time:?} after {} consecutive failures (ejection #{})",
+            self.endpoints[index].address,
+            self.name,
+            self.endpoints[index].cluster,
+            self.options.outlier.consecutive_failures,
+            state.ejections()
+        );
     }
 
     /// Whether the pool has no endpoint at all.
@@ -130,20 +217,38 @@ impl EndpointPool {
         self.select_with(|_| true)
     }
 
-    /// Picks the next healthy endpoint that `accept` also agrees to (e.g. one
-    /// not yet tried by this request).
+    /// Picks the next healthy, non-ejected endpoint that `accept` also agrees
+    /// to (e.g. one not yet tried by this request).
     pub fn select_with(&self, accept: impl Fn(&Endpoint) -> bool) -> Option<Picked<'_>> {
+        self.select_inner(false, accept)
+    }
+
+    /// Like [`EndpointPool::select_with`], ignoring health and ejections
+    /// (panic mode: when too little of a pool is healthy, spreading over all
+    /// endpoints beats overloading the few).
+    pub fn select_any(&self, accept: impl Fn(&Endpoint) -> bool) -> Option<Picked<'_>> {
+        self.select_inner(true, accept)
+    }
+
+    fn select_inner(
+        &self,
+        ignore_health: bool,
+        accept: impl Fn(&Endpoint) -> bool,
+    ) -> Option<Picked<'_>> {
         let chosen = std::cell::Cell::new(None);
         self.balancer
             .select_with(b"", MAX_SELECT_ITERATIONS, |backend, healthy| {
-                if !healthy {
+                if !healthy && !ignore_health {
                     return false;
                 }
                 let PingoraAddr::Inet(addr) = backend.addr else {
                     return false;
                 };
                 match self.by_address.get(&addr) {
-                    Some(&i) if accept(&self.endpoints[i]) => {
+                    Some(&i)
+                        if (ignore_health || !self.states[i].is_ejected())
+                            && accept(&self.endpoints[i]) =>
+                    {
                         chosen.set(Some(i));
                         true
                     }
@@ -205,7 +310,7 @@ mod tests {
             "t",
             endpoints,
             &new_health_registry(),
-            UpstreamTimeouts::default(),
+            PoolOptions::default(),
         )
     }
 
@@ -257,6 +362,43 @@ mod tests {
             );
         }
         assert!(p.select_with(|_| false).is_none());
+    }
+
+    #[test]
+    fn ejected_endpoints_leave_rotation_within_budget() {
+        let endpoints = (1..=4)
+            .map(|i| {
+                Arc::new(Endpoint::new(
+                    format!("127.0.0.1:{i}").parse().unwrap(),
+                    "a",
+                ))
+            })
+            .collect();
+        let options = PoolOptions {
+            outlier: OutlierConfig {
+                consecutive_failures: 2,
+                max_ejection_percent: 50,
+                ..OutlierConfig::default()
+            },
+            ..PoolOptions::default()
+        };
+        let p = EndpointPool::new("t", endpoints, &new_health_registry(), options);
+        for i in 0..3 {
+            p.report(i, Outcome::Failure);
+            p.report(i, Outcome::Failure);
+        }
+        // Two of four may be out at once; the third stays.
+        assert!(p.state(0).is_ejected() && p.state(1).is_ejected());
+        assert!(!p.state(2).is_ejected());
+        assert_eq!(p.availability(), (2, 4));
+        for _ in 0..20 {
+            let i = p.select().unwrap().index;
+            assert!(i == 2 || i == 3, "picked ejected endpoint {i}");
+        }
+        assert!(
+            p.select_any(|e| e.address.port() == 1).is_some(),
+            "panic mode ignores ejection"
+        );
     }
 
     #[test]

@@ -23,8 +23,8 @@
 //! use fleetgate_proxy::{Gateway, Snapshot};
 //!
 //! let config = fleetgate_config::Config::load("conf/fleetgate.toml".as_ref()).unwrap();
-//! let registry = fleetgate_pool::new_health_registry();
-//! let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::compile(&config, 1, &registry, None)));
+//! let checks = fleetgate_pool::HealthChecks::new();
+//! let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::compile(&config, 1, &checks, None)));
 //! let gateway = Gateway::new(snapshot);
 //! // let mut service = pingora_proxy::http_proxy_service(&server.configuration, gateway);
 //! ```

@@ -9,9 +9,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use fleetgate_config::{BackendRef, Config, Disposition, Service};
+use fleetgate_config::{BackendRef, Config, Disposition, HealthCheckKind, Service};
 use fleetgate_ingress::{RouteTable, RouteTableBuilder};
-use fleetgate_pool::{Endpoint, EndpointPool, HealthRegistry, UpstreamTimeouts};
+use fleetgate_pool::{
+    Endpoint, EndpointPool, HealthCheckConfig, HealthChecks, OutlierConfig, PoolOptions, Probe,
+    UpstreamTimeouts,
+};
 
 /// A route's destination: the Ingress that defined it and the Service port.
 #[derive(Debug, Clone)]
@@ -48,6 +51,10 @@ pub struct Snapshot {
     pub routes: Vec<Route>,
     /// One pool per Service port.
     pub pools: Vec<Arc<EndpointPool>>,
+    /// Per pool: its active health-check settings (for reuse decisions).
+    pool_health: Vec<Option<HealthCheckConfig>>,
+    /// Per pool: extra tries after a failure.
+    pub pool_retries: Vec<u32>,
     /// What compiling found.
     pub report: CompileReport,
 }
@@ -55,14 +62,42 @@ pub struct Snapshot {
 /// The current snapshot, swappable under load.
 pub type SharedSnapshot = Arc<ArcSwap<Snapshot>>;
 
-/// Timeouts for a Service, from the config model.
-fn timeouts(s: &Service) -> UpstreamTimeouts {
-    UpstreamTimeouts {
-        connect: s.timeouts.connect_timeout,
-        read: s.timeouts.read_timeout,
-        write: s.timeouts.write_timeout,
-        idle: s.timeouts.idle_timeout,
+/// Pool settings for a Service, from the config model.
+fn pool_options(s: &Service) -> PoolOptions {
+    let u = &s.timeouts;
+    PoolOptions {
+        timeouts: UpstreamTimeouts {
+            connect: u.connect_timeout,
+            read: u.read_timeout,
+            write: u.write_timeout,
+            idle: u.idle_timeout,
+        },
+        outlier: OutlierConfig {
+            consecutive_failures: u.outlier.consecutive_failures,
+            base_ejection_time: u.outlier.base_ejection_time,
+            max_ejection_percent: u.outlier.max_ejection_percent,
+            max_ejection_time: u.outlier.max_ejection_time,
+        },
     }
+}
+
+/// Active health-check settings for a Service, from the config model.
+fn health_config(s: &Service) -> Option<HealthCheckConfig> {
+    let h = s.health_check.as_ref()?;
+    Some(HealthCheckConfig {
+        probe: match &h.kind {
+            HealthCheckKind::Http { path, host, expect } => Probe::Http {
+                path: path.clone(),
+                host: host.clone(),
+                expect: *expect,
+            },
+            HealthCheckKind::Tcp => Probe::Tcp,
+        },
+        interval: h.interval,
+        timeout: h.timeout,
+        healthy_threshold: h.healthy_threshold,
+        unhealthy_threshold: h.unhealthy_threshold,
+    })
 }
 
 /// Builds the endpoints of a Service with their cluster and zone labels.
@@ -87,34 +122,57 @@ fn endpoints(config: &Config, s: &Service) -> Vec<Arc<Endpoint>> {
 }
 
 impl Snapshot {
-    /// Compiles `config`. Pools whose endpoints and timeouts are unchanged
+    /// Compiles `config`. Pools whose endpoints and settings are unchanged
     /// from `previous` are reused as they are (keeping their state); new ones
-    /// join `registry`, so health is shared per address.
+    /// join the health registries of `checks`, so health and outlier state
+    /// are shared per address.
     pub fn compile(
         config: &Config,
         generation: u64,
-        registry: &Arc<HealthRegistry>,
+        checks: &Arc<HealthChecks>,
         previous: Option<&Snapshot>,
     ) -> Snapshot {
         let mut report = CompileReport::default();
-        let reusable: HashMap<&str, &Arc<EndpointPool>> = previous
-            .map(|p| p.pools.iter().map(|pool| (pool.name(), pool)).collect())
+        type Reusable<'a> = (&'a Arc<EndpointPool>, &'a Option<HealthCheckConfig>);
+        let reusable: HashMap<&str, Reusable> = previous
+            .map(|p| {
+                p.pools
+                    .iter()
+                    .zip(&p.pool_health)
+                    .map(|(pool, health)| (pool.name(), (pool, health)))
+                    .collect()
+            })
             .unwrap_or_default();
 
         let mut pools = Vec::with_capacity(config.services.len());
+        let mut pool_health = Vec::with_capacity(config.services.len());
+        let mut pool_retries = Vec::with_capacity(config.services.len());
         let mut pool_index: HashMap<String, usize> = HashMap::new();
         for s in &config.services {
             let key = s.key();
             let eps = endpoints(config, s);
-            let t = timeouts(s);
+            let options = pool_options(s);
+            let health = health_config(s);
             let pool = match reusable.get(key.as_str()) {
-                Some(old) if old.endpoints() == eps.as_slice() && old.timeouts() == t => {
+                Some((old, old_health))
+                    if old.endpoints() == eps.as_slice()
+                        && old.options() == options
+                        && **old_health == health =>
+                {
                     Arc::clone(old)
                 }
-                _ => Arc::new(EndpointPool::new(key.clone(), eps, registry, t)),
+                _ => Arc::new(EndpointPool::with_shared_state(
+                    key.clone(),
+                    eps,
+                    &checks.registry_for(health.as_ref()),
+                    options,
+                    |addr| checks.endpoint_state(addr),
+                )),
             };
             pool_index.insert(key, pools.len());
             pools.push(pool);
+            pool_health.push(health);
+            pool_retries.push(s.timeouts.retries);
         }
 
         let mut routes: Vec<Route> = Vec::new();
@@ -205,6 +263,8 @@ impl Snapshot {
             table: builder.build(),
             routes,
             pools,
+            pool_health,
+            pool_retries,
             report,
         }
     }

@@ -8,7 +8,7 @@ pub fn check(args: &ConfigArgs) -> i32 {
     let Some(config) = load_config(&args.config) else {
         return 1;
     };
-    let snapshot = compile(&config, 1, &fleetgate_pool::new_health_registry());
+    let snapshot = compile(&config, 1, &fleetgate_pool::HealthChecks::new());
     let (endpoints, clusters) = endpoint_counts(&config);
     println!("{}: configuration OK", config.source.display());
     println!(

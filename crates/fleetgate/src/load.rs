@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use fleetgate_config::Config;
-use fleetgate_pool::HealthRegistry;
+use fleetgate_pool::HealthChecks;
 use fleetgate_proxy::Snapshot;
 
 /// Loads `path`, printing every error to stderr on failure.
@@ -18,8 +18,8 @@ pub fn load_config(path: &std::path::Path) -> Option<Config> {
 }
 
 /// Compiles a loaded configuration into a snapshot.
-pub fn compile(config: &Config, generation: u64, registry: &Arc<HealthRegistry>) -> Snapshot {
-    Snapshot::compile(config, generation, registry, None)
+pub fn compile(config: &Config, generation: u64, checks: &Arc<HealthChecks>) -> Snapshot {
+    Snapshot::compile(config, generation, checks, None)
 }
 
 /// Endpoint totals: (endpoints, clusters with at least one endpoint).

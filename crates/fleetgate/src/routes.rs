@@ -104,7 +104,7 @@ pub fn routes(args: &ConfigArgs) -> i32 {
     let Some(config) = load_config(&args.config) else {
         return 1;
     };
-    let snapshot = compile(&config, 1, &fleetgate_pool::new_health_registry());
+    let snapshot = compile(&config, 1, &fleetgate_pool::HealthChecks::new());
     print!("{}", render(&snapshot));
     for (name, reason) in &snapshot.report.ignored {
         println!("ignored: Ingress {name}: {reason}");

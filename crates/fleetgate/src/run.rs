@@ -24,8 +24,8 @@ pub fn run(args: &ConfigArgs) -> i32 {
             return 1;
         }
     }
-    let registry = fleetgate_pool::new_health_registry();
-    let snapshot = compile(&config, 1, &registry);
+    let checks = fleetgate_pool::HealthChecks::new();
+    let snapshot = compile(&config, 1, &checks);
     let (endpoints, clusters) = endpoint_counts(&config);
     let served = snapshot.report.served.len();
     let ignored = snapshot.report.ignored.len();
@@ -55,6 +55,10 @@ pub fn run(args: &ConfigArgs) -> i32 {
         service.add_tcp(&addr.to_string());
     }
     server.add_service(service);
+    server.add_service(pingora_core::services::background::background_service(
+        "health checks",
+        checks.supervisor(),
+    ));
 
     let listen: Vec<String> = config
         .gateway

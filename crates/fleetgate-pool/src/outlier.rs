@@ -1,0 +1,190 @@
+//! Passive outlier detection: endpoints that keep failing leave the rotation.
+//!
+//! Active health checks find a dead endpoint within a few intervals; real
+//! requests find it at once. Each endpoint address has one shared
+//! [`EndpointState`] that counts consecutive failures (connect errors,
+//! resets, timeouts, 5xx). At the threshold the endpoint is ejected for
+//! `base_ejection_time` multiplied by how many times it has been ejected, as
+//! Envoy does, unless the pool already has `max_ejection_percent` of its
+//! endpoints out. A success resets the count. Everything is atomics: the
+//! request path takes no lock.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Outlier detection settings of a pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OutlierConfig {
+    /// Consecutive failures that eject an endpoint (0 disables detection).
+    pub consecutive_failures: u32,
+    /// Ejection time for the first ejection; the n-th lasts n times as long.
+    pub base_ejection_time: Duration,
+    /// Most of a pool that may be ejected at once, in percent.
+    pub max_ejection_percent: u32,
+    /// Longest single ejection.
+    pub max_ejection_time: Duration,
+}
+
+impl Default for OutlierConfig {
+    /// 5 consecutive failures, 30 s base ejection (at most 300 s), at most 50%
+    /// of a pool ejected.
+    fn default() -> Self {
+        OutlierConfig {
+            consecutive_failures: 5,
+            base_ejection_time: Duration::from_secs(30),
+            max_ejection_percent: 50,
+            max_ejection_time: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Milliseconds since the first call, from a monotonic clock.
+pub(crate) fn now_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let start = START.get_or_init(Instant::now);
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The live state of one endpoint address, shared by every pool using it.
+#[derive(Debug, Default)]
+pub struct EndpointState {
+    consecutive_failures: AtomicU32,
+    /// Ejected while `now_ms() < ejected_until_ms`.
+    ejected_until_ms: AtomicU64,
+    ejections: AtomicU32,
+    /// Requests that failed and counted toward ejection, ever.
+    failures_total: AtomicU64,
+}
+
+/// What happened to one request sent to an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A response that is not a 5xx.
+    Success,
+    /// Connect error, reset, timeout or a 5xx response.
+    Failure,
+}
+
+impl EndpointState {
+    /// Whether the endpoint is ejected now.
+    pub fn is_ejected(&self) -> bool {
+        self.is_ejected_at(now_ms())
+    }
+
+    fn is_ejected_at(&self, now: u64) -> bool {
+        now < self.ejected_until_ms.load(Ordering::Relaxed)
+    }
+
+    /// How many times it has been ejected.
+    pub fn ejections(&self) -> u32 {
+        self.ejections.load(Ordering::Relaxed)
+    }
+
+    /// Consecutive failures so far.
+    pub fn consecutive_failures(&self) -> u32 {
+        self.consecutive_failures.load(Ordering::Relaxed)
+    }
+
+    /// Failures recorded, ever.
+    pub fn failures_total(&self) -> u64 {
+        self.failures_total.load(Ordering::Relaxed)
+    }
+
+    /// Records an outcome. Returns `true` when the failure count reached
+    /// the threshold and the caller should try to eject (see
+    /// [`EndpointState::eject`]).
+    pub(crate) fn record(&self, outcome: Outcome, config: &OutlierConfig) -> bool {
+        match outcome {
+            Outcome::Success => {
+                if self.consecutive_failures.load(Ordering::Relaxed) != 0 {
+                    self.consecutive_failures.store(0, Ordering::Relaxed);
+                }
+                false
+            }
+            Outcome::Failure => {
+                self.failures_total.fetch_add(1, Ordering::Relaxed);
+                let n = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+                config.consecutive_failures > 0
+                    && n >= config.consecutive_failures
+                    && !self.is_ejected()
+            }
+        }
+    }
+
+    /// Ejects the endpoint; returns how long for.
+    pub(crate) fn eject(&self, config: &OutlierConfig) -> Duration {
+        let n = self.ejections.fetch_add(1, Ordering::Relaxed) + 1;
+        let time = config
+            .base_ejection_time
+            .saturating_mul(n)
+            .min(config.max_ejection_time.max(config.base_ejection_time));
+        let until = now_ms().saturating_add(u64::try_from(time.as_millis()).unwrap_or(u64::MAX));
+        self.ejected_until_ms.store(until, Ordering::Relaxed);
+        self.consecutive_failures.store(0, Ordering::Relaxed);
+        time
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(n: u32) -> OutlierConfig {
+        OutlierConfig {
+            consecutive_failures: n,
+            base_ejection_time: Duration::from_millis(200),
+            max_ejection_percent: 100,
+            max_ejection_time: Duration::from_millis(500),
+        }
+    }
+
+    #[test]
+    fn threshold_then_ejection_that_grows_and_caps() {
+        let s = EndpointState::default();
+        let c = config(3);
+        assert!(!s.record(Outcome::Failure, &c));
+        assert!(!s.record(Outcome::Failure, &c));
+        assert!(s.record(Outcome::Failure, &c));
+        assert_eq!(s.eject(&c), Duration::from_millis(200));
+        assert!(s.is_ejected());
+        assert_eq!(s.eject(&c), Duration::from_millis(400));
+        assert_eq!(s.eject(&c), Duration::from_millis(500), "capped");
+        assert_eq!(s.ejections(), 3);
+        assert_eq!(s.failures_total(), 3);
+    }
+
+    #[test]
+    fn success_resets_the_count() {
+        let s = EndpointState::default();
+        let c = config(2);
+        assert!(!s.record(Outcome::Failure, &c));
+        assert!(!s.record(Outcome::Success, &c));
+        assert!(!s.record(Outcome::Failure, &c));
+        assert_eq!(s.consecutive_failures(), 1);
+    }
+
+    #[test]
+    fn zero_threshold_disables() {
+        let s = EndpointState::default();
+        for _ in 0..100 {
+            assert!(!s.record(Outcome::Failure, &config(0)));
+        }
+    }
+
+    #[test]
+    fn ejection_expires() {
+        let s = EndpointState::default();
+        let c = OutlierConfig {
+            base_ejection_time: Duration::from_millis(30),
+            ..config(1)
+        };
+        s.eject(&c);
+        assert!(s.is_ejected());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while s.is_ejected() {
+            assert!(Instant::now() < deadline, "ejection never expired");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
