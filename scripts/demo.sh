@@ -44,7 +44,8 @@ for port in 18001 18002 18003 18004 18005 18006 18007 18008 18009; do
   start_backend cluster-demo-1 "$port"
 done
 start_backend cluster-demo-2 18011
-echo "demo: backends up: 9 x cluster-demo-1, 1 x cluster-demo-2"
+start_backend cluster-demo-1-canary 18021
+echo "demo: backends up: service1 = 9 x cluster-demo-1 + 1 x cluster-demo-2; service1-canary-1 = 1 x cluster-demo-1-canary"
 
 target/release/fleetgate check -c conf/fleetgate.toml
 target/release/fleetgate routes -c conf/fleetgate.toml
@@ -65,6 +66,22 @@ for _ in $(seq 1 100); do
   curl -s -H 'Host: example.com' http://127.0.0.1:8080/svc1
   echo
 done | sort | uniq -c | awk '{printf "  %-16s %3d requests\n", $2, $1}'
+
+split() { # title, curl args...
+  local title=$1; shift
+  echo
+  echo "demo: $title"
+  for _ in $(seq 1 100); do
+    curl -s "$@"
+    echo
+  done | sort | uniq -c | awk '{printf "  %-24s %3d requests\n", $2, $1}'
+}
+split "100 requests to /svc1 with canary-dest: cluster1 (header canary)" \
+  -H 'Host: example.com' -H 'canary-dest: cluster1' http://127.0.0.1:8080/svc1
+split "100 requests to /service1 (pinned to cluster-demo-1)" \
+  -H 'Host: example.com' http://127.0.0.1:8080/service1
+split "100 requests to /service1 with app-web-demo-version: gray (cluster-level canary)" \
+  -H 'Host: example.com' -H 'app-web-demo-version: gray' http://127.0.0.1:8080/service1
 
 echo
 echo "demo: the gateway keeps serving on http://127.0.0.1:8080 (logs: $run_dir/fleetgate.log). Ctrl-C to stop."

@@ -3,59 +3,12 @@
 //! Ingress rules of SEMANTICS.md §1-2).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+use fleetgate_e2e::config::{header, listen_addr, seed, service};
 use fleetgate_e2e::{bin_path, free_port, Backend, Gateway, HttpClient, TempDir};
-
-fn seed(file: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../conf/seed")
-        .join(file)
-}
-
-fn listen_addr() -> SocketAddr {
-    format!("127.0.0.1:{}", free_port()).parse().unwrap()
-}
-
-/// `[gateway]` and the two seed clusters.
-fn header(listen: SocketAddr, extra_gateway: &str) -> String {
-    format!(
-        r#"
-[gateway]
-name = "test-{port}"
-listen = ["{listen}"]
-ingress_class = "mse"
-grace_period = "5s"
-{extra_gateway}
-
-[[cluster]]
-id = "c7fb82a1"
-name = "cluster-demo-1"
-zone = "zone-a"
-
-[[cluster]]
-id = "cd3007b2"
-name = "cluster-demo-2"
-zone = "zone-b"
-"#,
-        port = listen.port()
-    )
-}
-
-/// A `[[service]]` block whose endpoints are the given backends.
-fn service(name: &str, port: u16, endpoints: &[(&str, &Backend)]) -> String {
-    let eps: Vec<String> = endpoints
-        .iter()
-        .map(|(cluster, b)| format!("{{ cluster = \"{cluster}\", address = \"{}\" }}", b.addr))
-        .collect();
-    format!(
-        "\n[[service]]\nnamespace = \"gateway-demo\"\nname = \"{name}\"\nport = {port}\nendpoints = [{}]\n",
-        eps.join(", ")
-    )
-}
 
 fn count_bodies(
     client: &mut HttpClient,
@@ -83,7 +36,7 @@ fn seed_outcome_1_traffic_follows_pod_counts() {
     let config = format!(
         "{}{}\n[manifests]\nnamespace = \"gateway-demo\"\nfiles = [\"{}\"]\n",
         header(listen, ""),
-        service("service1", 80, &eps),
+        service("service1", 80, &eps, ""),
         seed("ingress-demo.yaml").display()
     );
     let gw = Gateway::start(&dir.write("gw.toml", &config), listen);
@@ -121,6 +74,7 @@ fn host_path_class_and_default_backend_rules() {
             &format!("svc-{n}"),
             80,
             &[("c7fb82a1", &backends[n])],
+            "",
         ));
     }
     let listen = listen_addr();
@@ -268,7 +222,7 @@ fn unknown_host_gets_a_404_from_the_gateway() {
     let config = format!(
         "{}{}\n[manifests]\nnamespace = \"gateway-demo\"\nfiles = [\"{}\"]\n",
         header(listen, ""),
-        service("service1", 80, &[("c7fb82a1", &b)]),
+        service("service1", 80, &[("c7fb82a1", &b)], ""),
         seed("ingress-demo.yaml").display()
     );
     let gw = Gateway::start(&dir.write("gw.toml", &config), listen);
@@ -290,7 +244,7 @@ fn request_reaches_upstream_intact_and_response_has_server_header() {
     let config = format!(
         "{}{}\n[[ingress]]\nnamespace = \"gateway-demo\"\nname = \"p\"\nclass = \"mse\"\nrules = [{{ host = \"example.com\", paths = [{{ path = \"/\", type = \"Prefix\", service = \"service1\", port = 80 }}] }}]\n",
         header(listen, ""),
-        service("service1", 80, &[("c7fb82a1", &b)]),
+        service("service1", 80, &[("c7fb82a1", &b)], ""),
     );
     let gw = Gateway::start(&dir.write("gw.toml", &config), listen);
     let mut c = HttpClient::new(gw.addr);
@@ -490,7 +444,7 @@ fn sigterm_stops_gracefully_within_grace_period() {
     let config = format!(
         "{}{}\n[manifests]\nnamespace = \"gateway-demo\"\nfiles = [\"{}\"]\n",
         header(listen, ""),
-        service("service1", 80, &[("c7fb82a1", &b)]),
+        service("service1", 80, &[("c7fb82a1", &b)], ""),
         seed("ingress-demo.yaml").display()
     );
     let mut gw = Gateway::start(&dir.write("gw.toml", &config), listen);
@@ -525,7 +479,7 @@ fn cli_check_routes_and_help() {
     );
     assert!(text.contains("configuration OK"), "{text}");
     assert!(
-        text.contains("10 endpoint(s) in 2 of 2 cluster(s)"),
+        text.contains("11 endpoint(s) in 2 of 2 cluster(s)"),
         "{text}"
     );
 

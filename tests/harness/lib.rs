@@ -8,7 +8,10 @@
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod config;
+pub mod load;
 pub mod process;
 
 pub use client::{HttpClient, Response};
+pub use load::{Load, Sample};
 pub use process::{bin_path, free_port, Backend, Gateway, TempDir};

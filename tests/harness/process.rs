@@ -85,13 +85,19 @@ impl Backend {
 
     /// Starts a backend on a given address.
     pub fn start_on(name: &str, listen: &str) -> Backend {
-        let mut child = Command::new(bin_path("web-demo"))
+        let child = Command::new(bin_path("web-demo"))
             .args(["--listen", listen, "--name", name])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn web-demo");
-        let stdout = child.stdout.take().expect("stdout");
+        Backend::adopt(child, name)
+    }
+
+    /// Takes over a spawned web-demo (any flags) whose stdout is piped,
+    /// waiting for its readiness line.
+    pub fn adopt(mut child: Child, name: &str) -> Backend {
+        let stdout = child.stdout.take().expect("piped stdout");
         let mut line = String::new();
         BufReader::new(stdout)
             .read_line(&mut line)
@@ -122,11 +128,23 @@ impl Drop for Backend {
     }
 }
 
+/// The `listen` address of the `[admin]` table of a config file.
+fn admin_addr(config: &Path) -> Option<SocketAddr> {
+    let text = std::fs::read_to_string(config).ok()?;
+    let admin = text.split("[admin]").nth(1)?;
+    let line = admin
+        .lines()
+        .find(|l| l.trim_start().starts_with("listen"))?;
+    line.split('"').nth(1)?.parse().ok()
+}
+
 /// A running `fleetgate run`.
 pub struct Gateway {
     child: Child,
     /// The first HTTP listener.
     pub addr: SocketAddr,
+    /// The admin API listener, when the config names one.
+    pub admin: Option<SocketAddr>,
     /// Its log (stdout and stderr).
     pub log: PathBuf,
 }
@@ -135,18 +153,37 @@ impl Gateway {
     /// Starts `fleetgate run -c config`, listening on `addr` (which the
     /// config must name), and waits until it answers HTTP.
     pub fn start(config: &Path, addr: SocketAddr) -> Gateway {
+        Gateway::start_with(config, addr, &[], &[])
+    }
+
+    /// Like [`Gateway::start`], with extra arguments to `run` and extra
+    /// environment variables.
+    pub fn start_with(
+        config: &Path,
+        addr: SocketAddr,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Gateway {
+        let admin = admin_addr(config);
         let log = config.with_extension("log");
         let out = std::fs::File::create(&log).expect("create log");
         let err = out.try_clone().expect("clone log");
         let child = Command::new(bin_path("fleetgate"))
             .args(["run", "-c"])
             .arg(config)
+            .args(args)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(out)
             .stderr(err)
             .spawn()
             .expect("spawn fleetgate");
-        let mut gw = Gateway { child, addr, log };
+        let mut gw = Gateway {
+            child,
+            addr,
+            admin,
+            log,
+        };
         gw.wait_ready();
         gw
     }
@@ -168,9 +205,44 @@ impl Gateway {
         panic!("fleetgate did not become ready:\n{}", self.log_text());
     }
 
+    /// `GET path` on the admin API (with a bearer token if given).
+    pub fn admin_get(&self, path: &str, token: Option<&str>) -> crate::client::Response {
+        let admin = self.admin.expect("config has an [admin] listen");
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+        HttpClient::new(admin)
+            .request("GET", "admin", path, &headers, "")
+            .expect("admin request")
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The log so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log has `count` lines containing `needle`; returns
+    /// how long that took, or `None` after `limit`.
+    pub fn wait_for_log(&self, needle: &str, count: usize, limit: Duration) -> Option<Duration> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if self
+                .log_text()
+                .lines()
+                .filter(|l| l.contains(needle))
+                .count()
+                >= count
+            {
+                return Some(start.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
     }
 
     /// Sends a signal to the gateway.

@@ -60,7 +60,11 @@ impl IngressDraft {
 
     /// Classifies and validates. Ingresses of another class are kept, with
     /// their reason, but not validated: they belong to another controller.
-    pub fn validate(self, classes: &ClassFilter) -> Result<Ingress, Vec<ConfigError>> {
+    pub fn validate(
+        self,
+        classes: &ClassFilter,
+        flavour: fleetgate_canary::Flavour,
+    ) -> Result<Ingress, Vec<ConfigError>> {
         let disposition = match classes.accepts(self.class.as_deref()) {
             Ok(()) => Disposition::Served,
             Err(reason) => Disposition::Ignored(reason),
@@ -68,7 +72,23 @@ impl IngressDraft {
         let mut errors = Vec::new();
         let mut rules = Vec::new();
         let mut default_backend = None;
+        let mut subset = None;
+        let mut canary = None;
         if disposition == Disposition::Served {
+            match fleetgate_canary::parse_canary_for(&self.annotations, flavour) {
+                Ok(c) => canary = c,
+                Err(e) => errors.push(self.error(
+                    format!("metadata.annotations[\"{}\"]", e.key),
+                    format!("value {:?}: {}", e.value, e.reason),
+                )),
+            }
+            match fleetgate_subset::parse_subset(&self.annotations) {
+                Ok(s) => subset = s,
+                Err(e) => errors.push(self.error(
+                    format!("metadata.annotations[\"{}\"]", e.key),
+                    format!("value {:?}: {}", e.value, e.reason),
+                )),
+            }
             if let Some(b) = &self.default_backend {
                 match self.backend(b, "spec.defaultBackend") {
                     Ok(b) => default_backend = Some(b),
@@ -106,6 +126,8 @@ impl IngressDraft {
             default_backend,
             rules,
             tls_hosts: self.tls_hosts,
+            subset,
+            canary,
             origin: self.origin,
             disposition,
         })

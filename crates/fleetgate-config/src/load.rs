@@ -133,7 +133,7 @@ impl Config {
                 continue;
             }
             seen.insert(key, d.origin.clone());
-            match d.validate(&classes) {
+            match d.validate(&classes, gateway.canary_flavour) {
                 Ok(i) => ingresses.push(i),
                 Err(errs) => l.errors.extend(errs),
             }
@@ -142,7 +142,9 @@ impl Config {
         if !l.errors.is_empty() {
             return Err(ConfigErrors(l.errors));
         }
+        let log = log_settings(path, &raw.log);
         Ok(Config {
+            log,
             source: path.to_path_buf(),
             gateway,
             admin,
@@ -250,7 +252,24 @@ fn gateway(l: &mut Loader<'_>, g: &GatewayToml) -> Gateway {
             },
         }
     });
+    let canary_flavour = match g.canary_flavour.as_deref() {
+        None => fleetgate_canary::Flavour::default(),
+        Some(f) => match f.parse() {
+            Ok(f) => f,
+            Err(e) => {
+                l.errors.push(
+                    ConfigError::new(format!("{e}"))
+                        .at(Location::file(l.file))
+                        .field("gateway.canary_flavour"),
+                );
+                fleetgate_canary::Flavour::default()
+            }
+        },
+    };
     Gateway {
+        runtime_dir: PathBuf::from(g.runtime_dir.as_deref().unwrap_or("/tmp")),
+        canary_flavour,
+        canary_seed: g.canary_seed.unwrap_or(0x5eed_f1ee_7ea7_u64),
         name: g.name.clone(),
         listen,
         ingress_class: g.ingress_class.clone(),
@@ -260,6 +279,23 @@ fn gateway(l: &mut Loader<'_>, g: &GatewayToml) -> Gateway {
         grace_period: g.grace_period.map_or(DEFAULT_GRACE_PERIOD, Into::into),
         default_backend,
     }
+}
+
+fn log_settings(config: &Path, l: &LogToml) -> LogSettings {
+    let access = match l.access.as_deref() {
+        None | Some("stdout") | Some("-") => AccessLogTarget::Stdout,
+        Some("off") | Some("") => AccessLogTarget::Off,
+        Some(path) => {
+            let p = Path::new(path);
+            let full = if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                config.parent().unwrap_or_else(|| Path::new(".")).join(p)
+            };
+            AccessLogTarget::File(full)
+        }
+    };
+    LogSettings { access }
 }
 
 fn port_ref(p: &PortToml) -> PortRef {
@@ -284,10 +320,18 @@ fn admin(l: &mut Loader<'_>, a: &AdminToml) -> Admin {
         },
         None => DEFAULT_ADMIN_LISTEN.parse().expect("valid default"),
     };
-    Admin {
-        listen,
-        token: a.token.clone().filter(|t| !t.is_empty()),
+    let token = a.token.clone().filter(|t| !t.is_empty());
+    if !listen.ip().is_loopback() && token.is_none() {
+        let span = a.listen.as_ref().map(|s| s.span()).unwrap_or(0..0);
+        l.error(
+            span,
+            "admin.listen",
+            format!(
+                "{listen} is not a loopback address: set [admin] token to expose the admin API"
+            ),
+        );
     }
+    Admin { listen, token }
 }
 
 fn clusters(l: &mut Loader<'_>, raw: &[toml::Spanned<ClusterToml>]) -> Vec<Cluster> {

@@ -32,6 +32,26 @@ pub struct Config {
     pub ingresses: Vec<Ingress>,
     /// The manifest files read.
     pub manifest_files: Vec<PathBuf>,
+    /// `[log]`.
+    pub log: LogSettings,
+}
+
+/// Where the access log goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLogTarget {
+    /// No access log.
+    Off,
+    /// Standard output.
+    Stdout,
+    /// Appended to a file.
+    File(PathBuf),
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSettings {
+    /// The access log (default: stdout).
+    pub access: AccessLogTarget,
 }
 
 impl Config {
@@ -74,6 +94,12 @@ pub struct Gateway {
     pub grace_period: Duration,
     /// Backend for requests that match nothing, before the built-in 404.
     pub default_backend: Option<NamespacedBackend>,
+    /// Which canary semantics to apply (`mse`, the default, or `nginx`).
+    pub canary_flavour: fleetgate_canary::Flavour,
+    /// Seed of the weighted-canary and tier dice (fixed: reproducible runs).
+    pub canary_seed: u64,
+    /// Where the pid file and the upgrade socket live (default `/tmp`).
+    pub runtime_dir: PathBuf,
 }
 
 /// `[admin]`.
@@ -227,6 +253,10 @@ pub struct Ingress {
     pub rules: Vec<Rule>,
     /// Hosts listed under `spec.tls`.
     pub tls_hosts: Vec<String>,
+    /// The cluster subset its backends are pinned to (MSE `service-subset`).
+    pub subset: Option<fleetgate_subset::SubsetSelector>,
+    /// Its canary annotations, when it is a canary Ingress.
+    pub canary: Option<fleetgate_canary::CanaryAnnotations>,
     /// Where it was defined.
     pub origin: Location,
     /// Served or ignored.

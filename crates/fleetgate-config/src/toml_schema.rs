@@ -23,6 +23,14 @@ pub(crate) struct FileToml {
     pub manifests: Option<ManifestsToml>,
     #[serde(default)]
     pub ingress: Vec<Spanned<IngressToml>>,
+    #[serde(default)]
+    pub log: LogToml,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LogToml {
+    pub access: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -43,6 +51,12 @@ pub(crate) struct GatewayToml {
     pub grace_period: Option<HumanDuration>,
     #[serde(default)]
     pub default_backend: Option<Spanned<DefaultBackendToml>>,
+    #[serde(default)]
+    pub canary_flavour: Option<String>,
+    #[serde(default)]
+    pub canary_seed: Option<u64>,
+    #[serde(default)]
+    pub runtime_dir: Option<String>,
 }
 
 fn default_name() -> String {

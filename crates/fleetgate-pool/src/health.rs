@@ -69,10 +69,15 @@ impl HealthCheckConfig {
     }
 }
 
-/// Logs health flips and counts them.
+/// Per-address endpoint state, shared with the flip observers.
+type States = Arc<Mutex<HashMap<SocketAddr, Arc<EndpointState>>>>;
+
+/// Logs health flips, counts them, and lifts outlier ejections of endpoints
+/// that active checks find healthy again (as Envoy does by default).
 struct FlipLogger {
     what: String,
     flips: Arc<AtomicU64>,
+    states: States,
 }
 
 #[async_trait]
@@ -80,6 +85,11 @@ impl HealthObserve for FlipLogger {
     async fn observe(&self, target: &Backend, healthy: bool) {
         self.flips.fetch_add(1, Ordering::Relaxed);
         if healthy {
+            if let Some(addr) = target.addr.as_inet() {
+                if let Some(state) = lock(&self.states).get(addr) {
+                    state.uneject();
+                }
+            }
             log::info!(
                 "health: endpoint {} is healthy again ({})",
                 target.addr,
@@ -108,7 +118,7 @@ struct Checked {
 pub struct HealthChecks {
     unchecked: Arc<HealthRegistry>,
     checked: Mutex<Vec<Arc<Checked>>>,
-    states: Mutex<HashMap<SocketAddr, Arc<EndpointState>>>,
+    states: States,
     flips: Arc<AtomicU64>,
 }
 
@@ -128,7 +138,7 @@ impl HealthChecks {
         Arc::new(HealthChecks {
             unchecked: new_health_registry(),
             checked: Mutex::new(Vec::new()),
-            states: Mutex::new(HashMap::new()),
+            states: Arc::new(Mutex::new(HashMap::new())),
             flips: Arc::new(AtomicU64::new(0)),
         })
     }
@@ -148,6 +158,7 @@ impl HealthChecks {
         let logger = FlipLogger {
             what: config.describe(),
             flips: Arc::clone(&self.flips),
+            states: Arc::clone(&self.states),
         };
         match &config.probe {
             Probe::Http { path, host, expect } => {

@@ -42,7 +42,7 @@ mod timeouts;
 
 pub use endpoint::{Endpoint, Labels, CLUSTER_LABEL, ZONE_LABEL};
 pub use health::{HealthCheckConfig, HealthChecks, HealthSupervisor, Probe};
-pub use outlier::{EndpointState, Outcome, OutlierConfig};
+pub use outlier::{now_ms, EndpointState, Outcome, OutlierConfig};
 pub use pingora_load_balancing::HealthRegistry;
 pub use pool::{new_health_registry, EndpointPool, Picked, PoolOptions};
 pub use timeouts::UpstreamTimeouts;

@@ -39,8 +39,9 @@ impl Default for OutlierConfig {
     }
 }
 
-/// Milliseconds since the first call, from a monotonic clock.
-pub(crate) fn now_ms() -> u64 {
+/// Milliseconds since the first call, from a monotonic clock. Cheap enough
+/// for the request path; used for ejections and other coarse timers.
+pub fn now_ms() -> u64 {
     static START: OnceLock<Instant> = OnceLock::new();
     let start = START.get_or_init(Instant::now);
     u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
@@ -110,6 +111,12 @@ impl EndpointState {
                     && !self.is_ejected()
             }
         }
+    }
+
+    /// Returns the endpoint to rotation now (active checks found it healthy).
+    pub fn uneject(&self) {
+        self.ejected_until_ms.store(0, Ordering::Relaxed);
+        self.consecutive_failures.store(0, Ordering::Relaxed);
     }
 
     /// Ejects the endpoint; returns how long for.

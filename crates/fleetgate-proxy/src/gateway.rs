@@ -1,7 +1,8 @@
 //! The `ProxyHttp` that composes the routing stages: match, then pool, then peer.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
 use async_trait::async_trait;
 use pingora_core::upstreams::peer::HttpPeer;
@@ -9,10 +10,14 @@ use pingora_core::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
+use fleetgate_canary::{Dice, RequestView};
 use fleetgate_pool::{EndpointPool, Outcome};
 
+use crate::access_log::{AccessLog, AccessRecord};
+use crate::metrics::{status_class, Metrics};
 use crate::responses::{self, SERVER};
 use crate::snapshot::{SharedSnapshot, Snapshot};
+use crate::stats::GatewayStats;
 
 /// Per-request state.
 pub struct RequestCtx {
@@ -22,6 +27,8 @@ pub struct RequestCtx {
     pub route: Option<u32>,
     /// `(pool, endpoint)` indices of the endpoint picked last.
     pub endpoint: Option<(usize, usize)>,
+    /// The canary chosen (index among the route's canaries), `None` for main.
+    pub canary: Option<usize>,
     /// Retries used so far.
     pub retries: u32,
     /// Endpoints that failed this request (empty, and unallocated, unless
@@ -29,22 +36,30 @@ pub struct RequestCtx {
     pub failed: Vec<std::net::SocketAddr>,
     /// Whether any response byte came from the upstream (no retry after that).
     pub response_started: bool,
-    _in_flight: InFlight,
+    /// When the request arrived.
+    pub started: Instant,
+    /// When the last endpoint was chosen.
+    pub upstream_started: Option<Instant>,
+    in_flight: InFlight,
 }
 
-/// Counts requests in flight, for graceful shutdown.
-struct InFlight(Arc<AtomicUsize>);
+/// Counts a request in flight until dropped, for graceful shutdown; also
+/// the request's handle on the gateway counters.
+struct InFlight(Arc<GatewayStats>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 /// The fleetgate proxy.
 pub struct Gateway {
     snapshot: SharedSnapshot,
-    in_flight: Arc<AtomicUsize>,
+    stats: Arc<GatewayStats>,
+    dice: Dice,
+    metrics: Metrics,
+    access_log: Option<AccessLog>,
 }
 
 impl Gateway {
@@ -52,14 +67,36 @@ impl Gateway {
     pub fn new(snapshot: SharedSnapshot) -> Self {
         Gateway {
             snapshot,
-            in_flight: Arc::new(AtomicUsize::new(0)),
+            stats: Arc::new(GatewayStats::default()),
+            dice: Dice::default(),
+            metrics: Metrics::new(),
+            access_log: None,
         }
     }
 
-    /// The number of requests being served now; shared, so a shutdown
-    /// watcher can wait for it to reach zero.
-    pub fn in_flight(&self) -> Arc<AtomicUsize> {
-        Arc::clone(&self.in_flight)
+    /// Seeds the dice of weighted canaries and tier splits (the default is
+    /// fixed, so runs are reproducible).
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.dice = Dice::new(seed);
+        self
+    }
+
+    /// Records metrics in `metrics` (to share its registry with an admin API).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Writes an access log line per request.
+    pub fn with_access_log(mut self, log: AccessLog) -> Self {
+        self.access_log = Some(log);
+        self
+    }
+
+    /// The gateway's counters; shared, so a shutdown watcher can wait for
+    /// the in-flight count to reach zero and the admin API can read them.
+    pub fn stats(&self) -> Arc<GatewayStats> {
+        Arc::clone(&self.stats)
     }
 }
 
@@ -78,48 +115,6 @@ fn request_host(req: &RequestHeader) -> &str {
 
 fn no_endpoint() -> Box<Error> {
     Error::explain(ErrorType::HTTPStatus(503), "no healthy endpoint")
-}
-
-/// Whether endpoints of `cluster` other than the ones this request already
-/// tried are failing too: then a retry should leave the cluster.
-fn cluster_looks_down(pool: &EndpointPool, cluster: &str, failed: &[std::net::SocketAddr]) -> bool {
-    let failed_here = pool
-        .endpoints()
-        .iter()
-        .filter(|e| e.cluster == cluster && failed.contains(&e.address))
-        .count();
-    if failed_here > 1 {
-        return true;
-    }
-    pool.endpoints().iter().enumerate().any(|(i, e)| {
-        e.cluster == cluster
-            && !failed.contains(&e.address)
-            && (!pool.is_available(i) || pool.state(i).consecutive_failures() > 0)
-    })
-}
-
-/// Picks an endpoint for a retry: not tried yet, from another cluster first
-/// when the failed one looks down.
-fn pick_retry<'a>(
-    pool: &'a EndpointPool,
-    failed: &[std::net::SocketAddr],
-) -> Option<fleetgate_pool::Picked<'a>> {
-    let last_cluster = failed.last().and_then(|addr| {
-        pool.endpoints()
-            .iter()
-            .find(|e| e.address == *addr)
-            .map(|e| e.cluster.as_str())
-    });
-    if let Some(cluster) = last_cluster {
-        if cluster_looks_down(pool, cluster, failed) {
-            if let Some(p) =
-                pool.select_with(|e| e.cluster != cluster && !failed.contains(&e.address))
-            {
-                return Some(p);
-            }
-        }
-    }
-    pool.select_with(|e| !failed.contains(&e.address))
 }
 
 impl RequestCtx {
@@ -144,6 +139,7 @@ impl RequestCtx {
         let allowed = self.retries < snapshot.pool_retries[pool_index];
         if allowed {
             self.retries += 1;
+            self.in_flight.0.retries.fetch_add(1, Ordering::Relaxed);
         }
         allowed
     }
@@ -154,15 +150,19 @@ impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
         RequestCtx {
             snapshot: None,
             route: None,
             endpoint: None,
+            canary: None,
             retries: 0,
             failed: Vec::new(),
             response_started: false,
-            _in_flight: InFlight(Arc::clone(&self.in_flight)),
+            started: Instant::now(),
+            upstream_started: None,
+            in_flight: InFlight(Arc::clone(&self.stats)),
         }
     }
 
@@ -180,6 +180,7 @@ impl ProxyHttp for Gateway {
                 Ok(false)
             }
             None => {
+                self.stats.not_found.fetch_add(1, Ordering::Relaxed);
                 responses::send(session, 404).await?;
                 Ok(true)
             }
@@ -188,7 +189,7 @@ impl ProxyHttp for Gateway {
 
     async fn upstream_peer(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
         let (Some(snapshot), Some(route)) = (ctx.snapshot.as_ref(), ctx.route) else {
@@ -198,14 +199,22 @@ impl ProxyHttp for Gateway {
             ));
         };
         let route = &snapshot.routes[route as usize];
-        let pool_index = route.pool.ok_or_else(no_endpoint)?;
-        let pool = &snapshot.pools[pool_index];
-        let picked = if ctx.failed.is_empty() {
-            pool.select()
-        } else {
-            pick_retry(pool, &ctx.failed)
+        // The canary decision is made once per request, on the first try.
+        if ctx.failed.is_empty() && ctx.endpoint.is_none() {
+            if let Some(canaries) = &route.canaries {
+                let view = RequestView::from_parts(session.req_header());
+                ctx.canary = canaries
+                    .decide(&view, || self.dice.roll())
+                    // A canary with no available endpoint falls back to main.
+                    .filter(|&i| canaries.target(i).has_available(&snapshot.pools));
+            }
+        }
+        let target = match (ctx.canary, &route.canaries) {
+            (Some(i), Some(canaries)) => canaries.target(i),
+            _ => &route.main,
         };
-        let picked = match picked {
+        let picked = target.pick(&snapshot.pools, &ctx.failed, || self.dice.roll());
+        let (pool_index, picked) = match picked {
             Some(p) => p,
             None if !ctx.failed.is_empty() => {
                 return Err(Error::explain(
@@ -215,7 +224,9 @@ impl ProxyHttp for Gateway {
             }
             None => return Err(no_endpoint()),
         };
+        let pool = &snapshot.pools[pool_index];
         ctx.endpoint = Some((pool_index, picked.index));
+        ctx.upstream_started = Some(Instant::now());
         Ok(pool.peer(picked))
     }
 
@@ -272,6 +283,12 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.response_started = true;
+        if let (Some((pool, index)), Some(t)) = (ctx.last_endpoint(), ctx.upstream_started) {
+            self.metrics
+                .upstream_latency
+                .with_label_values(&[pool.name(), pool.endpoints()[index].cluster.as_str()])
+                .observe(t.elapsed().as_secs_f64());
+        }
         if let Some((pool, index)) = ctx.last_endpoint() {
             let outcome = if upstream_response.status.is_server_error() {
                 Outcome::Failure
@@ -318,6 +335,66 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let route = ctx
+            .snapshot
+            .as_ref()
+            .zip(ctx.route)
+            .map(|(s, r)| &s.routes[r as usize]);
+        let canary = route
+            .zip(ctx.canary)
+            .and_then(|(r, i)| r.canaries.as_ref().and_then(|c| c.ingress(i)));
+        let target = route.map(|r| match (ctx.canary, &r.canaries) {
+            (Some(i), Some(c)) => c.target(i),
+            _ => &r.main,
+        });
+        let endpoint = ctx.last_endpoint().map(|(pool, i)| &pool.endpoints()[i]);
+        let ingress = route.map_or("-", |r| &*r.ingress);
+        let service = target.map_or("-", |t| &*t.service);
+        let cluster = endpoint.map_or("-", |e| e.cluster.as_str());
+        self.metrics
+            .requests
+            .with_label_values(&[
+                ingress,
+                service,
+                cluster,
+                if canary.is_some() { "canary" } else { "main" },
+                status_class(status),
+            ])
+            .inc();
+        if ctx.retries > 0 {
+            self.metrics
+                .retries
+                .with_label_values(&[service])
+                .inc_by(u64::from(ctx.retries));
+        }
+        if let Some(log) = &self.access_log {
+            let req = session.req_header();
+            log.log(AccessRecord {
+                time: SystemTime::now() - ctx.started.elapsed(),
+                client: session
+                    .client_addr()
+                    .map_or_else(String::new, |a| a.to_string()),
+                host: request_host(req).to_string(),
+                method: req.method.as_str().to_string(),
+                path: req
+                    .uri
+                    .path_and_query()
+                    .map_or_else(|| req.uri.path().to_string(), |p| p.as_str().to_string()),
+                status,
+                bytes: session.body_bytes_sent(),
+                duration: ctx.started.elapsed(),
+                ingress: route.map(|r| Arc::clone(&r.ingress)),
+                service: target.map(|t| Arc::clone(&t.service)),
+                cluster: endpoint.map(|e| e.cluster.clone()),
+                endpoint: endpoint.map(|e| e.address),
+                canary: canary.map(str::to_string),
+                retries: ctx.retries,
+            });
+        }
+    }
+
     async fn fail_to_proxy(
         &self,
         session: &mut Session,
@@ -340,6 +417,9 @@ impl ProxyHttp for Gateway {
                 ErrorSource::Internal | ErrorSource::Unset => 500,
             },
         };
+        if code >= 500 {
+            self.stats.failed.fetch_add(1, Ordering::Relaxed);
+        }
         if code > 0 {
             if let Err(write_err) = responses::send(session, code).await {
                 log::debug!("could not send {code} to the client: {write_err}");

@@ -31,9 +31,18 @@
 
 #![warn(missing_docs)]
 
+pub mod access_log;
+pub mod compile;
 mod gateway;
+pub mod metrics;
 pub mod responses;
 mod snapshot;
+mod stats;
+pub mod target;
 
+pub use access_log::{AccessLog, AccessRecord};
 pub use gateway::{Gateway, RequestCtx};
+pub use metrics::Metrics;
 pub use snapshot::{CompileReport, Route, SharedSnapshot, Snapshot};
+pub use stats::GatewayStats;
+pub use target::{Target, TargetPools};

@@ -1,14 +1,15 @@
 //! `fleetgate check`: validate and summarise.
 
 use crate::cli::ConfigArgs;
-use crate::load::{compile, endpoint_counts, load_config};
+use crate::load::{endpoint_counts, load_and_compile};
 
 /// Runs `check`; returns the exit code.
 pub fn check(args: &ConfigArgs) -> i32 {
-    let Some(config) = load_config(&args.config) else {
+    let Some((config, snapshot)) =
+        load_and_compile(&args.config, &fleetgate_pool::HealthChecks::new())
+    else {
         return 1;
     };
-    let snapshot = compile(&config, 1, &fleetgate_pool::HealthChecks::new());
     let (endpoints, clusters) = endpoint_counts(&config);
     println!("{}: configuration OK", config.source.display());
     println!(
@@ -24,6 +25,9 @@ pub fn check(args: &ConfigArgs) -> i32 {
     );
     for (name, reason) in &snapshot.report.ignored {
         println!("  ignored: Ingress {name}: {reason}");
+    }
+    for (name, what) in &snapshot.report.unbound {
+        println!("  unbound canary: Ingress {name}: no main route for {what}");
     }
     for w in &snapshot.report.warnings {
         println!("  warning: {w}");

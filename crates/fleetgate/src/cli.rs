@@ -19,7 +19,7 @@ pub struct Cli {
 pub enum Command {
     /// Serve traffic with the given configuration until SIGTERM (graceful)
     /// or SIGINT (immediate).
-    Run(ConfigArgs),
+    Run(RunArgs),
     /// Validate the configuration and every manifest it names; print a
     /// summary and exit 0, or print every error and exit 1.
     Check(ConfigArgs),
@@ -34,4 +34,21 @@ pub struct ConfigArgs {
     /// The TOML configuration file.
     #[arg(short = 'c', long = "config", value_name = "FILE")]
     pub config: PathBuf,
+}
+
+/// Arguments of `run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The configuration file.
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Reload when the configuration file or any manifest changes (SIGHUP
+    /// always reloads).
+    #[arg(long)]
+    pub watch: bool,
+    /// Take over the listening sockets of a running fleetgate (graceful
+    /// binary upgrade): start the new binary with --upgrade, then send
+    /// SIGQUIT to the old process, which hands its sockets over and drains.
+    #[arg(long)]
+    pub upgrade: bool,
 }

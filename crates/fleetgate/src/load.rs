@@ -17,9 +17,19 @@ pub fn load_config(path: &std::path::Path) -> Option<Config> {
     }
 }
 
-/// Compiles a loaded configuration into a snapshot.
-pub fn compile(config: &Config, generation: u64, checks: &Arc<HealthChecks>) -> Snapshot {
-    Snapshot::compile(config, generation, checks, None)
+/// Loads `path` and compiles it, printing every error to stderr on failure.
+pub fn load_and_compile(
+    path: &std::path::Path,
+    checks: &Arc<HealthChecks>,
+) -> Option<(Config, Snapshot)> {
+    let config = load_config(path)?;
+    match Snapshot::compile(&config, 1, checks, None) {
+        Ok(snapshot) => Some((config, snapshot)),
+        Err(errors) => {
+            eprint!("fleetgate: {errors}");
+            None
+        }
+    }
 }
 
 /// Endpoint totals: (endpoints, clusters with at least one endpoint).

@@ -2,14 +2,21 @@
 //!
 //! `fleetgate run -c FILE` serves; `fleetgate check -c FILE` validates;
 //! `fleetgate routes -c FILE` prints the compiled route table. Logging goes
-//! through env_logger (`RUST_LOG`, default `info`).
+//! through env_logger (`RUST_LOG`, default `info`). A running gateway
+//! reloads on SIGHUP (and on file changes with `--watch`), drains on
+//! SIGTERM, and serves an admin API (see `admin`).
 
+mod admin;
 mod check;
 mod cli;
 mod load;
+mod metrics;
+mod notify;
+mod reload;
 mod routes;
 mod run;
 mod shutdown;
+mod state;
 
 use clap::Parser;
 

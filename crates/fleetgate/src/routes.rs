@@ -3,32 +3,50 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use fleetgate_proxy::{Route, Snapshot};
+use fleetgate_pool::EndpointPool;
+use fleetgate_proxy::{Snapshot, Target, TargetPools};
 
 use crate::cli::ConfigArgs;
-use crate::load::{compile, load_config};
+use crate::load::load_and_compile;
 
-/// "c7fb82a1=9 cd3007b2=1" for a route's pool, or why there is none.
-fn endpoints_per_cluster(snapshot: &Snapshot, route: &Route) -> String {
-    let Some(pool) = snapshot.pool(route) else {
-        return "(service not declared: 503)".to_string();
-    };
+/// "c7fb82a1=9 cd3007b2=1" for a pool, with unavailable endpoints noted.
+fn per_cluster(pool: &EndpointPool) -> String {
     if pool.is_empty() {
-        return "(no endpoints: 503)".to_string();
+        return "(none)".to_string();
     }
-    let mut per: BTreeMap<&str, usize> = BTreeMap::new();
-    for e in pool.endpoints() {
-        *per.entry(e.cluster.as_str()).or_default() += 1;
+    let mut per: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for (i, e) in pool.endpoints().iter().enumerate() {
+        let entry = per.entry(e.cluster.as_str()).or_default();
+        entry.1 += 1;
+        if pool.is_available(i) {
+            entry.0 += 1;
+        }
     }
     let mut out = String::new();
-    for (cluster, n) in per {
-        let _ = write!(
-            out,
-            "{}{cluster}={n}",
-            if out.is_empty() { "" } else { " " }
-        );
+    for (cluster, (up, n)) in per {
+        let sep = if out.is_empty() { "" } else { " " };
+        if up == n {
+            let _ = write!(out, "{sep}{cluster}={n}");
+        } else {
+            let _ = write!(out, "{sep}{cluster}={up}/{n} up");
+        }
     }
     out
+}
+
+/// Where a target's traffic goes, per cluster.
+fn describe_target(snapshot: &Snapshot, target: &Target) -> String {
+    match &target.pools {
+        TargetPools::Undeclared => "(service not declared: 503)".to_string(),
+        TargetPools::Whole(i) if snapshot.pools[*i].is_empty() => "(no endpoints: 503)".to_string(),
+        TargetPools::Whole(i) => per_cluster(&snapshot.pools[*i]),
+        TargetPools::Tiered(t) => format!(
+            "subset {}: {}; then the rest: {}",
+            t.selector,
+            per_cluster(&snapshot.pools[t.subset]),
+            per_cluster(&snapshot.pools[t.rest])
+        ),
+    }
 }
 
 /// Renders the table as aligned text.
@@ -48,9 +66,22 @@ pub fn render(snapshot: &Snapshot) -> String {
             r.path.clone(),
             r.path_type.to_string(),
             route.ingress.to_string(),
-            route.service.to_string(),
-            endpoints_per_cluster(snapshot, route),
+            route.main.service.to_string(),
+            describe_target(snapshot, &route.main),
         ]);
+        if let Some(canaries) = &route.canaries {
+            for (i, (ingress, condition)) in canaries.describe().into_iter().enumerate() {
+                let target = canaries.target(i);
+                rows.push([
+                    String::new(),
+                    format!("  canary: {condition}"),
+                    String::new(),
+                    ingress,
+                    target.service.to_string(),
+                    describe_target(snapshot, target),
+                ]);
+            }
+        }
     }
     for (host, target) in snapshot.table.host_defaults() {
         let route = &snapshot.routes[*target as usize];
@@ -59,8 +90,8 @@ pub fn render(snapshot: &Snapshot) -> String {
             "(default backend)".to_string(),
             "-".to_string(),
             route.ingress.to_string(),
-            route.service.to_string(),
-            endpoints_per_cluster(snapshot, route),
+            route.main.service.to_string(),
+            describe_target(snapshot, &route.main),
         ]);
     }
     if let Some(target) = snapshot.table.global_default() {
@@ -70,8 +101,8 @@ pub fn render(snapshot: &Snapshot) -> String {
             "(gateway default backend)".to_string(),
             "-".to_string(),
             "-".to_string(),
-            route.service.to_string(),
-            endpoints_per_cluster(snapshot, route),
+            route.main.service.to_string(),
+            describe_target(snapshot, &route.main),
         ]);
     }
     let mut widths = [0usize; 6];
@@ -101,13 +132,16 @@ pub fn render(snapshot: &Snapshot) -> String {
 
 /// Runs `routes`; returns the exit code.
 pub fn routes(args: &ConfigArgs) -> i32 {
-    let Some(config) = load_config(&args.config) else {
+    let Some((_, snapshot)) = load_and_compile(&args.config, &fleetgate_pool::HealthChecks::new())
+    else {
         return 1;
     };
-    let snapshot = compile(&config, 1, &fleetgate_pool::HealthChecks::new());
     print!("{}", render(&snapshot));
     for (name, reason) in &snapshot.report.ignored {
         println!("ignored: Ingress {name}: {reason}");
+    }
+    for (name, what) in &snapshot.report.unbound {
+        println!("unbound canary: Ingress {name}: no main route for {what}");
     }
     for w in &snapshot.report.warnings {
         println!("warning: {w}");

@@ -1,86 +1,192 @@
 //! `fleetgate run`: serve.
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use fleetgate_proxy::Gateway;
-use pingora_core::server::configuration::ServerConf;
+use fleetgate_config::AccessLogTarget;
+use fleetgate_proxy::{AccessLog, Gateway, Metrics};
+use pingora_core::server::configuration::{Opt, ServerConf};
 use pingora_core::server::Server;
+use pingora_core::services::background::background_service;
+use pingora_core::services::listening::Service;
 
-use crate::cli::ConfigArgs;
-use crate::load::{compile, endpoint_counts, load_config};
-use crate::shutdown;
+use crate::admin::AdminApp;
+use crate::cli::RunArgs;
+use crate::load::{endpoint_counts, load_and_compile};
+use crate::state::{GatewayState, Phase};
+use crate::{notify, reload, shutdown};
+
+/// How long the listeners may take to answer before the state is Failed.
+const LISTEN_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Fails early, and clearly, when an address is taken.
+fn check_bindable(what: &str, addr: &SocketAddr) -> bool {
+    match TcpListener::bind(addr) {
+        Ok(_) => true,
+        Err(e) => {
+            eprintln!("fleetgate: cannot listen on {addr} ({what}): {e}");
+            false
+        }
+    }
+}
+
+/// Waits for the listeners to accept, then reports readiness.
+fn watch_readiness(state: Arc<GatewayState>, listeners: Vec<SocketAddr>) {
+    let spawned = std::thread::Builder::new()
+        .name("fleetgate-ready".into())
+        .spawn(move || {
+            let started = Instant::now();
+            loop {
+                let up = listeners
+                    .iter()
+                    .all(|a| TcpStream::connect_timeout(a, Duration::from_millis(200)).is_ok());
+                if up {
+                    state.listeners_up();
+                    notify::notify("READY=1");
+                    return;
+                }
+                if started.elapsed() > LISTEN_DEADLINE {
+                    state.set_phase(Phase::Failed(format!(
+                        "listeners {listeners:?} did not accept connections within {LISTEN_DEADLINE:?}"
+                    )));
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
+    if let Err(e) = spawned {
+        log::error!("cannot start the readiness watcher: {e}");
+    }
+}
+
+/// `<dir>/fleetgate-<name>.<suffix>`.
+fn runtime_file(dir: &std::path::Path, name: &str, suffix: &str) -> String {
+    dir.join(format!("fleetgate-{name}.{suffix}"))
+        .display()
+        .to_string()
+}
 
 /// Runs `run`; returns an exit code only on failure to start.
-pub fn run(args: &ConfigArgs) -> i32 {
-    let Some(config) = load_config(&args.config) else {
+pub fn run(args: &RunArgs) -> i32 {
+    let path = &args.config.config;
+    let checks = fleetgate_pool::HealthChecks::new();
+    let Some((config, snapshot)) = load_and_compile(path, &checks) else {
         return 1;
     };
-    // Fail early, and clearly, when a listener address is taken.
-    for addr in &config.gateway.listen {
-        if let Err(e) = TcpListener::bind(addr) {
-            eprintln!("fleetgate: cannot listen on {addr}: {e}");
+    // On a graceful upgrade the old process still holds the sockets.
+    if !args.upgrade {
+        for addr in &config.gateway.listen {
+            if !check_bindable("gateway", addr) {
+                return 1;
+            }
+        }
+        if !check_bindable("admin API", &config.admin.listen) {
             return 1;
         }
     }
-    let checks = fleetgate_pool::HealthChecks::new();
-    let snapshot = compile(&config, 1, &checks);
+    let access_log = match &config.log.access {
+        AccessLogTarget::Off => None,
+        AccessLogTarget::Stdout => AccessLog::start(None).ok(),
+        AccessLogTarget::File(p) => match AccessLog::start(Some(p)) {
+            Ok(log) => Some(log),
+            Err(e) => {
+                eprintln!("fleetgate: cannot open access log {}: {e}", p.display());
+                return 1;
+            }
+        },
+    };
+
     let (endpoints, clusters) = endpoint_counts(&config);
     let served = snapshot.report.served.len();
     let ignored = snapshot.report.ignored.len();
     let route_count = snapshot.table.routes().len();
     let shared = Arc::new(ArcSwap::from_pointee(snapshot));
+    let metrics = Metrics::new();
+    let mut gateway = Gateway::new(Arc::clone(&shared))
+        .with_seed(config.gateway.canary_seed)
+        .with_metrics(metrics.clone());
+    if let Some(log) = access_log {
+        gateway = gateway.with_access_log(log);
+    }
+    let stats = gateway.stats();
 
     let grace = config.gateway.grace_period;
     let conf = ServerConf {
         threads: config.gateway.threads,
         grace_period_seconds: Some(grace.as_secs() + u64::from(grace.subsec_nanos() > 0)),
         graceful_shutdown_timeout_seconds: Some(1),
-        upgrade_sock: format!("/tmp/fleetgate-{}-upgrade.sock", config.gateway.name),
-        pid_file: format!("/tmp/fleetgate-{}.pid", config.gateway.name),
+        upgrade_sock: runtime_file(
+            &config.gateway.runtime_dir,
+            &config.gateway.name,
+            "upgrade.sock",
+        ),
+        pid_file: runtime_file(&config.gateway.runtime_dir, &config.gateway.name, "pid"),
         ..ServerConf::default()
     };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    let opt = Opt {
+        upgrade: args.upgrade,
+        ..Opt::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
-    let gateway = Gateway::new(Arc::clone(&shared));
-    if let Err(e) = shutdown::watch_sigterm(gateway.in_flight(), grace) {
+    let listen = config.gateway.listen.clone();
+    let admin_listen = config.admin.listen;
+    let token = config.admin.token.clone();
+    let name = config.gateway.name.clone();
+    let source = config.source.clone();
+    let state = GatewayState::new(
+        config,
+        Arc::clone(&shared),
+        Arc::clone(&checks),
+        Arc::clone(&stats),
+        metrics,
+    );
+
+    if let Err(e) = shutdown::watch_sigterm(Arc::clone(&stats), grace) {
         eprintln!("fleetgate: cannot install the SIGTERM handler: {e}");
         return 1;
     }
-    let mut service =
-        pingora_proxy::http_proxy_service_with_name(&server.configuration, gateway, "fleetgate");
-    for addr in &config.gateway.listen {
-        service.add_tcp(&addr.to_string());
+    if let Err(e) = reload::on_sighup(Arc::clone(&state), path.clone()) {
+        eprintln!("fleetgate: cannot install the SIGHUP handler: {e}");
+        return 1;
     }
-    server.add_service(service);
-    server.add_service(pingora_core::services::background::background_service(
-        "health checks",
-        checks.supervisor(),
-    ));
+    if args.watch {
+        if let Err(e) = reload::watch(Arc::clone(&state), path.clone()) {
+            eprintln!("fleetgate: cannot start watching files: {e}");
+            return 1;
+        }
+    }
 
-    let listen: Vec<String> = config
-        .gateway
-        .listen
-        .iter()
-        .map(|a| format!("http://{a}"))
-        .collect();
+    let mut proxy =
+        pingora_proxy::http_proxy_service_with_name(&server.configuration, gateway, "fleetgate");
+    for addr in &listen {
+        proxy.add_tcp(&addr.to_string());
+    }
+    server.add_service(proxy);
+    let mut admin = Service::new(
+        "fleetgate admin".to_string(),
+        AdminApp::new(Arc::clone(&state), token),
+    );
+    admin.add_tcp(&admin_listen.to_string());
+    server.add_service(admin);
+    server.add_service(background_service("health checks", checks.supervisor()));
+
+    let urls: Vec<String> = listen.iter().map(|a| format!("http://{a}")).collect();
     println!(
-        "fleetgate {}: gateway \"{}\" listening on {}",
+        "fleetgate {}: gateway \"{name}\" listening on {}",
         env!("CARGO_PKG_VERSION"),
-        config.gateway.name,
-        listen.join(", ")
+        urls.join(", ")
     );
     println!(
-        "  loaded {} Ingress(es) ({} ignored), {} route(s), {} Service port(s), {} endpoint(s) in {} cluster(s)",
-        served,
-        ignored,
-        route_count,
-        config.services.len(),
+        "  loaded {served} Ingress(es) ({ignored} ignored), {route_count} route(s), {} endpoint(s) in {clusters} cluster(s) from {}",
         endpoints,
-        clusters
+        source.display()
     );
-    log::info!("serving generation 1 from {}", config.source.display());
+    println!("  admin API: http://{admin_listen}/status");
+    log::info!("serving generation 1");
+    watch_readiness(state, listen);
     server.run_forever()
 }

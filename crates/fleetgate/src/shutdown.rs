@@ -6,9 +6,11 @@
 //! configured bound; this watcher does exactly that. Pingora's own grace
 //! period is set to the same bound as a backstop.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use fleetgate_proxy::GatewayStats;
 
 /// How long to let the listeners close before trusting the in-flight count.
 const SETTLE: Duration = Duration::from_millis(100);
@@ -17,7 +19,7 @@ const POLL: Duration = Duration::from_millis(20);
 
 /// Starts the watcher thread. Returns an error if the signal handler cannot
 /// be installed.
-pub fn watch_sigterm(in_flight: Arc<AtomicUsize>, grace: Duration) -> std::io::Result<()> {
+pub fn watch_sigterm(stats: Arc<GatewayStats>, grace: Duration) -> std::io::Result<()> {
     let term = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&term))?;
     std::thread::Builder::new()
@@ -27,10 +29,11 @@ pub fn watch_sigterm(in_flight: Arc<AtomicUsize>, grace: Duration) -> std::io::R
                 std::thread::sleep(POLL);
             }
             let started = Instant::now();
+            crate::notify::notify("STOPPING=1");
             log::info!("SIGTERM: draining in-flight requests (at most {grace:?})");
             loop {
                 let elapsed = started.elapsed();
-                let busy = in_flight.load(Ordering::Relaxed);
+                let busy = stats.in_flight.load(Ordering::Relaxed);
                 if elapsed >= SETTLE && busy == 0 {
                     log::info!("drained in {elapsed:?}; exiting");
                     break;
@@ -43,6 +46,7 @@ pub fn watch_sigterm(in_flight: Arc<AtomicUsize>, grace: Duration) -> std::io::R
                 }
                 std::thread::sleep(POLL);
             }
+            log::info!("served {}", stats.summary());
             std::process::exit(0);
         })?;
     Ok(())

@@ -1,0 +1,373 @@
+//! Compiling a [`Config`] into a [`Snapshot`].
+//!
+//! All the work a request would otherwise repeat happens here, once per
+//! load: Services are resolved to pools, subsets are split into priority
+//! tiers with pools of their own, and rules go into the route table. Pools
+//! whose endpoints and settings did not change are taken over from the
+//! previous snapshot, keeping their connections and health.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use fleetgate_canary::CanaryRouteBuilder;
+use fleetgate_config::{
+    BackendRef, Config, ConfigError, ConfigErrors, Disposition, HealthCheckKind, Ingress, Service,
+};
+use fleetgate_ingress::{HostPattern, RouteTableBuilder};
+use fleetgate_pool::{
+    Endpoint, EndpointPool, HealthCheckConfig, HealthChecks, OutlierConfig, PoolOptions, Probe,
+    UpstreamTimeouts,
+};
+use fleetgate_subset::{PriorityConfig, SubsetSelector};
+
+use crate::snapshot::{CompileReport, Route, Snapshot};
+use crate::target::{Target, TargetPools, Tiers};
+
+/// Pool settings for a Service, from the config model.
+fn pool_options(s: &Service) -> PoolOptions {
+    let u = &s.timeouts;
+    PoolOptions {
+        timeouts: UpstreamTimeouts {
+            connect: u.connect_timeout,
+            read: u.read_timeout,
+            write: u.write_timeout,
+            idle: u.idle_timeout,
+        },
+        outlier: OutlierConfig {
+            consecutive_failures: u.outlier.consecutive_failures,
+            base_ejection_time: u.outlier.base_ejection_time,
+            max_ejection_percent: u.outlier.max_ejection_percent,
+            max_ejection_time: u.outlier.max_ejection_time,
+        },
+    }
+}
+
+/// Active health-check settings for a Service, from the config model.
+fn health_config(s: &Service) -> Option<HealthCheckConfig> {
+    let h = s.health_check.as_ref()?;
+    Some(HealthCheckConfig {
+        probe: match &h.kind {
+            HealthCheckKind::Http { path, host, expect } => Probe::Http {
+                path: path.clone(),
+                host: host.clone(),
+                expect: *expect,
+            },
+            HealthCheckKind::Tcp => Probe::Tcp,
+        },
+        interval: h.interval,
+        timeout: h.timeout,
+        healthy_threshold: h.healthy_threshold,
+        unhealthy_threshold: h.unhealthy_threshold,
+    })
+}
+
+/// Builds the endpoints of a Service with their cluster and zone labels.
+fn endpoints(config: &Config, s: &Service) -> Vec<Arc<Endpoint>> {
+    s.endpoints
+        .iter()
+        .map(|e| {
+            let mut ep = Endpoint::new(e.address, &e.cluster)
+                .with_weight(e.weight)
+                .with_labels(&e.labels);
+            if let Some(zone) = config
+                .clusters
+                .iter()
+                .find(|c| c.id == e.cluster)
+                .and_then(|c| c.zone.as_deref())
+            {
+                ep = ep.with_zone(zone);
+            }
+            Arc::new(ep)
+        })
+        .collect()
+}
+
+type Reusable<'a> = (&'a Arc<EndpointPool>, &'a Option<HealthCheckConfig>);
+
+/// The state of one compilation.
+struct Compiler<'a> {
+    config: &'a Config,
+    checks: &'a Arc<HealthChecks>,
+    reusable: HashMap<&'a str, Reusable<'a>>,
+    pools: Vec<Arc<EndpointPool>>,
+    pool_health: Vec<Option<HealthCheckConfig>>,
+    pool_retries: Vec<u32>,
+    /// Pool name -> index, for Service ports and subset tiers alike.
+    pool_index: HashMap<String, usize>,
+    report: CompileReport,
+}
+
+impl<'a> Compiler<'a> {
+    /// Adds (or reuses) a pool named `name` over `eps`.
+    fn add_pool(&mut self, name: String, eps: Vec<Arc<Endpoint>>, service: &Service) -> usize {
+        if let Some(&i) = self.pool_index.get(&name) {
+            return i;
+        }
+        let options = pool_options(service);
+        let health = health_config(service);
+        let pool = match self.reusable.get(name.as_str()) {
+            Some((old, old_health))
+                if old.endpoints() == eps.as_slice()
+                    && old.options() == options
+                    && **old_health == health =>
+            {
+                Arc::clone(old)
+            }
+            _ => {
+                let checks = self.checks;
+                Arc::new(EndpointPool::with_shared_state(
+                    name.clone(),
+                    eps,
+                    &checks.registry_for(health.as_ref()),
+                    options,
+                    |addr| checks.endpoint_state(addr),
+                ))
+            }
+        };
+        let index = self.pools.len();
+        self.pool_index.insert(name, index);
+        self.pools.push(pool);
+        self.pool_health.push(health);
+        self.pool_retries.push(service.timeouts.retries);
+        index
+    }
+
+    /// The target for a backend of an Ingress, split by `subset` if given.
+    fn target(
+        &mut self,
+        ns: &str,
+        ingress: &str,
+        b: &BackendRef,
+        subset: Option<&SubsetSelector>,
+    ) -> Target {
+        let config = self.config;
+        let Some(service) = config.resolve_service(ns, b) else {
+            self.report.warnings.push(format!(
+                "Ingress {ingress}: backend service {ns}/{b} is not declared; its requests get 503"
+            ));
+            return Target {
+                service: format!("{ns}/{b}").into(),
+                pools: TargetPools::Undeclared,
+            };
+        };
+        let key = service.key();
+        if service.endpoints.is_empty() {
+            self.report.warnings.push(format!(
+                "Ingress {ingress}: backend service {key} has no endpoints; its requests get 503"
+            ));
+        }
+        let all = endpoints(config, service);
+        let pools = match subset {
+            None => TargetPools::Whole(self.add_pool(key.clone(), all, service)),
+            Some(sel) => {
+                let (inside, outside): (Vec<_>, Vec<_>) =
+                    all.into_iter().partition(|e| sel.matches(&e.labels));
+                if inside.is_empty() {
+                    self.report.warnings.push(format!(
+                        "Ingress {ingress}: subset {sel} of {key} has no endpoints; the whole Service is used"
+                    ));
+                }
+                let subset_pool =
+                    self.add_pool(format!("{key}[subset {}]", sel.name()), inside, service);
+                let rest_pool = self.add_pool(
+                    format!("{key}[outside subset {}]", sel.name()),
+                    outside,
+                    service,
+                );
+                let priority = PriorityConfig {
+                    overprovisioning_factor: service.timeouts.overprovisioning_factor,
+                    panic_threshold: service.timeouts.panic_threshold,
+                };
+                TargetPools::Tiered(Tiers::new(
+                    subset_pool,
+                    rest_pool,
+                    sel.to_string().into(),
+                    priority,
+                ))
+            }
+        };
+        Target {
+            service: key.into(),
+            pools,
+        }
+    }
+}
+
+/// Adds the routes of a main (non-canary) Ingress.
+fn add_main_routes(
+    c: &mut Compiler<'_>,
+    ing: &Ingress,
+    routes: &mut Vec<Route>,
+    builder: &mut RouteTableBuilder<u32>,
+) {
+    let key = ing.key();
+    let ingress: Arc<str> = key.as_str().into();
+    for rule in &ing.rules {
+        for p in &rule.paths {
+            let main = c.target(&ing.namespace, &key, &p.backend, ing.subset.as_ref());
+            let id = routes.len() as u32;
+            routes.push(Route {
+                ingress: Arc::clone(&ingress),
+                main,
+                canaries: None,
+            });
+            if builder
+                .add_path(&rule.host, &p.path, p.path_type, id)
+                .is_err()
+            {
+                routes.pop();
+                c.report.warnings.push(format!(
+                    "Ingress {key}: host {} path {} ({}) is already routed by an earlier Ingress; this rule is not used",
+                    rule.host, p.path, p.path_type
+                ));
+            }
+        }
+    }
+    if let Some(b) = &ing.default_backend {
+        let main = c.target(&ing.namespace, &key, b, ing.subset.as_ref());
+        let id = routes.len() as u32;
+        routes.push(Route {
+            ingress: Arc::clone(&ingress),
+            main,
+            canaries: None,
+        });
+        let mut hosts: Vec<_> = ing.rules.iter().map(|r| r.host.clone()).collect();
+        if hosts.is_empty() {
+            hosts.push(HostPattern::Any);
+        }
+        hosts.sort();
+        hosts.dedup();
+        for h in hosts {
+            if builder.set_host_default(&h, id).is_err() {
+                c.report.warnings.push(format!(
+                    "Ingress {key}: host {h} already has a default backend from an earlier Ingress"
+                ));
+            }
+        }
+    }
+}
+
+/// Binds a canary Ingress to the main routes with the same host, path and
+/// pathType; rules without one are reported as unbound.
+fn bind_canary(
+    c: &mut Compiler<'_>,
+    ing: &Ingress,
+    builder: &mut RouteTableBuilder<u32>,
+    canaries: &mut HashMap<u32, CanaryRouteBuilder<Target>>,
+    errors: &mut Vec<ConfigError>,
+) {
+    let Some(annotations) = &ing.canary else {
+        return;
+    };
+    let key = ing.key();
+    if ing.default_backend.is_some() {
+        c.report.warnings.push(format!(
+            "Ingress {key}: a canary Ingress's defaultBackend is not used"
+        ));
+    }
+    for rule in &ing.rules {
+        for p in &rule.paths {
+            let Some(&mut id) = builder.route_mut(&rule.host, &p.path, p.path_type) else {
+                let what = format!("host {} path {} ({})", rule.host, p.path, p.path_type);
+                log::warn!("canary Ingress {key} is unbound: no main route for {what}");
+                c.report.unbound.push((key.clone(), what));
+                continue;
+            };
+            let target = c.target(&ing.namespace, &key, &p.backend, ing.subset.as_ref());
+            let flavour = c.config.gateway.canary_flavour;
+            let slot = canaries
+                .entry(id)
+                .or_insert_with(|| CanaryRouteBuilder::new(flavour));
+            if let Err(conflict) = slot.add(&key, annotations, target) {
+                errors.push(
+                    ConfigError::new(format!(
+                        "host {} path {} ({}): {conflict}",
+                        rule.host, p.path, p.path_type
+                    ))
+                    .at(ing.origin.clone())
+                    .object(format!("Ingress {key}")),
+                );
+            }
+        }
+    }
+}
+
+/// Compiles `config` (see the module docs).
+pub fn compile(
+    config: &Config,
+    generation: u64,
+    checks: &Arc<HealthChecks>,
+    previous: Option<&Snapshot>,
+) -> Result<Snapshot, ConfigErrors> {
+    let mut c = Compiler {
+        config,
+        checks,
+        reusable: previous
+            .map(|p| {
+                p.pools
+                    .iter()
+                    .zip(&p.pool_health)
+                    .map(|(pool, health)| (pool.name(), (pool, health)))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        pools: Vec::new(),
+        pool_health: Vec::new(),
+        pool_retries: Vec::new(),
+        pool_index: HashMap::new(),
+        report: CompileReport::default(),
+    };
+    // Every Service port gets its pool, referenced or not, so status and
+    // health cover all of them.
+    for s in &config.services {
+        let eps = endpoints(config, s);
+        c.add_pool(s.key(), eps, s);
+    }
+
+    let mut routes: Vec<Route> = Vec::new();
+    let mut builder = RouteTableBuilder::new();
+    for ing in &config.ingresses {
+        if let Disposition::Ignored(reason) = &ing.disposition {
+            log::info!("Ingress {} ignored: {reason}", ing.key());
+            c.report.ignored.push((ing.key(), reason.clone()));
+            continue;
+        }
+        c.report.served.push(ing.key());
+        if ing.canary.is_none() {
+            add_main_routes(&mut c, ing, &mut routes, &mut builder);
+        }
+    }
+    let mut canaries: HashMap<u32, CanaryRouteBuilder<Target>> = HashMap::new();
+    let mut errors = Vec::new();
+    for ing in config.served_ingresses() {
+        bind_canary(&mut c, ing, &mut builder, &mut canaries, &mut errors);
+    }
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    for (id, b) in canaries {
+        routes[id as usize].canaries = Some(b.build());
+    }
+    if let Some(d) = &config.gateway.default_backend {
+        let main = c.target(&d.namespace, "(gateway default backend)", &d.backend, None);
+        let id = routes.len() as u32;
+        routes.push(Route {
+            ingress: "(gateway default backend)".into(),
+            main,
+            canaries: None,
+        });
+        builder.set_global_default(id);
+    }
+    for w in &c.report.warnings {
+        log::warn!("{w}");
+    }
+    Ok(Snapshot {
+        generation,
+        table: builder.build(),
+        routes,
+        pools: c.pools,
+        pool_health: c.pool_health,
+        pool_retries: c.pool_retries,
+        report: c.report,
+    })
+}

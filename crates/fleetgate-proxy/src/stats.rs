@@ -1,0 +1,34 @@
+//! Gateway-wide request counters, updated with relaxed atomics.
+//!
+//! The admin API and metrics read them; the shutdown path logs them, so an
+//! operator sees what a run served and how often failover had to retry.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+/// Counters shared by every request.
+#[derive(Debug, Default)]
+pub struct GatewayStats {
+    /// Requests being served now.
+    pub in_flight: AtomicUsize,
+    /// Requests received.
+    pub requests: AtomicU64,
+    /// Tries repeated on another endpoint after a failure.
+    pub retries: AtomicU64,
+    /// Requests answered with a 404 from the gateway.
+    pub not_found: AtomicU64,
+    /// Requests that failed with a gateway-generated 5xx.
+    pub failed: AtomicU64,
+}
+
+impl GatewayStats {
+    /// A one-line summary.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} requests, {} retries, {} answered 404, {} failed with a gateway 5xx",
+            self.requests.load(Ordering::Relaxed),
+            self.retries.load(Ordering::Relaxed),
+            self.not_found.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
+    }
+}

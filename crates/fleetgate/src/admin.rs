@@ -1,0 +1,311 @@
+//! The admin API: status, Ingresses, Services, routes, metrics, probes.
+//!
+//! Served by Pingora on its own listener. It binds a loopback address
+//! unless `[admin] token` is set (checked at load), and with a token every
+//! request must carry `Authorization: Bearer <token>`. Everything is JSON
+//! except `/metrics` (Prometheus text) and the probes.
+//!
+//! | path | answer |
+//! |---|---|
+//! | `GET /status` | state, generation, last reload, clusters with endpoints healthy/total |
+//! | `GET /ingresses` | every Ingress: served or ignored and why, unbound canaries, status address |
+//! | `GET /services` | every pool: endpoints with cluster, labels, health, ejections |
+//! | `GET /routes` | the compiled route table with canaries |
+//! | `GET /metrics` | Prometheus text |
+//! | `GET /healthz` | 200 while the process runs |
+//! | `GET /readyz` | 200 when Running or Listening, else 503 |
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use fleetgate_config::Disposition;
+use fleetgate_pool::EndpointPool;
+use fleetgate_proxy::{Snapshot, Target, TargetPools};
+use http::{Response, StatusCode};
+use pingora_core::apps::http_app::ServeHttp;
+use pingora_core::protocols::http::ServerSession;
+use prometheus::{Encoder, TextEncoder};
+use serde_json::{json, Value};
+
+use crate::state::{GatewayState, Phase};
+
+/// The admin application.
+pub struct AdminApp {
+    state: Arc<GatewayState>,
+    token: Option<String>,
+}
+
+impl AdminApp {
+    /// An admin API over `state`, requiring `token` when set.
+    pub fn new(state: Arc<GatewayState>, token: Option<String>) -> Self {
+        AdminApp { state, token }
+    }
+}
+
+fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
+    Response::builder()
+        .status(status)
+        .header("Content-Type", content_type)
+        .header("Content-Length", body.len())
+        .header("Server", fleetgate_proxy::responses::SERVER)
+        .header("Cache-Control", "no-store")
+        .body(body)
+        .unwrap_or_else(|_| Response::new(Vec::new()))
+}
+
+fn json_response(status: StatusCode, value: &Value) -> Response<Vec<u8>> {
+    let mut body = serde_json::to_vec_pretty(value).unwrap_or_default();
+    body.push(b'\n');
+    respond(status, "application/json", body)
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Vec<u8>> {
+    respond(
+        status,
+        "text/plain; charset=utf-8",
+        body.as_bytes().to_vec(),
+    )
+}
+
+fn pool_json(pool: &EndpointPool) -> Value {
+    let endpoints: Vec<Value> = pool
+        .endpoints()
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let state = pool.state(i);
+            json!({
+                "address": e.address.to_string(),
+                "cluster": e.cluster,
+                "zone": e.zone,
+                "weight": e.weight,
+                "labels": e.labels,
+                "healthy": pool.is_healthy(e.address),
+                "ejected": state.is_ejected(),
+                "ejections": state.ejections(),
+                "consecutive_failures": state.consecutive_failures(),
+                "available": pool.is_available(i),
+            })
+        })
+        .collect();
+    let (available, total) = pool.availability();
+    json!({ "name": pool.name(), "available": available, "total": total, "endpoints": endpoints })
+}
+
+fn target_json(snapshot: &Snapshot, t: &Target) -> Value {
+    match &t.pools {
+        TargetPools::Undeclared => {
+            json!({ "service": &*t.service, "pools": [], "note": "service not declared" })
+        }
+        TargetPools::Whole(i) => {
+            json!({ "service": &*t.service, "pools": [snapshot.pools[*i].name()] })
+        }
+        TargetPools::Tiered(tiers) => json!({
+            "service": &*t.service,
+            "subset": &*tiers.selector,
+            "pools": [snapshot.pools[tiers.subset].name(), snapshot.pools[tiers.rest].name()],
+            "tier_loads": tiers.loads(&snapshot.pools).to_string(),
+        }),
+    }
+}
+
+impl AdminApp {
+    fn status(&self) -> Value {
+        let config = self.state.config.load();
+        let snapshot = self.state.snapshot.load();
+        let phase = self.state.phase();
+        let message = match &phase {
+            Phase::Failed(m) => Some(m.clone()),
+            _ => None,
+        };
+        // Endpoint health per cluster, counting each address once.
+        let mut per_cluster: BTreeMap<&str, BTreeMap<std::net::SocketAddr, bool>> = BTreeMap::new();
+        for svc in &config.services {
+            if let Some(pool) = snapshot.pools.iter().find(|p| p.name() == svc.key()) {
+                for (i, e) in pool.endpoints().iter().enumerate() {
+                    let up = pool.is_available(i);
+                    let entry = per_cluster.entry(e.cluster.as_str()).or_default();
+                    let v = entry.entry(e.address).or_insert(true);
+                    *v = *v && up;
+                }
+            }
+        }
+        let clusters: Vec<Value> = config
+            .clusters
+            .iter()
+            .map(|c| {
+                let eps = per_cluster.get(c.id.as_str());
+                let total = eps.map_or(0, |m| m.len());
+                let healthy = eps.map_or(0, |m| m.values().filter(|u| **u).count());
+                json!({
+                    "id": c.id, "name": c.name, "zone": c.zone,
+                    "connected": true,
+                    "endpoint_source": "static (TOML)",
+                    "endpoints": { "healthy": healthy, "total": total },
+                })
+            })
+            .collect();
+        let (ok, failed) = self.state.reload_counts();
+        let stats = &self.state.stats;
+        json!({
+            "gateway": config.gateway.name,
+            "state": phase.name(),
+            "message": message,
+            "generation": self.state.generation(),
+            "config": config.source.display().to_string(),
+            "listeners": config.gateway.listen.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            "advertise": config.gateway.advertise,
+            "last_reload": self.state.last_reload(),
+            "reloads": { "ok": ok, "failed": failed },
+            "ingresses": { "served": snapshot.report.served.len(), "ignored": snapshot.report.ignored.len() },
+            "clusters": clusters,
+            "requests": {
+                "total": stats.requests.load(Ordering::Relaxed),
+                "in_flight": stats.in_flight.load(Ordering::Relaxed),
+                "retries": stats.retries.load(Ordering::Relaxed),
+            },
+        })
+    }
+
+    fn ingresses(&self) -> Value {
+        let config = self.state.config.load();
+        let snapshot = self.state.snapshot.load();
+        let lb: Vec<Value> = config
+            .gateway
+            .advertise
+            .iter()
+            .map(|a| json!({ "ip": a }))
+            .collect();
+        let list: Vec<Value> = config
+            .ingresses
+            .iter()
+            .map(|i| {
+                let key = i.key();
+                let unbound: Vec<&String> = snapshot
+                    .report
+                    .unbound
+                    .iter()
+                    .filter(|(n, _)| *n == key)
+                    .map(|(_, what)| what)
+                    .collect();
+                let (served, reason) = match &i.disposition {
+                    Disposition::Served if !unbound.is_empty() && unbound.len() == i.rules.iter().map(|r| r.paths.len()).sum::<usize>() => {
+                        (false, Some("unbound canary: no main route with the same host, path and pathType".to_string()))
+                    }
+                    Disposition::Served => (true, None),
+                    Disposition::Ignored(r) => (false, Some(r.clone())),
+                };
+                json!({
+                    "namespace": i.namespace,
+                    "name": i.name,
+                    "class": i.class,
+                    "served": served,
+                    "reason": reason,
+                    "canary": i.canary.is_some(),
+                    "subset": i.subset.as_ref().map(|s| s.to_string()),
+                    "unbound_rules": unbound,
+                    "source": i.origin.to_string(),
+                    "status": { "loadBalancer": { "ingress": if served { lb.clone() } else { Vec::new() } } },
+                })
+            })
+            .collect();
+        json!({ "generation": self.state.generation(), "ingresses": list })
+    }
+
+    fn services(&self) -> Value {
+        let snapshot = self.state.snapshot.load();
+        let pools: Vec<Value> = snapshot.pools.iter().map(|p| pool_json(p)).collect();
+        json!({ "generation": snapshot.generation, "pools": pools, "health_flips": self.state.checks.flips() })
+    }
+
+    fn routes(&self) -> Value {
+        let snapshot = self.state.snapshot.load();
+        let routes: Vec<Value> = snapshot
+            .table
+            .routes()
+            .iter()
+            .map(|r| {
+                let route = &snapshot.routes[r.target as usize];
+                let canaries: Vec<Value> = route
+                    .canaries
+                    .as_ref()
+                    .map(|c| {
+                        c.describe()
+                            .into_iter()
+                            .enumerate()
+                            .map(|(i, (ingress, condition))| {
+                                json!({ "ingress": ingress, "condition": condition, "target": target_json(&snapshot, c.target(i)) })
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                json!({
+                    "host": r.host.to_string(),
+                    "path": r.path,
+                    "path_type": r.path_type.as_str(),
+                    "ingress": &*route.ingress,
+                    "target": target_json(&snapshot, &route.main),
+                    "canaries": canaries,
+                })
+            })
+            .collect();
+        json!({ "generation": snapshot.generation, "routes": routes })
+    }
+
+    fn metrics(&self) -> Response<Vec<u8>> {
+        let mut families = self.state.metrics.registry.gather();
+        families.extend(crate::metrics::gauges(&self.state));
+        let mut buf = Vec::new();
+        if TextEncoder::new().encode(&families, &mut buf).is_err() {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "could not encode metrics\n",
+            );
+        }
+        respond(StatusCode::OK, "text/plain; version=0.0.4", buf)
+    }
+}
+
+#[async_trait]
+impl ServeHttp for AdminApp {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let req = session.req_header();
+        if let Some(token) = &self.token {
+            let given = req
+                .headers
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            if given != Some(token.as_str()) {
+                return text(
+                    StatusCode::UNAUTHORIZED,
+                    "401 Unauthorized: send Authorization: Bearer <token>\n",
+                );
+            }
+        }
+        if req.method != http::Method::GET && req.method != http::Method::HEAD {
+            return text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "405 Method Not Allowed: the admin API is read-only\n",
+            );
+        }
+        match req.uri.path() {
+            "/status" => json_response(StatusCode::OK, &self.status()),
+            "/ingresses" => json_response(StatusCode::OK, &self.ingresses()),
+            "/services" => json_response(StatusCode::OK, &self.services()),
+            "/routes" => json_response(StatusCode::OK, &self.routes()),
+            "/metrics" => self.metrics(),
+            "/healthz" => text(StatusCode::OK, "ok\n"),
+            "/readyz" => match self.state.phase() {
+                Phase::Running | Phase::Listening => text(StatusCode::OK, "ready\n"),
+                other => text(StatusCode::SERVICE_UNAVAILABLE, &format!("not ready: {}\n", other.name())),
+            },
+            _ => text(
+                StatusCode::NOT_FOUND,
+                "404 Not Found: try /status /ingresses /services /routes /metrics /healthz /readyz\n",
+            ),
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! Metrics read from state at scrape time: endpoints, health flips,
+//! ejections, reloads, access-log drops.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+use prometheus::proto::MetricFamily;
+use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts};
+
+use crate::state::GatewayState;
+
+fn family(c: &dyn prometheus::core::Collector) -> Vec<MetricFamily> {
+    c.collect()
+}
+
+/// Gathers the scrape-time metrics.
+pub fn gauges(state: &GatewayState) -> Vec<MetricFamily> {
+    let mut out = Vec::new();
+    let snapshot = state.snapshot.load();
+    let endpoints = IntGaugeVec::new(
+        Opts::new(
+            "fleetgate_endpoints",
+            "Endpoints per cluster by availability (each address counted once per pool)",
+        ),
+        &["pool", "cluster", "state"],
+    )
+    .expect("valid metric");
+    let mut ejections_total: u64 = 0;
+    for pool in &snapshot.pools {
+        let mut per: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+        for (i, e) in pool.endpoints().iter().enumerate() {
+            let entry = per.entry(e.cluster.as_str()).or_default();
+            entry.1 += 1;
+            if pool.is_available(i) {
+                entry.0 += 1;
+            }
+        }
+        for (cluster, (up, total)) in per {
+            endpoints
+                .with_label_values(&[pool.name(), cluster, "available"])
+                .set(up);
+            endpoints
+                .with_label_values(&[pool.name(), cluster, "total"])
+                .set(total);
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for pool in &snapshot.pools {
+        for (i, e) in pool.endpoints().iter().enumerate() {
+            if seen.insert(e.address) {
+                ejections_total += u64::from(pool.state(i).ejections());
+            }
+        }
+    }
+    out.extend(family(&endpoints));
+
+    let ejections = IntCounter::new(
+        "fleetgate_ejections_total",
+        "Outlier ejections of endpoints",
+    )
+    .expect("valid metric");
+    ejections.inc_by(ejections_total);
+    out.extend(family(&ejections));
+
+    let flips = IntCounter::new(
+        "fleetgate_health_flips_total",
+        "Active health-check state changes",
+    )
+    .expect("valid metric");
+    flips.inc_by(state.checks.flips());
+    out.extend(family(&flips));
+
+    let reloads = IntCounterVec::new(
+        Opts::new(
+            "fleetgate_reloads_total",
+            "Configuration reloads by outcome",
+        ),
+        &["outcome"],
+    )
+    .expect("valid metric");
+    let (ok, failed) = state.reload_counts();
+    reloads.with_label_values(&["ok"]).inc_by(ok);
+    reloads.with_label_values(&["error"]).inc_by(failed);
+    out.extend(family(&reloads));
+
+    let generation = IntGauge::new(
+        "fleetgate_config_generation",
+        "Serving configuration generation",
+    )
+    .expect("valid metric");
+    generation.set(i64::try_from(state.generation()).unwrap_or(i64::MAX));
+    out.extend(family(&generation));
+
+    let in_flight = IntGauge::new("fleetgate_requests_in_flight", "Requests being served")
+        .expect("valid metric");
+    in_flight.set(i64::try_from(state.stats.in_flight.load(Ordering::Relaxed)).unwrap_or(i64::MAX));
+    out.extend(family(&in_flight));
+    out
+}

@@ -1,0 +1,129 @@
+//! Hot reload: SIGHUP, or a change of any loaded file with `--watch`.
+//!
+//! A reload loads and validates the TOML and every manifest, compiles a new
+//! snapshot (reusing unchanged pools, so health state and upstream
+//! connections survive), and swaps it in atomically. An invalid
+//! configuration is rejected with the errors `check` would print, and the
+//! previous one keeps serving. Reloads are serialised.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use fleetgate_config::Config;
+use fleetgate_proxy::Snapshot;
+
+use crate::notify;
+use crate::state::GatewayState;
+
+/// Reloads from `path`. Returns the new generation, or the errors.
+pub fn reload(state: &GatewayState, path: &Path) -> Result<u64, String> {
+    let _serial = state
+        .reload_lock
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    notify::reloading();
+    let started = Instant::now();
+    let result = load_and_swap(state, path);
+    let took = started.elapsed();
+    match &result {
+        Ok((generation, summary)) => {
+            log::info!("reload: generation {generation} serving ({summary}) in {took:?}");
+            state.record_reload(true, *generation, summary.clone(), took);
+            state.refresh_phase();
+        }
+        Err(errors) => {
+            log::error!(
+                "reload rejected, generation {} keeps serving: {}",
+                state.generation(),
+                errors.trim_end()
+            );
+            state.record_reload(false, state.generation(), errors.clone(), took);
+        }
+    }
+    notify::notify("READY=1");
+    result.map(|(g, _)| g)
+}
+
+fn load_and_swap(state: &GatewayState, path: &Path) -> Result<(u64, String), String> {
+    let config = Config::load(path).map_err(|e| e.to_string())?;
+    let current = state.config.load();
+    if config.gateway.listen != current.gateway.listen
+        || config.admin.listen != current.admin.listen
+    {
+        log::warn!("reload: listener addresses changed; they take effect after a restart");
+    }
+    let generation = state.generation() + 1;
+    let previous = state.snapshot.load_full();
+    let snapshot = Snapshot::compile(&config, generation, &state.checks, Some(&previous))
+        .map_err(|e| e.to_string())?;
+    let summary = format!(
+        "{} Ingress(es) served, {} ignored, {} route(s), {} pool(s)",
+        snapshot.report.served.len(),
+        snapshot.report.ignored.len(),
+        snapshot.table.routes().len(),
+        snapshot.pools.len()
+    );
+    state.snapshot.store(Arc::new(snapshot));
+    state.config.store(Arc::new(config));
+    Ok((generation, summary))
+}
+
+/// Reloads on every SIGHUP, in a thread of its own.
+pub fn on_sighup(state: Arc<GatewayState>, path: PathBuf) -> std::io::Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])?;
+    std::thread::Builder::new()
+        .name("fleetgate-sighup".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                log::info!("SIGHUP: reloading {}", path.display());
+                let _ = reload(&state, &path);
+            }
+        })?;
+    Ok(())
+}
+
+/// How often `--watch` looks at the files.
+const WATCH_INTERVAL: Duration = Duration::from_millis(300);
+
+/// Modification time and size of every file a configuration depends on,
+/// plus the directories that hold its manifests (files added or removed).
+fn fingerprint(config_path: &Path, config: &Config) -> Vec<(PathBuf, Option<(SystemTime, u64)>)> {
+    let mut paths: Vec<PathBuf> = vec![config_path.to_path_buf()];
+    paths.extend(config.manifest_files.iter().cloned());
+    let dirs: Vec<PathBuf> = config
+        .manifest_files
+        .iter()
+        .filter_map(|f| f.parent().map(Path::to_path_buf))
+        .collect();
+    paths.extend(dirs);
+    paths.sort();
+    paths.dedup();
+    paths
+        .into_iter()
+        .map(|p| {
+            let meta = std::fs::metadata(&p).ok();
+            let stamp = meta.and_then(|m| Some((m.modified().ok()?, m.len())));
+            (p, stamp)
+        })
+        .collect()
+}
+
+/// Reloads when the configuration or any manifest changes.
+pub fn watch(state: Arc<GatewayState>, path: PathBuf) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("fleetgate-watch".into())
+        .spawn(move || {
+            let mut seen = fingerprint(&path, &state.config.load());
+            loop {
+                std::thread::sleep(WATCH_INTERVAL);
+                let now = fingerprint(&path, &state.config.load());
+                if now != seen {
+                    log::info!("--watch: configuration files changed; reloading");
+                    let _ = reload(&state, &path);
+                    seen = fingerprint(&path, &state.config.load());
+                }
+            }
+        })?;
+    Ok(())
+}

@@ -1,0 +1,175 @@
+//! The running gateway's state, shared by the proxy, reloads and the admin API.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use fleetgate_config::Config;
+use fleetgate_pool::HealthChecks;
+use fleetgate_proxy::{GatewayStats, Metrics, SharedSnapshot};
+use serde::Serialize;
+
+/// Lifecycle of the gateway (SEMANTICS.md §5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", content = "message")]
+pub enum Phase {
+    /// Starting: listeners not answering yet.
+    Pending,
+    /// Listeners up, no Ingress served.
+    Running,
+    /// Listeners up and at least one Ingress served.
+    Listening,
+    /// Something prevents serving.
+    Failed(String),
+}
+
+impl Phase {
+    /// The state name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::Running => "Running",
+            Phase::Listening => "Listening",
+            Phase::Failed(_) => "Failed",
+        }
+    }
+}
+
+/// The outcome of the last reload.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReloadRecord {
+    /// When it happened (RFC 3339).
+    pub at: String,
+    /// Whether the new configuration is serving.
+    pub ok: bool,
+    /// The generation serving after it.
+    pub generation: u64,
+    /// What happened: counts, or the errors.
+    pub message: String,
+    /// How long loading and compiling took, in milliseconds.
+    pub duration_ms: f64,
+}
+
+/// Everything the admin API and reloads share.
+pub struct GatewayState {
+    /// Current configuration (matches the snapshot).
+    pub config: ArcSwap<Config>,
+    /// Current routing snapshot.
+    pub snapshot: SharedSnapshot,
+    /// Health registries and endpoint state, kept across reloads.
+    pub checks: Arc<HealthChecks>,
+    /// Request counters.
+    pub stats: Arc<GatewayStats>,
+    /// Request-path metrics.
+    pub metrics: Metrics,
+    phase: Mutex<Phase>,
+    generation: AtomicU64,
+    last_reload: Mutex<Option<ReloadRecord>>,
+    reloads_ok: AtomicU64,
+    reloads_failed: AtomicU64,
+    /// Serialises reloads (SIGHUP and file watching may race).
+    pub reload_lock: Mutex<()>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl GatewayState {
+    /// State for generation 1.
+    pub fn new(
+        config: Config,
+        snapshot: SharedSnapshot,
+        checks: Arc<HealthChecks>,
+        stats: Arc<GatewayStats>,
+        metrics: Metrics,
+    ) -> Arc<GatewayState> {
+        Arc::new(GatewayState {
+            config: ArcSwap::from_pointee(config),
+            snapshot,
+            checks,
+            stats,
+            metrics,
+            phase: Mutex::new(Phase::Pending),
+            generation: AtomicU64::new(1),
+            last_reload: Mutex::new(None),
+            reloads_ok: AtomicU64::new(0),
+            reloads_failed: AtomicU64::new(0),
+            reload_lock: Mutex::new(()),
+        })
+    }
+
+    /// The lifecycle phase.
+    pub fn phase(&self) -> Phase {
+        lock(&self.phase).clone()
+    }
+
+    /// Sets the phase, logging a change.
+    pub fn set_phase(&self, phase: Phase) {
+        let mut p = lock(&self.phase);
+        if *p != phase {
+            log::info!("gateway state: {} -> {}", p.name(), phase.name());
+            *p = phase;
+        }
+    }
+
+    /// Running or Listening, from whether any Ingress is served now; leaves
+    /// Pending and Failed alone.
+    pub fn refresh_phase(&self) {
+        let served = !self.snapshot.load().report.served.is_empty();
+        let current = self.phase();
+        if matches!(current, Phase::Running | Phase::Listening) {
+            self.set_phase(if served {
+                Phase::Listening
+            } else {
+                Phase::Running
+            });
+        }
+    }
+
+    /// Marks the listeners up.
+    pub fn listeners_up(&self) {
+        let served = !self.snapshot.load().report.served.is_empty();
+        self.set_phase(if served {
+            Phase::Listening
+        } else {
+            Phase::Running
+        });
+    }
+
+    /// The serving configuration generation.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
+    }
+
+    /// Records a reload.
+    pub fn record_reload(&self, ok: bool, generation: u64, message: String, took: Duration) {
+        if ok {
+            self.generation.store(generation, Ordering::Relaxed);
+            self.reloads_ok.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.reloads_failed.fetch_add(1, Ordering::Relaxed);
+        }
+        *lock(&self.last_reload) = Some(ReloadRecord {
+            at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            ok,
+            generation: self.generation(),
+            message,
+            duration_ms: took.as_secs_f64() * 1000.0,
+        });
+    }
+
+    /// The last reload, if any.
+    pub fn last_reload(&self) -> Option<ReloadRecord> {
+        lock(&self.last_reload).clone()
+    }
+
+    /// (successful, failed) reloads.
+    pub fn reload_counts(&self) -> (u64, u64) {
+        (
+            self.reloads_ok.load(Ordering::Relaxed),
+            self.reloads_failed.load(Ordering::Relaxed),
+        )
+    }
+}

@@ -1,0 +1,82 @@
+//! Building gateway configurations for tests.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::process::{free_port, Backend};
+
+/// A file of the seed scenario, as copied into `conf/seed/`.
+pub fn seed(file: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../conf/seed")
+        .join(file)
+}
+
+/// A loopback address that was free a moment ago.
+pub fn listen_addr() -> SocketAddr {
+    format!("127.0.0.1:{}", free_port())
+        .parse()
+        .expect("loopback address")
+}
+
+/// `[gateway]` (class `mse`) with `extra_gateway` lines, `[admin]` on a free
+/// loopback port, and the seed's two
+/// clusters: `c7fb82a1` (cluster-demo-1, zone-a) and `cd3007b2`
+/// (cluster-demo-2, zone-b).
+pub fn header(listen: SocketAddr, extra_gateway: &str) -> String {
+    header_with_admin(listen, free_port(), extra_gateway)
+}
+
+/// Like [`header`], with the admin API on `admin` (to keep it across reloads).
+pub fn header_with_admin(listen: SocketAddr, admin: u16, extra_gateway: &str) -> String {
+    format!(
+        r#"
+[gateway]
+name = "test-{port}"
+listen = ["{listen}"]
+ingress_class = "mse"
+grace_period = "5s"
+{extra_gateway}
+
+[admin]
+listen = "127.0.0.1:{admin}"
+
+[[cluster]]
+id = "c7fb82a1"
+name = "cluster-demo-1"
+zone = "zone-a"
+
+[[cluster]]
+id = "cd3007b2"
+name = "cluster-demo-2"
+zone = "zone-b"
+"#,
+        port = listen.port(),
+    )
+}
+
+/// A `[[service]]` in namespace gateway-demo whose endpoints are the given
+/// backends, each `(cluster id, backend)`; `extra` is appended inside the
+/// service (e.g. `[service.health_check]` lines).
+pub fn service(name: &str, port: u16, endpoints: &[(&str, &Backend)], extra: &str) -> String {
+    let eps: Vec<String> = endpoints
+        .iter()
+        .map(|(cluster, b)| format!("{{ cluster = \"{cluster}\", address = \"{}\" }}", b.addr))
+        .collect();
+    format!(
+        "\n[[service]]\nnamespace = \"gateway-demo\"\nname = \"{name}\"\nport = {port}\nendpoints = [{}]\n{extra}\n",
+        eps.join(", ")
+    )
+}
+
+/// `[manifests]` in namespace gateway-demo naming `files`.
+pub fn manifests(files: &[PathBuf]) -> String {
+    let list: Vec<String> = files
+        .iter()
+        .map(|f| format!("\"{}\"", f.display()))
+        .collect();
+    format!(
+        "\n[manifests]\nnamespace = \"gateway-demo\"\nfiles = [{}]\n",
+        list.join(", ")
+    )
+}
