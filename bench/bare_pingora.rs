@@ -1,0 +1,2 @@
+//! Placeholder: the bare Pingora proxy is being written.
+fn main() {}
