@@ -81,7 +81,7 @@ fn seed_outcomes_4_and_6_primary_secondary_failover() {
     let c = get_many(gw.addr, "example.com", "/service1", &[], 100);
     assert_eq!(c.get("cluster-demo-1"), Some(&100), "{c:?}");
 
-    // Outcome 6, under a steady load of about 250 requests/s.
+    // Outcome 6, under a steady load of about 250 requests/s for 10 s.
     let load = Load::start(
         gw.addr,
         "example.com",
@@ -90,14 +90,15 @@ fn seed_outcomes_4_and_6_primary_secondary_failover() {
         5,
         Duration::from_millis(20),
     );
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(Duration::from_secs(3));
     let killed_at = load.elapsed();
     one.kill();
     let shifted = gw
         .wait_for_log("is unhealthy", 1, Duration::from_secs(5))
         .expect("cluster 1 marked unhealthy");
-    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(Duration::from_secs(7).saturating_sub(shifted));
     let samples = load.stop();
+    assert!(samples.len() >= 2000, "load too light: {}", samples.len());
     assert!(
         failures(&samples).is_empty(),
         "failed requests: {:?}",

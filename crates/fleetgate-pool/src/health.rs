@@ -259,3 +259,66 @@ impl BackgroundService for HealthSupervisor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Endpoint, EndpointPool, PoolOptions};
+    use pingora_load_balancing::health_check::HealthCheck;
+
+    /// Counts probes per address.
+    struct Counting(Arc<Mutex<HashMap<String, usize>>>);
+
+    #[async_trait]
+    impl HealthCheck for Counting {
+        async fn check(&self, target: &Backend) -> pingora_core::Result<()> {
+            *lock(&self.0).entry(target.addr.to_string()).or_default() += 1;
+            Ok(())
+        }
+
+        fn health_threshold(&self, _success: bool) -> usize {
+            1
+        }
+    }
+
+    #[test]
+    fn an_address_shared_by_pools_is_probed_once_per_pass() {
+        let registry = new_health_registry();
+        let counts = Arc::new(Mutex::new(HashMap::new()));
+        registry.set_health_check(Box::new(Counting(Arc::clone(&counts))));
+        let shared: std::net::SocketAddr = "127.0.0.1:18001".parse().unwrap();
+        let other: std::net::SocketAddr = "127.0.0.1:18002".parse().unwrap();
+        // A Service pool, a subset pool with a different weight, and a copy
+        // kept by a reload: three views of the same address.
+        let whole = EndpointPool::new(
+            "svc",
+            vec![
+                Arc::new(Endpoint::new(shared, "a")),
+                Arc::new(Endpoint::new(other, "b")),
+            ],
+            &registry,
+            PoolOptions::default(),
+        );
+        let subset = EndpointPool::new(
+            "svc[subset]",
+            vec![Arc::new(Endpoint::new(shared, "a").with_weight(3))],
+            &registry,
+            PoolOptions::default(),
+        );
+        let reloaded = EndpointPool::new(
+            "svc",
+            vec![Arc::new(Endpoint::new(shared, "a"))],
+            &registry,
+            PoolOptions::default(),
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(registry.run_health_check(true));
+        let counts = lock(&counts).clone();
+        assert_eq!(counts.get(&shared.to_string()), Some(&1), "{counts:?}");
+        assert_eq!(counts.get(&other.to_string()), Some(&1), "{counts:?}");
+        drop((whole, subset, reloaded));
+    }
+}
