@@ -58,7 +58,7 @@ for _ in $(seq 1 500); do
   kill -0 "$gateway" 2>/dev/null || { echo "demo: fleetgate exited:" >&2; cat "$run_dir/fleetgate.log" >&2; exit 1; }
   sleep 0.02
 done
-sed -n '/listening on/,/loaded/p' "$run_dir/fleetgate.log"
+sed -n '/listening on/,/admin API/p' "$run_dir/fleetgate.log"
 
 echo
 echo "demo: 100 requests to http://127.0.0.1:8080/svc1 with Host: example.com"

@@ -14,20 +14,7 @@ fn get_many(
     headers: &[(&str, &str)],
     n: usize,
 ) -> HashMap<String, usize> {
-    let mut c = HttpClient::new(addr);
-    let mut out = HashMap::new();
-    for _ in 0..n {
-        let r = c
-            .request("GET", "example.com", path, headers, "")
-            .expect("request");
-        let key = if r.status == 200 {
-            r.body
-        } else {
-            format!("status {}", r.status)
-        };
-        *out.entry(key).or_default() += 1;
-    }
-    out
+    HttpClient::new(addr).tally("example.com", path, headers, n)
 }
 
 /// A canary Ingress on example.com `path` (Exact) for `service` with the

@@ -35,27 +35,6 @@ fn failures(samples: &[Sample]) -> Vec<&Sample> {
     samples.iter().filter(|s| s.result.is_err()).collect()
 }
 
-fn get_many(
-    addr: std::net::SocketAddr,
-    host: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    n: usize,
-) -> HashMap<String, usize> {
-    let mut c = HttpClient::new(addr);
-    let mut out = HashMap::new();
-    for _ in 0..n {
-        let r = c.request("GET", host, path, headers, "").expect("request");
-        let key = if r.status == 200 {
-            r.body
-        } else {
-            format!("status {}", r.status)
-        };
-        *out.entry(key).or_default() += 1;
-    }
-    out
-}
-
 /// Seed outcomes 4 and 6: the route pinned to cluster 1 sends everything
 /// there, and fails over to cluster 2 under load with no failed request.
 #[test]
@@ -78,7 +57,7 @@ fn seed_outcomes_4_and_6_primary_secondary_failover() {
     let gw = Gateway::start(&dir.write("gw.toml", &config), listen);
 
     // Outcome 4.
-    let c = get_many(gw.addr, "example.com", "/service1", &[], 100);
+    let c = HttpClient::new(gw.addr).tally("example.com", "/service1", &[], 100);
     assert_eq!(c.get("cluster-demo-1"), Some(&100), "{c:?}");
 
     // Outcome 6, under a steady load of about 250 requests/s for 10 s.
@@ -323,7 +302,7 @@ spec:
         manifests(&[yaml])
     );
     let gw = Gateway::start(&dir.write("gw.toml", &config), listen);
-    let c = get_many(gw.addr, "example.com", "/app", &[], 100);
+    let c = HttpClient::new(gw.addr).tally("example.com", "/app", &[], 100);
     assert_eq!(
         c.get("v1"),
         Some(&100),
@@ -337,7 +316,7 @@ spec:
         .expect("5 endpoints marked unhealthy");
     std::thread::sleep(Duration::from_millis(100));
     let n = 2000;
-    let c = get_many(gw.addr, "example.com", "/app", &[], n);
+    let c = HttpClient::new(gw.addr).tally("example.com", "/app", &[], n);
     let subset = c.get("v1").copied().unwrap_or(0);
     assert_eq!(subset + c.get("v2").copied().unwrap_or(0), n, "{c:?}");
     let share = subset * 100 / n;

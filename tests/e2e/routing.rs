@@ -10,21 +10,6 @@ use std::time::Duration;
 use fleetgate_e2e::config::{header, listen_addr, seed, service};
 use fleetgate_e2e::{bin_path, free_port, Backend, Gateway, HttpClient, TempDir};
 
-fn count_bodies(
-    client: &mut HttpClient,
-    host: &str,
-    path: &str,
-    n: usize,
-) -> HashMap<String, usize> {
-    let mut counts = HashMap::new();
-    for _ in 0..n {
-        let r = client.get(host, path).expect("request");
-        assert_eq!(r.status, 200, "{r:?}");
-        *counts.entry(r.body).or_default() += 1;
-    }
-    counts
-}
-
 #[test]
 fn seed_outcome_1_traffic_follows_pod_counts() {
     let c1: Vec<Backend> = (0..9).map(|_| Backend::start("cluster-demo-1")).collect();
@@ -42,7 +27,7 @@ fn seed_outcome_1_traffic_follows_pod_counts() {
     let gw = Gateway::start(&dir.write("gw.toml", &config), listen);
 
     let mut client = HttpClient::new(gw.addr);
-    let counts = count_bodies(&mut client, "example.com", "/svc1", 1000);
+    let counts = client.tally("example.com", "/svc1", &[], 1000);
     let one = counts.get("cluster-demo-1").copied().unwrap_or(0);
     let two = counts.get("cluster-demo-2").copied().unwrap_or(0);
     assert_eq!(one + two, 1000, "{counts:?}");
@@ -518,4 +503,52 @@ fn cli_check_routes_and_help() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.toml: cannot read"));
+}
+
+/// Plain HTTP to a TLS host is served unless `ssl-redirect` (on a TLS host)
+/// or `force-ssl-redirect` asks for a 308 to HTTPS.
+#[test]
+fn https_redirect_only_when_annotated() {
+    let b = Backend::start("app");
+    let listen = listen_addr();
+    let dir = TempDir::new("ssl-redirect");
+    let ingress = |name: &str, host: &str, tls: bool, annotation: Option<&str>| {
+        let ann = annotation
+            .map(|a| format!("  annotations:\n    nginx.ingress.kubernetes.io/{a}: \"true\"\n"))
+            .unwrap_or_default();
+        let tls = if tls {
+            format!("  tls:\n  - hosts: [{host}]\n    secretName: cert\n")
+        } else {
+            String::new()
+        };
+        format!(
+            "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: {name}\n{ann}spec:\n  ingressClassName: mse\n{tls}  rules:\n  - host: {host}\n    http:\n      paths:\n      - path: /\n        pathType: Prefix\n        backend: {{service: {{name: app, port: {{number: 80}}}}}}\n"
+        )
+    };
+    let yaml = [
+        ingress("tls-only", "plain.test", true, None),
+        ingress("redirect", "secure.test", true, Some("ssl-redirect")),
+        ingress("no-tls", "notls.test", false, Some("ssl-redirect")),
+        ingress("forced", "forced.test", false, Some("force-ssl-redirect")),
+    ]
+    .concat();
+    let config = format!(
+        "{}{}\n[manifests]\nnamespace = \"gateway-demo\"\nfiles = [\"{}\"]\n",
+        header(listen, ""),
+        service("app", 80, &[("c7fb82a1", &b)], ""),
+        dir.write("ingresses.yaml", &yaml).display()
+    );
+    let gw = Gateway::start(&dir.write("gw.toml", &config), listen);
+    let mut c = HttpClient::new(gw.addr);
+    assert_eq!(c.get("plain.test", "/x").unwrap().status, 200);
+    assert_eq!(c.get("notls.test", "/x").unwrap().status, 200);
+    for host in ["secure.test", "forced.test"] {
+        let r = c.get(&format!("{host}:8080"), "/a/b?c=1").unwrap();
+        assert_eq!(r.status, 308, "{host}: {r:?}");
+        assert_eq!(
+            r.header("location"),
+            Some(format!("https://{host}/a/b?c=1").as_str())
+        );
+        assert_eq!(r.header("server"), Some("fleetgate"));
+    }
 }

@@ -45,6 +45,30 @@ impl HttpClient {
         }
     }
 
+    /// Sends `n` `GET path` requests and counts the answers: the body of each
+    /// 200, or `status N` for anything else. Panics on a connection error.
+    pub fn tally(
+        &mut self,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        n: usize,
+    ) -> std::collections::HashMap<String, usize> {
+        let mut out = std::collections::HashMap::new();
+        for _ in 0..n {
+            let r = self
+                .request("GET", host, path, headers, "")
+                .unwrap_or_else(|e| panic!("GET {host}{path}: {e}"));
+            let key = if r.status == 200 {
+                r.body
+            } else {
+                format!("status {}", r.status)
+            };
+            *out.entry(key).or_default() += 1;
+        }
+        out
+    }
+
     /// `GET path` with `Host: host`.
     pub fn get(&mut self, host: &str, path: &str) -> io::Result<Response> {
         self.request("GET", host, path, &[], "")

@@ -174,6 +174,19 @@ impl EndpointPool {
         (available, total)
     }
 
+    /// `(available, total)` endpoints per cluster id, in cluster order.
+    pub fn availability_by_cluster(&self) -> std::collections::BTreeMap<&str, (u32, u32)> {
+        let mut per = std::collections::BTreeMap::new();
+        for (i, e) in self.endpoints.iter().enumerate() {
+            let entry: &mut (u32, u32) = per.entry(e.cluster.as_str()).or_default();
+            entry.1 += 1;
+            if self.is_available(i) {
+                entry.0 += 1;
+            }
+        }
+        per
+    }
+
     /// Records the outcome of a request to the endpoint at `index`, for
     /// outlier detection. Ejects it when it crossed the failure threshold
     /// and the pool's ejection budget allows.

@@ -193,6 +193,23 @@ impl<'a> Compiler<'a> {
     }
 }
 
+/// Whether plain-HTTP requests for `host` of this Ingress are redirected to
+/// HTTPS: `force-ssl-redirect: "true"`, or `ssl-redirect: "true"` on a host
+/// listed under `spec.tls` (SEMANTICS.md §2: otherwise they are served).
+fn https_redirect(ing: &Ingress, host: &HostPattern) -> bool {
+    let on = |key: &str| {
+        fleetgate_canary::annotation(&ing.annotations, key).is_some_and(|(_, v)| v.trim() == "true")
+    };
+    if on("force-ssl-redirect") {
+        return true;
+    }
+    on("ssl-redirect")
+        && ing
+            .tls_hosts
+            .iter()
+            .any(|h| HostPattern::parse(h).ok().as_ref() == Some(host))
+}
+
 /// Adds the routes of a main (non-canary) Ingress.
 fn add_main_routes(
     c: &mut Compiler<'_>,
@@ -210,6 +227,7 @@ fn add_main_routes(
                 ingress: Arc::clone(&ingress),
                 main,
                 canaries: None,
+                https_redirect: https_redirect(ing, &rule.host),
             });
             if builder
                 .add_path(&rule.host, &p.path, p.path_type, id)
@@ -230,6 +248,7 @@ fn add_main_routes(
             ingress: Arc::clone(&ingress),
             main,
             canaries: None,
+            https_redirect: false,
         });
         let mut hosts: Vec<_> = ing.rules.iter().map(|r| r.host.clone()).collect();
         if hosts.is_empty() {
@@ -292,8 +311,9 @@ fn bind_canary(
     }
 }
 
-/// Compiles `config` (see the module docs).
-pub fn compile(
+/// Compiles `config` (see the module docs); [`Snapshot::compile`] is the
+/// public entry point.
+pub(crate) fn compile(
     config: &Config,
     generation: u64,
     checks: &Arc<HealthChecks>,
@@ -355,6 +375,7 @@ pub fn compile(
             ingress: "(gateway default backend)".into(),
             main,
             canaries: None,
+            https_redirect: false,
         });
         builder.set_global_default(id);
     }

@@ -74,8 +74,10 @@ impl Gateway {
         }
     }
 
-    /// Seeds the dice of weighted canaries and tier splits (the default is
-    /// fixed, so runs are reproducible).
+    /// Seeds the dice of weighted canaries and tier splits. Without a seed
+    /// the dice start from a random one; the binary passes
+    /// `[gateway] canary_seed`, which has a fixed default so that runs are
+    /// reproducible.
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.dice = Dice::new(seed);
         self
@@ -177,6 +179,14 @@ impl ProxyHttp for Gateway {
         match route {
             Some(r) => {
                 ctx.route = Some(r);
+                let redirect = ctx
+                    .snapshot
+                    .as_ref()
+                    .is_some_and(|s| s.routes[r as usize].https_redirect);
+                if redirect {
+                    responses::send_https_redirect(session).await?;
+                    return Ok(true);
+                }
                 Ok(false)
             }
             None => {

@@ -22,17 +22,20 @@
 //! use arc_swap::ArcSwap;
 //! use fleetgate_proxy::{Gateway, Snapshot};
 //!
-//! let config = fleetgate_config::Config::load("conf/fleetgate.toml".as_ref()).unwrap();
+//! let config = fleetgate_config::Config::load("conf/fleetgate.toml".as_ref())
+//!     .unwrap_or_else(|errors| panic!("{errors}"));
 //! let checks = fleetgate_pool::HealthChecks::new();
-//! let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::compile(&config, 1, &checks, None)));
-//! let gateway = Gateway::new(snapshot);
+//! let snapshot = Snapshot::compile(&config, 1, &checks, None)
+//!     .unwrap_or_else(|errors| panic!("{errors}"));
+//! let gateway = Gateway::new(Arc::new(ArcSwap::from_pointee(snapshot)));
 //! // let mut service = pingora_proxy::http_proxy_service(&server.configuration, gateway);
+//! // server.add_service(background_service("health checks", checks.supervisor()));
 //! ```
 
 #![warn(missing_docs)]
 
 pub mod access_log;
-pub mod compile;
+mod compile;
 mod gateway;
 pub mod metrics;
 pub mod responses;

@@ -24,6 +24,9 @@ pub struct Route {
     pub main: Target,
     /// Canary Ingresses bound to this route, if any.
     pub canaries: Option<CanaryRoute<Target>>,
+    /// Answer plain HTTP with a 308 to `https://` (`ssl-redirect` on a TLS
+    /// host, or `force-ssl-redirect`).
+    pub https_redirect: bool,
 }
 
 /// What compiling a configuration found, for `check`, logs and status.
@@ -39,6 +42,21 @@ pub struct CompileReport {
     /// Problems that do not stop the gateway (e.g. a backend Service that is
     /// not declared: its routes answer 503).
     pub warnings: Vec<String>,
+}
+
+impl CompileReport {
+    /// One human line per ignored Ingress, unbound canary and warning.
+    pub fn lines(&self) -> Vec<String> {
+        let ignored = self
+            .ignored
+            .iter()
+            .map(|(name, reason)| format!("ignored: Ingress {name}: {reason}"));
+        let unbound = self.unbound.iter().map(|(name, what)| {
+            format!("unbound canary: Ingress {name}: no main route for {what}")
+        });
+        let warnings = self.warnings.iter().map(|w| format!("warning: {w}"));
+        ignored.chain(unbound).chain(warnings).collect()
+    }
 }
 
 /// One compiled configuration.
@@ -64,7 +82,7 @@ pub struct Snapshot {
 pub type SharedSnapshot = Arc<ArcSwap<Snapshot>>;
 
 impl Snapshot {
-    /// Compiles `config`; see [`crate::compile`]. Errors are configuration
+    /// Compiles `config` (see the `compile` module). Errors are configuration
     /// errors only compiling can find (two canaries on one route in the
     /// `nginx` flavour).
     pub fn compile(

@@ -23,14 +23,8 @@ pub fn check(args: &ConfigArgs) -> i32 {
         config.clusters.len(),
         config.manifest_files.len(),
     );
-    for (name, reason) in &snapshot.report.ignored {
-        println!("  ignored: Ingress {name}: {reason}");
-    }
-    for (name, what) in &snapshot.report.unbound {
-        println!("  unbound canary: Ingress {name}: no main route for {what}");
-    }
-    for w in &snapshot.report.warnings {
-        println!("  warning: {w}");
+    for line in snapshot.report.lines() {
+        println!("  {line}");
     }
     0
 }

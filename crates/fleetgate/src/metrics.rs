@@ -1,7 +1,6 @@
 //! Metrics read from state at scrape time: endpoints, health flips,
 //! ejections, reloads, access-log drops.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use prometheus::proto::MetricFamily;
@@ -27,21 +26,13 @@ pub fn gauges(state: &GatewayState) -> Vec<MetricFamily> {
     .expect("valid metric");
     let mut ejections_total: u64 = 0;
     for pool in &snapshot.pools {
-        let mut per: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
-        for (i, e) in pool.endpoints().iter().enumerate() {
-            let entry = per.entry(e.cluster.as_str()).or_default();
-            entry.1 += 1;
-            if pool.is_available(i) {
-                entry.0 += 1;
-            }
-        }
-        for (cluster, (up, total)) in per {
+        for (cluster, (up, total)) in pool.availability_by_cluster() {
             endpoints
                 .with_label_values(&[pool.name(), cluster, "available"])
-                .set(up);
+                .set(i64::from(up));
             endpoints
                 .with_label_values(&[pool.name(), cluster, "total"])
-                .set(total);
+                .set(i64::from(total));
         }
     }
     let mut seen = std::collections::HashSet::new();

@@ -1,6 +1,5 @@
 //! `fleetgate routes`: print the compiled route table.
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use fleetgate_pool::EndpointPool;
@@ -14,16 +13,8 @@ fn per_cluster(pool: &EndpointPool) -> String {
     if pool.is_empty() {
         return "(none)".to_string();
     }
-    let mut per: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
-    for (i, e) in pool.endpoints().iter().enumerate() {
-        let entry = per.entry(e.cluster.as_str()).or_default();
-        entry.1 += 1;
-        if pool.is_available(i) {
-            entry.0 += 1;
-        }
-    }
     let mut out = String::new();
-    for (cluster, (up, n)) in per {
+    for (cluster, (up, n)) in pool.availability_by_cluster() {
         let sep = if out.is_empty() { "" } else { " " };
         if up == n {
             let _ = write!(out, "{sep}{cluster}={n}");
@@ -137,14 +128,8 @@ pub fn routes(args: &ConfigArgs) -> i32 {
         return 1;
     };
     print!("{}", render(&snapshot));
-    for (name, reason) in &snapshot.report.ignored {
-        println!("ignored: Ingress {name}: {reason}");
-    }
-    for (name, what) in &snapshot.report.unbound {
-        println!("unbound canary: Ingress {name}: no main route for {what}");
-    }
-    for w in &snapshot.report.warnings {
-        println!("warning: {w}");
+    for line in snapshot.report.lines() {
+        println!("{line}");
     }
     0
 }
