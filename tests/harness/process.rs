@@ -25,12 +25,23 @@ pub fn bin_path(name: &str) -> PathBuf {
     path
 }
 
-/// A loopback port that was free a moment ago.
+/// A loopback port that was free a moment ago, for a listener the test
+/// configures before the process binds it.
+///
+/// Ports come from 20000-31999, below the kernel's ephemeral range (32768
+/// and up), so a backend bound to port 0 can never take a port handed out
+/// here but not yet bound; a counter keeps the tests of one process apart.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind an ephemeral port")
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let base = 20_000 + (std::process::id() as usize % 12) * 1_000;
+    for _ in 0..1_000 {
+        let port = base + NEXT.fetch_add(1, Ordering::Relaxed) % 1_000;
+        let port = u16::try_from(port).expect("port in range");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {base}-{}", base + 999)
 }
 
 /// A scratch directory removed on drop.

@@ -382,7 +382,9 @@ impl ProxyHttp for Gateway {
         if let Some(log) = &self.access_log {
             let req = session.req_header();
             log.log(AccessRecord {
-                time: SystemTime::now() - ctx.started.elapsed(),
+                time: SystemTime::now()
+                    .checked_sub(ctx.started.elapsed())
+                    .unwrap_or_else(SystemTime::now),
                 client: session
                     .client_addr()
                     .map_or_else(String::new, |a| a.to_string()),
