@@ -524,3 +524,74 @@ fn sd_notify_ready_reloading_stopping() {
         .wait_exit(Duration::from_secs(5))
         .is_some_and(|s| s.success()));
 }
+
+/// Graceful binary upgrade: a second `run --upgrade` takes over the sockets
+/// when the first gets SIGQUIT; no request fails across the hand-over.
+#[test]
+fn graceful_upgrade_hands_over_sockets_without_failures() {
+    let a = Backend::start("cluster-demo-1");
+    let listen = listen_addr();
+    let dir = TempDir::new("upgrade");
+    let config = format!(
+        "{}{}{}[log]\naccess = \"off\"\n",
+        header(listen, "").replace("grace_period = \"5s\"", "grace_period = \"1s\""),
+        service("service1", 80, &[("c7fb82a1", &a)], ""),
+        manifests(&[seed("ingress-demo.yaml")])
+    );
+    let path = dir.write("gw.toml", &config);
+    let mut old = Gateway::start(&path, listen);
+    let load = Load::start(
+        old.addr,
+        "example.com",
+        "/svc1",
+        &[],
+        4,
+        Duration::from_millis(10),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let new = Gateway::start_with(
+        &dir.write("gw-new.toml", &config),
+        listen,
+        &["--upgrade"],
+        &[],
+    );
+    // The new process waits for the sockets on its upgrade socket; once that
+    // exists, the old one sends them on SIGQUIT.
+    let sock = std::path::PathBuf::from(format!(
+        "/tmp/fleetgate-test-{}.upgrade.sock",
+        listen.port()
+    ));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sock.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "no upgrade socket: {}",
+            new.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    old.signal("QUIT");
+    let exited = old.wait_exit(Duration::from_secs(10));
+    assert!(
+        exited.is_some(),
+        "old process did not exit: {}",
+        old.log_text()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let samples = load.stop();
+    let failed: Vec<_> = samples.iter().filter(|s| s.result.is_err()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {:?}",
+        failed.len(),
+        samples.len(),
+        &failed[..failed.len().min(3)]
+    );
+    let r = HttpClient::new(listen).get("example.com", "/svc1").unwrap();
+    assert_eq!((r.status, r.body.as_str()), (200, "cluster-demo-1"));
+    assert!(
+        new.log_text().contains("gateway state:"),
+        "{}",
+        new.log_text()
+    );
+}
