@@ -173,6 +173,7 @@ fn weight_cookie_and_fallback() {
     let w = get_many(gw.addr, "/w", &[], n);
     let share = w.get("weighted").copied().unwrap_or(0) as f64 * 100.0 / n as f64;
     assert_eq!(w.values().sum::<usize>(), n, "{w:?}");
+    println!("weight 20: {share:.2}% of {n} requests went to the canary");
     assert!(
         (17.0..=23.0).contains(&share),
         "weight 20 gave {share:.1}%: {w:?}"

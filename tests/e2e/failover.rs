@@ -320,6 +320,7 @@ spec:
     let subset = c.get("v1").copied().unwrap_or(0);
     assert_eq!(subset + c.get("v2").copied().unwrap_or(0), n, "{c:?}");
     let share = subset * 100 / n;
+    println!("spill-over: subset at 50% health kept {subset} of {n} requests ({share}%)");
     assert!(
         (65..=75).contains(&share),
         "subset share {share}% (expected 70 +- 5): {c:?}"
