@@ -102,6 +102,7 @@ pub fn run(args: &RunArgs) -> i32 {
     let served = snapshot.report.served.len();
     let ignored = snapshot.report.ignored.len();
     let route_count = snapshot.table.routes().len();
+    let services = config.services.len();
     let shared = Arc::new(ArcSwap::from_pointee(snapshot));
     let metrics = Metrics::new();
     let mut gateway = Gateway::new(Arc::clone(&shared))
@@ -181,8 +182,7 @@ pub fn run(args: &RunArgs) -> i32 {
         urls.join(", ")
     );
     println!(
-        "  loaded {served} Ingress(es) ({ignored} ignored), {route_count} route(s), {} endpoint(s) in {clusters} cluster(s) from {}",
-        endpoints,
+        "  loaded {served} Ingress(es) ({ignored} ignored), {route_count} route(s), {services} Service port(s), {endpoints} endpoint(s) in {clusters} cluster(s) from {}",
         source.display()
     );
     println!("  admin API: http://{admin_listen}/status");
