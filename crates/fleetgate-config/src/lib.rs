@@ -26,9 +26,13 @@ mod draft;
 mod duplicate_keys;
 mod duration;
 mod error;
+mod files;
 mod load;
 mod manifests;
 mod model;
+mod sections;
+mod services;
+mod toml_ingress;
 mod toml_schema;
 
 pub use duration::HumanDuration;

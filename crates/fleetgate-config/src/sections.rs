@@ -1,0 +1,228 @@
+//! The TOML sections that are not Services or Ingresses: `[gateway]`,
+//! `[admin]`, `[upstream]`, `[log]`, `[[cluster]]`. Each turns its raw
+//! table into the model, reporting problems on the [`Loader`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::{ConfigError, Location};
+use crate::load::{Loader, DEFAULT_ADMIN_LISTEN, DEFAULT_GRACE_PERIOD, DEFAULT_NAMESPACE};
+use crate::model::*;
+use crate::toml_schema::*;
+
+/// Outlier detection defaults: 5 consecutive failures, 30 s base ejection,
+/// at most 300 s, at most half of a pool ejected.
+pub(crate) const DEFAULT_OUTLIER: OutlierDetection = OutlierDetection {
+    consecutive_failures: 5,
+    base_ejection_time: Duration::from_secs(30),
+    max_ejection_time: Duration::from_secs(300),
+    max_ejection_percent: 50,
+};
+
+pub(crate) fn outlier(o: Option<&OutlierToml>, base: &OutlierDetection) -> OutlierDetection {
+    let Some(o) = o else { return *base };
+    OutlierDetection {
+        consecutive_failures: o.consecutive_failures.unwrap_or(base.consecutive_failures),
+        base_ejection_time: o
+            .base_ejection_time
+            .map_or(base.base_ejection_time, Into::into),
+        max_ejection_time: o
+            .max_ejection_time
+            .map_or(base.max_ejection_time, Into::into),
+        max_ejection_percent: o.max_ejection_percent.unwrap_or(base.max_ejection_percent),
+    }
+}
+
+pub(crate) fn check_outlier(l: &mut Loader<'_>, o: &OutlierDetection, field: &str) {
+    if o.max_ejection_percent > 100 {
+        l.errors.push(
+            ConfigError::new(format!(
+                "max_ejection_percent {} is over 100",
+                o.max_ejection_percent
+            ))
+            .at(Location::file(l.file))
+            .field(field.to_string()),
+        );
+    }
+}
+
+pub(crate) fn upstream_defaults(l: &mut Loader<'_>, u: &UpstreamToml) -> UpstreamDefaults {
+    let overprovisioning_factor = u.overprovisioning_factor.unwrap_or(1.4);
+    if !(1.0..=100.0).contains(&overprovisioning_factor) {
+        l.errors.push(
+            ConfigError::new(format!(
+                "{overprovisioning_factor} is not between 1.0 and 100"
+            ))
+            .at(Location::file(l.file))
+            .field("upstream.overprovisioning_factor"),
+        );
+    }
+    let panic_threshold = u.panic_threshold.unwrap_or(50.0);
+    if !(0.0..=100.0).contains(&panic_threshold) {
+        l.errors.push(
+            ConfigError::new(format!("{panic_threshold} is not a percentage (0-100)"))
+                .at(Location::file(l.file))
+                .field("upstream.panic_threshold"),
+        );
+    }
+    let outlier = outlier(u.outlier_detection.as_ref(), &DEFAULT_OUTLIER);
+    check_outlier(l, &outlier, "upstream.outlier_detection");
+    UpstreamDefaults {
+        retries: u.retries.unwrap_or(2),
+        overprovisioning_factor,
+        panic_threshold,
+        outlier,
+        connect_timeout: u.connect_timeout.map_or(Duration::from_secs(1), Into::into),
+        read_timeout: u.read_timeout.map_or(Duration::from_secs(60), Into::into),
+        write_timeout: u.write_timeout.map_or(Duration::from_secs(60), Into::into),
+        idle_timeout: u.idle_timeout.map_or(Duration::from_secs(60), Into::into),
+    }
+}
+
+pub(crate) fn gateway(l: &mut Loader<'_>, g: &GatewayToml) -> Gateway {
+    let mut listen = Vec::new();
+    for addr in &g.listen {
+        match addr.get_ref().parse::<SocketAddr>() {
+            Ok(a) => listen.push(a),
+            Err(e) => l.error(
+                addr.span(),
+                "gateway.listen",
+                format!("\"{}\" is not an IP:port address: {e}", addr.get_ref()),
+            ),
+        }
+    }
+    if g.listen.is_empty() {
+        l.errors.push(
+            ConfigError::new("at least one listener is required")
+                .at(Location::file(l.file))
+                .field("gateway.listen"),
+        );
+    }
+    if g.threads == 0 {
+        l.errors.push(
+            ConfigError::new("must be at least 1")
+                .at(Location::file(l.file))
+                .field("gateway.threads"),
+        );
+    }
+    let default_backend = g.default_backend.as_ref().map(|b| {
+        let inner = b.get_ref();
+        NamespacedBackend {
+            namespace: inner
+                .namespace
+                .clone()
+                .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string()),
+            backend: BackendRef {
+                service: inner.service.clone(),
+                port: port_ref(&inner.port),
+            },
+        }
+    });
+    let canary_flavour = match g.canary_flavour.as_deref() {
+        None => fleetgate_canary::Flavour::default(),
+        Some(f) => match f.parse() {
+            Ok(f) => f,
+            Err(e) => {
+                l.errors.push(
+                    ConfigError::new(format!("{e}"))
+                        .at(Location::file(l.file))
+                        .field("gateway.canary_flavour"),
+                );
+                fleetgate_canary::Flavour::default()
+            }
+        },
+    };
+    Gateway {
+        runtime_dir: PathBuf::from(g.runtime_dir.as_deref().unwrap_or("/tmp")),
+        canary_flavour,
+        canary_seed: g.canary_seed.unwrap_or(0x5eed_f1ee_7ea7_u64),
+        name: g.name.clone(),
+        listen,
+        ingress_class: g.ingress_class.clone(),
+        default_class: g.default_class,
+        advertise: g.advertise.clone(),
+        threads: g.threads,
+        grace_period: g.grace_period.map_or(DEFAULT_GRACE_PERIOD, Into::into),
+        default_backend,
+    }
+}
+
+pub(crate) fn log_settings(config: &Path, l: &LogToml) -> LogSettings {
+    let access = match l.access.as_deref() {
+        None | Some("stdout") | Some("-") => AccessLogTarget::Stdout,
+        Some("off") | Some("") => AccessLogTarget::Off,
+        Some(path) => {
+            let p = Path::new(path);
+            let full = if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                config.parent().unwrap_or_else(|| Path::new(".")).join(p)
+            };
+            AccessLogTarget::File(full)
+        }
+    };
+    LogSettings { access }
+}
+
+pub(crate) fn port_ref(p: &PortToml) -> PortRef {
+    match p {
+        PortToml::Number(n) => PortRef::Number(*n),
+        PortToml::Name(s) => PortRef::Name(s.clone()),
+    }
+}
+
+pub(crate) fn admin(l: &mut Loader<'_>, a: &AdminToml) -> Admin {
+    let listen = match &a.listen {
+        Some(s) => match s.get_ref().parse::<SocketAddr>() {
+            Ok(addr) => addr,
+            Err(e) => {
+                l.error(
+                    s.span(),
+                    "admin.listen",
+                    format!("\"{}\" is not an IP:port address: {e}", s.get_ref()),
+                );
+                DEFAULT_ADMIN_LISTEN.parse().expect("valid default")
+            }
+        },
+        None => DEFAULT_ADMIN_LISTEN.parse().expect("valid default"),
+    };
+    let token = a.token.clone().filter(|t| !t.is_empty());
+    if !listen.ip().is_loopback() && token.is_none() {
+        let span = a.listen.as_ref().map(|s| s.span()).unwrap_or(0..0);
+        l.error(
+            span,
+            "admin.listen",
+            format!(
+                "{listen} is not a loopback address: set [admin] token to expose the admin API"
+            ),
+        );
+    }
+    Admin { listen, token }
+}
+
+pub(crate) fn clusters(l: &mut Loader<'_>, raw: &[toml::Spanned<ClusterToml>]) -> Vec<Cluster> {
+    let mut out: Vec<Cluster> = Vec::new();
+    for c in raw {
+        let span = c.span();
+        let c = c.get_ref();
+        if c.id.is_empty() {
+            l.error(span, "cluster.id", "must not be empty");
+            continue;
+        }
+        if out.iter().any(|o| o.id == c.id) {
+            l.error(
+                span,
+                "cluster.id",
+                format!("cluster id \"{}\" is declared twice", c.id),
+            );
+            continue;
+        }
+        out.push(Cluster {
+            id: c.id.clone(),
+            name: c.name.clone().unwrap_or_else(|| c.id.clone()),
+            zone: c.zone.clone().filter(|z| !z.is_empty()),
+        });
+    }
+    out
+}

@@ -1,0 +1,256 @@
+//! `[[service]]` tables and Service manifests: the ports Ingress backends
+//! refer to, their endpoints in every cluster, timeouts, retries, outlier
+//! detection and active health checks.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::error::ConfigError;
+use crate::load::{Loader, DEFAULT_NAMESPACE};
+use crate::manifests::ServicePortDecl;
+use crate::model::*;
+use crate::sections::{check_outlier, outlier};
+use crate::toml_schema::*;
+
+pub(crate) fn services(
+    l: &mut Loader<'_>,
+    raw: &[toml::Spanned<ServiceToml>],
+    clusters: &[Cluster],
+    defaults: &UpstreamDefaults,
+    file: &FileToml,
+) -> Vec<Service> {
+    let default_ns = file
+        .manifests
+        .as_ref()
+        .and_then(|m| m.namespace.clone())
+        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
+    let mut out: Vec<Service> = Vec::new();
+    for s in raw {
+        let span = s.span();
+        let s = s.get_ref();
+        let namespace = s.namespace.clone().unwrap_or_else(|| default_ns.clone());
+        let key = format!("{namespace}/{}:{}", s.name, s.port);
+        if s.port == 0 {
+            l.error(
+                span.clone(),
+                "service.port",
+                format!("{key}: port 0 is not valid"),
+            );
+        }
+        if out
+            .iter()
+            .any(|o| o.namespace == namespace && o.name == s.name && o.port == s.port)
+        {
+            l.error(span.clone(), "service", format!("{key} is declared twice"));
+            continue;
+        }
+        let mut endpoints = Vec::new();
+        for (i, e) in s.endpoints.iter().enumerate() {
+            let field = format!("service.endpoints[{i}]");
+            if !clusters.iter().any(|c| c.id == e.cluster) {
+                l.error(
+                    span.clone(),
+                    &field,
+                    format!(
+                        "{key}: cluster \"{}\" is not declared in [[cluster]]",
+                        e.cluster
+                    ),
+                );
+                continue;
+            }
+            let address = match e.address.parse::<SocketAddr>() {
+                Ok(a) => a,
+                Err(err) => {
+                    l.error(
+                        span.clone(),
+                        &field,
+                        format!("{key}: address \"{}\" is not IP:port: {err}", e.address),
+                    );
+                    continue;
+                }
+            };
+            if endpoints
+                .iter()
+                .any(|x: &EndpointSpec| x.address == address)
+            {
+                l.error(
+                    span.clone(),
+                    &field,
+                    format!("{key}: address {address} is listed twice"),
+                );
+                continue;
+            }
+            endpoints.push(EndpointSpec {
+                cluster: e.cluster.clone(),
+                address,
+                weight: e.weight,
+                labels: e.labels.clone(),
+            });
+        }
+        out.push(Service {
+            namespace,
+            name: s.name.clone(),
+            port: s.port,
+            port_name: s.port_name.clone().filter(|n| !n.is_empty()),
+            endpoints,
+            timeouts: UpstreamDefaults {
+                connect_timeout: s
+                    .connect_timeout
+                    .map_or(defaults.connect_timeout, Into::into),
+                read_timeout: s.read_timeout.map_or(defaults.read_timeout, Into::into),
+                write_timeout: s.write_timeout.map_or(defaults.write_timeout, Into::into),
+                idle_timeout: s.idle_timeout.map_or(defaults.idle_timeout, Into::into),
+                retries: s.retries.unwrap_or(defaults.retries),
+                outlier: {
+                    let o = outlier(s.outlier_detection.as_ref(), &defaults.outlier);
+                    check_outlier(l, &o, &format!("{key}: service.outlier_detection"));
+                    o
+                },
+                ..*defaults
+            },
+            health_check: s
+                .health_check
+                .as_ref()
+                .and_then(|h| health_check(l, span.clone(), &key, h)),
+        });
+    }
+    out
+}
+
+/// Service manifests name ports; endpoints come from TOML. A manifest port
+/// with no TOML endpoints becomes a Service with none (its routes answer 503).
+pub(crate) fn merge_service_ports(
+    errors: &mut Vec<ConfigError>,
+    services: &mut Vec<Service>,
+    decls: Vec<ServicePortDecl>,
+    defaults: &UpstreamDefaults,
+) {
+    for d in decls {
+        match services
+            .iter_mut()
+            .find(|s| s.namespace == d.namespace && s.name == d.name && s.port == d.port)
+        {
+            Some(s) => match (&s.port_name, &d.port_name) {
+                (Some(a), Some(b)) if a != b => errors.push(
+                    ConfigError::new(format!(
+                        "port {} is named \"{b}\" here but \"{a}\" in the TOML [[service]]",
+                        d.port
+                    ))
+                    .at(d.origin.clone())
+                    .object(format!("Service {}/{}", d.namespace, d.name)),
+                ),
+                (None, Some(b)) => s.port_name = Some(b.clone()),
+                _ => {}
+            },
+            None => services.push(Service {
+                namespace: d.namespace,
+                name: d.name,
+                port: d.port,
+                port_name: d.port_name,
+                endpoints: Vec::new(),
+                timeouts: *defaults,
+                health_check: None,
+            }),
+        }
+    }
+}
+
+/// Parses `"200-399"` or `"200"`.
+pub(crate) fn status_range(s: &str) -> Option<(u16, u16)> {
+    let (lo, hi) = match s.split_once('-') {
+        Some((a, b)) => (a.trim().parse().ok()?, b.trim().parse().ok()?),
+        None => {
+            let v = s.trim().parse().ok()?;
+            (v, v)
+        }
+    };
+    ((100..=599).contains(&lo) && (100..=599).contains(&hi) && lo <= hi).then_some((lo, hi))
+}
+
+pub(crate) fn health_check(
+    l: &mut Loader<'_>,
+    span: std::ops::Range<usize>,
+    key: &str,
+    h: &HealthCheckToml,
+) -> Option<HealthCheck> {
+    let field = "service.health_check";
+    let kind = match h.kind.as_str() {
+        "http" => {
+            let path = h.path.clone().unwrap_or_else(|| "/".to_string());
+            if !path.starts_with('/') {
+                l.error(
+                    span,
+                    field,
+                    format!("{key}: path \"{path}\" must start with '/'"),
+                );
+                return None;
+            }
+            let expect_text = h.expect.clone().unwrap_or_else(|| "200-399".to_string());
+            let Some(expect) = status_range(&expect_text) else {
+                l.error(
+                    span,
+                    field,
+                    format!(
+                        "{key}: expect \"{expect_text}\" is not a status or range like \"200-399\""
+                    ),
+                );
+                return None;
+            };
+            HealthCheckKind::Http {
+                path,
+                host: h.host.clone().unwrap_or_else(|| "localhost".to_string()),
+                expect,
+            }
+        }
+        "tcp" => {
+            if h.path.is_some() || h.expect.is_some() || h.host.is_some() {
+                l.error(
+                    span,
+                    field,
+                    format!("{key}: path, host and expect apply to kind = \"http\" only"),
+                );
+                return None;
+            }
+            HealthCheckKind::Tcp
+        }
+        other => {
+            l.error(
+                span,
+                field,
+                format!("{key}: kind \"{other}\" is not \"http\" or \"tcp\""),
+            );
+            return None;
+        }
+    };
+    let interval: Duration = h.interval.map_or(Duration::from_secs(5), Into::into);
+    let timeout: Duration = h.timeout.map_or(Duration::from_secs(1), Into::into);
+    if interval.is_zero() || timeout.is_zero() {
+        l.error(
+            span,
+            field,
+            format!("{key}: interval and timeout must be above zero"),
+        );
+        return None;
+    }
+    Some(HealthCheck {
+        kind,
+        interval,
+        timeout,
+        healthy_threshold: h.healthy_threshold.unwrap_or(1).max(1),
+        unhealthy_threshold: h.unhealthy_threshold.unwrap_or(2).max(1),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_ranges() {
+        assert_eq!(status_range("200-399"), Some((200, 399)));
+        assert_eq!(status_range("204"), Some((204, 204)));
+        assert_eq!(status_range("399-200"), None);
+        assert_eq!(status_range("abc"), None);
+        assert_eq!(status_range("0-99"), None);
+    }
+}
