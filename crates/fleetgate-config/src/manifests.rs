@@ -56,8 +56,14 @@ fn split_documents(text: &str) -> Vec<Document<'_>> {
                 text: &text[start..offset],
                 first_line: start_line,
             });
-            start = offset + 3;
-            start_line = i + 1;
+            if trimmed.trim_start_matches('-').trim().is_empty() {
+                // Nothing after the marker: the document starts on the next line.
+                start = offset + line.len();
+                start_line = i + 2;
+            } else {
+                start = offset + 3;
+                start_line = i + 1;
+            }
         }
         offset += line.len();
     }
@@ -65,12 +71,19 @@ fn split_documents(text: &str) -> Vec<Document<'_>> {
         text: &text[start..],
         first_line: start_line,
     });
-    docs.retain(|d| {
-        d.text
-            .lines()
-            .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
-    });
+    docs.retain(|d| d.object_line().is_some());
     docs
+}
+
+impl Document<'_> {
+    /// The absolute line where the object begins: its first line that is
+    /// neither blank nor a comment.
+    fn object_line(&self) -> Option<usize> {
+        self.text
+            .lines()
+            .position(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+            .map(|i| self.first_line + i)
+    }
 }
 
 fn yaml_error(file: &Path, doc: &Document<'_>, e: &serde_yaml_ng::Error) -> ConfigError {
@@ -130,7 +143,7 @@ pub(crate) fn parse_file(
                 continue;
             }
         };
-        let origin = Location::at(file, doc.first_line, 1);
+        let origin = Location::at(file, doc.object_line().unwrap_or(doc.first_line), 1);
         if let Err(e) = parse_object(&value, Some(&doc), file, origin, default_ns, &mut out) {
             errors.push(e);
         }
@@ -332,10 +345,13 @@ mod tests {
 
     #[test]
     fn documents_know_their_first_line() {
-        let text = "a: 1\n---\nb: 2\nc: 3\n--- \n# only a comment\n---\nd: 4\n";
+        let text = "a: 1\n---\nb: 2\nc: 3\n--- \n# only a comment\n---\n\nd: 4\n--- e: 5\n";
         let docs = split_documents(text);
         let lines: Vec<_> = docs.iter().map(|d| d.first_line).collect();
-        assert_eq!(lines, vec![1, 2, 7]);
-        assert!(docs[1].text.contains("b: 2"));
+        assert_eq!(lines, vec![1, 3, 8, 10]);
+        let objects: Vec<_> = docs.iter().map(|d| d.object_line()).collect();
+        assert_eq!(objects, vec![Some(1), Some(3), Some(9), Some(10)]);
+        assert!(docs[1].text.starts_with("b: 2"));
+        assert!(docs[3].text.trim() == "e: 5");
     }
 }
