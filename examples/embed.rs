@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use fleetgate_ingress::{HostPattern, PathType, RouteTable, RouteTableBuilder};
-use fleetgate_pool::{new_health_registry, Endpoint, EndpointPool, PoolOptions};
+use fleetgate_pool::{Endpoint, EndpointPool, PoolOptions};
 use pingora_core::server::Server;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_core::{Error, ErrorType, Result};
@@ -74,7 +74,6 @@ fn main() {
     let listen = args.next().unwrap_or_else(|| "127.0.0.1:6188".to_string());
     let backends: Vec<String> = args.collect();
 
-    let registry = new_health_registry();
     let endpoints = backends
         .iter()
         .enumerate()
@@ -89,12 +88,7 @@ fn main() {
             }
         })
         .collect();
-    let pools = vec![EndpointPool::new(
-        "shop",
-        endpoints,
-        &registry,
-        PoolOptions::default(),
-    )];
+    let pools = vec![EndpointPool::new("shop", endpoints, PoolOptions::default())];
 
     let mut builder = RouteTableBuilder::new();
     let host = HostPattern::parse("shop.example.com").expect("valid host");

@@ -32,8 +32,12 @@ pub(crate) fn regex_reason(err: &regex::Error) -> String {
     format!("invalid regular expression: {detail}")
 }
 
-/// The regex an MSE `*-value` annotation stands for: `always|<value>`.
+/// The regex an MSE `*-value` annotation stands for: `always|<value>`
+/// (just `always` when the value is `always` itself).
 pub(crate) fn mse_alternation(value: &str) -> String {
+    if value == "always" {
+        return value.to_string();
+    }
     format!("always|{value}")
 }
 

@@ -150,8 +150,10 @@ impl Config {
             return Err(ConfigErrors(l.errors));
         }
         let log = log_settings(path, &raw.log);
+        let service_index = ServiceIndex::new(&services);
         Ok(Config {
             log,
+            service_index,
             source: path.to_path_buf(),
             gateway,
             admin,

@@ -34,6 +34,36 @@ pub struct Config {
     pub manifest_files: Vec<PathBuf>,
     /// `[log]`.
     pub log: LogSettings,
+    /// Service ports by `(namespace, name, port)` and `(namespace, name,
+    /// port name)`, so resolving a backend does not scan every Service.
+    pub(crate) service_index: ServiceIndex,
+}
+
+/// Positions in [`Config::services`] by number and by port name.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ServiceIndex {
+    by_number: std::collections::HashMap<(String, String, u16), usize>,
+    by_name: std::collections::HashMap<(String, String, String), usize>,
+}
+
+impl ServiceIndex {
+    /// Indexes `services` (the first of duplicates wins).
+    pub(crate) fn new(services: &[Service]) -> ServiceIndex {
+        let mut index = ServiceIndex::default();
+        for (i, s) in services.iter().enumerate() {
+            index
+                .by_number
+                .entry((s.namespace.clone(), s.name.clone(), s.port))
+                .or_insert(i);
+            if let Some(name) = &s.port_name {
+                index
+                    .by_name
+                    .entry((s.namespace.clone(), s.name.clone(), name.clone()))
+                    .or_insert(i);
+            }
+        }
+        index
+    }
 }
 
 /// Where the access log goes.
@@ -57,14 +87,13 @@ pub struct LogSettings {
 impl Config {
     /// The Service port an Ingress backend refers to, resolving port names.
     pub fn resolve_service(&self, namespace: &str, backend: &BackendRef) -> Option<&Service> {
-        self.services.iter().find(|s| {
-            s.namespace == namespace
-                && s.name == backend.service
-                && match &backend.port {
-                    PortRef::Number(n) => s.port == *n,
-                    PortRef::Name(name) => s.port_name.as_deref() == Some(name.as_str()),
-                }
-        })
+        let ns = namespace.to_string();
+        let name = backend.service.clone();
+        let i = match &backend.port {
+            PortRef::Number(n) => self.service_index.by_number.get(&(ns, name, *n)),
+            PortRef::Name(port) => self.service_index.by_name.get(&(ns, name, port.clone())),
+        }?;
+        self.services.get(*i)
     }
 
     /// The Ingresses this gateway serves.

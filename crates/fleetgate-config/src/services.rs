@@ -2,6 +2,7 @@
 //! refer to, their endpoints in every cluster, timeouts, retries, outlier
 //! detection and active health checks.
 
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ pub(crate) fn services(
         .and_then(|m| m.namespace.clone())
         .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
     let mut out: Vec<Service> = Vec::new();
+    let mut declared: HashSet<(String, String, u16)> = HashSet::new();
     for s in raw {
         let span = s.span();
         let s = s.get_ref();
@@ -37,10 +39,7 @@ pub(crate) fn services(
                 format!("{key}: port 0 is not valid"),
             );
         }
-        if out
-            .iter()
-            .any(|o| o.namespace == namespace && o.name == s.name && o.port == s.port)
-        {
+        if !declared.insert((namespace.clone(), s.name.clone(), s.port)) {
             l.error(span.clone(), "service", format!("{key} is declared twice"));
             continue;
         }
@@ -125,11 +124,14 @@ pub(crate) fn merge_service_ports(
     decls: Vec<ServicePortDecl>,
     defaults: &UpstreamDefaults,
 ) {
+    let mut index: HashMap<(String, String, u16), usize> = services
+        .iter()
+        .enumerate()
+        .map(|(i, s)| ((s.namespace.clone(), s.name.clone(), s.port), i))
+        .collect();
     for d in decls {
-        match services
-            .iter_mut()
-            .find(|s| s.namespace == d.namespace && s.name == d.name && s.port == d.port)
-        {
+        let key = (d.namespace.clone(), d.name.clone(), d.port);
+        match index.get(&key).map(|&i| &mut services[i]) {
             Some(s) => match (&s.port_name, &d.port_name) {
                 (Some(a), Some(b)) if a != b => errors.push(
                     ConfigError::new(format!(
@@ -142,15 +144,18 @@ pub(crate) fn merge_service_ports(
                 (None, Some(b)) => s.port_name = Some(b.clone()),
                 _ => {}
             },
-            None => services.push(Service {
-                namespace: d.namespace,
-                name: d.name,
-                port: d.port,
-                port_name: d.port_name,
-                endpoints: Vec::new(),
-                timeouts: *defaults,
-                health_check: None,
-            }),
+            None => {
+                index.insert(key, services.len());
+                services.push(Service {
+                    namespace: d.namespace,
+                    name: d.name,
+                    port: d.port,
+                    port_name: d.port_name,
+                    endpoints: Vec::new(),
+                    timeouts: *defaults,
+                    health_check: None,
+                });
+            }
         }
     }
 }

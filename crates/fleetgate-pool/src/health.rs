@@ -1,29 +1,41 @@
 //! Active health checks, one probe per endpoint address per interval.
 //!
-//! Pools (Services, subsets, reloaded copies of both) that use the same
-//! health-check settings share one [`HealthRegistry`], keyed by address, so
-//! an address is probed once per interval however many pools list it. A
-//! single background service ([`HealthSupervisor`]) runs every registry's
-//! passes on its own interval; registries added by a reload are picked up
-//! without restarting anything. Health flips are logged with the address
-//! and the new state, so operators can see why traffic moved.
+//! Every distinct health-check setting gets one probe view: a
+//! `pingora-load-balancing` [`HealthRegistry`] with that check and a single
+//! membership of every address that needs it. Pools (Services, subsets,
+//! reloaded copies of both) read health from the view ([`HealthView`])
+//! instead of registering with it, so an address is probed once per
+//! interval however many pools list it, and adding a pool costs nothing
+//! the registry has to reconcile. After compiling a configuration the
+//! caller hands over the full address list ([`HealthChecks::set_targets`]),
+//! one membership update per setting; health of addresses that stay is
+//! kept. A single background service ([`HealthSupervisor`]) runs every
+//! view's passes on its interval, picking up views added by a reload. Health
+//! flips are logged with the address and the new state, so operators can
+//! see why traffic moved.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
+use pingora_core::protocols::l4::socket::SocketAddr as PingoraAddr;
 use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
 use pingora_core::{Error, ErrorType};
 use pingora_http::ResponseHeader;
+use pingora_load_balancing::discovery::ServiceDiscovery;
 use pingora_load_balancing::health_check::{HealthObserve, HttpHealthCheck, TcpHealthCheck};
-use pingora_load_balancing::{Backend, HealthRegistry};
+use pingora_load_balancing::{Backend, Backends, HealthRegistry};
+
+use pingora_core::upstreams::peer::HttpPeer;
 
 use crate::outlier::EndpointState;
-use crate::pool::new_health_registry;
+use crate::pool::{make_peer, poll_once};
+use crate::timeouts::UpstreamTimeouts;
 
 /// What a probe does.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -105,18 +117,68 @@ impl HealthObserve for FlipLogger {
     }
 }
 
-/// A registry with active checks, and its schedule.
+/// The addresses a probe view checks, replaced wholesale after each compile.
+#[derive(Default)]
+struct ProbeTargets(Arc<ArcSwap<BTreeSet<Backend>>>);
+
+#[async_trait]
+impl ServiceDiscovery for ProbeTargets {
+    async fn discover(&self) -> pingora_core::Result<(BTreeSet<Backend>, HashMap<u64, bool>)> {
+        Ok((BTreeSet::clone(&self.0.load()), HashMap::new()))
+    }
+}
+
+/// The probe backend of an address (weight is irrelevant to probing).
+fn probe_backend(addr: SocketAddr) -> Backend {
+    Backend {
+        addr: PingoraAddr::Inet(addr),
+        weight: 1,
+        ext: Default::default(),
+    }
+}
+
+/// A registry with active checks, its membership, and its schedule.
 struct Checked {
     config: HealthCheckConfig,
     registry: Arc<HealthRegistry>,
+    view: Backends,
+    targets: Arc<ArcSwap<BTreeSet<Backend>>>,
     running: AtomicBool,
     next_due: Mutex<Instant>,
+}
+
+/// Read access to the health of the addresses one health-check setting
+/// probes. Cheap to clone; shared by every pool with that setting.
+#[derive(Clone)]
+pub struct HealthView(Arc<Checked>);
+
+impl std::fmt::Debug for HealthView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("HealthView").field(&self.0.config).finish()
+    }
+}
+
+impl HealthView {
+    /// Whether `address` passes the checks. An address the view does not
+    /// probe (yet) counts as healthy: probing decides, not membership.
+    pub fn is_healthy(&self, address: SocketAddr) -> bool {
+        let backend = probe_backend(address);
+        if self.0.view.ready(&backend) {
+            return true;
+        }
+        !self.0.targets.load().contains(&backend)
+    }
+
+    /// The settings it probes with.
+    pub fn config(&self) -> &HealthCheckConfig {
+        &self.0.config
+    }
 }
 
 /// The gateway-wide set of health registries and per-address endpoint
 /// state. Create one per process and keep it across reloads.
 pub struct HealthChecks {
-    unchecked: Arc<HealthRegistry>,
+    peers: Mutex<HashMap<(SocketAddr, UpstreamTimeouts), Arc<HttpPeer>>>,
     checked: Mutex<Vec<Arc<Checked>>>,
     states: States,
     flips: Arc<AtomicU64>,
@@ -136,25 +198,22 @@ impl HealthChecks {
     /// An empty set.
     pub fn new() -> Arc<HealthChecks> {
         Arc::new(HealthChecks {
-            unchecked: new_health_registry(),
+            peers: Mutex::new(HashMap::new()),
             checked: Mutex::new(Vec::new()),
             states: Arc::new(Mutex::new(HashMap::new())),
             flips: Arc::new(AtomicU64::new(0)),
         })
     }
 
-    /// The registry for pools with these settings (`None`: no active checks,
-    /// endpoints count as healthy unless ejected). Registries are created on
-    /// first use and shared after.
-    pub fn registry_for(&self, config: Option<&HealthCheckConfig>) -> Arc<HealthRegistry> {
-        let Some(config) = config else {
-            return Arc::clone(&self.unchecked);
-        };
+    /// The health view for pools with these settings, created on first use
+    /// and shared after. It probes nothing until [`HealthChecks::set_targets`]
+    /// names its addresses.
+    pub fn health_view(&self, config: &HealthCheckConfig) -> HealthView {
         let mut checked = lock(&self.checked);
         if let Some(c) = checked.iter().find(|c| &c.config == config) {
-            return Arc::clone(&c.registry);
+            return HealthView(Arc::clone(c));
         }
-        let registry = new_health_registry();
+        let registry = Arc::new(HealthRegistry::new());
         let logger = FlipLogger {
             what: config.describe(),
             flips: Arc::clone(&self.flips),
@@ -195,13 +254,51 @@ impl HealthChecks {
                 registry.set_health_check(hc);
             }
         }
-        checked.push(Arc::new(Checked {
+        let targets = ProbeTargets::default();
+        let shared_targets = Arc::clone(&targets.0);
+        let view = Backends::new_with_health_registry(Box::new(targets), Arc::clone(&registry));
+        let c = Arc::new(Checked {
             config: config.clone(),
-            registry: Arc::clone(&registry),
+            registry,
+            view,
+            targets: shared_targets,
             running: AtomicBool::new(false),
             next_due: Mutex::new(Instant::now()),
-        }));
-        registry
+        });
+        checked.push(Arc::clone(&c));
+        HealthView(c)
+    }
+
+    /// Sets the addresses each health-check setting probes, typically every
+    /// address of a freshly compiled configuration; settings not named stop
+    /// probing. Health of addresses that stay is kept.
+    pub fn set_targets(&self, wanted: &HashMap<HealthCheckConfig, BTreeSet<SocketAddr>>) {
+        let checked: Vec<Arc<Checked>> = lock(&self.checked).clone();
+        for c in checked {
+            let addrs: BTreeSet<Backend> = wanted
+                .get(&c.config)
+                .map(|set| set.iter().map(|a| probe_backend(*a)).collect())
+                .unwrap_or_default();
+            if **c.targets.load() == addrs {
+                continue;
+            }
+            c.targets.store(Arc::new(addrs));
+            // Our discovery answers at once; drive the update in place.
+            if !matches!(poll_once(c.view.update(|_| {})), Some(Ok(()))) {
+                log::error!("health: probe membership update did not complete at once");
+            }
+        }
+    }
+
+    /// The upstream peer for `address` with `timeouts`, one per pair,
+    /// shared by every pool (a peer is some 700 bytes; a large
+    /// configuration lists the same pods in many pools).
+    pub fn peer(&self, address: SocketAddr, timeouts: &UpstreamTimeouts) -> Arc<HttpPeer> {
+        Arc::clone(
+            lock(&self.peers)
+                .entry((address, *timeouts))
+                .or_insert_with(|| Arc::new(make_peer(address, timeouts))),
+        )
     }
 
     /// The shared live state of an endpoint address (outlier detection).
@@ -264,61 +361,94 @@ impl BackgroundService for HealthSupervisor {
 mod tests {
     use super::*;
     use crate::{Endpoint, EndpointPool, PoolOptions};
-    use pingora_load_balancing::health_check::HealthCheck;
+    use std::net::TcpListener;
 
-    /// Counts probes per address.
-    struct Counting(Arc<Mutex<HashMap<String, usize>>>);
-
-    #[async_trait]
-    impl HealthCheck for Counting {
-        async fn check(&self, target: &Backend) -> pingora_core::Result<()> {
-            *lock(&self.0).entry(target.addr.to_string()).or_default() += 1;
-            Ok(())
-        }
-
-        fn health_threshold(&self, _success: bool) -> usize {
-            1
+    fn tcp_config() -> HealthCheckConfig {
+        HealthCheckConfig {
+            probe: Probe::Tcp,
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_millis(500),
+            healthy_threshold: 1,
+            unhealthy_threshold: 1,
         }
     }
 
+    /// Three pools list one address (a Service, a subset, a reloaded copy);
+    /// one pass connects to it exactly once.
     #[test]
     fn an_address_shared_by_pools_is_probed_once_per_pass() {
-        let registry = new_health_registry();
-        let counts = Arc::new(Mutex::new(HashMap::new()));
-        registry.set_health_check(Box::new(Counting(Arc::clone(&counts))));
-        let shared: std::net::SocketAddr = "127.0.0.1:18001".parse().unwrap();
-        let other: std::net::SocketAddr = "127.0.0.1:18002".parse().unwrap();
-        // A Service pool, a subset pool with a different weight, and a copy
-        // kept by a reload: three views of the same address.
-        let whole = EndpointPool::new(
-            "svc",
-            vec![
-                Arc::new(Endpoint::new(shared, "a")),
-                Arc::new(Endpoint::new(other, "b")),
-            ],
-            &registry,
-            PoolOptions::default(),
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let shared = listener.local_addr().unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let checks = HealthChecks::new();
+        let view = checks.health_view(&tcp_config());
+        let pool = |name: &str, weight: u32| {
+            EndpointPool::with_shared_state(
+                name,
+                vec![Arc::new(Endpoint::new(shared, "a").with_weight(weight))],
+                PoolOptions::default(),
+                Some(view.clone()),
+                &checks,
+            )
+        };
+        let pools = [pool("svc", 1), pool("svc[subset]", 3), pool("svc", 1)];
+        let mut wanted = HashMap::new();
+        wanted.insert(
+            tcp_config(),
+            pools
+                .iter()
+                .flat_map(|p| p.endpoints().iter().map(|e| e.address))
+                .collect(),
         );
-        let subset = EndpointPool::new(
-            "svc[subset]",
-            vec![Arc::new(Endpoint::new(shared, "a").with_weight(3))],
-            &registry,
-            PoolOptions::default(),
-        );
-        let reloaded = EndpointPool::new(
-            "svc",
-            vec![Arc::new(Endpoint::new(shared, "a"))],
-            &registry,
-            PoolOptions::default(),
-        );
+        checks.set_targets(&wanted);
+
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
-        rt.block_on(registry.run_health_check(true));
-        let counts = lock(&counts).clone();
-        assert_eq!(counts.get(&shared.to_string()), Some(&1), "{counts:?}");
-        assert_eq!(counts.get(&other.to_string()), Some(&1), "{counts:?}");
-        drop((whole, subset, reloaded));
+        rt.block_on(view.0.registry.run_health_check(true));
+        let mut accepted = 0;
+        while listener.accept().is_ok() {
+            accepted += 1;
+        }
+        assert_eq!(accepted, 1);
+        assert!(pools.iter().all(|p| p.is_healthy(shared)));
+    }
+
+    /// An address whose probe fails is unhealthy in every pool that lists it.
+    #[test]
+    fn a_failed_probe_marks_the_address_down_everywhere() {
+        let dead = {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        let checks = HealthChecks::new();
+        let view = checks.health_view(&tcp_config());
+        let a = EndpointPool::with_shared_state(
+            "a",
+            vec![Arc::new(Endpoint::new(dead, "x"))],
+            PoolOptions::default(),
+            Some(view.clone()),
+            &checks,
+        );
+        let b = EndpointPool::with_shared_state(
+            "b",
+            vec![Arc::new(Endpoint::new(dead, "x"))],
+            PoolOptions::default(),
+            Some(view.clone()),
+            &checks,
+        );
+        assert!(a.is_healthy(dead), "not probed yet: healthy");
+        let mut wanted = HashMap::new();
+        wanted.insert(tcp_config(), BTreeSet::from([dead]));
+        checks.set_targets(&wanted);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(view.0.registry.run_health_check(true));
+        assert!(!a.is_healthy(dead) && !b.is_healthy(dead));
+        assert!(a.select().is_none());
+        assert_eq!(checks.flips(), 1);
     }
 }

@@ -8,25 +8,22 @@
 //! `pingora-load-balancing`'s weighted round robin, so traffic follows pod
 //! counts: nine endpoints in one cluster and one in another get 90% and 10%.
 //!
-//! Health is shared: every [`EndpointPool`] built from one [`HealthRegistry`]
-//! (see [`new_health_registry`] and [`HealthChecks`]) sees the same health for
-//! the same address, so a pod that serves several Services or subsets is
-//! probed and judged once. Passive outlier detection ([`OutlierConfig`],
+//! Health is shared: every [`EndpointPool`] that reads one [`HealthView`]
+//! (see [`HealthChecks`]) sees the same health for the same address, so a
+//! pod that serves several Services or subsets is probed and judged once. Passive outlier detection ([`OutlierConfig`],
 //! [`EndpointPool::report`]) ejects endpoints that keep failing real requests.
 //!
 //! Use it from any Pingora proxy:
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use fleetgate_pool::{Endpoint, EndpointPool, PoolOptions, new_health_registry};
+//! use fleetgate_pool::{Endpoint, EndpointPool, PoolOptions};
 //!
-//! let registry = new_health_registry();
 //! let endpoints = vec![
 //!     Arc::new(Endpoint::new("127.0.0.1:18001".parse().unwrap(), "c7fb82a1")),
 //!     Arc::new(Endpoint::new("127.0.0.1:18011".parse().unwrap(), "cd3007b2")),
 //! ];
-//! let pool = EndpointPool::new("gateway-demo/service1:80", endpoints, &registry,
-//!                              PoolOptions::default());
+//! let pool = EndpointPool::new("gateway-demo/service1:80", endpoints, PoolOptions::default());
 //! // In `ProxyHttp::upstream_peer`:
 //! let picked = pool.select().expect("no healthy endpoint");
 //! let peer = pool.peer(picked);
@@ -41,8 +38,8 @@ mod pool;
 mod timeouts;
 
 pub use endpoint::{Endpoint, Labels, CLUSTER_LABEL, ZONE_LABEL};
-pub use health::{HealthCheckConfig, HealthChecks, HealthSupervisor, Probe};
+pub use health::{HealthCheckConfig, HealthChecks, HealthSupervisor, HealthView, Probe};
 pub use outlier::{now_ms, EndpointState, Outcome, OutlierConfig};
 pub use pingora_load_balancing::HealthRegistry;
-pub use pool::{new_health_registry, EndpointPool, Picked, PoolOptions};
+pub use pool::{EndpointPool, Picked, PoolOptions};
 pub use timeouts::UpstreamTimeouts;

@@ -1,20 +1,21 @@
 //! A Service port's endpoints and the weighted selection over them.
 
-use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
-use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use pingora_core::protocols::l4::socket::SocketAddr as PingoraAddr;
 use pingora_core::upstreams::peer::HttpPeer;
-use pingora_load_balancing::discovery::Static;
-use pingora_load_balancing::selection::RoundRobin;
-use pingora_load_balancing::{Backend, Backends, HealthRegistry, LoadBalancer};
+use pingora_load_balancing::selection::{BackendIter, BackendSelection, RoundRobin};
+use pingora_load_balancing::Backend;
 
 use crate::endpoint::Endpoint;
+use crate::health::{HealthChecks, HealthView};
 use crate::outlier::{EndpointState, Outcome, OutlierConfig};
 use crate::timeouts::UpstreamTimeouts;
 
@@ -27,20 +28,10 @@ pub struct PoolOptions {
     pub outlier: OutlierConfig,
 }
 
-/// How many candidates `select` looks at before giving up.
-const MAX_SELECT_ITERATIONS: usize = 256;
+/// How many weighted candidates `select` tries before scanning the pool.
+const MAX_SELECT_ITERATIONS: usize = 64;
 
-/// A health registry in which health is tracked per address, so that pools
-/// (Services, subsets) sharing a pod share its health and its probe.
-pub fn new_health_registry() -> Arc<HealthRegistry> {
-    Arc::new(HealthRegistry::with_equivalence(|backend: &Backend| {
-        let mut h = DefaultHasher::new();
-        backend.addr.hash(&mut h);
-        h.finish()
-    }))
-}
-
-/// An endpoint chosen for one request, with its ready-made peer.
+/// An endpoint chosen for one request.
 #[derive(Debug)]
 pub struct Picked<'a> {
     /// The endpoint.
@@ -50,15 +41,25 @@ pub struct Picked<'a> {
 }
 
 /// The endpoints behind one Service port (or a subset of them), with weighted
-/// round-robin selection over the healthy ones.
+/// round-robin selection over the available ones.
+///
+/// Selection is `pingora-load-balancing`'s weighted round robin
+/// ([`RoundRobin`]) over the endpoints, each backend carrying its endpoint's
+/// index. Nothing else is per pool: active health comes from a
+/// [`HealthView`] shared by every pool with the same health-check settings,
+/// and outlier state and upstream peers are shared per address (see
+/// [`HealthChecks`]), so a configuration with thousands of pools stays small
+/// and compiles in linear time.
 pub struct EndpointPool {
     name: String,
     endpoints: Vec<Arc<Endpoint>>,
-    peers: Vec<HttpPeer>,
+    peers: Vec<Arc<HttpPeer>>,
     states: Vec<Arc<EndpointState>>,
-    by_address: HashMap<std::net::SocketAddr, usize>,
     options: PoolOptions,
-    balancer: LoadBalancer<RoundRobin>,
+    health: Option<HealthView>,
+    selector: Arc<RoundRobin>,
+    /// Start of the exhaustive scan that backs up the weighted pick.
+    scan: AtomicUsize,
 }
 
 impl std::fmt::Debug for EndpointPool {
@@ -71,65 +72,91 @@ impl std::fmt::Debug for EndpointPool {
 }
 
 impl EndpointPool {
-    /// Builds a pool with endpoint state of its own. `name` is for logs
-    /// (e.g. `ns/service:port`). See [`EndpointPool::with_shared_state`].
+    /// Builds a pool with endpoint state and peers of its own and no active
+    /// health checks. `name` is for logs (e.g. `ns/service:port`). See
+    /// [`EndpointPool::with_shared_state`].
     pub fn new(
         name: impl Into<String>,
         endpoints: Vec<Arc<Endpoint>>,
-        registry: &Arc<HealthRegistry>,
         options: PoolOptions,
     ) -> Self {
-        Self::with_shared_state(name, endpoints, registry, options, |_| Arc::default())
+        Self::build(name.into(), endpoints, options, None, None)
     }
 
-    /// Builds a pool whose endpoints' outlier state comes from `state_for`
-    /// (shared per address, e.g. by [`HealthChecks::endpoint_state`](crate::HealthChecks::endpoint_state)).
-    /// Endpoints with the same address are merged (the first one counts).
-    /// Weight 0 endpoints are kept for listing but take no traffic.
+    /// Builds a pool whose endpoints' health comes from `health` (one probe
+    /// per address however many pools list it, see
+    /// [`HealthChecks::health_view`]) and whose outlier state and upstream
+    /// peers are `shared`'s, per address. Endpoints with the same address
+    /// are merged (the first one counts). Weight 0 endpoints are kept for
+    /// listing but take no traffic.
     pub fn with_shared_state(
         name: impl Into<String>,
         endpoints: Vec<Arc<Endpoint>>,
-        registry: &Arc<HealthRegistry>,
         options: PoolOptions,
-        state_for: impl Fn(std::net::SocketAddr) -> Arc<EndpointState>,
+        health: Option<HealthView>,
+        shared: &HealthChecks,
     ) -> Self {
-        let mut unique = Vec::with_capacity(endpoints.len());
-        let mut by_address = HashMap::with_capacity(endpoints.len());
+        Self::build(name.into(), endpoints, options, health, Some(shared))
+    }
+
+    fn build(
+        name: String,
+        endpoints: Vec<Arc<Endpoint>>,
+        options: PoolOptions,
+        health: Option<HealthView>,
+        shared: Option<&HealthChecks>,
+    ) -> Self {
+        let mut unique: Vec<Arc<Endpoint>> = Vec::with_capacity(endpoints.len());
+        let mut seen = HashMap::with_capacity(endpoints.len());
         for e in endpoints {
-            if let std::collections::hash_map::Entry::Vacant(slot) = by_address.entry(e.address) {
-                slot.insert(unique.len());
+            if let std::collections::hash_map::Entry::Vacant(slot) = seen.entry(e.address) {
+                slot.insert(());
                 unique.push(e);
             }
         }
         let backends: BTreeSet<Backend> = unique
             .iter()
-            .filter(|e| e.weight > 0)
-            .map(|e| Backend {
-                addr: PingoraAddr::Inet(e.address),
-                weight: e.weight as usize,
-                ext: Default::default(),
+            .enumerate()
+            .filter(|(_, e)| e.weight > 0)
+            .map(|(index, e)| {
+                let mut backend = Backend {
+                    addr: PingoraAddr::Inet(e.address),
+                    weight: e.weight as usize,
+                    ext: Default::default(),
+                };
+                backend.ext.insert(index);
+                backend
             })
             .collect();
-        let view = Backends::new_with_health_registry(Static::new(backends), Arc::clone(registry));
-        let balancer = LoadBalancer::from_backends(view);
-        // Static discovery completes without waiting; drive it once in place.
-        let updated = poll_once(balancer.update());
-        if !matches!(updated, Some(Ok(()))) {
-            log::error!("static endpoint discovery did not complete at once");
-        }
-        let peers = unique
-            .iter()
-            .map(|e| make_peer(e, &options.timeouts))
-            .collect();
-        let states = unique.iter().map(|e| state_for(e.address)).collect();
+        let selector = Arc::new(RoundRobin::build(&backends));
+        let (peers, states) = match shared {
+            Some(shared) => (
+                unique
+                    .iter()
+                    .map(|e| shared.peer(e.address, &options.timeouts))
+                    .collect(),
+                unique
+                    .iter()
+                    .map(|e| shared.endpoint_state(e.address))
+                    .collect(),
+            ),
+            None => (
+                unique
+                    .iter()
+                    .map(|e| Arc::new(make_peer(e.address, &options.timeouts)))
+                    .collect(),
+                unique.iter().map(|_| Arc::default()).collect(),
+            ),
+        };
         EndpointPool {
-            name: name.into(),
+            name,
             endpoints: unique,
             peers,
             states,
-            by_address,
             options,
-            balancer,
+            health,
+            selector,
+            scan: AtomicUsize::new(0),
         }
     }
 
@@ -148,9 +175,20 @@ impl EndpointPool {
         self.options
     }
 
+    /// The health view it reads, if it has active checks.
+    pub fn health(&self) -> Option<&HealthView> {
+        self.health.as_ref()
+    }
+
     /// The live state of the endpoint at `index`.
     pub fn state(&self, index: usize) -> &EndpointState {
         &self.states[index]
+    }
+
+    /// Whether the endpoint at `address` passes its active health checks
+    /// (always, when the pool has none).
+    pub fn is_healthy(&self, address: SocketAddr) -> bool {
+        self.health.as_ref().is_none_or(|h| h.is_healthy(address))
     }
 
     /// Whether the endpoint at `index` can take traffic now: healthy by its
@@ -175,8 +213,8 @@ impl EndpointPool {
     }
 
     /// `(available, total)` endpoints per cluster id, in cluster order.
-    pub fn availability_by_cluster(&self) -> std::collections::BTreeMap<&str, (u32, u32)> {
-        let mut per = std::collections::BTreeMap::new();
+    pub fn availability_by_cluster(&self) -> BTreeMap<&str, (u32, u32)> {
+        let mut per = BTreeMap::new();
         for (i, e) in self.endpoints.iter().enumerate() {
             let entry: &mut (u32, u32) = per.entry(e.cluster.as_str()).or_default();
             entry.1 += 1;
@@ -225,7 +263,7 @@ impl EndpointPool {
         self.endpoints.is_empty()
     }
 
-    /// Picks the next healthy endpoint by weighted round robin.
+    /// Picks the next available endpoint by weighted round robin.
     pub fn select(&self) -> Option<Picked<'_>> {
         self.select_with(|_| true)
     }
@@ -248,53 +286,49 @@ impl EndpointPool {
         ignore_health: bool,
         accept: impl Fn(&Endpoint) -> bool,
     ) -> Option<Picked<'_>> {
-        let chosen = std::cell::Cell::new(None);
-        self.balancer
-            .select_with(b"", MAX_SELECT_ITERATIONS, |backend, healthy| {
-                if !healthy && !ignore_health {
-                    return false;
-                }
-                let PingoraAddr::Inet(addr) = backend.addr else {
-                    return false;
-                };
-                match self.by_address.get(&addr) {
-                    Some(&i)
-                        if (ignore_health || !self.states[i].is_ejected())
-                            && accept(&self.endpoints[i]) =>
-                    {
-                        chosen.set(Some(i));
-                        true
-                    }
-                    _ => false,
-                }
-            })?;
-        chosen.get().map(|index| Picked {
-            endpoint: &self.endpoints[index],
-            index,
-        })
+        let usable =
+            |i: usize| (ignore_health || self.is_available(i)) && accept(&self.endpoints[i]);
+        // Weighted round robin first: the pick that keeps traffic in
+        // proportion to weights.
+        let mut candidates = self.selector.iter(b"");
+        for _ in 0..MAX_SELECT_ITERATIONS.min(2 * self.endpoints.len() + 1) {
+            let Some(backend) = candidates.next() else {
+                break;
+            };
+            match backend.ext.get::<usize>() {
+                Some(&i) if usable(i) => return Some(self.picked(i)),
+                _ => {}
+            }
+        }
+        // Then every endpoint once, from a rotating start, so that a usable
+        // endpoint is found whenever there is one.
+        let n = self.endpoints.len();
+        if n == 0 {
+            return None;
+        }
+        let start = self.scan.fetch_add(1, Ordering::Relaxed) % n;
+        (0..n)
+            .map(|k| (start + k) % n)
+            .find(|&i| self.endpoints[i].weight > 0 && usable(i))
+            .map(|i| self.picked(i))
     }
 
-    /// Whether the endpoint at `address` is currently healthy in this pool.
-    pub fn is_healthy(&self, address: std::net::SocketAddr) -> bool {
-        self.by_address.get(&address).is_some_and(|&i| {
-            let e = &self.endpoints[i];
-            let backend = Backend {
-                addr: PingoraAddr::Inet(e.address),
-                weight: e.weight as usize,
-                ext: Default::default(),
-            };
-            self.balancer.backends().ready(&backend)
-        })
+    fn picked(&self, index: usize) -> Picked<'_> {
+        Picked {
+            endpoint: &self.endpoints[index],
+            index,
+        }
     }
 
     /// A peer for the picked endpoint, carrying the pool's timeouts.
     pub fn peer(&self, picked: Picked<'_>) -> Box<HttpPeer> {
-        Box::new(self.peers[picked.index].clone())
+        Box::new(HttpPeer::clone(&self.peers[picked.index]))
     }
 }
 
-fn make_peer(endpoint: &Endpoint, timeouts: &UpstreamTimeouts) -> HttpPeer {
-    let mut peer = HttpPeer::new(endpoint.address, false, String::new());
+/// A plain-HTTP peer for `address` with explicit timeouts.
+pub(crate) fn make_peer(address: SocketAddr, timeouts: &UpstreamTimeouts) -> HttpPeer {
+    let mut peer = HttpPeer::new(address, false, String::new());
     peer.options.connection_timeout = Some(timeouts.connect);
     peer.options.read_timeout = Some(timeouts.read);
     peer.options.write_timeout = Some(timeouts.write);
@@ -302,7 +336,8 @@ fn make_peer(endpoint: &Endpoint, timeouts: &UpstreamTimeouts) -> HttpPeer {
     peer
 }
 
-fn poll_once<F: Future>(fut: F) -> Option<F::Output> {
+/// Polls a future once; `None` if it is not ready.
+pub(crate) fn poll_once<F: Future>(fut: F) -> Option<F::Output> {
     let mut fut = pin!(fut);
     match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
         Poll::Ready(out) => Some(out),
@@ -319,12 +354,7 @@ mod tests {
             .iter()
             .map(|(a, c, w)| Arc::new(Endpoint::new(a.parse().unwrap(), c).with_weight(*w)))
             .collect();
-        EndpointPool::new(
-            "t",
-            endpoints,
-            &new_health_registry(),
-            PoolOptions::default(),
-        )
+        EndpointPool::new("t", endpoints, PoolOptions::default())
     }
 
     fn count(p: &EndpointPool, n: usize) -> HashMap<String, usize> {
@@ -395,7 +425,7 @@ mod tests {
             },
             ..PoolOptions::default()
         };
-        let p = EndpointPool::new("t", endpoints, &new_health_registry(), options);
+        let p = EndpointPool::new("t", endpoints, options);
         for i in 0..3 {
             p.report(i, Outcome::Failure);
             p.report(i, Outcome::Failure);

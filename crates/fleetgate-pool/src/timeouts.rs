@@ -8,7 +8,7 @@ use std::time::Duration;
 /// not answer a SYN within a second is treated as down), read 60 s and write
 /// 60 s between bytes (nginx's `proxy_read_timeout` / `proxy_send_timeout`),
 /// idle pooled connections kept 60 s.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct UpstreamTimeouts {
     /// TCP connect timeout.
     pub connect: Duration,

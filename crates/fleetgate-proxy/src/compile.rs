@@ -6,7 +6,7 @@
 //! whose endpoints and settings did not change are taken over from the
 //! previous snapshot, keeping their connections and health.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use fleetgate_canary::CanaryRouteBuilder;
@@ -118,9 +118,9 @@ impl<'a> Compiler<'a> {
                 Arc::new(EndpointPool::with_shared_state(
                     name.clone(),
                     eps,
-                    &checks.registry_for(health.as_ref()),
                     options,
-                    |addr| checks.endpoint_state(addr),
+                    health.as_ref().map(|h| checks.health_view(h)),
+                    checks,
                 ))
             }
         };
@@ -382,6 +382,18 @@ pub(crate) fn compile(
     for w in &c.report.warnings {
         log::warn!("{w}");
     }
+    // One membership update per health-check setting: every address the
+    // new configuration probes, each once.
+    let mut probe: HashMap<HealthCheckConfig, BTreeSet<std::net::SocketAddr>> = HashMap::new();
+    for (pool, health) in c.pools.iter().zip(&c.pool_health) {
+        if let Some(h) = health {
+            probe
+                .entry(h.clone())
+                .or_default()
+                .extend(pool.endpoints().iter().map(|e| e.address));
+        }
+    }
+    checks.set_targets(&probe);
     Ok(Snapshot {
         generation,
         table: builder.build(),

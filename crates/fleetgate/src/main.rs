@@ -30,6 +30,16 @@ fn main() {
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
         .init();
+    if !matches!(cli.command, Command::Run(_)) {
+        // Listing commands end quietly when their reader goes away
+        // (`fleetgate routes -c ... | head`), like other Unix tools; `run`
+        // keeps Rust's default of ignoring SIGPIPE, which Pingora needs.
+        // SAFETY: restores the default disposition of one signal before any
+        // thread is started.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let code = match cli.command {
         Command::Run(args) => run::run(&args),
         Command::Check(args) => check::check(&args),
