@@ -9,6 +9,11 @@
 //! at equal length, which is the Kubernetes precedence.
 
 use std::collections::HashMap;
+
+/// Hash maps of the lookup path: aHash is several times faster than SipHash
+/// on short keys and still keyed per process (these maps are built from
+/// configuration; requests only read them).
+type FastMap<K, V> = HashMap<K, V, ahash::RandomState>;
 use std::fmt;
 
 use crate::host::{normalize_request_host, wildcard_suffix, HostPattern};
@@ -71,9 +76,9 @@ pub struct RouteMatch<'a, T> {
 #[derive(Debug)]
 struct HostRoutes {
     /// Exact paths -> index into `RouteTable::routes`.
-    exact: HashMap<Box<str>, u32>,
+    exact: FastMap<Box<str>, u32>,
     /// Prefix paths without trailing `/` (never `/` itself) -> index.
-    prefix: HashMap<Box<str>, u32>,
+    prefix: FastMap<Box<str>, u32>,
     /// The `/` prefix rule, which matches every path.
     root: Option<u32>,
     /// Index into `RouteTable::defaults`.
@@ -83,8 +88,8 @@ struct HostRoutes {
 impl HostRoutes {
     fn new() -> Self {
         HostRoutes {
-            exact: HashMap::new(),
-            prefix: HashMap::new(),
+            exact: FastMap::default(),
+            prefix: FastMap::default(),
             root: None,
             default: None,
         }
@@ -130,8 +135,8 @@ impl<T> RouteTableBuilder<T> {
             table: RouteTable {
                 routes: Vec::new(),
                 defaults: Vec::new(),
-                exact_hosts: HashMap::new(),
-                wildcard_hosts: HashMap::new(),
+                exact_hosts: FastMap::default(),
+                wildcard_hosts: FastMap::default(),
                 any_host: HostRoutes::new(),
                 global_default: None,
             },
@@ -235,8 +240,8 @@ impl<T> RouteTableBuilder<T> {
 pub struct RouteTable<T> {
     routes: Vec<RouteEntry<T>>,
     defaults: Vec<(HostPattern, T)>,
-    exact_hosts: HashMap<Box<str>, HostRoutes>,
-    wildcard_hosts: HashMap<Box<str>, HostRoutes>,
+    exact_hosts: FastMap<Box<str>, HostRoutes>,
+    wildcard_hosts: FastMap<Box<str>, HostRoutes>,
     any_host: HostRoutes,
     global_default: Option<T>,
 }

@@ -58,9 +58,18 @@ pub struct EndpointPool {
     options: PoolOptions,
     health: Option<HealthView>,
     selector: Arc<RoundRobin>,
+    /// Endpoint addresses in endpoint order, scanned to map a selected
+    /// backend back to its endpoint (small pools: a few compares in one
+    /// cache line beat a hash lookup)...
+    addrs: Box<[SocketAddr]>,
+    /// ...and, for large pools, indexed.
+    by_address: Option<HashMap<SocketAddr, usize, ahash::RandomState>>,
     /// Start of the exhaustive scan that backs up the weighted pick.
     scan: AtomicUsize,
 }
+
+/// Pools up to this size map a backend to its endpoint by scanning.
+const SCAN_LIMIT: usize = 16;
 
 impl std::fmt::Debug for EndpointPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -116,18 +125,16 @@ impl EndpointPool {
         }
         let backends: BTreeSet<Backend> = unique
             .iter()
-            .enumerate()
-            .filter(|(_, e)| e.weight > 0)
-            .map(|(index, e)| {
-                let mut backend = Backend {
-                    addr: PingoraAddr::Inet(e.address),
-                    weight: e.weight as usize,
-                    ext: Default::default(),
-                };
-                backend.ext.insert(index);
-                backend
+            .filter(|e| e.weight > 0)
+            .map(|e| Backend {
+                addr: PingoraAddr::Inet(e.address),
+                weight: e.weight as usize,
+                ext: Default::default(),
             })
             .collect();
+        let addrs: Box<[SocketAddr]> = unique.iter().map(|e| e.address).collect();
+        let by_address = (addrs.len() > SCAN_LIMIT)
+            .then(|| addrs.iter().enumerate().map(|(i, a)| (*a, i)).collect());
         let selector = Arc::new(RoundRobin::build(&backends));
         let (peers, states) = match shared {
             Some(shared) => (
@@ -156,6 +163,8 @@ impl EndpointPool {
             options,
             health,
             selector,
+            addrs,
+            by_address,
             scan: AtomicUsize::new(0),
         }
     }
@@ -195,6 +204,12 @@ impl EndpointPool {
     /// active checks and not ejected.
     pub fn is_available(&self, index: usize) -> bool {
         !self.states[index].is_ejected() && self.is_healthy(self.endpoints[index].address)
+    }
+
+    /// Whether any endpoint with a non-zero weight can take traffic now
+    /// (stops at the first).
+    pub fn any_available(&self) -> bool {
+        (0..self.endpoints.len()).any(|i| self.endpoints[i].weight > 0 && self.is_available(i))
     }
 
     /// `(available, total)` endpoints with a non-zero weight.
@@ -295,8 +310,8 @@ impl EndpointPool {
             let Some(backend) = candidates.next() else {
                 break;
             };
-            match backend.ext.get::<usize>() {
-                Some(&i) if usable(i) => return Some(self.picked(i)),
+            match self.index_of(&backend.addr) {
+                Some(i) if usable(i) => return Some(self.picked(i)),
                 _ => {}
             }
         }
@@ -311,6 +326,17 @@ impl EndpointPool {
             .map(|k| (start + k) % n)
             .find(|&i| self.endpoints[i].weight > 0 && usable(i))
             .map(|i| self.picked(i))
+    }
+
+    /// The endpoint index of a selected backend's address.
+    fn index_of(&self, addr: &PingoraAddr) -> Option<usize> {
+        let PingoraAddr::Inet(addr) = addr else {
+            return None;
+        };
+        match &self.by_address {
+            Some(map) => map.get(addr).copied(),
+            None => self.addrs.iter().position(|a| a == addr),
+        }
     }
 
     fn picked(&self, index: usize) -> Picked<'_> {
@@ -376,6 +402,22 @@ mod tests {
         let counts = count(&pool(&spec), 1000);
         assert_eq!(counts["c1"], 900);
         assert_eq!(counts["c2"], 100);
+    }
+
+    #[test]
+    fn large_pools_map_backends_by_index_too() {
+        let spec: Vec<(String, &str, u32)> = (0..40)
+            .map(|i| {
+                (
+                    format!("127.0.0.1:{}", 20_000 + i),
+                    if i < 30 { "c1" } else { "c2" },
+                    1,
+                )
+            })
+            .collect();
+        let spec: Vec<_> = spec.iter().map(|(a, c, w)| (a.as_str(), *c, *w)).collect();
+        let counts = count(&pool(&spec), 4000);
+        assert_eq!((counts["c1"], counts["c2"]), (3000, 1000));
     }
 
     #[test]

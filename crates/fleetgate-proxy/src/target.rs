@@ -59,7 +59,7 @@ impl Tiers {
     }
 
     /// Current tier loads (recomputed when older than [`TIER_REFRESH_MS`]).
-    pub fn loads(&self, pools: &[Arc<EndpointPool>]) -> Arc<TierLoads> {
+    pub fn loads(&self, pools: &[Arc<EndpointPool>]) -> arc_swap::Guard<Arc<TierLoads>> {
         let now = now_ms().max(1);
         let computed = self.computed_ms.load(Ordering::Relaxed);
         if computed == 0 || now.saturating_sub(computed) >= TIER_REFRESH_MS {
@@ -71,7 +71,7 @@ impl Tiers {
             self.loads.store(Arc::new(loads));
             self.computed_ms.store(now, Ordering::Relaxed);
         }
-        self.loads.load_full()
+        self.loads.load()
     }
 }
 
@@ -140,9 +140,9 @@ impl Target {
     pub fn has_available(&self, pools: &[Arc<EndpointPool>]) -> bool {
         match &self.pools {
             TargetPools::Undeclared => false,
-            TargetPools::Whole(i) => pools[*i].availability().0 > 0,
+            TargetPools::Whole(i) => pools[*i].any_available(),
             TargetPools::Tiered(t) => {
-                pools[t.subset].availability().0 > 0 || pools[t.rest].availability().0 > 0
+                pools[t.subset].any_available() || pools[t.rest].any_available()
             }
         }
     }
