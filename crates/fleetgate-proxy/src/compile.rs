@@ -20,6 +20,7 @@ use fleetgate_pool::{
 };
 use fleetgate_subset::{PriorityConfig, SubsetSelector};
 
+use crate::metrics::TargetCounters;
 use crate::snapshot::{CompileReport, Route, Snapshot};
 use crate::target::{Target, TargetPools, Tiers};
 
@@ -139,14 +140,22 @@ impl<'a> Compiler<'a> {
         ingress: &str,
         b: &BackendRef,
         subset: Option<&SubsetSelector>,
+        canary: bool,
     ) -> Target {
         let config = self.config;
         let Some(service) = config.resolve_service(ns, b) else {
             self.report.warnings.push(format!(
                 "Ingress {ingress}: backend service {ns}/{b} is not declared; its requests get 503"
             ));
+            let name: Arc<str> = format!("{ns}/{b}").into();
             return Target {
-                service: format!("{ns}/{b}").into(),
+                counters: TargetCounters::new(
+                    ingress.into(),
+                    Arc::clone(&name),
+                    canary,
+                    Vec::new(),
+                ),
+                service: name,
                 pools: TargetPools::Undeclared,
             };
         };
@@ -186,8 +195,16 @@ impl<'a> Compiler<'a> {
                 ))
             }
         };
+        let mut clusters: Vec<Arc<str>> = Vec::new();
+        for e in &service.endpoints {
+            if !clusters.iter().any(|c| **c == *e.cluster) {
+                clusters.push(e.cluster.as_str().into());
+            }
+        }
+        let key: Arc<str> = key.into();
         Target {
-            service: key.into(),
+            counters: TargetCounters::new(ingress.into(), Arc::clone(&key), canary, clusters),
+            service: key,
             pools,
         }
     }
@@ -221,7 +238,7 @@ fn add_main_routes(
     let ingress: Arc<str> = key.as_str().into();
     for rule in &ing.rules {
         for p in &rule.paths {
-            let main = c.target(&ing.namespace, &key, &p.backend, ing.subset.as_ref());
+            let main = c.target(&ing.namespace, &key, &p.backend, ing.subset.as_ref(), false);
             let id = routes.len() as u32;
             routes.push(Route {
                 ingress: Arc::clone(&ingress),
@@ -242,7 +259,7 @@ fn add_main_routes(
         }
     }
     if let Some(b) = &ing.default_backend {
-        let main = c.target(&ing.namespace, &key, b, ing.subset.as_ref());
+        let main = c.target(&ing.namespace, &key, b, ing.subset.as_ref(), false);
         let id = routes.len() as u32;
         routes.push(Route {
             ingress: Arc::clone(&ingress),
@@ -292,7 +309,7 @@ fn bind_canary(
                 c.report.unbound.push((key.clone(), what));
                 continue;
             };
-            let target = c.target(&ing.namespace, &key, &p.backend, ing.subset.as_ref());
+            let target = c.target(&ing.namespace, &key, &p.backend, ing.subset.as_ref(), true);
             let flavour = c.config.gateway.canary_flavour;
             let slot = canaries
                 .entry(id)
@@ -369,7 +386,13 @@ pub(crate) fn compile(
         routes[id as usize].canaries = Some(b.build());
     }
     if let Some(d) = &config.gateway.default_backend {
-        let main = c.target(&d.namespace, "(gateway default backend)", &d.backend, None);
+        let main = c.target(
+            &d.namespace,
+            "(gateway default backend)",
+            &d.backend,
+            None,
+            false,
+        );
         let id = routes.len() as u32;
         routes.push(Route {
             ingress: "(gateway default backend)".into(),

@@ -14,7 +14,7 @@ use fleetgate_canary::{Dice, RequestView};
 use fleetgate_pool::{EndpointPool, Outcome};
 
 use crate::access_log::{AccessLog, AccessRecord};
-use crate::metrics::{status_class, Metrics};
+use crate::metrics::{Metrics, TargetCounters};
 use crate::responses::{self, SERVER};
 use crate::snapshot::{SharedSnapshot, Snapshot};
 use crate::stats::GatewayStats;
@@ -59,6 +59,8 @@ pub struct Gateway {
     stats: Arc<GatewayStats>,
     dice: Dice,
     metrics: Metrics,
+    /// Counters of requests that matched no route.
+    unrouted: TargetCounters,
     access_log: Option<AccessLog>,
 }
 
@@ -70,6 +72,7 @@ impl Gateway {
             stats: Arc::new(GatewayStats::default()),
             dice: Dice::default(),
             metrics: Metrics::new(),
+            unrouted: unrouted_counters(),
             access_log: None,
         }
     }
@@ -86,6 +89,7 @@ impl Gateway {
     /// Records metrics in `metrics` (to share its registry with an admin API).
     pub fn with_metrics(mut self, metrics: Metrics) -> Self {
         self.metrics = metrics;
+        self.unrouted = unrouted_counters();
         self
     }
 
@@ -115,11 +119,31 @@ fn request_host(req: &RequestHeader) -> &str {
     req.uri.authority().map_or("", |a| a.as_str())
 }
 
+/// Counters for requests no route matched.
+fn unrouted_counters() -> TargetCounters {
+    TargetCounters::new("-".into(), "-".into(), false, Vec::new())
+}
+
 fn no_endpoint() -> Box<Error> {
     Error::explain(ErrorType::HTTPStatus(503), "no healthy endpoint")
 }
 
 impl RequestCtx {
+    /// The matched route.
+    fn route_ref(&self) -> Option<&crate::snapshot::Route> {
+        let snapshot = self.snapshot.as_ref()?;
+        Some(&snapshot.routes[self.route? as usize])
+    }
+
+    /// The target the request went to: the chosen canary's, else main.
+    fn target(&self) -> Option<&crate::target::Target> {
+        let route = self.route_ref()?;
+        Some(match (self.canary, &route.canaries) {
+            (Some(i), Some(c)) => c.target(i),
+            _ => &route.main,
+        })
+    }
+
     /// The pool and endpoint this request used last.
     fn last_endpoint(&self) -> Option<(&EndpointPool, usize)> {
         let snapshot = self.snapshot.as_ref()?;
@@ -293,11 +317,14 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.response_started = true;
-        if let (Some((pool, index)), Some(t)) = (ctx.last_endpoint(), ctx.upstream_started) {
-            self.metrics
-                .upstream_latency
-                .with_label_values(&[pool.name(), pool.endpoints()[index].cluster.as_str()])
-                .observe(t.elapsed().as_secs_f64());
+        if let (Some((pool, index)), Some(t), Some(target)) =
+            (ctx.last_endpoint(), ctx.upstream_started, ctx.target())
+        {
+            target.counters.observe_latency(
+                &self.metrics,
+                &pool.endpoints()[index].cluster,
+                t.elapsed().as_secs_f64(),
+            );
         }
         if let Some((pool, index)) = ctx.last_endpoint() {
             let outcome = if upstream_response.status.is_server_error() {
@@ -347,32 +374,18 @@ impl ProxyHttp for Gateway {
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        let route = ctx
-            .snapshot
-            .as_ref()
-            .zip(ctx.route)
-            .map(|(s, r)| &s.routes[r as usize]);
+        let route = ctx.route_ref();
         let canary = route
             .zip(ctx.canary)
             .and_then(|(r, i)| r.canaries.as_ref().and_then(|c| c.ingress(i)));
-        let target = route.map(|r| match (ctx.canary, &r.canaries) {
-            (Some(i), Some(c)) => c.target(i),
-            _ => &r.main,
-        });
+        let target = ctx.target();
         let endpoint = ctx.last_endpoint().map(|(pool, i)| &pool.endpoints()[i]);
-        let ingress = route.map_or("-", |r| &*r.ingress);
         let service = target.map_or("-", |t| &*t.service);
-        let cluster = endpoint.map_or("-", |e| e.cluster.as_str());
-        self.metrics
-            .requests
-            .with_label_values(&[
-                ingress,
-                service,
-                cluster,
-                if canary.is_some() { "canary" } else { "main" },
-                status_class(status),
-            ])
-            .inc();
+        target.map_or(&self.unrouted, |t| &t.counters).count(
+            &self.metrics,
+            endpoint.map(|e| e.cluster.as_str()),
+            status,
+        );
         if ctx.retries > 0 {
             self.metrics
                 .retries

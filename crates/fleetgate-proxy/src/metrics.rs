@@ -5,7 +5,11 @@
 //! canary, and the status class. State that already lives elsewhere (health,
 //! ejections, reloads) is read when metrics are gathered, not counted twice.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use std::sync::{Arc, OnceLock};
+
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
+};
 
 /// The request-path metrics, registered in one registry.
 #[derive(Debug, Clone)]
@@ -76,12 +80,98 @@ impl Metrics {
 
 /// `2xx`, `4xx`, ... for a status; `none` when nothing was sent.
 pub fn status_class(status: u16) -> &'static str {
+    CLASSES[class_index(status)]
+}
+
+/// Status classes, in the order of [`class_index`].
+const CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
+
+/// The position of a status class in per-target counter slots.
+fn class_index(status: u16) -> usize {
     match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        500..=599 => "5xx",
-        _ => "none",
+        100..=199 => 0,
+        200..=299 => 1,
+        300..=399 => 2,
+        400..=499 => 3,
+        500..=599 => 4,
+        _ => 5,
+    }
+}
+
+/// Metric handles of one route target, resolved on first use and then
+/// incremented without a label lookup.
+///
+/// `with_label_values` hashes every label value and takes a lock; a target
+/// knows its labels (Ingress, Service, main or canary) at compile time and
+/// its clusters from its endpoints, so it keeps one slot per cluster and
+/// status class. The handles share the registry's counters, so counts carry
+/// over reloads.
+#[derive(Debug)]
+pub struct TargetCounters {
+    ingress: Arc<str>,
+    service: Arc<str>,
+    role: &'static str,
+    /// Clusters this target's endpoints are in; the slot after the last is
+    /// for requests that reached no endpoint (`-`).
+    clusters: Box<[Arc<str>]>,
+    requests: Box<[OnceLock<IntCounter>]>,
+    latency: Box<[OnceLock<Histogram>]>,
+}
+
+impl TargetCounters {
+    /// Slots for a target of `ingress` going to `service`, whose endpoints
+    /// are in `clusters`; `canary` picks the `target` label.
+    pub fn new(
+        ingress: Arc<str>,
+        service: Arc<str>,
+        canary: bool,
+        clusters: Vec<Arc<str>>,
+    ) -> Self {
+        let n = clusters.len() + 1;
+        TargetCounters {
+            ingress,
+            service,
+            role: if canary { "canary" } else { "main" },
+            requests: (0..n * CLASSES.len()).map(|_| OnceLock::new()).collect(),
+            latency: (0..n).map(|_| OnceLock::new()).collect(),
+            clusters: clusters.into_boxed_slice(),
+        }
+    }
+
+    fn cluster_slot(&self, cluster: Option<&str>) -> (usize, &str) {
+        match cluster.and_then(|c| self.clusters.iter().position(|k| &**k == c)) {
+            Some(i) => (i, &self.clusters[i]),
+            None => (self.clusters.len(), "-"),
+        }
+    }
+
+    /// Counts one request answered with `status` by an endpoint in
+    /// `cluster` (`None`: no endpoint answered).
+    pub fn count(&self, metrics: &Metrics, cluster: Option<&str>, status: u16) {
+        let (slot, cluster) = self.cluster_slot(cluster);
+        let class = class_index(status);
+        self.requests[slot * CLASSES.len() + class]
+            .get_or_init(|| {
+                metrics.requests.with_label_values(&[
+                    &self.ingress,
+                    &self.service,
+                    cluster,
+                    self.role,
+                    CLASSES[class],
+                ])
+            })
+            .inc();
+    }
+
+    /// Records an upstream response-header latency from `cluster`.
+    pub fn observe_latency(&self, metrics: &Metrics, cluster: &str, seconds: f64) {
+        let (slot, cluster) = self.cluster_slot(Some(cluster));
+        self.latency[slot]
+            .get_or_init(|| {
+                metrics
+                    .upstream_latency
+                    .with_label_values(&[&self.service, cluster])
+            })
+            .observe(seconds);
     }
 }

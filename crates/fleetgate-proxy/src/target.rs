@@ -17,6 +17,8 @@ use arc_swap::ArcSwap;
 use fleetgate_pool::{now_ms, EndpointPool, Picked};
 use fleetgate_subset::{pick_tier, tier_loads, PriorityConfig, TierHealth, TierLoads};
 
+use crate::metrics::TargetCounters;
+
 /// How stale cached tier loads may be, in milliseconds.
 pub const TIER_REFRESH_MS: u64 = 50;
 
@@ -82,6 +84,8 @@ pub struct Target {
     pub service: Arc<str>,
     /// Its pools.
     pub pools: TargetPools,
+    /// Its request and latency metric handles.
+    pub counters: TargetCounters,
 }
 
 /// Picks from `pool`, skipping endpoints this request already failed on,
