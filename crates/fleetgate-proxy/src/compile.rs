@@ -62,23 +62,41 @@ fn health_config(s: &Service) -> Option<HealthCheckConfig> {
     })
 }
 
-/// Builds the endpoints of a Service with their cluster and zone labels.
-fn endpoints(config: &Config, s: &Service) -> Vec<Arc<Endpoint>> {
+/// Endpoints interned by everything that defines them, so that a pod listed
+/// by many Services (or subsets, or both tiers) is one object.
+type EndpointKey = (
+    std::net::SocketAddr,
+    String,
+    u32,
+    std::collections::BTreeMap<String, String>,
+);
+
+/// Builds the endpoints of a Service with their cluster and zone labels,
+/// sharing identical ones through `interned`.
+fn endpoints(
+    config: &Config,
+    s: &Service,
+    interned: &mut HashMap<EndpointKey, Arc<Endpoint>>,
+) -> Vec<Arc<Endpoint>> {
     s.endpoints
         .iter()
         .map(|e| {
-            let mut ep = Endpoint::new(e.address, &e.cluster)
-                .with_weight(e.weight)
-                .with_labels(&e.labels);
-            if let Some(zone) = config
-                .clusters
-                .iter()
-                .find(|c| c.id == e.cluster)
-                .and_then(|c| c.zone.as_deref())
-            {
-                ep = ep.with_zone(zone);
-            }
-            Arc::new(ep)
+            let key = (e.address, e.cluster.clone(), e.weight, e.labels.clone());
+            let ep = interned.entry(key).or_insert_with(|| {
+                let mut ep = Endpoint::new(e.address, &e.cluster)
+                    .with_weight(e.weight)
+                    .with_labels(&e.labels);
+                if let Some(zone) = config
+                    .clusters
+                    .iter()
+                    .find(|c| c.id == e.cluster)
+                    .and_then(|c| c.zone.as_deref())
+                {
+                    ep = ep.with_zone(zone);
+                }
+                Arc::new(ep)
+            });
+            Arc::clone(ep)
         })
         .collect()
 }
@@ -95,6 +113,8 @@ struct Compiler<'a> {
     pool_retries: Vec<u32>,
     /// Pool name -> index, for Service ports and subset tiers alike.
     pool_index: HashMap<String, usize>,
+    /// Shared endpoint objects.
+    interned: HashMap<EndpointKey, Arc<Endpoint>>,
     report: CompileReport,
 }
 
@@ -165,7 +185,7 @@ impl<'a> Compiler<'a> {
                 "Ingress {ingress}: backend service {key} has no endpoints; its requests get 503"
             ));
         }
-        let all = endpoints(config, service);
+        let all = endpoints(config, service, &mut self.interned);
         let pools = match subset {
             None => TargetPools::Whole(self.add_pool(key.clone(), all, service)),
             Some(sel) => {
@@ -352,12 +372,13 @@ pub(crate) fn compile(
         pool_health: Vec::new(),
         pool_retries: Vec::new(),
         pool_index: HashMap::new(),
+        interned: HashMap::new(),
         report: CompileReport::default(),
     };
     // Every Service port gets its pool, referenced or not, so status and
     // health cover all of them.
     for s in &config.services {
-        let eps = endpoints(config, s);
+        let eps = endpoints(config, s, &mut c.interned);
         c.add_pool(s.key(), eps, s);
     }
 

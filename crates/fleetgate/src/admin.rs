@@ -122,14 +122,16 @@ impl AdminApp {
         };
         // Endpoint health per cluster, counting each address once.
         let mut per_cluster: BTreeMap<&str, BTreeMap<std::net::SocketAddr, bool>> = BTreeMap::new();
-        for svc in &config.services {
-            if let Some(pool) = snapshot.pools.iter().find(|p| p.name() == svc.key()) {
-                for (i, e) in pool.endpoints().iter().enumerate() {
-                    let up = pool.is_available(i);
-                    let entry = per_cluster.entry(e.cluster.as_str()).or_default();
-                    let v = entry.entry(e.address).or_insert(true);
-                    *v = *v && up;
-                }
+        for pool in snapshot
+            .pools
+            .iter()
+            .filter(|p| config.service_keys.contains(p.name()))
+        {
+            for (i, e) in pool.endpoints().iter().enumerate() {
+                let up = pool.is_available(i);
+                let entry = per_cluster.entry(e.cluster.as_str()).or_default();
+                let v = entry.entry(e.address).or_insert(true);
+                *v = *v && up;
             }
         }
         let clusters: Vec<Value> = config
@@ -150,13 +152,13 @@ impl AdminApp {
         let (ok, failed) = self.state.reload_counts();
         let stats = &self.state.stats;
         json!({
-            "gateway": config.gateway.name,
+            "gateway": config.name,
             "state": phase.name(),
             "message": message,
             "generation": self.state.generation(),
             "config": config.source.display().to_string(),
-            "listeners": config.gateway.listen.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-            "advertise": config.gateway.advertise,
+            "listeners": config.listen.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            "advertise": config.advertise,
             "last_reload": self.state.last_reload(),
             "reloads": { "ok": ok, "failed": failed },
             "ingresses": { "served": snapshot.report.served.len(), "ignored": snapshot.report.ignored.len() },
@@ -173,7 +175,6 @@ impl AdminApp {
         let config = self.state.config.load();
         let snapshot = self.state.snapshot.load();
         let lb: Vec<Value> = config
-            .gateway
             .advertise
             .iter()
             .map(|a| json!({ "ip": a }))
@@ -191,7 +192,7 @@ impl AdminApp {
                     .map(|(_, what)| what)
                     .collect();
                 let (served, reason) = match &i.disposition {
-                    Disposition::Served if !unbound.is_empty() && unbound.len() == i.rules.iter().map(|r| r.paths.len()).sum::<usize>() => {
+                    Disposition::Served if !unbound.is_empty() && unbound.len() == i.paths => {
                         (false, Some("unbound canary: no main route with the same host, path and pathType".to_string()))
                     }
                     Disposition::Served => (true, None),
@@ -203,10 +204,10 @@ impl AdminApp {
                     "class": i.class,
                     "served": served,
                     "reason": reason,
-                    "canary": i.canary.is_some(),
-                    "subset": i.subset.as_ref().map(|s| s.to_string()),
+                    "canary": i.canary,
+                    "subset": i.subset,
                     "unbound_rules": unbound,
-                    "source": i.origin.to_string(),
+                    "source": i.origin,
                     "status": { "loadBalancer": { "ingress": if served { lb.clone() } else { Vec::new() } } },
                 })
             })

@@ -10,6 +10,7 @@ mod admin;
 mod check;
 mod cli;
 mod load;
+mod memory;
 mod metrics;
 mod notify;
 mod reload;

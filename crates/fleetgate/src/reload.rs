@@ -14,7 +14,7 @@ use fleetgate_config::Config;
 use fleetgate_proxy::Snapshot;
 
 use crate::notify;
-use crate::state::GatewayState;
+use crate::state::{ConfigView, GatewayState};
 
 /// Reloads from `path`. Returns the new generation, or the errors.
 pub fn reload(state: &GatewayState, path: &Path) -> Result<u64, String> {
@@ -48,9 +48,7 @@ pub fn reload(state: &GatewayState, path: &Path) -> Result<u64, String> {
 fn load_and_swap(state: &GatewayState, path: &Path) -> Result<(u64, String), String> {
     let config = Config::load(path).map_err(|e| e.to_string())?;
     let current = state.config.load();
-    if config.gateway.listen != current.gateway.listen
-        || config.admin.listen != current.admin.listen
-    {
+    if config.gateway.listen != current.listen || config.admin.listen != current.admin_listen {
         log::warn!("reload: listener addresses changed; they take effect after a restart");
     }
     let generation = state.generation() + 1;
@@ -65,7 +63,9 @@ fn load_and_swap(state: &GatewayState, path: &Path) -> Result<(u64, String), Str
         snapshot.pools.len()
     );
     state.snapshot.store(Arc::new(snapshot));
-    state.config.store(Arc::new(config));
+    state.config.store(Arc::new(ConfigView::from(&config)));
+    drop(config);
+    crate::memory::release_free_memory();
     Ok((generation, summary))
 }
 
@@ -88,7 +88,10 @@ const WATCH_INTERVAL: Duration = Duration::from_millis(300);
 
 /// Modification time and size of every file a configuration depends on,
 /// plus the directories that hold its manifests (files added or removed).
-fn fingerprint(config_path: &Path, config: &Config) -> Vec<(PathBuf, Option<(SystemTime, u64)>)> {
+fn fingerprint(
+    config_path: &Path,
+    config: &ConfigView,
+) -> Vec<(PathBuf, Option<(SystemTime, u64)>)> {
     let mut paths: Vec<PathBuf> = vec![config_path.to_path_buf()];
     paths.extend(config.manifest_files.iter().cloned());
     let dirs: Vec<PathBuf> = config

@@ -15,7 +15,7 @@ use pingora_core::services::listening::Service;
 use crate::admin::AdminApp;
 use crate::cli::RunArgs;
 use crate::load::{endpoint_counts, load_and_compile};
-use crate::state::{GatewayState, Phase};
+use crate::state::{ConfigView, GatewayState, Phase};
 use crate::{notify, reload, shutdown};
 
 /// How long the listeners may take to answer before the state is Failed.
@@ -138,8 +138,11 @@ pub fn run(args: &RunArgs) -> i32 {
     let token = config.admin.token.clone();
     let name = config.gateway.name.clone();
     let source = config.source.clone();
+    let view = ConfigView::from(&config);
+    drop(config);
+    crate::memory::release_free_memory();
     let state = GatewayState::new(
-        config,
+        view,
         Arc::clone(&shared),
         Arc::clone(&checks),
         Arc::clone(&stats),

@@ -4,11 +4,98 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
 use arc_swap::ArcSwap;
-use fleetgate_config::Config;
+use fleetgate_config::{Cluster, Config, Disposition};
 use fleetgate_pool::HealthChecks;
 use fleetgate_proxy::{GatewayStats, Metrics, SharedSnapshot};
 use serde::Serialize;
+
+/// What the running gateway keeps of its configuration once compiled: the
+/// parts the admin API, reloads and file watching read. The full model
+/// (every annotation, rule and path) lives on in the snapshot as compiled
+/// routes; keeping it too would double the memory of a large configuration.
+#[derive(Debug, Clone)]
+pub struct ConfigView {
+    /// The TOML file.
+    pub source: PathBuf,
+    /// `[gateway] name`.
+    pub name: String,
+    /// Gateway listeners.
+    pub listen: Vec<SocketAddr>,
+    /// Admin listener.
+    pub admin_listen: SocketAddr,
+    /// Addresses reported in Ingress status.
+    pub advertise: Vec<String>,
+    /// Clusters.
+    pub clusters: Vec<Cluster>,
+    /// `namespace/name:port` of every Service port (the names of their pools).
+    pub service_keys: HashSet<String>,
+    /// Manifest files read.
+    pub manifest_files: Vec<PathBuf>,
+    /// Every Ingress read.
+    pub ingresses: Vec<IngressView>,
+}
+
+/// One Ingress, as the admin API reports it.
+#[derive(Debug, Clone)]
+pub struct IngressView {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Class, if any.
+    pub class: Option<String>,
+    /// Served or ignored.
+    pub disposition: Disposition,
+    /// Whether it is a canary.
+    pub canary: bool,
+    /// Its subset, displayed.
+    pub subset: Option<String>,
+    /// How many path rules it has.
+    pub paths: usize,
+    /// Where it was defined.
+    pub origin: String,
+}
+
+impl IngressView {
+    /// `namespace/name`.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+impl From<&Config> for ConfigView {
+    fn from(c: &Config) -> Self {
+        ConfigView {
+            source: c.source.clone(),
+            name: c.gateway.name.clone(),
+            listen: c.gateway.listen.clone(),
+            admin_listen: c.admin.listen,
+            advertise: c.gateway.advertise.clone(),
+            clusters: c.clusters.clone(),
+            service_keys: c.services.iter().map(|s| s.key()).collect(),
+            manifest_files: c.manifest_files.clone(),
+            ingresses: c
+                .ingresses
+                .iter()
+                .map(|i| IngressView {
+                    namespace: i.namespace.clone(),
+                    name: i.name.clone(),
+                    class: i.class.clone(),
+                    disposition: i.disposition.clone(),
+                    canary: i.canary.is_some(),
+                    subset: i.subset.as_ref().map(|s| s.to_string()),
+                    paths: i.rules.iter().map(|r| r.paths.len()).sum(),
+                    origin: i.origin.to_string(),
+                })
+                .collect(),
+        }
+    }
+}
 
 /// Lifecycle of the gateway (SEMANTICS.md §5).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -53,8 +140,8 @@ pub struct ReloadRecord {
 
 /// Everything the admin API and reloads share.
 pub struct GatewayState {
-    /// Current configuration (matches the snapshot).
-    pub config: ArcSwap<Config>,
+    /// What is kept of the current configuration (matches the snapshot).
+    pub config: ArcSwap<ConfigView>,
     /// Current routing snapshot.
     pub snapshot: SharedSnapshot,
     /// Health registries and endpoint state, kept across reloads.
@@ -79,7 +166,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl GatewayState {
     /// State for generation 1.
     pub fn new(
-        config: Config,
+        config: ConfigView,
         snapshot: SharedSnapshot,
         checks: Arc<HealthChecks>,
         stats: Arc<GatewayStats>,
