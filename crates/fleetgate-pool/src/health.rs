@@ -96,6 +96,7 @@ struct FlipLogger {
 impl HealthObserve for FlipLogger {
     async fn observe(&self, target: &Backend, healthy: bool) {
         self.flips.fetch_add(1, Ordering::Relaxed);
+        crate::outlier::bump_health_epoch();
         if healthy {
             if let Some(addr) = target.addr.as_inet() {
                 if let Some(state) = lock(&self.states).get(addr) {

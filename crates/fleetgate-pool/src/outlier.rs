@@ -39,6 +39,23 @@ impl Default for OutlierConfig {
     }
 }
 
+/// Bumped whenever an endpoint's availability changes (health flip,
+/// ejection, return), so that caches derived from availability know when
+/// to look again.
+static HEALTH_EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// The current availability epoch (see [`bump_health_epoch`]). An ejection
+/// that simply runs out does not bump it: caches should also expire with
+/// time.
+pub fn health_epoch() -> u64 {
+    HEALTH_EPOCH.load(Ordering::Relaxed)
+}
+
+/// Records that some endpoint's availability changed.
+pub fn bump_health_epoch() {
+    HEALTH_EPOCH.fetch_add(1, Ordering::Relaxed);
+}
+
 /// Milliseconds since the first call, from a monotonic clock. Cheap enough
 /// for the request path; used for ejections and other coarse timers.
 pub fn now_ms() -> u64 {
@@ -117,6 +134,7 @@ impl EndpointState {
     pub fn uneject(&self) {
         self.ejected_until_ms.store(0, Ordering::Relaxed);
         self.consecutive_failures.store(0, Ordering::Relaxed);
+        bump_health_epoch();
     }
 
     /// Ejects the endpoint; returns how long for.
@@ -129,6 +147,7 @@ impl EndpointState {
         let until = now_ms().saturating_add(u64::try_from(time.as_millis()).unwrap_or(u64::MAX));
         self.ejected_until_ms.store(until, Ordering::Relaxed);
         self.consecutive_failures.store(0, Ordering::Relaxed);
+        bump_health_epoch();
         time
     }
 }

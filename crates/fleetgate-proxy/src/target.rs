@@ -6,21 +6,23 @@
 //! takes all traffic while enough of it is healthy and spills over to tier 1
 //! by Envoy's rule as it degrades; an empty subset sends everything to the
 //! rest, which is then the whole Service. Tier loads depend on health, which
-//! changes rarely, so they are recomputed at most every
-//! [`TIER_REFRESH_MS`] instead of per request.
+//! changes rarely, so they are cached: recomputed when the pool crate's
+//! health epoch moves (a flip, an ejection, a return) and otherwise every
+//! [`TIER_REFRESH_MS`] (ejections that simply expire), not per request.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use fleetgate_pool::{now_ms, EndpointPool, Picked};
+use fleetgate_pool::{health_epoch, now_ms, EndpointPool, Picked};
 use fleetgate_subset::{pick_tier, tier_loads, PriorityConfig, TierHealth, TierLoads};
 
 use crate::metrics::TargetCounters;
 
-/// How stale cached tier loads may be, in milliseconds.
-pub const TIER_REFRESH_MS: u64 = 50;
+/// How stale cached tier loads may be when no health change was signalled,
+/// in milliseconds.
+pub const TIER_REFRESH_MS: u64 = 1_000;
 
 /// The pools behind a target, as indices into the snapshot's pools.
 #[derive(Debug)]
@@ -44,6 +46,8 @@ pub struct Tiers {
     pub selector: Arc<str>,
     priority: PriorityConfig,
     computed_ms: AtomicU64,
+    /// The health epoch the cached loads were computed at.
+    epoch: AtomicU64,
     loads: ArcSwap<TierLoads>,
 }
 
@@ -56,15 +60,23 @@ impl Tiers {
             selector,
             priority,
             computed_ms: AtomicU64::new(0),
+            epoch: AtomicU64::new(0),
             loads: ArcSwap::from_pointee(tier_loads(&[], &priority)),
         }
     }
 
-    /// Current tier loads (recomputed when older than [`TIER_REFRESH_MS`]).
+    /// Current tier loads (recomputed after a health change, else when older
+    /// than [`TIER_REFRESH_MS`]).
     pub fn loads(&self, pools: &[Arc<EndpointPool>]) -> arc_swap::Guard<Arc<TierLoads>> {
         let now = now_ms().max(1);
         let computed = self.computed_ms.load(Ordering::Relaxed);
-        if computed == 0 || now.saturating_sub(computed) >= TIER_REFRESH_MS {
+        let epoch = health_epoch();
+        if computed == 0
+            || epoch != self.epoch.load(Ordering::Relaxed)
+            || now.saturating_sub(computed) >= TIER_REFRESH_MS
+        {
+            // Read the epoch before the health it covers.
+            self.epoch.store(epoch, Ordering::Relaxed);
             let health = |i: usize| {
                 let (healthy, total) = pools[i].availability();
                 TierHealth { healthy, total }
