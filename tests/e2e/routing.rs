@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use fleetgate_e2e::config::{header, listen_addr, seed, service};
+use fleetgate_e2e::config::{header, listen_addr, manifests, seed, service};
 use fleetgate_e2e::{bin_path, free_port, Backend, Gateway, HttpClient, TempDir};
 
 #[test]
@@ -19,10 +19,10 @@ fn seed_outcome_1_traffic_follows_pod_counts() {
     let listen = listen_addr();
     let dir = TempDir::new("outcome1");
     let config = format!(
-        "{}{}\n[manifests]\nnamespace = \"gateway-demo\"\nfiles = [\"{}\"]\n",
+        "{}{}{}",
         header(listen, ""),
         service("service1", 80, &eps, ""),
-        seed("ingress-demo.yaml").display()
+        manifests(&[seed("ingress-demo.yaml")])
     );
     let gw = Gateway::start(&dir.write("gw.toml", &config), listen);
 
@@ -205,10 +205,10 @@ fn unknown_host_gets_a_404_from_the_gateway() {
     let listen = listen_addr();
     let dir = TempDir::new("404");
     let config = format!(
-        "{}{}\n[manifests]\nnamespace = \"gateway-demo\"\nfiles = [\"{}\"]\n",
+        "{}{}{}",
         header(listen, ""),
         service("service1", 80, &[("c7fb82a1", &b)], ""),
-        seed("ingress-demo.yaml").display()
+        manifests(&[seed("ingress-demo.yaml")])
     );
     let gw = Gateway::start(&dir.write("gw.toml", &config), listen);
     let mut c = HttpClient::new(gw.addr);
@@ -300,11 +300,7 @@ fn seed_outcome_7_duplicate_key_is_a_clear_error_and_nothing_is_served() {
     let listen = listen_addr();
     let dir = TempDir::new("outcome7");
     let broken = seed("ingress-demo-cluster-gray.yaml");
-    let config = format!(
-        "{}\n[manifests]\nnamespace = \"gateway-demo\"\nfiles = [\"{}\"]\n",
-        header(listen, ""),
-        broken.display()
-    );
+    let config = format!("{}{}", header(listen, ""), manifests(&[broken]));
     let config_path = dir.write("gw.toml", &config);
 
     let out = Command::new(bin_path("fleetgate"))
@@ -427,10 +423,10 @@ fn sigterm_stops_gracefully_within_grace_period() {
     let listen = listen_addr();
     let dir = TempDir::new("sigterm");
     let config = format!(
-        "{}{}\n[manifests]\nnamespace = \"gateway-demo\"\nfiles = [\"{}\"]\n",
+        "{}{}{}",
         header(listen, ""),
         service("service1", 80, &[("c7fb82a1", &b)], ""),
-        seed("ingress-demo.yaml").display()
+        manifests(&[seed("ingress-demo.yaml")])
     );
     let mut gw = Gateway::start(&dir.write("gw.toml", &config), listen);
     assert_eq!(
@@ -533,10 +529,10 @@ fn https_redirect_only_when_annotated() {
     ]
     .concat();
     let config = format!(
-        "{}{}\n[manifests]\nnamespace = \"gateway-demo\"\nfiles = [\"{}\"]\n",
+        "{}{}{}",
         header(listen, ""),
         service("app", 80, &[("c7fb82a1", &b)], ""),
-        dir.write("ingresses.yaml", &yaml).display()
+        manifests(&[dir.write("ingresses.yaml", &yaml)])
     );
     let gw = Gateway::start(&dir.write("gw.toml", &config), listen);
     let mut c = HttpClient::new(gw.addr);

@@ -108,7 +108,7 @@ impl Gateway {
 
 /// The request's host: the Host header, else the URI authority (HTTP/2, or
 /// an absolute-form request line).
-fn request_host(req: &RequestHeader) -> &str {
+pub(crate) fn request_host(req: &RequestHeader) -> &str {
     if let Some(h) = req
         .headers
         .get(http::header::HOST)

@@ -19,11 +19,18 @@ pub fn body_for(status: u16) -> &'static str {
     }
 }
 
-/// Writes a complete response with the gateway's own body for `status`.
-pub async fn send(session: &mut Session, status: u16) -> pingora_core::Result<()> {
-    let body = body_for(status);
-    let mut resp = ResponseHeader::build(status, Some(4))?;
+/// Writes a complete plain-text response, with `Location` when given.
+async fn write_text(
+    session: &mut Session,
+    status: u16,
+    body: &'static str,
+    location: Option<String>,
+) -> pingora_core::Result<()> {
+    let mut resp = ResponseHeader::build(status, Some(5))?;
     resp.insert_header("Server", SERVER)?;
+    if let Some(location) = location {
+        resp.insert_header("Location", location)?;
+    }
     resp.insert_header("Content-Type", "text/plain; charset=utf-8")?;
     resp.insert_header("Content-Length", body.len())?;
     resp.insert_header("Cache-Control", "no-store")?;
@@ -39,37 +46,26 @@ pub async fn send(session: &mut Session, status: u16) -> pingora_core::Result<()
     Ok(())
 }
 
-/// Redirects to the same host, path and query over HTTPS with a 308 (the
-/// method and body are kept by the client).
+/// Writes a complete response with the gateway's own body for `status`.
+pub async fn send(session: &mut Session, status: u16) -> pingora_core::Result<()> {
+    write_text(session, status, body_for(status), None).await
+}
+
+/// Redirects to the same host (without its port: the HTTPS listener has its
+/// own), path and query over HTTPS with a 308, which keeps the method and
+/// body.
 pub async fn send_https_redirect(session: &mut Session) -> pingora_core::Result<()> {
     let req = session.req_header();
-    let host = req
-        .headers
-        .get(http::header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| req.uri.authority().map(|a| a.as_str()))
-        .unwrap_or("");
-    // Drop an explicit port: the HTTPS listener has its own.
-    let host = match host.rsplit_once(':') {
-        Some((h, port)) if !h.ends_with(']') && port.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => host,
-    };
+    let mut buf = [0u8; 256];
+    let host =
+        fleetgate_ingress::normalize_request_host(crate::gateway::request_host(req), &mut buf);
     let target = req.uri.path_and_query().map_or("/", |p| p.as_str());
     let location = format!("https://{host}{target}");
-    let body = "308 Permanent Redirect: use HTTPS\n";
-    let mut resp = ResponseHeader::build(308, Some(5))?;
-    resp.insert_header("Server", SERVER)?;
-    resp.insert_header("Location", location)?;
-    resp.insert_header("Content-Type", "text/plain; charset=utf-8")?;
-    resp.insert_header("Content-Length", body.len())?;
-    let head_only = req.method == http::Method::HEAD;
-    session
-        .write_response_header(Box::new(resp), head_only)
-        .await?;
-    if !head_only {
-        session
-            .write_response_body(Some(Bytes::from_static(body.as_bytes())), true)
-            .await?;
-    }
-    Ok(())
+    write_text(
+        session,
+        308,
+        "308 Permanent Redirect: use HTTPS\n",
+        Some(location),
+    )
+    .await
 }
