@@ -6,7 +6,9 @@ use std::os::unix::net::UnixDatagram;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use fleetgate_e2e::config::{header, header_with_admin, listen_addr, manifests, seed, service};
+use fleetgate_e2e::config::{
+    header, header_with_admin, listen_addr, manifests, seed, seed_svc1, service,
+};
 use fleetgate_e2e::{bin_path, Backend, Gateway, HttpClient, Load, TempDir};
 use serde_json::Value;
 
@@ -304,13 +306,7 @@ fn admin_token_and_exposure_rules() {
     let a = Backend::start("cluster-demo-1");
     let listen = listen_addr();
     let dir = TempDir::new("token");
-    let config = format!(
-        "{}{}{}",
-        header(listen, ""),
-        service("service1", 80, &[("c7fb82a1", &a)], ""),
-        manifests(&[seed("ingress-demo.yaml")])
-    )
-    .replace("[admin]\n", "[admin]\ntoken = \"s3cret\"\n");
+    let config = seed_svc1(listen, &a).replace("[admin]\n", "[admin]\ntoken = \"s3cret\"\n");
     let gw = Gateway::start(&dir.write("gw.toml", &config), listen);
     assert_eq!(gw.admin_get("/status", None).status, 401);
     assert_eq!(gw.admin_get("/status", Some("wrong")).status, 401);
@@ -493,12 +489,7 @@ fn sd_notify_ready_reloading_stopping() {
     socket
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    let config = format!(
-        "{}{}{}",
-        header(listen, ""),
-        service("service1", 80, &[("c7fb82a1", &a)], ""),
-        manifests(&[seed("ingress-demo.yaml")])
-    );
+    let config = seed_svc1(listen, &a);
     let mut gw = Gateway::start_with(
         &dir.write("gw.toml", &config),
         listen,

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use fleetgate_e2e::config::{header, listen_addr, manifests, seed, service};
+use fleetgate_e2e::config::{header, listen_addr, manifests, seed, seed_svc1, service};
 use fleetgate_e2e::{bin_path, free_port, Backend, Gateway, HttpClient, TempDir};
 
 #[test]
@@ -204,12 +204,7 @@ fn unknown_host_gets_a_404_from_the_gateway() {
     let b = Backend::start("cluster-demo-1");
     let listen = listen_addr();
     let dir = TempDir::new("404");
-    let config = format!(
-        "{}{}{}",
-        header(listen, ""),
-        service("service1", 80, &[("c7fb82a1", &b)], ""),
-        manifests(&[seed("ingress-demo.yaml")])
-    );
+    let config = seed_svc1(listen, &b);
     let gw = Gateway::start(&dir.write("gw.toml", &config), listen);
     let mut c = HttpClient::new(gw.addr);
     let r = c.get("nobody.example.org", "/svc1").unwrap();
@@ -422,12 +417,7 @@ fn sigterm_stops_gracefully_within_grace_period() {
     let b = Backend::start("cluster-demo-1");
     let listen = listen_addr();
     let dir = TempDir::new("sigterm");
-    let config = format!(
-        "{}{}{}",
-        header(listen, ""),
-        service("service1", 80, &[("c7fb82a1", &b)], ""),
-        manifests(&[seed("ingress-demo.yaml")])
-    );
+    let config = seed_svc1(listen, &b);
     let mut gw = Gateway::start(&dir.write("gw.toml", &config), listen);
     assert_eq!(
         HttpClient::new(listen)

@@ -80,3 +80,15 @@ pub fn manifests(files: &[PathBuf]) -> String {
         list.join(", ")
     )
 }
+
+/// The seed's active/active configuration in its smallest form: `[gateway]`
+/// on `listen`, service1 with `backend` in cluster c7fb82a1, and the seed's
+/// `ingress-demo.yaml` (example.com/svc1, Exact).
+pub fn seed_svc1(listen: SocketAddr, backend: &Backend) -> String {
+    format!(
+        "{}{}{}",
+        header(listen, ""),
+        service("service1", 80, &[("c7fb82a1", backend)], ""),
+        manifests(&[seed("ingress-demo.yaml")])
+    )
+}
