@@ -4,9 +4,10 @@
 //! set of endpoints (pod addresses) spread over clusters and zones. This crate
 //! holds those endpoints with the labels the rest of fleetgate selects on
 //! (`topology.istio.io/cluster`, `topology.kubernetes.io/zone`, and the
-//! endpoint's own), and picks one per request with
-//! `pingora-load-balancing`'s weighted round robin, so traffic follows pod
-//! counts: nine endpoints in one cluster and one in another get 90% and 10%.
+//! endpoint's own), and picks one per request by weighted round robin, so
+//! traffic follows pod counts: nine endpoints in one cluster and one in
+//! another get 90% and 10%. Active health checks are
+//! `pingora-load-balancing`'s.
 //!
 //! Health is shared: every [`EndpointPool`] that reads one [`HealthView`]
 //! (see [`HealthChecks`]) sees the same health for the same address, so a
@@ -35,6 +36,7 @@ mod endpoint;
 mod health;
 mod outlier;
 mod pool;
+mod schedule;
 mod timeouts;
 
 pub use endpoint::{Endpoint, Labels, CLUSTER_LABEL, ZONE_LABEL};

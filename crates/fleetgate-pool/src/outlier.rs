@@ -85,13 +85,28 @@ pub enum Outcome {
 }
 
 impl EndpointState {
-    /// Whether the endpoint is ejected now.
+    /// Whether the endpoint is ejected now. Reads no clock unless it was
+    /// ejected; the first call after an ejection expires clears it (and
+    /// moves the health epoch, so cached tier loads see it back at once).
+    #[inline]
     pub fn is_ejected(&self) -> bool {
-        self.is_ejected_at(now_ms())
+        let until = self.ejected_until_ms.load(Ordering::Relaxed);
+        until != 0 && self.is_ejected_until(until)
     }
 
-    fn is_ejected_at(&self, now: u64) -> bool {
-        now < self.ejected_until_ms.load(Ordering::Relaxed)
+    #[cold]
+    fn is_ejected_until(&self, until: u64) -> bool {
+        if now_ms() < until {
+            return true;
+        }
+        if self
+            .ejected_until_ms
+            .compare_exchange(until, 0, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            bump_health_epoch();
+        }
+        false
     }
 
     /// How many times it has been ejected.
@@ -207,10 +222,13 @@ mod tests {
         };
         s.eject(&c);
         assert!(s.is_ejected());
+        let epoch = health_epoch();
         let deadline = Instant::now() + Duration::from_secs(5);
         while s.is_ejected() {
             assert!(Instant::now() < deadline, "ejection never expired");
             std::thread::sleep(Duration::from_millis(5));
         }
+        assert!(health_epoch() > epoch, "the expiry moved the health epoch");
+        assert_eq!(s.ejected_until_ms.load(Ordering::Relaxed), 0, "cleared");
     }
 }

@@ -1,6 +1,6 @@
 //! A Service port's endpoints and the weighted selection over them.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::pin;
@@ -9,14 +9,12 @@ use std::task::{Context, Poll, Waker};
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use pingora_core::protocols::l4::socket::SocketAddr as PingoraAddr;
 use pingora_core::upstreams::peer::HttpPeer;
-use pingora_load_balancing::selection::{BackendIter, BackendSelection, RoundRobin};
-use pingora_load_balancing::Backend;
 
 use crate::endpoint::Endpoint;
 use crate::health::{HealthChecks, HealthView};
 use crate::outlier::{EndpointState, Outcome, OutlierConfig};
+use crate::schedule::{owner, WeightedOrder};
 use crate::timeouts::UpstreamTimeouts;
 
 /// Per-pool settings.
@@ -27,9 +25,6 @@ pub struct PoolOptions {
     /// Passive outlier detection.
     pub outlier: OutlierConfig,
 }
-
-/// How many weighted candidates `select` tries before scanning the pool.
-const MAX_SELECT_ITERATIONS: usize = 64;
 
 /// An endpoint chosen for one request.
 #[derive(Debug)]
@@ -43,33 +38,39 @@ pub struct Picked<'a> {
 /// The endpoints behind one Service port (or a subset of them), with weighted
 /// round-robin selection over the available ones.
 ///
-/// Selection is `pingora-load-balancing`'s weighted round robin
-/// ([`RoundRobin`]) over the endpoints, each backend carrying its endpoint's
-/// index. Nothing else is per pool: active health comes from a
-/// [`HealthView`] shared by every pool with the same health-check settings,
+/// Selection is weighted round robin over the endpoints' cumulative weights
+/// (see the `schedule` module), falling back to a scan of the available
+/// endpoints when the scheduled one is down. What a pick reads sits
+/// together: the pool's first fields, then one slot per endpoint with its
+/// cumulative weight, outlier state, endpoint and peer. Nothing else is per
+/// pool: active health comes from a [`HealthView`]
+/// (`pingora-load-balancing`'s health checks) shared by every pool with the
+/// same health-check settings,
 /// and outlier state and upstream peers are shared per address (see
 /// [`HealthChecks`]), so a configuration with thousands of pools stays small
 /// and compiles in linear time.
+#[repr(C)]
 pub struct EndpointPool {
-    name: String,
-    endpoints: Vec<Arc<Endpoint>>,
-    peers: Vec<Arc<HttpPeer>>,
-    states: Vec<Arc<EndpointState>>,
-    options: PoolOptions,
+    // Read by every pick: kept first, in declaration order.
+    slots: Box<[Slot]>,
+    order: WeightedOrder,
     health: Option<HealthView>,
-    selector: Arc<RoundRobin>,
-    /// Endpoint addresses in endpoint order, scanned to map a selected
-    /// backend back to its endpoint (small pools: a few compares in one
-    /// cache line beat a hash lookup)...
-    addrs: Box<[SocketAddr]>,
-    /// ...and, for large pools, indexed.
-    by_address: Option<HashMap<SocketAddr, usize, ahash::RandomState>>,
     /// Start of the exhaustive scan that backs up the weighted pick.
     scan: AtomicUsize,
+    // Read for listings, reports and logs.
+    name: String,
+    endpoints: Vec<Arc<Endpoint>>,
+    options: PoolOptions,
 }
 
-/// Pools up to this size map a backend to its endpoint by scanning.
-const SCAN_LIMIT: usize = 16;
+/// What a pick reads of one endpoint, in one place.
+struct Slot {
+    /// The sum of the (reduced) weights of this endpoint and those before it.
+    cumulative: u64,
+    state: Arc<EndpointState>,
+    endpoint: Arc<Endpoint>,
+    peer: Arc<HttpPeer>,
+}
 
 impl std::fmt::Debug for EndpointPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -123,20 +124,9 @@ impl EndpointPool {
                 unique.push(e);
             }
         }
-        let backends: BTreeSet<Backend> = unique
-            .iter()
-            .filter(|e| e.weight > 0)
-            .map(|e| Backend {
-                addr: PingoraAddr::Inet(e.address),
-                weight: e.weight as usize,
-                ext: Default::default(),
-            })
-            .collect();
-        let addrs: Box<[SocketAddr]> = unique.iter().map(|e| e.address).collect();
-        let by_address = (addrs.len() > SCAN_LIMIT)
-            .then(|| addrs.iter().enumerate().map(|(i, a)| (*a, i)).collect());
-        let selector = Arc::new(RoundRobin::build(&backends));
-        let (peers, states) = match shared {
+        let weights: Vec<u32> = unique.iter().map(|e| e.weight).collect();
+        let (order, cumulative) = WeightedOrder::build(&weights);
+        let (peers, states): (Vec<_>, Vec<_>) = match shared {
             Some(shared) => (
                 unique
                     .iter()
@@ -155,16 +145,24 @@ impl EndpointPool {
                 unique.iter().map(|_| Arc::default()).collect(),
             ),
         };
+        let slots = unique
+            .iter()
+            .zip(cumulative)
+            .zip(peers.into_iter().zip(states))
+            .map(|((endpoint, cumulative), (peer, state))| Slot {
+                cumulative,
+                state,
+                endpoint: Arc::clone(endpoint),
+                peer,
+            })
+            .collect();
         EndpointPool {
             name,
             endpoints: unique,
-            peers,
-            states,
             options,
             health,
-            selector,
-            addrs,
-            by_address,
+            slots,
+            order,
             scan: AtomicUsize::new(0),
         }
     }
@@ -191,7 +189,7 @@ impl EndpointPool {
 
     /// The live state of the endpoint at `index`.
     pub fn state(&self, index: usize) -> &EndpointState {
-        &self.states[index]
+        &self.slots[index].state
     }
 
     /// Whether the endpoint at `address` passes its active health checks
@@ -203,7 +201,8 @@ impl EndpointPool {
     /// Whether the endpoint at `index` can take traffic now: healthy by its
     /// active checks and not ejected.
     pub fn is_available(&self, index: usize) -> bool {
-        !self.states[index].is_ejected() && self.is_healthy(self.endpoints[index].address)
+        let slot = &self.slots[index];
+        !slot.state.is_ejected() && self.is_healthy(slot.endpoint.address)
     }
 
     /// Whether any endpoint with a non-zero weight can take traffic now
@@ -244,20 +243,20 @@ impl EndpointPool {
     /// outlier detection. Ejects it when it crossed the failure threshold
     /// and the pool's ejection budget allows.
     pub fn report(&self, index: usize, outcome: Outcome) {
-        let Some(state) = self.states.get(index) else {
+        let Some(state) = self.slots.get(index).map(|s| &s.state) else {
             return;
         };
         if !state.record(outcome, &self.options.outlier) {
             return;
         }
-        let ejected = self.states.iter().filter(|s| s.is_ejected()).count();
-        let limit = self.states.len() * self.options.outlier.max_ejection_percent as usize / 100;
+        let ejected = self.slots.iter().filter(|s| s.state.is_ejected()).count();
+        let limit = self.slots.len() * self.options.outlier.max_ejection_percent as usize / 100;
         if ejected >= limit {
             log::warn!(
                 "outlier: endpoint {} of {} keeps failing but {ejected} of {} endpoints are already ejected (max {}%); keeping it",
                 self.endpoints[index].address,
                 self.name,
-                self.states.len(),
+                self.slots.len(),
                 self.options.outlier.max_ejection_percent
             );
             return;
@@ -302,53 +301,34 @@ impl EndpointPool {
         accept: impl Fn(&Endpoint) -> bool,
     ) -> Option<Picked<'_>> {
         let usable =
-            |i: usize| (ignore_health || self.is_available(i)) && accept(&self.endpoints[i]);
+            |i: usize| (ignore_health || self.is_available(i)) && accept(&self.slots[i].endpoint);
         // Weighted round robin first: the pick that keeps traffic in
         // proportion to weights.
-        let mut candidates = self.selector.iter(b"");
-        for _ in 0..MAX_SELECT_ITERATIONS.min(2 * self.endpoints.len() + 1) {
-            let Some(backend) = candidates.next() else {
-                break;
-            };
-            match self.index_of(&backend.addr) {
-                Some(i) if usable(i) => return Some(self.picked(i)),
-                _ => {}
-            }
+        let point = self.order.next_point()?;
+        let scheduled = owner(|i| self.slots[i].cumulative, self.slots.len(), point);
+        if usable(scheduled) {
+            return Some(self.picked(scheduled));
         }
         // Then every endpoint once, from a rotating start, so that a usable
         // endpoint is found whenever there is one.
-        let n = self.endpoints.len();
-        if n == 0 {
-            return None;
-        }
+        let n = self.slots.len();
         let start = self.scan.fetch_add(1, Ordering::Relaxed) % n;
         (0..n)
             .map(|k| (start + k) % n)
-            .find(|&i| self.endpoints[i].weight > 0 && usable(i))
+            .find(|&i| self.slots[i].endpoint.weight > 0 && usable(i))
             .map(|i| self.picked(i))
-    }
-
-    /// The endpoint index of a selected backend's address.
-    fn index_of(&self, addr: &PingoraAddr) -> Option<usize> {
-        let PingoraAddr::Inet(addr) = addr else {
-            return None;
-        };
-        match &self.by_address {
-            Some(map) => map.get(addr).copied(),
-            None => self.addrs.iter().position(|a| a == addr),
-        }
     }
 
     fn picked(&self, index: usize) -> Picked<'_> {
         Picked {
-            endpoint: &self.endpoints[index],
+            endpoint: &self.slots[index].endpoint,
             index,
         }
     }
 
     /// A peer for the picked endpoint, carrying the pool's timeouts.
     pub fn peer(&self, picked: Picked<'_>) -> Box<HttpPeer> {
-        Box::new(HttpPeer::clone(&self.peers[picked.index]))
+        Box::new(HttpPeer::clone(&self.slots[picked.index].peer))
     }
 }
 
@@ -405,7 +385,7 @@ mod tests {
     }
 
     #[test]
-    fn large_pools_map_backends_by_index_too() {
+    fn large_pools_follow_weights_too() {
         let spec: Vec<(String, &str, u32)> = (0..40)
             .map(|i| {
                 (
