@@ -143,8 +143,7 @@ fn validate_dns_name(name: &str) -> Result<(), &'static str> {
 /// longer than `buf` are returned un-lowered (they cannot match a valid rule
 /// host anyway, as rule hosts are at most 253 bytes).
 pub fn normalize_request_host<'a>(host: &'a str, buf: &'a mut [u8; 256]) -> &'a str {
-    let host = strip_port(host);
-    let host = host.strip_suffix('.').unwrap_or(host);
+    let host = strip_request_host(host);
     if !host.bytes().any(|b| b.is_ascii_uppercase()) {
         return host;
     }
@@ -161,6 +160,13 @@ pub fn normalize_request_host<'a>(host: &'a str, buf: &'a mut [u8; 256]) -> &'a 
         Ok(lowered) => lowered,
         Err(_) => host,
     }
+}
+
+/// A request's host without its `:port` and trailing dot (not lower-cased).
+#[inline]
+pub(crate) fn strip_request_host(host: &str) -> &str {
+    let host = strip_port(host);
+    host.strip_suffix('.').unwrap_or(host)
 }
 
 fn strip_port(host: &str) -> &str {

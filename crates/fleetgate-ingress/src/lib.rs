@@ -39,6 +39,7 @@
 
 mod class;
 mod host;
+mod host_index;
 mod path;
 mod table;
 

@@ -16,7 +16,8 @@ use std::collections::HashMap;
 type FastMap<K, V> = HashMap<K, V, ahash::RandomState>;
 use std::fmt;
 
-use crate::host::{normalize_request_host, wildcard_suffix, HostPattern};
+use crate::host::{normalize_request_host, strip_request_host, wildcard_suffix, HostPattern};
+use crate::host_index::{HostIndex, HostKey};
 use crate::path::{table_key, PathType};
 
 /// A route refused because an earlier one has the same host, path and type.
@@ -72,29 +73,38 @@ pub struct RouteMatch<'a, T> {
     pub kind: MatchKind<'a>,
 }
 
-/// Paths of one host (or of the host-less rules).
-#[derive(Debug)]
+/// Paths of one host (or of the host-less rules): 24 bytes, so that it fits
+/// in a host index slot with its key (see the `host_index` module).
+#[derive(Debug, Default)]
 struct HostRoutes {
-    /// Exact paths -> index into `RouteTable::routes`.
-    exact: FastMap<Box<str>, u32>,
-    /// Prefix paths without trailing `/` (never `/` itself) -> index.
-    prefix: FastMap<Box<str>, u32>,
     /// The `/` prefix rule, which matches every path.
     root: Option<u32>,
     /// Index into `RouteTable::defaults`.
     default: Option<u32>,
+    /// Every other rule; most hosts have none.
+    paths: Option<Box<PathRoutes>>,
+}
+
+/// The exact and non-root prefix rules of a host.
+#[derive(Debug, Default)]
+struct PathRoutes {
+    /// Exact paths -> index into `RouteTable::routes`.
+    exact: FastMap<Box<str>, u32>,
+    /// Prefix paths without trailing `/` (never `/` itself) -> index.
+    prefix: FastMap<Box<str>, u32>,
 }
 
 impl HostRoutes {
-    fn new() -> Self {
-        HostRoutes {
-            exact: FastMap::default(),
-            prefix: FastMap::default(),
-            root: None,
-            default: None,
+    #[inline]
+    fn lookup(&self, path: &str) -> Option<u32> {
+        match &self.paths {
+            Some(paths) => paths.lookup(path).or(self.root),
+            None => self.root,
         }
     }
+}
 
+impl PathRoutes {
     fn lookup(&self, path: &str) -> Option<u32> {
         if let Some(&i) = self.exact.get(path) {
             return Some(i);
@@ -112,14 +122,19 @@ impl HostRoutes {
                 }
             }
         }
-        self.root
+        None
     }
 }
 
 /// Accumulates Ingress rules, then [`build`](Self::build)s a [`RouteTable`].
 #[derive(Debug)]
 pub struct RouteTableBuilder<T> {
-    table: RouteTable<T>,
+    routes: Vec<RouteEntry<T>>,
+    defaults: Vec<(HostPattern, T)>,
+    exact_hosts: FastMap<Box<str>, HostRoutes>,
+    wildcard_hosts: FastMap<Box<str>, HostRoutes>,
+    any_host: HostRoutes,
+    global_default: Option<T>,
 }
 
 impl<T> Default for RouteTableBuilder<T> {
@@ -132,14 +147,12 @@ impl<T> RouteTableBuilder<T> {
     /// An empty builder.
     pub fn new() -> Self {
         RouteTableBuilder {
-            table: RouteTable {
-                routes: Vec::new(),
-                defaults: Vec::new(),
-                exact_hosts: FastMap::default(),
-                wildcard_hosts: FastMap::default(),
-                any_host: HostRoutes::new(),
-                global_default: None,
-            },
+            routes: Vec::new(),
+            defaults: Vec::new(),
+            exact_hosts: FastMap::default(),
+            wildcard_hosts: FastMap::default(),
+            any_host: HostRoutes::default(),
+            global_default: None,
         }
     }
 
@@ -154,34 +167,27 @@ impl<T> RouteTableBuilder<T> {
         path_type: PathType,
         target: T,
     ) -> Result<(), DuplicateRoute<T>> {
-        let index = self.table.routes.len() as u32;
-        let routes = self.table.host_routes_mut(host);
+        let index = self.routes.len() as u32;
+        let routes = self.host_routes_mut(host);
         let key = table_key(path, path_type);
-        let slot = if path_type.is_prefix() && key == "/" {
+        if path_type.is_prefix() && key == "/" {
             if routes.root.is_some() {
                 return Err(DuplicateRoute { target });
             }
-            &mut routes.root
+            routes.root = Some(index);
         } else {
+            let paths = routes.paths.get_or_insert_with(Box::default);
             let map = if path_type.is_prefix() {
-                &mut routes.prefix
+                &mut paths.prefix
             } else {
-                &mut routes.exact
+                &mut paths.exact
             };
             if map.contains_key(key) {
                 return Err(DuplicateRoute { target });
             }
             map.insert(key.into(), index);
-            self.table.routes.push(RouteEntry {
-                host: host.clone(),
-                path: path.to_string(),
-                path_type,
-                target,
-            });
-            return Ok(());
-        };
-        *slot = Some(index);
-        self.table.routes.push(RouteEntry {
+        }
+        self.routes.push(RouteEntry {
             host: host.clone(),
             path: path.to_string(),
             path_type,
@@ -198,8 +204,8 @@ impl<T> RouteTableBuilder<T> {
         path: &str,
         path_type: PathType,
     ) -> Option<&mut T> {
-        let index = self.table.find(host, path, path_type)?;
-        Some(&mut self.table.routes[index as usize].target)
+        let index = self.find(host, path, path_type)?;
+        Some(&mut self.routes[index as usize].target)
     }
 
     /// Sets the default backend for requests to `host` whose path matches no
@@ -211,27 +217,61 @@ impl<T> RouteTableBuilder<T> {
         host: &HostPattern,
         target: T,
     ) -> Result<(), DuplicateRoute<T>> {
-        let index = self.table.defaults.len() as u32;
-        let routes = self.table.host_routes_mut(host);
+        let index = self.defaults.len() as u32;
+        let routes = self.host_routes_mut(host);
         if routes.default.is_some() {
             return Err(DuplicateRoute { target });
         }
         routes.default = Some(index);
-        self.table.defaults.push((host.clone(), target));
+        self.defaults.push((host.clone(), target));
         Ok(())
     }
 
     /// Sets the gateway-wide default backend, used when neither a path rule
     /// nor a host default matches.
     pub fn set_global_default(&mut self, target: T) {
-        self.table.global_default = Some(target);
+        self.global_default = Some(target);
     }
 
     /// Finishes the table.
-    pub fn build(mut self) -> RouteTable<T> {
-        self.table.exact_hosts.shrink_to_fit();
-        self.table.wildcard_hosts.shrink_to_fit();
-        self.table
+    pub fn build(self) -> RouteTable<T> {
+        RouteTable {
+            routes: self.routes,
+            defaults: self.defaults,
+            exact_hosts: HostIndex::new(self.exact_hosts),
+            wildcard_hosts: HostIndex::new(self.wildcard_hosts),
+            any_host: self.any_host,
+            global_default: self.global_default,
+        }
+    }
+
+    fn host_routes_mut(&mut self, host: &HostPattern) -> &mut HostRoutes {
+        match host {
+            HostPattern::Exact(h) => self.exact_hosts.entry(h.as_str().into()).or_default(),
+            HostPattern::Wildcard(s) => self.wildcard_hosts.entry(s.as_str().into()).or_default(),
+            HostPattern::Any => &mut self.any_host,
+        }
+    }
+
+    fn find(&self, host: &HostPattern, path: &str, path_type: PathType) -> Option<u32> {
+        let routes = match host {
+            HostPattern::Exact(h) => self.exact_hosts.get(h.as_str())?,
+            HostPattern::Wildcard(s) => self.wildcard_hosts.get(s.as_str())?,
+            HostPattern::Any => &self.any_host,
+        };
+        let key = table_key(path, path_type);
+        let found = if path_type.is_prefix() && key == "/" {
+            routes.root
+        } else {
+            let paths = routes.paths.as_ref()?;
+            if path_type.is_prefix() {
+                paths.prefix.get(key).copied()
+            } else {
+                paths.exact.get(key).copied()
+            }
+        }?;
+        // Prefix and ImplementationSpecific share slots; bind only to the same type.
+        (self.routes[found as usize].path_type == path_type).then_some(found)
     }
 }
 
@@ -240,8 +280,8 @@ impl<T> RouteTableBuilder<T> {
 pub struct RouteTable<T> {
     routes: Vec<RouteEntry<T>>,
     defaults: Vec<(HostPattern, T)>,
-    exact_hosts: FastMap<Box<str>, HostRoutes>,
-    wildcard_hosts: FastMap<Box<str>, HostRoutes>,
+    exact_hosts: HostIndex<HostRoutes>,
+    wildcard_hosts: HostIndex<HostRoutes>,
     any_host: HostRoutes,
     global_default: Option<T>,
 }
@@ -251,9 +291,11 @@ impl<T> RouteTable<T> {
     /// case, optional port); `path` is the URL path without the query.
     /// `None` means nothing matched and no default applies: answer 404.
     pub fn lookup<'a>(&'a self, host: &str, path: &str) -> Option<RouteMatch<'a, T>> {
-        let mut buf = [0u8; 256];
-        let host = normalize_request_host(host, &mut buf);
-        let routes = self.host_routes(host);
+        let host = strip_request_host(host);
+        let routes = match HostKey::lowered(host) {
+            Some(key) => self.host_routes(&key),
+            None => self.long_host_routes(host),
+        };
         if let Some(i) = routes.lookup(path) {
             let entry = &self.routes[i as usize];
             return Some(RouteMatch {
@@ -297,48 +339,35 @@ impl<T> RouteTable<T> {
         self.exact_hosts.len() + self.wildcard_hosts.len()
     }
 
-    fn host_routes(&self, host: &str) -> &HostRoutes {
-        if let Some(routes) = self.exact_hosts.get(host) {
+    /// The routes of a host that fits an inline key (nearly all do).
+    #[inline]
+    fn host_routes(&self, key: &HostKey) -> &HostRoutes {
+        if let Some(routes) = self.exact_hosts.get_key(key) {
             return routes;
         }
         if !self.wildcard_hosts.is_empty() {
-            if let Some(routes) = wildcard_suffix(host).and_then(|s| self.wildcard_hosts.get(s)) {
+            if let Some(routes) = key
+                .wildcard_suffix()
+                .and_then(|s| self.wildcard_hosts.get_key(&s))
+            {
                 return routes;
             }
         }
         &self.any_host
     }
 
-    fn host_routes_mut(&mut self, host: &HostPattern) -> &mut HostRoutes {
-        match host {
-            HostPattern::Exact(h) => self
-                .exact_hosts
-                .entry(h.as_str().into())
-                .or_insert_with(HostRoutes::new),
-            HostPattern::Wildcard(s) => self
-                .wildcard_hosts
-                .entry(s.as_str().into())
-                .or_insert_with(HostRoutes::new),
-            HostPattern::Any => &mut self.any_host,
+    /// The routes of a host too long for an inline key.
+    #[cold]
+    fn long_host_routes(&self, host: &str) -> &HostRoutes {
+        let mut buf = [0u8; 256];
+        let host = normalize_request_host(host, &mut buf);
+        if let Some(routes) = self.exact_hosts.get(host) {
+            return routes;
         }
-    }
-
-    fn find(&self, host: &HostPattern, path: &str, path_type: PathType) -> Option<u32> {
-        let routes = match host {
-            HostPattern::Exact(h) => self.exact_hosts.get(h.as_str())?,
-            HostPattern::Wildcard(s) => self.wildcard_hosts.get(s.as_str())?,
-            HostPattern::Any => &self.any_host,
-        };
-        let key = table_key(path, path_type);
-        let found = if path_type.is_prefix() && key == "/" {
-            routes.root
-        } else if path_type.is_prefix() {
-            routes.prefix.get(key).copied()
-        } else {
-            routes.exact.get(key).copied()
-        }?;
-        // Prefix and ImplementationSpecific share slots; bind only to the same type.
-        (self.routes[found as usize].path_type == path_type).then_some(found)
+        if let Some(routes) = wildcard_suffix(host).and_then(|s| self.wildcard_hosts.get(s)) {
+            return routes;
+        }
+        &self.any_host
     }
 }
 
@@ -473,6 +502,22 @@ mod tests {
         assert!(hit(&t, "example.com.", "/svc1").is_some());
         let w = table(&[("*.foo.com", "/", Prefix)]);
         assert!(hit(&w, "Bar.FOO.com:80", "/x").is_some());
+    }
+
+    #[test]
+    fn long_hosts_route_like_short_ones() {
+        let long = "a-very-long-service-name.team-platform.prod.example.com";
+        let t = table(&[(long, "/", Prefix), ("*.bar.com", "/w", Prefix)]);
+        assert_eq!(
+            hit(&t, &format!("{}:443", long.to_uppercase()), "/x").unwrap(),
+            format!("{long}|/|Prefix")
+        );
+        let long_under_wildcard = "a-label-long-enough-to-spill-the-inline-key.BAR.com.";
+        assert_eq!(
+            hit(&t, long_under_wildcard, "/w/1").unwrap(),
+            "*.bar.com|/w|Prefix"
+        );
+        assert_eq!(hit(&t, "x.bar.com", "/w").unwrap(), "*.bar.com|/w|Prefix");
     }
 
     #[test]
