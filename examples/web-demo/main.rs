@@ -108,6 +108,8 @@ struct Head {
     version_10: bool,
     host: String,
     forwarded_for: String,
+    real_ip: String,
+    forwarded_proto: String,
     content_length: usize,
     chunked: bool,
     close: bool,
@@ -129,6 +131,8 @@ fn read_head(reader: &mut BufReader<TcpStream>) -> io::Result<Option<Head>> {
         version_10,
         host: String::new(),
         forwarded_for: String::new(),
+        real_ip: String::new(),
+        forwarded_proto: String::new(),
         content_length: 0,
         chunked: false,
         close: false,
@@ -150,6 +154,8 @@ fn read_head(reader: &mut BufReader<TcpStream>) -> io::Result<Option<Head>> {
         match k.trim().to_ascii_lowercase().as_str() {
             "host" => head.host = v.to_string(),
             "x-forwarded-for" => head.forwarded_for = v.to_string(),
+            "x-real-ip" => head.real_ip = v.to_string(),
+            "x-forwarded-proto" => head.forwarded_proto = v.to_string(),
             "content-length" => head.content_length = v.parse().unwrap_or(0),
             "transfer-encoding" => head.chunked = v.to_ascii_lowercase().contains("chunked"),
             "connection" => {
@@ -216,13 +222,15 @@ fn serve(stream: TcpStream, name: &str, status: u16) -> io::Result<()> {
         let close = head.close || (head.version_10 && !head.keep_alive);
         let body = if head.method == "HEAD" { "" } else { name };
         let response = format!(
-            "HTTP/1.1 {status} {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nX-Echo-Method: {}\r\nX-Echo-Target: {}\r\nX-Echo-Host: {}\r\nX-Echo-Forwarded-For: {}\r\n{}\r\n{}",
+            "HTTP/1.1 {status} {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nX-Echo-Method: {}\r\nX-Echo-Target: {}\r\nX-Echo-Host: {}\r\nX-Echo-Forwarded-For: {}\r\nX-Echo-Real-IP: {}\r\nX-Echo-Forwarded-Proto: {}\r\n{}\r\n{}",
             reason(status),
             name.len(),
             head.method,
             head.target,
             head.host,
             head.forwarded_for,
+            head.real_ip,
+            head.forwarded_proto,
             if close { "Connection: close\r\n" } else { "" },
             body
         );

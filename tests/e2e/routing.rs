@@ -248,6 +248,49 @@ fn request_reaches_upstream_intact_and_response_has_server_header() {
 }
 
 #[test]
+fn forwarded_headers_are_added_appended_and_can_be_turned_off() {
+    let b = Backend::start("cluster-demo-1");
+    let dir = TempDir::new("forwarded");
+    let config = |listen, extra: &str| {
+        format!(
+            "{}{}\n[[ingress]]\nnamespace = \"gateway-demo\"\nname = \"p\"\nclass = \"mse\"\nrules = [{{ host = \"example.com\", paths = [{{ path = \"/\", type = \"Prefix\", service = \"service1\", port = 80 }}] }}]\n",
+            header(listen, extra),
+            service("service1", 80, &[("c7fb82a1", &b)], ""),
+        )
+    };
+    let listen = listen_addr();
+    let gw = Gateway::start(&dir.write("on.toml", &config(listen, "")), listen);
+    let mut c = HttpClient::new(gw.addr);
+    let r = c.get("example.com", "/").unwrap();
+    assert_eq!(r.header("x-echo-forwarded-for"), Some("127.0.0.1"));
+    assert_eq!(r.header("x-echo-real-ip"), Some("127.0.0.1"));
+    assert_eq!(r.header("x-echo-forwarded-proto"), Some("http"));
+    // Behind another proxy: the client's chain is appended to, the scheme kept.
+    let prior = [
+        ("X-Forwarded-For", "203.0.113.7, 10.0.0.2"),
+        ("X-Forwarded-Proto", "https"),
+    ];
+    let r = c.request("GET", "example.com", "/", &prior, "").unwrap();
+    assert_eq!(
+        r.header("x-echo-forwarded-for"),
+        Some("203.0.113.7, 10.0.0.2, 127.0.0.1")
+    );
+    assert_eq!(r.header("x-echo-real-ip"), Some("127.0.0.1"));
+    assert_eq!(r.header("x-echo-forwarded-proto"), Some("https"));
+    drop(gw);
+
+    let listen = listen_addr();
+    let off = config(listen, "forwarded_headers = false");
+    let gw = Gateway::start(&dir.write("off.toml", &off), listen);
+    let mut c = HttpClient::new(gw.addr);
+    let r = c.get("example.com", "/").unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("x-echo-forwarded-for"), Some(""));
+    assert_eq!(r.header("x-echo-real-ip"), Some(""));
+    assert_eq!(r.header("x-echo-forwarded-proto"), Some(""));
+}
+
+#[test]
 fn service_without_endpoints_is_503_and_dead_endpoint_is_502() {
     let listen = listen_addr();
     let dir = TempDir::new("5xx");

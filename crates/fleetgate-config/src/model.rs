@@ -127,6 +127,9 @@ pub struct Gateway {
     pub canary_flavour: fleetgate_canary::Flavour,
     /// Seed of the weighted-canary and tier dice (fixed: reproducible runs).
     pub canary_seed: u64,
+    /// Whether requests to upstreams get `X-Forwarded-For`, `X-Real-IP` and
+    /// `X-Forwarded-Proto` (default on, as ingress-nginx does).
+    pub forwarded_headers: bool,
     /// Where the pid file and the upgrade socket live (default `/tmp`).
     pub runtime_dir: PathBuf,
 }

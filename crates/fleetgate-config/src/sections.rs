@@ -137,6 +137,7 @@ pub(crate) fn gateway(l: &mut Loader<'_>, g: &GatewayToml) -> Gateway {
         runtime_dir: PathBuf::from(g.runtime_dir.as_deref().unwrap_or("/tmp")),
         canary_flavour,
         canary_seed: g.canary_seed.unwrap_or(0x5eed_f1ee_7ea7_u64),
+        forwarded_headers: g.forwarded_headers,
         name: g.name.clone(),
         listen,
         ingress_class: g.ingress_class.clone(),

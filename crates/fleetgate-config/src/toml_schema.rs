@@ -55,6 +55,8 @@ pub(crate) struct GatewayToml {
     pub canary_flavour: Option<String>,
     #[serde(default)]
     pub canary_seed: Option<u64>,
+    #[serde(default = "default_forwarded_headers")]
+    pub forwarded_headers: bool,
     #[serde(default)]
     pub runtime_dir: Option<String>,
 }
@@ -65,6 +67,10 @@ fn default_name() -> String {
 
 fn default_class() -> String {
     "fleetgate".to_string()
+}
+
+fn default_forwarded_headers() -> bool {
+    true
 }
 
 fn default_threads() -> usize {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use async_trait::async_trait;
+use http::HeaderValue;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_core::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
@@ -14,6 +15,7 @@ use fleetgate_canary::{Dice, RequestView};
 use fleetgate_pool::{EndpointPool, Outcome};
 
 use crate::access_log::{AccessLog, AccessRecord};
+use crate::forwarded;
 use crate::metrics::{Metrics, TargetCounters};
 use crate::responses::{self, SERVER};
 use crate::snapshot::{SharedSnapshot, Snapshot};
@@ -62,6 +64,7 @@ pub struct Gateway {
     /// Counters of requests that matched no route.
     unrouted: TargetCounters,
     access_log: Option<AccessLog>,
+    forwarded_headers: bool,
 }
 
 impl Gateway {
@@ -74,7 +77,15 @@ impl Gateway {
             metrics: Metrics::new(),
             unrouted: unrouted_counters(),
             access_log: None,
+            forwarded_headers: true,
         }
+    }
+
+    /// Whether to add `X-Forwarded-For`, `X-Real-IP` and `X-Forwarded-Proto`
+    /// to upstream requests (default on).
+    pub fn with_forwarded_headers(mut self, on: bool) -> Self {
+        self.forwarded_headers = on;
+        self
     }
 
     /// Seeds the dice of weighted canaries and tier splits. Without a seed
@@ -343,21 +354,8 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         _ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if let Some(addr) = session.client_addr().and_then(|a| a.as_inet()) {
-            let ip = addr.ip().to_string();
-            let forwarded = match upstream_request
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-            {
-                Some(prior) => format!("{prior}, {ip}"),
-                None => ip.clone(),
-            };
-            upstream_request.insert_header("X-Forwarded-For", forwarded)?;
-            upstream_request.insert_header("X-Real-IP", ip)?;
-        }
-        if upstream_request.headers.get("x-forwarded-proto").is_none() {
-            upstream_request.insert_header("X-Forwarded-Proto", "http")?;
+        if self.forwarded_headers {
+            forwarded::add_headers(session, upstream_request)?;
         }
         Ok(())
     }
@@ -368,7 +366,7 @@ impl ProxyHttp for Gateway {
         upstream_response: &mut ResponseHeader,
         _ctx: &mut RequestCtx,
     ) -> Result<()> {
-        upstream_response.insert_header("Server", SERVER)?;
+        upstream_response.insert_header(http::header::SERVER, HeaderValue::from_static(SERVER))?;
         Ok(())
     }
 

@@ -36,6 +36,7 @@
 
 pub mod access_log;
 mod compile;
+mod forwarded;
 mod gateway;
 pub mod metrics;
 pub mod responses;

@@ -1,0 +1,57 @@
+//! The `X-Forwarded-*` headers the gateway adds to upstream requests.
+//!
+//! Upstreams behind an edge gateway see the gateway's address, so they learn
+//! the client's from `X-Forwarded-For` (appended to, as every hop does),
+//! `X-Real-IP` and `X-Forwarded-Proto`, the headers ingress-nginx sets. This
+//! runs on every proxied request: the address is formatted on the stack and
+//! each value is built in one allocation (Pingora's header map owns its
+//! values); the names and the constant value are static.
+
+use std::io::Write as _;
+
+use http::header::{HeaderName, HeaderValue};
+use pingora_core::{Error, ErrorType, Result};
+use pingora_http::RequestHeader;
+use pingora_proxy::Session;
+
+/// `x-forwarded-for`, for lookups.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// `x-forwarded-proto`, for lookups.
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+/// Longest textual IP address (an IPv4-mapped IPv6 address) plus slack.
+const IP_TEXT_MAX: usize = 48;
+
+/// Adds the client's address and the scheme to `req`, keeping an
+/// `X-Forwarded-Proto` set by a proxy in front.
+pub(crate) fn add_headers(session: &Session, req: &mut RequestHeader) -> Result<()> {
+    if let Some(addr) = session.client_addr().and_then(|a| a.as_inet()) {
+        let mut text = [0u8; IP_TEXT_MAX];
+        let mut rest = &mut text[..];
+        write!(rest, "{}", addr.ip()).map_err(|_| invalid("client address"))?;
+        let len = IP_TEXT_MAX - rest.len();
+        let ip = &text[..len];
+        let forwarded_for = match req.headers.get(X_FORWARDED_FOR) {
+            Some(prior) => {
+                let mut v = Vec::with_capacity(prior.len() + 2 + ip.len());
+                v.extend_from_slice(prior.as_bytes());
+                v.extend_from_slice(b", ");
+                v.extend_from_slice(ip);
+                HeaderValue::from_maybe_shared(bytes::Bytes::from(v))
+            }
+            None => HeaderValue::from_bytes(ip),
+        }
+        .map_err(|_| invalid("X-Forwarded-For"))?;
+        let real_ip = HeaderValue::from_bytes(ip).map_err(|_| invalid("X-Real-IP"))?;
+        req.insert_header("X-Forwarded-For", forwarded_for)?;
+        req.insert_header("X-Real-IP", real_ip)?;
+    }
+    if !req.headers.contains_key(X_FORWARDED_PROTO) {
+        req.insert_header("X-Forwarded-Proto", HeaderValue::from_static("http"))?;
+    }
+    Ok(())
+}
+
+fn invalid(what: &'static str) -> Box<Error> {
+    Error::explain(ErrorType::InternalError, format!("cannot build {what}"))
+}
