@@ -59,8 +59,8 @@ NOTES = {
 
 def proxy_command(proxy, d):
     """The command line of `proxy` on workload directory `d`."""
-    if proxy == "fleetgate":
-        return [os.environ["FLEETGATE"], "run", "-c", f"{d}/fleetgate.toml"]
+    if proxy in ("fleetgate", "fleetgate-noxff"):
+        return [os.environ["FLEETGATE"], "run", "-c", f"{d}/{proxy}.toml"]
     if proxy == "bare-pingora":
         with open(f"{d}/bare.args", encoding="utf-8") as f:
             return [os.environ["BARE_PINGORA"], "--threads", "1"] + f.read().split()

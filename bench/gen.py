@@ -7,6 +7,9 @@ Writes, under OUT:
                                 (same instance), `return 200`, stub_status
                                 on STATUS_PORT
   <workload>/fleetgate.toml     fleetgate, one worker, access log off
+  <workload>/fleetgate-noxff.toml  the same without the X-Forwarded-* headers
+                                (proxy "fleetgate-noxff": routing alone, the
+                                work bare Pingora does)
   <workload>/ingress.yaml       the Ingress manifests fleetgate.toml loads
   <workload>/nginx.conf         nginx as the proxy
   <workload>/haproxy.cfg (+ *.map)
@@ -379,6 +382,8 @@ def main():
         w = Workload(name, args.hosts)
         d = f"{out}/{name}"
         write(f"{d}/fleetgate.toml", fleetgate_toml(w))
+        write(f"{d}/fleetgate-noxff.toml",
+              fleetgate_toml(w).replace("[gateway]\n", "[gateway]\nforwarded_headers = false\n", 1))
         write(f"{d}/ingress.yaml", ingress_yaml(w))
         write(f"{d}/nginx.conf", nginx_conf(w, f"{d}/nginx"))
         os.makedirs(f"{d}/nginx", exist_ok=True)
