@@ -175,13 +175,20 @@ fn parse_object(
             .at(origin));
         }
     };
-    // Typed parse from the document text where we have it, for positions.
+    // Typed parse from the value already parsed (no second YAML pass). The
+    // document text stays the authority: if the value does not convert
+    // (e.g. a plain scalar `80` for a string field, which text parsing
+    // accepts), the text is parsed, and its error, with a position, is the
+    // one reported.
     fn typed<T: serde::de::DeserializeOwned>(
         value: &Value,
         doc: Option<&Document<'_>>,
         file: &Path,
         origin: &Location,
     ) -> Result<T, ConfigError> {
+        if let Ok(typed) = <T as serde::Deserialize>::deserialize(value) {
+            return Ok(typed);
+        }
         match doc {
             Some(doc) => serde_yaml_ng::from_str(doc.text).map_err(|e| yaml_error(file, doc, &e)),
             None => serde_yaml_ng::from_value(value.clone())
@@ -353,5 +360,42 @@ mod tests {
         assert_eq!(objects, vec![Some(1), Some(3), Some(9), Some(10)]);
         assert!(docs[1].text.starts_with("b: 2"));
         assert!(docs[3].text.trim() == "e: 5");
+    }
+
+    const INGRESS_HEAD: &str =
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: web\n";
+
+    #[test]
+    fn plain_scalars_for_strings_parse_as_the_text_says() {
+        // Unquoted numbers and booleans in annotations are strings to the
+        // text parser; the faster path from the parsed value must not
+        // change that.
+        let text = format!(
+            "{INGRESS_HEAD}  annotations:\n    a/weight: 10\n    a/flag: true\n    a/ratio: 0.5\n\
+             spec:\n  defaultBackend:\n    service:\n      name: svc\n      port:\n        number: 80\n"
+        );
+        let (objects, errors) = parse_file(Path::new("m.yaml"), &text, "ns");
+        assert!(errors.is_empty(), "{errors:?}");
+        let a = &objects.ingresses[0].annotations;
+        assert_eq!(a["a/weight"], "10");
+        assert_eq!(a["a/flag"], "true");
+        assert_eq!(a["a/ratio"], "0.5");
+    }
+
+    #[test]
+    fn type_errors_keep_their_position() {
+        let text = format!("---\n{INGRESS_HEAD}spec:\n  rules: not-a-list\n");
+        let (_, errors) = parse_file(Path::new("m.yaml"), &text, "ns");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(
+            errors[0].location.as_ref().and_then(|l| l.line),
+            Some(7),
+            "{errors:?}"
+        );
+        assert!(
+            errors[0].to_string().contains("spec.rules"),
+            "{}",
+            errors[0]
+        );
     }
 }
