@@ -41,7 +41,9 @@
 # (5, seconds), SCRATCH (default a new temp dir; configs, logs,
 # callgrind/<workload>-<proxy>.out and .idle.out, results.tsv, table.md),
 # READY_TIMEOUT (300 s), RUN_TIMEOUT (900 s per client run),
-# SKIP_BUILD=1 to use the binaries already in target/release.
+# SKIP_BUILD=1 to use the binaries already in target/release,
+# VALGRIND_ARGS (extra callgrind options, e.g. "--cache-sim=yes" to also
+# simulate cache misses: callgrind_annotate then shows D1mr/DLmr per function).
 # The default run takes about 4 minutes. CPU 0: the client and the origin;
 # CPU 1: the proxy under test (as in bench/run.sh).
 set -euo pipefail
@@ -196,8 +198,9 @@ for w in ${WORKLOADS//,/ }; do
         proxy_command "$p" "$SCRATCH/$w"
         out="$CG/$w-$p"
         rm -f "$out".*
+        # shellcheck disable=SC2086 # VALGRIND_ARGS is a list of options
         start "$SCRATCH/logs/$w-$p.log" 1 valgrind --tool=callgrind --instr-atstart=no \
-            --vgdb-prefix="$VGDB_PREFIX" --callgrind-out-file="$out.atexit" "${CMD[@]}"
+            ${VALGRIND_ARGS:-} --vgdb-prefix="$VGDB_PREFIX" --callgrind-out-file="$out.atexit" "${CMD[@]}"
         pid=$STARTED
         ctl="callgrind_control --vgdb-prefix=$VGDB_PREFIX"
         client "$w" -n 1 --wait-ready "$READY_TIMEOUT" --pid "$pid" >/dev/null
