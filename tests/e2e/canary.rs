@@ -28,34 +28,29 @@ fn canary_yaml(name: &str, path: &str, service: &str, annotations: &[(&str, &str
             ann.push_str(&format!("    nginx.ingress.kubernetes.io/{k}: \"{v}\"\n"));
         }
     }
-    format!(
-        r#"---
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: {name}
-  annotations:
-{ann}spec:
-  ingressClassName: mse
-  rules:
-  - host: example.com
-    http:
-      paths:
-      - path: {path}
-        pathType: Exact
-        backend: {{service: {{name: {service}, port: {{number: 80}}}}}}
-"#
-    )
+    ingress_yaml(name, path, service, &ann)
 }
 
+/// A main (non-canary) Ingress on example.com `path` (Exact) for `service`.
 fn main_yaml(name: &str, path: &str, service: &str) -> String {
+    ingress_yaml(name, path, service, "")
+}
+
+/// An Ingress on example.com `path` (Exact) for `service`; `annotations`
+/// is the indented body of `metadata.annotations`, or empty for none.
+fn ingress_yaml(name: &str, path: &str, service: &str, annotations: &str) -> String {
+    let annotations = if annotations.is_empty() {
+        String::new()
+    } else {
+        format!("  annotations:\n{annotations}")
+    };
     format!(
         r#"---
 apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata:
   name: {name}
-spec:
+{annotations}spec:
   ingressClassName: mse
   rules:
   - host: example.com

@@ -3,6 +3,7 @@
 //! Ingress rules of SEMANTICS.md §1-2).
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -216,16 +217,22 @@ fn unknown_host_gets_a_404_from_the_gateway() {
     assert_eq!((r.status, r.body.as_str()), (200, "cluster-demo-1"));
 }
 
+/// A gateway on `listen` (with `extra_gateway` lines) routing every path of
+/// example.com (Prefix `/`) to service1, whose one endpoint is `backend`.
+fn everything_to_service1(listen: SocketAddr, backend: &Backend, extra_gateway: &str) -> String {
+    format!(
+        "{}{}\n[[ingress]]\nnamespace = \"gateway-demo\"\nname = \"p\"\nclass = \"mse\"\nrules = [{{ host = \"example.com\", paths = [{{ path = \"/\", type = \"Prefix\", service = \"service1\", port = 80 }}] }}]\n",
+        header(listen, extra_gateway),
+        service("service1", 80, &[("c7fb82a1", backend)], ""),
+    )
+}
+
 #[test]
 fn request_reaches_upstream_intact_and_response_has_server_header() {
     let b = Backend::start("cluster-demo-1");
     let listen = listen_addr();
     let dir = TempDir::new("intact");
-    let config = format!(
-        "{}{}\n[[ingress]]\nnamespace = \"gateway-demo\"\nname = \"p\"\nclass = \"mse\"\nrules = [{{ host = \"example.com\", paths = [{{ path = \"/\", type = \"Prefix\", service = \"service1\", port = 80 }}] }}]\n",
-        header(listen, ""),
-        service("service1", 80, &[("c7fb82a1", &b)], ""),
-    );
+    let config = everything_to_service1(listen, &b, "");
     let gw = Gateway::start(&dir.write("gw.toml", &config), listen);
     let mut c = HttpClient::new(gw.addr);
     let r = c
@@ -251,15 +258,9 @@ fn request_reaches_upstream_intact_and_response_has_server_header() {
 fn forwarded_headers_are_added_appended_and_can_be_turned_off() {
     let b = Backend::start("cluster-demo-1");
     let dir = TempDir::new("forwarded");
-    let config = |listen, extra: &str| {
-        format!(
-            "{}{}\n[[ingress]]\nnamespace = \"gateway-demo\"\nname = \"p\"\nclass = \"mse\"\nrules = [{{ host = \"example.com\", paths = [{{ path = \"/\", type = \"Prefix\", service = \"service1\", port = 80 }}] }}]\n",
-            header(listen, extra),
-            service("service1", 80, &[("c7fb82a1", &b)], ""),
-        )
-    };
     let listen = listen_addr();
-    let gw = Gateway::start(&dir.write("on.toml", &config(listen, "")), listen);
+    let on = everything_to_service1(listen, &b, "");
+    let gw = Gateway::start(&dir.write("on.toml", &on), listen);
     let mut c = HttpClient::new(gw.addr);
     let r = c.get("example.com", "/").unwrap();
     assert_eq!(r.header("x-echo-forwarded-for"), Some("127.0.0.1"));
@@ -280,7 +281,7 @@ fn forwarded_headers_are_added_appended_and_can_be_turned_off() {
     drop(gw);
 
     let listen = listen_addr();
-    let off = config(listen, "forwarded_headers = false");
+    let off = everything_to_service1(listen, &b, "forwarded_headers = false");
     let gw = Gateway::start(&dir.write("off.toml", &off), listen);
     let mut c = HttpClient::new(gw.addr);
     let r = c.get("example.com", "/").unwrap();
