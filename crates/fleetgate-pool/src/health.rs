@@ -398,7 +398,7 @@ mod tests {
             tcp_config(),
             pools
                 .iter()
-                .flat_map(|p| p.endpoints().iter().map(|e| e.address))
+                .flat_map(|p| p.endpoints().map(|e| e.address))
                 .collect(),
         );
         checks.set_targets(&wanted);

@@ -59,7 +59,6 @@ pub struct EndpointPool {
     scan: AtomicUsize,
     // Read for listings, reports and logs.
     name: String,
-    endpoints: Vec<Arc<Endpoint>>,
     options: PoolOptions,
 }
 
@@ -76,7 +75,7 @@ impl std::fmt::Debug for EndpointPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EndpointPool")
             .field("name", &self.name)
-            .field("endpoints", &self.endpoints)
+            .field("endpoints", &self.endpoints().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -126,39 +125,30 @@ impl EndpointPool {
         }
         let weights: Vec<u32> = unique.iter().map(|e| e.weight).collect();
         let (order, cumulative) = WeightedOrder::build(&weights);
-        let (peers, states): (Vec<_>, Vec<_>) = match shared {
-            Some(shared) => (
-                unique
-                    .iter()
-                    .map(|e| shared.peer(e.address, &options.timeouts))
-                    .collect(),
-                unique
-                    .iter()
-                    .map(|e| shared.endpoint_state(e.address))
-                    .collect(),
-            ),
-            None => (
-                unique
-                    .iter()
-                    .map(|e| Arc::new(make_peer(e.address, &options.timeouts)))
-                    .collect(),
-                unique.iter().map(|_| Arc::default()).collect(),
-            ),
-        };
         let slots = unique
-            .iter()
+            .into_iter()
             .zip(cumulative)
-            .zip(peers.into_iter().zip(states))
-            .map(|((endpoint, cumulative), (peer, state))| Slot {
-                cumulative,
-                state,
-                endpoint: Arc::clone(endpoint),
-                peer,
+            .map(|(endpoint, cumulative)| {
+                let (peer, state) = match shared {
+                    Some(shared) => (
+                        shared.peer(endpoint.address, &options.timeouts),
+                        shared.endpoint_state(endpoint.address),
+                    ),
+                    None => (
+                        Arc::new(make_peer(endpoint.address, &options.timeouts)),
+                        Arc::default(),
+                    ),
+                };
+                Slot {
+                    cumulative,
+                    state,
+                    endpoint,
+                    peer,
+                }
             })
             .collect();
         EndpointPool {
             name,
-            endpoints: unique,
             options,
             health,
             slots,
@@ -172,9 +162,14 @@ impl EndpointPool {
         &self.name
     }
 
-    /// All endpoints, healthy or not.
-    pub fn endpoints(&self) -> &[Arc<Endpoint>] {
-        &self.endpoints
+    /// All endpoints, healthy or not, in index order.
+    pub fn endpoints(&self) -> impl ExactSizeIterator<Item = &Arc<Endpoint>> + Clone + '_ {
+        self.slots.iter().map(|s| &s.endpoint)
+    }
+
+    /// The endpoint at `index` (as in [`Picked::index`]).
+    pub fn endpoint(&self, index: usize) -> &Arc<Endpoint> {
+        &self.slots[index].endpoint
     }
 
     /// Its settings.
@@ -208,14 +203,14 @@ impl EndpointPool {
     /// Whether any endpoint with a non-zero weight can take traffic now
     /// (stops at the first).
     pub fn any_available(&self) -> bool {
-        (0..self.endpoints.len()).any(|i| self.endpoints[i].weight > 0 && self.is_available(i))
+        (0..self.slots.len()).any(|i| self.slots[i].endpoint.weight > 0 && self.is_available(i))
     }
 
     /// `(available, total)` endpoints with a non-zero weight.
     pub fn availability(&self) -> (u32, u32) {
         let mut available = 0;
         let mut total = 0;
-        for (i, e) in self.endpoints.iter().enumerate() {
+        for (i, e) in self.endpoints().enumerate() {
             if e.weight > 0 {
                 total += 1;
                 if self.is_available(i) {
@@ -229,7 +224,7 @@ impl EndpointPool {
     /// `(available, total)` endpoints per cluster id, in cluster order.
     pub fn availability_by_cluster(&self) -> BTreeMap<&str, (u32, u32)> {
         let mut per = BTreeMap::new();
-        for (i, e) in self.endpoints.iter().enumerate() {
+        for (i, e) in self.endpoints().enumerate() {
             let entry: &mut (u32, u32) = per.entry(e.cluster.as_str()).or_default();
             entry.1 += 1;
             if self.is_available(i) {
@@ -254,7 +249,7 @@ impl EndpointPool {
         if ejected >= limit {
             log::warn!(
                 "outlier: endpoint {} of {} keeps failing but {ejected} of {} endpoints are already ejected (max {}%); keeping it",
-                self.endpoints[index].address,
+                self.endpoint(index).address,
                 self.name,
                 self.slots.len(),
                 self.options.outlier.max_ejection_percent
@@ -264,9 +259,9 @@ impl EndpointPool {
         let time = state.eject(&self.options.outlier);
         log::warn!(
             "outlier: endpoint {} ({} cluster {}) ejected for {time:?} after {} consecutive failures (ejection #{})",
-            self.endpoints[index].address,
+            self.endpoint(index).address,
             self.name,
-            self.endpoints[index].cluster,
+            self.endpoint(index).cluster,
             self.options.outlier.consecutive_failures,
             state.ejections()
         );
@@ -274,7 +269,7 @@ impl EndpointPool {
 
     /// Whether the pool has no endpoint at all.
     pub fn is_empty(&self) -> bool {
-        self.endpoints.is_empty()
+        self.slots.is_empty()
     }
 
     /// Picks the next available endpoint by weighted round robin.

@@ -378,7 +378,7 @@ fn bench_decision(c: &mut Criterion, built: &Built) {
                     decide(snapshot, black_box(reqs.next()), &dice).expect("routed");
                 let pool = &snapshot.pools[pool];
                 let picked = fleetgate_pool::Picked {
-                    endpoint: &pool.endpoints()[index],
+                    endpoint: pool.endpoint(index),
                     index,
                 };
                 black_box(pool.peer(picked))

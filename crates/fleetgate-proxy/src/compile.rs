@@ -128,7 +128,7 @@ impl<'a> Compiler<'a> {
         let health = health_config(service);
         let pool = match self.reusable.get(name.as_str()) {
             Some((old, old_health))
-                if old.endpoints() == eps.as_slice()
+                if old.endpoints().eq(eps.iter())
                     && old.options() == options
                     && **old_health == health =>
             {
@@ -434,7 +434,7 @@ pub(crate) fn compile(
             probe
                 .entry(h.clone())
                 .or_default()
-                .extend(pool.endpoints().iter().map(|e| e.address));
+                .extend(pool.endpoints().map(|e| e.address));
         }
     }
     checks.set_targets(&probe);

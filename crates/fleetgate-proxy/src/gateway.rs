@@ -172,7 +172,7 @@ impl RequestCtx {
         };
         let pool = &snapshot.pools[pool_index];
         pool.report(index, Outcome::Failure);
-        self.failed.push(pool.endpoints()[index].address);
+        self.failed.push(pool.endpoint(index).address);
         let allowed = self.retries < snapshot.pool_retries[pool_index];
         if allowed {
             self.retries += 1;
@@ -333,7 +333,7 @@ impl ProxyHttp for Gateway {
         {
             target.counters.observe_latency(
                 &self.metrics,
-                &pool.endpoints()[index].cluster,
+                &pool.endpoint(index).cluster,
                 t.elapsed().as_secs_f64(),
             );
         }
@@ -377,7 +377,7 @@ impl ProxyHttp for Gateway {
             .zip(ctx.canary)
             .and_then(|(r, i)| r.canaries.as_ref().and_then(|c| c.ingress(i)));
         let target = ctx.target();
-        let endpoint = ctx.last_endpoint().map(|(pool, i)| &pool.endpoints()[i]);
+        let endpoint = ctx.last_endpoint().map(|(pool, i)| pool.endpoint(i));
         let service = target.map_or("-", |t| &*t.service);
         target.map_or(&self.unrouted, |t| &t.counters).count(
             &self.metrics,

@@ -112,7 +112,6 @@ fn pick_from<'a>(pool: &'a EndpointPool, failed: &[SocketAddr], panic: bool) -> 
     }
     let last_cluster = failed.last().and_then(|addr| {
         pool.endpoints()
-            .iter()
             .find(|e| e.address == *addr)
             .map(|e| e.cluster.as_str())
     });
@@ -138,13 +137,12 @@ fn pick_from<'a>(pool: &'a EndpointPool, failed: &[SocketAddr], panic: bool) -> 
 fn cluster_looks_down(pool: &EndpointPool, cluster: &str, failed: &[SocketAddr]) -> bool {
     let failed_here = pool
         .endpoints()
-        .iter()
         .filter(|e| e.cluster == cluster && failed.contains(&e.address))
         .count();
     if failed_here > 1 {
         return true;
     }
-    pool.endpoints().iter().enumerate().any(|(i, e)| {
+    pool.endpoints().enumerate().any(|(i, e)| {
         e.cluster == cluster
             && !failed.contains(&e.address)
             && (!pool.is_available(i) || pool.state(i).consecutive_failures() > 0)

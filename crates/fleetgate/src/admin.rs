@@ -72,7 +72,6 @@ fn text(status: StatusCode, body: &str) -> Response<Vec<u8>> {
 fn pool_json(pool: &EndpointPool) -> Value {
     let endpoints: Vec<Value> = pool
         .endpoints()
-        .iter()
         .enumerate()
         .map(|(i, e)| {
             let state = pool.state(i);
@@ -127,7 +126,7 @@ impl AdminApp {
             .iter()
             .filter(|p| config.service_keys.contains(p.name()))
         {
-            for (i, e) in pool.endpoints().iter().enumerate() {
+            for (i, e) in pool.endpoints().enumerate() {
                 let up = pool.is_available(i);
                 let entry = per_cluster.entry(e.cluster.as_str()).or_default();
                 let v = entry.entry(e.address).or_insert(true);

@@ -37,7 +37,7 @@ pub fn gauges(state: &GatewayState) -> Vec<MetricFamily> {
     }
     let mut seen = std::collections::HashSet::new();
     for pool in &snapshot.pools {
-        for (i, e) in pool.endpoints().iter().enumerate() {
+        for (i, e) in pool.endpoints().enumerate() {
             if seen.insert(e.address) {
                 ejections_total += u64::from(pool.state(i).ejections());
             }
