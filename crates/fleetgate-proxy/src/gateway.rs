@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use async_trait::async_trait;
-use http::HeaderValue;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_core::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
@@ -17,7 +16,7 @@ use fleetgate_pool::{EndpointPool, Outcome};
 use crate::access_log::{AccessLog, AccessRecord};
 use crate::forwarded;
 use crate::metrics::{Metrics, TargetCounters};
-use crate::responses::{self, SERVER};
+use crate::responses;
 use crate::snapshot::{SharedSnapshot, Snapshot};
 use crate::stats::GatewayStats;
 
@@ -366,7 +365,7 @@ impl ProxyHttp for Gateway {
         upstream_response: &mut ResponseHeader,
         _ctx: &mut RequestCtx,
     ) -> Result<()> {
-        upstream_response.insert_header(http::header::SERVER, HeaderValue::from_static(SERVER))?;
+        responses::set_server(upstream_response)?;
         Ok(())
     }
 

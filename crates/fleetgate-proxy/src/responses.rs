@@ -1,11 +1,17 @@
 //! The gateway's own responses: short, clear, and always with `Server`.
 
 use bytes::Bytes;
+use http::HeaderValue;
 use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
 
 /// The `Server` header value on every response.
 pub const SERVER: &str = "fleetgate";
+
+/// Sets `Server: fleetgate` (a static value: nothing is copied).
+pub fn set_server(resp: &mut ResponseHeader) -> pingora_core::Result<()> {
+    resp.insert_header(http::header::SERVER, HeaderValue::from_static(SERVER))
+}
 
 /// The body the gateway sends for a status it generates itself.
 pub fn body_for(status: u16) -> &'static str {
@@ -27,7 +33,7 @@ async fn write_text(
     location: Option<String>,
 ) -> pingora_core::Result<()> {
     let mut resp = ResponseHeader::build(status, Some(5))?;
-    resp.insert_header("Server", SERVER)?;
+    set_server(&mut resp)?;
     if let Some(location) = location {
         resp.insert_header("Location", location)?;
     }
