@@ -88,8 +88,8 @@ pub fn owner(cumulative: impl Fn(usize) -> u64, len: usize, point: u64) -> usize
 /// Divides the weights by their greatest common divisor, then scales them
 /// down if their sum still exceeds [`MAX_TOTAL`].
 fn reduce(weights: &[u32]) -> Vec<u64> {
-    let divisor = weights.iter().copied().fold(0, gcd).max(1);
-    let reduced: Vec<u64> = weights.iter().map(|&w| u64::from(w / divisor)).collect();
+    let divisor = weights.iter().map(|&w| u64::from(w)).fold(0, gcd).max(1);
+    let reduced: Vec<u64> = weights.iter().map(|&w| u64::from(w) / divisor).collect();
     let sum: u64 = reduced.iter().sum();
     if sum <= MAX_TOTAL {
         return reduced;
@@ -112,25 +112,17 @@ fn coprime_stride(total: u64) -> u64 {
     }
     let mut stride = ((total as f64) * 0.618_033_988_75).round() as u64;
     stride = stride.clamp(1, total - 1);
-    while gcd64(stride, total) != 1 {
+    while gcd(stride, total) != 1 {
         stride += 1;
     }
     stride
 }
 
-fn gcd(a: u32, b: u32) -> u32 {
+fn gcd(a: u64, b: u64) -> u64 {
     if b == 0 {
         a
     } else {
         gcd(b, a % b)
-    }
-}
-
-fn gcd64(a: u64, b: u64) -> u64 {
-    if b == 0 {
-        a
-    } else {
-        gcd64(b, a % b)
     }
 }
 
