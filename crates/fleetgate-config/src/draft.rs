@@ -21,6 +21,7 @@ pub(crate) struct IngressDraft {
     pub default_backend: Option<BackendDraft>,
     pub rules: Vec<RuleDraft>,
     pub tls_hosts: Vec<String>,
+    pub tls: Vec<crate::model::IngressTls>,
     pub origin: Location,
 }
 
@@ -74,7 +75,17 @@ impl IngressDraft {
         let mut default_backend = None;
         let mut subset = None;
         let mut canary = None;
+        let mut backend_protocol = None;
         if disposition == Disposition::Served {
+            match fleetgate_canary::annotation(&self.annotations, "backend-protocol") {
+                None => {}
+                Some((key, value)) => match crate::model::UpstreamProtocol::parse(value) {
+                    Ok(p) => backend_protocol = Some(p),
+                    Err(e) => {
+                        errors.push(self.error(format!("metadata.annotations[\"{key}\"]"), e))
+                    }
+                },
+            }
             match fleetgate_canary::parse_canary_for(&self.annotations, flavour) {
                 Ok(c) => canary = c,
                 Err(e) => errors.push(self.error(
@@ -126,6 +137,8 @@ impl IngressDraft {
             default_backend,
             rules,
             tls_hosts: self.tls_hosts,
+            tls: self.tls,
+            backend_protocol,
             subset,
             canary,
             origin: self.origin,

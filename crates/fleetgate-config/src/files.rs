@@ -6,6 +6,17 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{ConfigError, Location};
 
+/// `path` as written in the TOML file `config`: absolute, or relative to
+/// the file's directory.
+pub(crate) fn relative_to(config: &Path, path: &str) -> PathBuf {
+    let p = Path::new(path);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        config.parent().unwrap_or_else(|| Path::new(".")).join(p)
+    }
+}
+
 pub(crate) fn expand_files(
     config: &Path,
     patterns: &[String],

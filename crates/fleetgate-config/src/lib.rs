@@ -22,6 +22,7 @@
 
 #![warn(missing_docs)]
 
+mod certificates;
 mod draft;
 mod duplicate_keys;
 mod duration;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use fleetgate_ingress::ClassFilter;
 
+use crate::certificates::tls_config;
 use crate::error::{ConfigError, ConfigErrors, Location};
 use crate::files::expand_files;
 use crate::manifests;
@@ -104,6 +105,7 @@ impl Config {
             .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
         let mut drafts = Vec::new();
         let mut port_decls = Vec::new();
+        let mut secrets = Vec::new();
         let manifest_files = match &raw.manifests {
             Some(m) => expand_files(path, &m.files, &mut l.errors),
             None => Vec::new(),
@@ -115,6 +117,7 @@ impl Config {
                     l.errors.extend(errs);
                     drafts.extend(objects.ingresses);
                     port_decls.extend(objects.service_ports);
+                    secrets.extend(objects.secrets);
                 }
                 Err(e) => l.errors.push(
                     ConfigError::new(format!("cannot read manifest: {e}")).at(Location::file(file)),
@@ -146,6 +149,8 @@ impl Config {
             }
         }
 
+        let mut warnings = Vec::new();
+        let tls = tls_config(&mut l, &raw, &ingresses, &secrets, &mut warnings);
         if !l.errors.is_empty() {
             return Err(ConfigErrors(l.errors));
         }
@@ -153,6 +158,8 @@ impl Config {
         let service_index = ServiceIndex::new(&services);
         Ok(Config {
             log,
+            tls,
+            warnings,
             service_index,
             source: path.to_path_buf(),
             gateway,

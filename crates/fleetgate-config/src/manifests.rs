@@ -4,12 +4,12 @@
 //! catches syntax errors and duplicate keys (with line and column) and tells
 //! the kind; then into the official `k8s-openapi` type for its kind, which
 //! checks field types, again with positions. Kinds other than Ingress,
-//! Service and List are skipped with a log line.
+//! Service, Secret and List are skipped with a log line.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use k8s_openapi::api::core::v1::Service as K8sService;
+use k8s_openapi::api::core::v1::{Secret as K8sSecret, Service as K8sService};
 use k8s_openapi::api::networking::v1::{Ingress as K8sIngress, IngressBackend};
 use serde_yaml_ng::Value;
 
@@ -29,11 +29,23 @@ pub(crate) struct ServicePortDecl {
     pub origin: Location,
 }
 
+/// A Secret, with `stringData` merged over `data` as the API server does.
+#[derive(Debug, Clone)]
+pub(crate) struct SecretDecl {
+    pub namespace: String,
+    pub name: String,
+    /// `type`, e.g. `kubernetes.io/tls`.
+    pub secret_type: Option<String>,
+    pub data: BTreeMap<String, Vec<u8>>,
+    pub origin: Location,
+}
+
 /// What one file contributed.
 #[derive(Debug, Default)]
 pub(crate) struct ManifestObjects {
     pub ingresses: Vec<IngressDraft>,
     pub service_ports: Vec<ServicePortDecl>,
+    pub secrets: Vec<SecretDecl>,
 }
 
 /// One YAML document and the 1-based line it starts on.
@@ -211,6 +223,26 @@ fn parse_object(
             out.service_ports
                 .extend(service_ports(svc, &origin, default_ns)?);
         }
+        ("v1", "Secret") => {
+            let secret: K8sSecret = typed(value, doc, file, &origin)?;
+            let (namespace, name) = object_name("Secret", &secret.metadata, &origin, default_ns)?;
+            let mut data: BTreeMap<String, Vec<u8>> = secret
+                .data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, v.0))
+                .collect();
+            for (k, v) in secret.string_data.unwrap_or_default() {
+                data.insert(k, v.into_bytes());
+            }
+            out.secrets.push(SecretDecl {
+                namespace,
+                name,
+                secret_type: secret.type_,
+                data,
+                origin,
+            });
+        }
         ("v1", "List") => {
             let items = value
                 .get("items")
@@ -276,12 +308,16 @@ fn ingress_draft(
                 .collect(),
         })
         .collect();
-    let tls_hosts = spec
+    let tls: Vec<crate::model::IngressTls> = spec
         .tls
         .unwrap_or_default()
         .into_iter()
-        .flat_map(|t| t.hosts.unwrap_or_default())
+        .map(|t| crate::model::IngressTls {
+            hosts: t.hosts.unwrap_or_default(),
+            secret_name: t.secret_name.filter(|s| !s.is_empty()),
+        })
         .collect();
+    let tls_hosts = tls.iter().flat_map(|t| t.hosts.iter().cloned()).collect();
     Ok(IngressDraft {
         namespace,
         name,
@@ -290,6 +326,7 @@ fn ingress_draft(
         default_backend: spec.default_backend.map(backend_draft),
         rules,
         tls_hosts,
+        tls,
         origin,
     })
 }

@@ -34,6 +34,12 @@ pub struct Config {
     pub manifest_files: Vec<PathBuf>,
     /// `[log]`.
     pub log: LogSettings,
+    /// Server certificates: `[[certificate]]`, `[gateway]
+    /// default_certificate` and the Secrets named by served Ingresses.
+    pub tls: TlsConfig,
+    /// Problems that do not stop the gateway (an expired certificate, a TLS
+    /// host its certificate does not cover), for `check`, logs and status.
+    pub warnings: Vec<String>,
     /// Service ports by `(namespace, name, port)` and `(namespace, name,
     /// port name)`, so resolving a backend does not scan every Service.
     pub(crate) service_index: ServiceIndex,
@@ -75,6 +81,108 @@ pub enum AccessLogTarget {
     Stdout,
     /// Appended to a file.
     File(PathBuf),
+}
+
+/// The certificates of the TLS listeners.
+#[derive(Debug, Clone, Default)]
+pub struct TlsConfig {
+    /// Host bindings in precedence order: `[[certificate]]` tables first,
+    /// then Ingress `spec.tls` entries in load order. A host bound twice
+    /// keeps its first certificate.
+    pub certificates: Vec<CertificateBinding>,
+    /// Served to handshakes that match no host, or send no SNI.
+    pub default_certificate: Option<CertificateBinding>,
+}
+
+/// A certificate and the hosts it is served for.
+#[derive(Debug, Clone)]
+pub struct CertificateBinding {
+    /// Names or `*.domain` wildcards, as configured (the certificate's own
+    /// names when none are given).
+    pub hosts: Vec<String>,
+    /// The checked certificate and key.
+    pub certificate: std::sync::Arc<fleetgate_tls::ServerCertificate>,
+    /// Where it came from, e.g. `Secret gateway-demo/foo-tls` or
+    /// `certificate certs/foo.pem`.
+    pub source: String,
+    /// Where it was configured.
+    pub origin: Location,
+}
+
+/// How the gateway talks to a Service's endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1 over TCP (the default).
+    #[default]
+    Http,
+    /// HTTP/1.1 over TLS.
+    Https,
+    /// HTTP/2 over TCP (prior knowledge, h2c).
+    Http2,
+    /// gRPC: HTTP/2 over TCP.
+    Grpc,
+    /// gRPC over TLS (ALPN h2).
+    Grpcs,
+}
+
+impl UpstreamProtocol {
+    /// Parses a `backend-protocol` annotation value or a TOML `protocol`
+    /// (case-insensitive: `HTTP`, `HTTPS`, `HTTP2`, `GRPC`, `GRPCS`).
+    pub fn parse(value: &str) -> Result<Self, String> {
+        match value.trim().to_ascii_uppercase().as_str() {
+            "HTTP" => Ok(UpstreamProtocol::Http),
+            "HTTPS" => Ok(UpstreamProtocol::Https),
+            "HTTP2" | "H2C" => Ok(UpstreamProtocol::Http2),
+            "GRPC" => Ok(UpstreamProtocol::Grpc),
+            "GRPCS" => Ok(UpstreamProtocol::Grpcs),
+            other => Err(format!(
+                "\"{other}\" is not a supported protocol (HTTP, HTTPS, HTTP2, GRPC, GRPCS)"
+            )),
+        }
+    }
+
+    /// Whether connections use TLS.
+    pub fn tls(self) -> bool {
+        matches!(self, UpstreamProtocol::Https | UpstreamProtocol::Grpcs)
+    }
+
+    /// Whether requests go over HTTP/2.
+    pub fn http2(self) -> bool {
+        matches!(
+            self,
+            UpstreamProtocol::Http2 | UpstreamProtocol::Grpc | UpstreamProtocol::Grpcs
+        )
+    }
+
+    /// The name used in listings (`HTTP`, `GRPCS`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamProtocol::Http => "HTTP",
+            UpstreamProtocol::Https => "HTTPS",
+            UpstreamProtocol::Http2 => "HTTP2",
+            UpstreamProtocol::Grpc => "GRPC",
+            UpstreamProtocol::Grpcs => "GRPCS",
+        }
+    }
+}
+
+impl fmt::Display for UpstreamProtocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `[service.tls]`: verification of an HTTPS or GRPCS upstream.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct UpstreamTls {
+    /// Verify the upstream's certificate chain and name (default true).
+    pub verify: bool,
+    /// PEM CA bundle to verify against, instead of the system's roots.
+    pub ca_pem: Option<std::sync::Arc<[u8]>>,
+    /// The CA file, for listings.
+    pub ca_file: Option<PathBuf>,
+    /// Server name sent (SNI) and verified; default: the request's host.
+    pub sni: Option<String>,
 }
 
 /// `[log]`.
@@ -132,6 +240,17 @@ pub struct Gateway {
     pub forwarded_headers: bool,
     /// Where the pid file and the upgrade socket live (default `/tmp`).
     pub runtime_dir: PathBuf,
+    /// HTTPS listeners (TLS 1.2 and 1.3, ALPN `h2` and `http/1.1`).
+    pub listen_tls: Vec<SocketAddr>,
+    /// Whether plain listeners also take HTTP/2 with prior knowledge (h2c).
+    pub h2c: bool,
+    /// Redirect plain-HTTP requests for hosts listed under an Ingress's
+    /// `spec.tls` unless it says `ssl-redirect: "false"` (ingress-nginx's
+    /// default); off by default, as MSE and Higress.
+    pub ssl_redirect_default: bool,
+    /// Peers whose `X-Forwarded-Proto` (and `X-Forwarded-For` chain) is
+    /// believed: proxies or load balancers in front of the gateway.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// `[admin]`.
@@ -163,6 +282,12 @@ pub struct UpstreamDefaults {
     pub write_timeout: Duration,
     /// How long idle upstream connections are kept.
     pub idle_timeout: Duration,
+    /// How long an upgraded (WebSocket) connection may stay silent in both
+    /// directions before the gateway closes it.
+    pub websocket_idle_timeout: Duration,
+    /// Also retry requests with non-idempotent methods (POST, PATCH, gRPC
+    /// calls) after a reset or timeout before any response byte.
+    pub retry_non_idempotent: bool,
 }
 
 /// `[[cluster]]`: one Kubernetes cluster behind the gateway.
@@ -193,6 +318,11 @@ pub struct Service {
     pub timeouts: UpstreamDefaults,
     /// Active health checks, if configured.
     pub health_check: Option<HealthCheck>,
+    /// How the gateway talks to the endpoints (an Ingress's
+    /// `backend-protocol` annotation overrides it for its routes).
+    pub protocol: UpstreamProtocol,
+    /// Verification settings for HTTPS and GRPCS.
+    pub tls: UpstreamTls,
 }
 
 /// `[service.health_check]`.
@@ -285,6 +415,10 @@ pub struct Ingress {
     pub rules: Vec<Rule>,
     /// Hosts listed under `spec.tls`.
     pub tls_hosts: Vec<String>,
+    /// `spec.tls` entries.
+    pub tls: Vec<IngressTls>,
+    /// Its `backend-protocol` annotation, if any.
+    pub backend_protocol: Option<UpstreamProtocol>,
     /// The cluster subset its backends are pinned to (MSE `service-subset`).
     pub subset: Option<fleetgate_subset::SubsetSelector>,
     /// Its canary annotations, when it is a canary Ingress.
@@ -300,6 +434,15 @@ impl Ingress {
     pub fn key(&self) -> String {
         format!("{}/{}", self.namespace, self.name)
     }
+}
+
+/// One `spec.tls[]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngressTls {
+    /// Its hosts.
+    pub hosts: Vec<String>,
+    /// The `kubernetes.io/tls` Secret in the Ingress's namespace.
+    pub secret_name: Option<String>,
 }
 
 /// One `spec.rules[]` entry.

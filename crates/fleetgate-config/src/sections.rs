@@ -77,27 +77,75 @@ pub(crate) fn upstream_defaults(l: &mut Loader<'_>, u: &UpstreamToml) -> Upstrea
         read_timeout: u.read_timeout.map_or(Duration::from_secs(60), Into::into),
         write_timeout: u.write_timeout.map_or(Duration::from_secs(60), Into::into),
         idle_timeout: u.idle_timeout.map_or(Duration::from_secs(60), Into::into),
+        websocket_idle_timeout: u
+            .websocket_idle_timeout
+            .map_or(Duration::from_secs(3600), Into::into),
+        retry_non_idempotent: u.retry_non_idempotent.unwrap_or(false),
     }
 }
 
-pub(crate) fn gateway(l: &mut Loader<'_>, g: &GatewayToml) -> Gateway {
-    let mut listen = Vec::new();
-    for addr in &g.listen {
+/// Parses listener addresses, reporting each bad one at its position.
+fn addresses(l: &mut Loader<'_>, raw: &[toml::Spanned<String>], field: &str) -> Vec<SocketAddr> {
+    let mut out = Vec::new();
+    for addr in raw {
         match addr.get_ref().parse::<SocketAddr>() {
-            Ok(a) => listen.push(a),
+            Ok(a) if out.contains(&a) => {
+                l.error(addr.span(), field, format!("{a} is listed twice"))
+            }
+            Ok(a) => out.push(a),
             Err(e) => l.error(
                 addr.span(),
-                "gateway.listen",
+                field,
                 format!("\"{}\" is not an IP:port address: {e}", addr.get_ref()),
             ),
         }
     }
-    if g.listen.is_empty() {
+    out
+}
+
+/// Parses `trusted_proxies`: CIDRs (`10.0.0.0/8`) or single addresses.
+fn trusted_proxies(l: &mut Loader<'_>, raw: &[toml::Spanned<String>]) -> Vec<ipnet::IpNet> {
+    let mut out = Vec::new();
+    for entry in raw {
+        let text = entry.get_ref().trim();
+        let parsed = text
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+        match parsed {
+            Ok(net) => out.push(net.trunc()),
+            Err(_) => l.error(
+                entry.span(),
+                "gateway.trusted_proxies",
+                format!("\"{text}\" is not a CIDR (10.0.0.0/8) or an IP address"),
+            ),
+        }
+    }
+    out
+}
+
+pub(crate) fn gateway(l: &mut Loader<'_>, g: &GatewayToml) -> Gateway {
+    let listen = addresses(l, &g.listen, "gateway.listen");
+    let listen_tls = addresses(l, &g.listen_tls, "gateway.listen_tls");
+    if g.listen.is_empty() && g.listen_tls.is_empty() {
         l.errors.push(
-            ConfigError::new("at least one listener is required")
+            ConfigError::new("at least one listener (listen or listen_tls) is required")
                 .at(Location::file(l.file))
                 .field("gateway.listen"),
         );
+    }
+    for (a, span) in g.listen_tls.iter().filter_map(|s| {
+        s.get_ref()
+            .parse::<SocketAddr>()
+            .ok()
+            .map(|a| (a, s.span()))
+    }) {
+        if listen.contains(&a) {
+            l.error(
+                span,
+                "gateway.listen_tls",
+                format!("{a} is also a plain listener in gateway.listen"),
+            );
+        }
     }
     if g.threads == 0 {
         l.errors.push(
@@ -140,6 +188,10 @@ pub(crate) fn gateway(l: &mut Loader<'_>, g: &GatewayToml) -> Gateway {
         forwarded_headers: g.forwarded_headers,
         name: g.name.clone(),
         listen,
+        listen_tls,
+        h2c: g.h2c,
+        ssl_redirect_default: g.ssl_redirect_default,
+        trusted_proxies: trusted_proxies(l, &g.trusted_proxies),
         ingress_class: g.ingress_class.clone(),
         default_class: g.default_class,
         advertise: g.advertise.clone(),
@@ -153,15 +205,7 @@ pub(crate) fn log_settings(config: &Path, l: &LogToml) -> LogSettings {
     let access = match l.access.as_deref() {
         None | Some("stdout") | Some("-") => AccessLogTarget::Stdout,
         Some("off") | Some("") => AccessLogTarget::Off,
-        Some(path) => {
-            let p = Path::new(path);
-            let full = if p.is_absolute() {
-                p.to_path_buf()
-            } else {
-                config.parent().unwrap_or_else(|| Path::new(".")).join(p)
-            };
-            AccessLogTarget::File(full)
-        }
+        Some(path) => AccessLogTarget::File(crate::files::relative_to(config, path)),
     };
     LogSettings { access }
 }

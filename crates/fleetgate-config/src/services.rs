@@ -100,6 +100,9 @@ pub(crate) fn services(
                 write_timeout: s.write_timeout.map_or(defaults.write_timeout, Into::into),
                 idle_timeout: s.idle_timeout.map_or(defaults.idle_timeout, Into::into),
                 retries: s.retries.unwrap_or(defaults.retries),
+                retry_non_idempotent: s
+                    .retry_non_idempotent
+                    .unwrap_or(defaults.retry_non_idempotent),
                 outlier: {
                     let o = outlier(s.outlier_detection.as_ref(), &defaults.outlier);
                     check_outlier(l, &o, &format!("{key}: service.outlier_detection"));
@@ -111,9 +114,75 @@ pub(crate) fn services(
                 .health_check
                 .as_ref()
                 .and_then(|h| health_check(l, span.clone(), &key, h)),
+            protocol: protocol(l, s, &key),
+            tls: upstream_tls(l, span.clone(), &key, s.tls.as_ref()),
         });
     }
     out
+}
+
+/// `protocol = "..."` of a `[[service]]` (default HTTP).
+fn protocol(l: &mut Loader<'_>, s: &ServiceToml, key: &str) -> UpstreamProtocol {
+    let Some(p) = &s.protocol else {
+        return UpstreamProtocol::Http;
+    };
+    match UpstreamProtocol::parse(p.get_ref()) {
+        Ok(p) => p,
+        Err(e) => {
+            l.error(p.span(), "service.protocol", format!("{key}: {e}"));
+            UpstreamProtocol::Http
+        }
+    }
+}
+
+/// `[service.tls]`: verification is on unless `verify = false`, which is
+/// allowed and logged loudly at every load.
+fn upstream_tls(
+    l: &mut Loader<'_>,
+    span: std::ops::Range<usize>,
+    key: &str,
+    t: Option<&UpstreamTlsToml>,
+) -> UpstreamTls {
+    let Some(t) = t else {
+        return UpstreamTls {
+            verify: true,
+            ..UpstreamTls::default()
+        };
+    };
+    let verify = t.verify.unwrap_or(true);
+    if !verify {
+        log::warn!(
+            "{key}: [service.tls] verify = false: upstream certificates are NOT verified; \
+             anyone on the path to these endpoints can read and change their traffic"
+        );
+    }
+    let mut tls = UpstreamTls {
+        verify,
+        sni: t.sni.clone().filter(|s| !s.is_empty()),
+        ..UpstreamTls::default()
+    };
+    if let Some(ca) = &t.ca_file {
+        let path = crate::files::relative_to(l.file, ca);
+        match std::fs::read(&path) {
+            Ok(pem) => match fleetgate_tls::ca_certificates(&pem) {
+                Ok(_) => {
+                    tls.ca_pem = Some(pem.into());
+                    tls.ca_file = Some(path);
+                }
+                Err(e) => l.error(
+                    span,
+                    "service.tls.ca_file",
+                    format!("{key}: {}: {e}", path.display()),
+                ),
+            },
+            Err(e) => l.error(
+                span,
+                "service.tls.ca_file",
+                format!("{key}: cannot read {}: {e}", path.display()),
+            ),
+        }
+    }
+    tls
 }
 
 /// Service manifests name ports; endpoints come from TOML. A manifest port
@@ -154,6 +223,11 @@ pub(crate) fn merge_service_ports(
                     endpoints: Vec::new(),
                     timeouts: *defaults,
                     health_check: None,
+                    protocol: UpstreamProtocol::Http,
+                    tls: UpstreamTls {
+                        verify: true,
+                        ..UpstreamTls::default()
+                    },
                 });
             }
         }

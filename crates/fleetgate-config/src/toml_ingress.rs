@@ -61,7 +61,20 @@ pub(crate) fn toml_ingress_draft(
                     .collect(),
             })
             .collect(),
-        tls_hosts: i.tls_hosts.clone(),
+        tls_hosts: i
+            .tls_hosts
+            .iter()
+            .chain(i.tls.iter().flat_map(|t| &t.hosts))
+            .cloned()
+            .collect(),
+        tls: i
+            .tls
+            .iter()
+            .map(|t| crate::model::IngressTls {
+                hosts: t.hosts.clone(),
+                secret_name: t.secret_name.clone().filter(|s| !s.is_empty()),
+            })
+            .collect(),
         origin,
     }
 }

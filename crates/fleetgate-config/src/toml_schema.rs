@@ -25,6 +25,27 @@ pub(crate) struct FileToml {
     pub ingress: Vec<Spanned<IngressToml>>,
     #[serde(default)]
     pub log: LogToml,
+    #[serde(default)]
+    pub certificate: Vec<Spanned<CertificateToml>>,
+}
+
+/// `[[certificate]]` and `[gateway] default_certificate`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CertificateToml {
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    pub cert: String,
+    pub key: String,
+}
+
+/// `[service.tls]`: how the gateway verifies an HTTPS or GRPCS upstream.
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpstreamTlsToml {
+    pub verify: Option<bool>,
+    pub ca_file: Option<String>,
+    pub sni: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -59,6 +80,16 @@ pub(crate) struct GatewayToml {
     pub forwarded_headers: bool,
     #[serde(default)]
     pub runtime_dir: Option<String>,
+    #[serde(default)]
+    pub listen_tls: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub h2c: bool,
+    #[serde(default)]
+    pub default_certificate: Option<Spanned<CertificateToml>>,
+    #[serde(default)]
+    pub ssl_redirect_default: bool,
+    #[serde(default)]
+    pub trusted_proxies: Vec<Spanned<String>>,
 }
 
 fn default_name() -> String {
@@ -95,6 +126,8 @@ pub(crate) struct UpstreamToml {
     pub overprovisioning_factor: Option<f64>,
     pub panic_threshold: Option<f64>,
     pub outlier_detection: Option<OutlierToml>,
+    pub websocket_idle_timeout: Option<HumanDuration>,
+    pub retry_non_idempotent: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Default, Clone)]
@@ -145,6 +178,9 @@ pub(crate) struct ServiceToml {
     pub retries: Option<u32>,
     pub health_check: Option<HealthCheckToml>,
     pub outlier_detection: Option<OutlierToml>,
+    pub protocol: Option<Spanned<String>>,
+    pub tls: Option<UpstreamTlsToml>,
+    pub retry_non_idempotent: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -183,6 +219,17 @@ pub(crate) struct IngressToml {
     pub rules: Vec<RuleToml>,
     #[serde(default)]
     pub tls_hosts: Vec<String>,
+    #[serde(default)]
+    pub tls: Vec<IngressTlsToml>,
+}
+
+/// `[[ingress.tls]]`: as an Ingress's `spec.tls[]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IngressTlsToml {
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    pub secret_name: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
