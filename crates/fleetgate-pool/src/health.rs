@@ -31,10 +31,11 @@ use pingora_load_balancing::discovery::ServiceDiscovery;
 use pingora_load_balancing::health_check::{HealthObserve, HttpHealthCheck, TcpHealthCheck};
 use pingora_load_balancing::{Backend, Backends, HealthRegistry};
 
-use pingora_core::upstreams::peer::HttpPeer;
+use pingora_core::upstreams::peer::{HttpPeer, PeerOptions};
 
 use crate::outlier::EndpointState;
-use crate::pool::{make_peer, poll_once};
+use crate::pool::poll_once;
+use crate::protocol::{make_peer, PeerProtocol};
 use crate::timeouts::UpstreamTimeouts;
 
 /// What a probe does.
@@ -67,6 +68,9 @@ pub struct HealthCheckConfig {
     pub healthy_threshold: u32,
     /// Consecutive failures that make a healthy endpoint unhealthy.
     pub unhealthy_threshold: u32,
+    /// The Service's protocol: probes of TLS upstreams handshake (and
+    /// verify) as requests do, HTTP probes of HTTP/2 upstreams use HTTP/2.
+    pub protocol: PeerProtocol,
 }
 
 impl HealthCheckConfig {
@@ -78,6 +82,28 @@ impl HealthCheckConfig {
             ),
             Probe::Tcp => format!("tcp every {:?}", self.interval),
         }
+    }
+}
+
+/// Makes a probe's peer template speak the Service's protocol.
+fn apply_protocol(
+    options: &mut PeerOptions,
+    sni: &mut String,
+    protocol: &PeerProtocol,
+    host: &str,
+) {
+    let unused = SocketAddr::from(([0, 0, 0, 0], 1));
+    let template = make_peer(unused, &UpstreamTimeouts::default(), protocol);
+    options.alpn = template.options.alpn;
+    options.verify_cert = template.options.verify_cert;
+    options.verify_hostname = template.options.verify_hostname;
+    options.ca = template.options.ca;
+    if let Some(t) = &protocol.tls {
+        *sni = if t.sni.is_empty() {
+            host.to_string()
+        } else {
+            t.sni.clone()
+        };
     }
 }
 
@@ -179,7 +205,7 @@ impl HealthView {
 /// The gateway-wide set of health registries and per-address endpoint
 /// state. Create one per process and keep it across reloads.
 pub struct HealthChecks {
-    peers: Mutex<HashMap<(SocketAddr, UpstreamTimeouts), Arc<HttpPeer>>>,
+    peers: Mutex<HashMap<(SocketAddr, UpstreamTimeouts, PeerProtocol), Arc<HttpPeer>>>,
     checked: Mutex<Vec<Arc<Checked>>>,
     states: States,
     flips: Arc<AtomicU64>,
@@ -222,7 +248,14 @@ impl HealthChecks {
         };
         match &config.probe {
             Probe::Http { path, host, expect } => {
-                let mut hc = HttpHealthCheck::new(host, false);
+                let mut hc = HttpHealthCheck::new(host, config.protocol.tls.is_some());
+                let template = &mut hc.peer_template;
+                apply_protocol(
+                    &mut template.options,
+                    &mut template.sni,
+                    &config.protocol,
+                    host,
+                );
                 hc.consecutive_success = config.healthy_threshold.max(1) as usize;
                 hc.consecutive_failure = config.unhealthy_threshold.max(1) as usize;
                 hc.peer_template.options.connection_timeout = Some(config.timeout);
@@ -247,7 +280,17 @@ impl HealthChecks {
                 registry.set_health_check(Box::new(hc));
             }
             Probe::Tcp => {
-                let mut hc = TcpHealthCheck::new();
+                let mut hc = match &config.protocol.tls {
+                    Some(t) => TcpHealthCheck::new_tls(&t.sni),
+                    None => TcpHealthCheck::new(),
+                };
+                let template = &mut hc.peer_template;
+                apply_protocol(
+                    &mut template.options,
+                    &mut template.sni,
+                    &config.protocol,
+                    "",
+                );
                 hc.consecutive_success = config.healthy_threshold.max(1) as usize;
                 hc.consecutive_failure = config.unhealthy_threshold.max(1) as usize;
                 hc.peer_template.options.connection_timeout = Some(config.timeout);
@@ -294,11 +337,16 @@ impl HealthChecks {
     /// The upstream peer for `address` with `timeouts`, one per pair,
     /// shared by every pool (a peer is some 700 bytes; a large
     /// configuration lists the same pods in many pools).
-    pub fn peer(&self, address: SocketAddr, timeouts: &UpstreamTimeouts) -> Arc<HttpPeer> {
+    pub fn peer(
+        &self,
+        address: SocketAddr,
+        timeouts: &UpstreamTimeouts,
+        protocol: &PeerProtocol,
+    ) -> Arc<HttpPeer> {
         Arc::clone(
             lock(&self.peers)
-                .entry((address, *timeouts))
-                .or_insert_with(|| Arc::new(make_peer(address, timeouts))),
+                .entry((address, *timeouts, protocol.clone()))
+                .or_insert_with(|| Arc::new(make_peer(address, timeouts, protocol))),
         )
     }
 
@@ -371,6 +419,7 @@ mod tests {
             timeout: Duration::from_millis(500),
             healthy_threshold: 1,
             unhealthy_threshold: 1,
+            protocol: crate::PeerProtocol::default(),
         }
     }
 

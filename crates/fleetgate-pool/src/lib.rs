@@ -36,6 +36,7 @@ mod endpoint;
 mod health;
 mod outlier;
 mod pool;
+mod protocol;
 mod schedule;
 mod timeouts;
 
@@ -44,4 +45,5 @@ pub use health::{HealthCheckConfig, HealthChecks, HealthSupervisor, HealthView, 
 pub use outlier::{bump_health_epoch, health_epoch, now_ms, EndpointState, Outcome, OutlierConfig};
 pub use pingora_load_balancing::HealthRegistry;
 pub use pool::{EndpointPool, Picked, PoolOptions};
+pub use protocol::{PeerProtocol, PeerTls};
 pub use timeouts::UpstreamTimeouts;

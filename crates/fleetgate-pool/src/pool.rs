@@ -14,16 +14,19 @@ use pingora_core::upstreams::peer::HttpPeer;
 use crate::endpoint::Endpoint;
 use crate::health::{HealthChecks, HealthView};
 use crate::outlier::{EndpointState, Outcome, OutlierConfig};
+use crate::protocol::{make_peer, PeerProtocol};
 use crate::schedule::{owner, WeightedOrder};
 use crate::timeouts::UpstreamTimeouts;
 
 /// Per-pool settings.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PoolOptions {
     /// Connect, read, write and idle timeouts of its peers.
     pub timeouts: UpstreamTimeouts,
     /// Passive outlier detection.
     pub outlier: OutlierConfig,
+    /// HTTP version and TLS towards the endpoints.
+    pub protocol: PeerProtocol,
 }
 
 /// An endpoint chosen for one request.
@@ -131,11 +134,15 @@ impl EndpointPool {
             .map(|(endpoint, cumulative)| {
                 let (peer, state) = match shared {
                     Some(shared) => (
-                        shared.peer(endpoint.address, &options.timeouts),
+                        shared.peer(endpoint.address, &options.timeouts, &options.protocol),
                         shared.endpoint_state(endpoint.address),
                     ),
                     None => (
-                        Arc::new(make_peer(endpoint.address, &options.timeouts)),
+                        Arc::new(make_peer(
+                            endpoint.address,
+                            &options.timeouts,
+                            &options.protocol,
+                        )),
                         Arc::default(),
                     ),
                 };
@@ -173,8 +180,8 @@ impl EndpointPool {
     }
 
     /// Its settings.
-    pub fn options(&self) -> PoolOptions {
-        self.options
+    pub fn options(&self) -> &PoolOptions {
+        &self.options
     }
 
     /// The health view it reads, if it has active checks.
@@ -325,16 +332,6 @@ impl EndpointPool {
     pub fn peer(&self, picked: Picked<'_>) -> Box<HttpPeer> {
         Box::new(HttpPeer::clone(&self.slots[picked.index].peer))
     }
-}
-
-/// A plain-HTTP peer for `address` with explicit timeouts.
-pub(crate) fn make_peer(address: SocketAddr, timeouts: &UpstreamTimeouts) -> HttpPeer {
-    let mut peer = HttpPeer::new(address, false, String::new());
-    peer.options.connection_timeout = Some(timeouts.connect);
-    peer.options.read_timeout = Some(timeouts.read);
-    peer.options.write_timeout = Some(timeouts.write);
-    peer.options.idle_timeout = Some(timeouts.idle);
-    peer
 }
 
 /// Polls a future once; `None` if it is not ready.
