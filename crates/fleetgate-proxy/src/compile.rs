@@ -12,22 +12,38 @@ use std::sync::Arc;
 use fleetgate_canary::CanaryRouteBuilder;
 use fleetgate_config::{
     BackendRef, Config, ConfigError, ConfigErrors, Disposition, HealthCheckKind, Ingress, Service,
+    UpstreamProtocol,
 };
 use fleetgate_ingress::{HostPattern, RouteTableBuilder};
 use fleetgate_pool::{
-    Endpoint, EndpointPool, HealthCheckConfig, HealthChecks, OutlierConfig, PoolOptions, Probe,
-    UpstreamTimeouts,
+    Endpoint, EndpointPool, HealthCheckConfig, HealthChecks, OutlierConfig, PeerProtocol, PeerTls,
+    PoolOptions, Probe, UpstreamTimeouts,
 };
 use fleetgate_subset::{PriorityConfig, SubsetSelector};
+use fleetgate_tls::{CertStore, CertStoreBuilder};
 
 use crate::metrics::TargetCounters;
-use crate::snapshot::{CompileReport, Route, Snapshot};
+use crate::snapshot::{CompileReport, EdgePolicy, PoolPolicy, Route, Snapshot};
 use crate::target::{Target, TargetPools, Tiers};
 
+/// The pool crate's protocol settings for a Service spoken to with
+/// `protocol`.
+fn peer_protocol(s: &Service, protocol: UpstreamProtocol) -> PeerProtocol {
+    PeerProtocol {
+        http2: protocol.http2(),
+        tls: protocol.tls().then(|| PeerTls {
+            sni: s.tls.sni.clone().unwrap_or_default(),
+            verify: s.tls.verify,
+            ca_pem: s.tls.ca_pem.clone(),
+        }),
+    }
+}
+
 /// Pool settings for a Service, from the config model.
-fn pool_options(s: &Service) -> PoolOptions {
+fn pool_options(s: &Service, protocol: UpstreamProtocol) -> PoolOptions {
     let u = &s.timeouts;
     PoolOptions {
+        protocol: peer_protocol(s, protocol),
         timeouts: UpstreamTimeouts {
             connect: u.connect_timeout,
             read: u.read_timeout,
@@ -44,9 +60,10 @@ fn pool_options(s: &Service) -> PoolOptions {
 }
 
 /// Active health-check settings for a Service, from the config model.
-fn health_config(s: &Service) -> Option<HealthCheckConfig> {
+fn health_config(s: &Service, protocol: UpstreamProtocol) -> Option<HealthCheckConfig> {
     let h = s.health_check.as_ref()?;
     Some(HealthCheckConfig {
+        protocol: peer_protocol(s, protocol),
         probe: match &h.kind {
             HealthCheckKind::Http { path, host, expect } => Probe::Http {
                 path: path.clone(),
@@ -110,7 +127,7 @@ struct Compiler<'a> {
     reusable: HashMap<&'a str, Reusable<'a>>,
     pools: Vec<Arc<EndpointPool>>,
     pool_health: Vec<Option<HealthCheckConfig>>,
-    pool_retries: Vec<u32>,
+    pool_policy: Vec<PoolPolicy>,
     /// Pool name -> index, for Service ports and subset tiers alike.
     pool_index: HashMap<String, usize>,
     /// Shared endpoint objects.
@@ -119,17 +136,24 @@ struct Compiler<'a> {
 }
 
 impl<'a> Compiler<'a> {
-    /// Adds (or reuses) a pool named `name` over `eps`.
-    fn add_pool(&mut self, name: String, eps: Vec<Arc<Endpoint>>, service: &Service) -> usize {
+    /// Adds (or reuses) a pool named `name` over `eps`, spoken to with
+    /// `protocol`.
+    fn add_pool(
+        &mut self,
+        name: String,
+        eps: Vec<Arc<Endpoint>>,
+        service: &Service,
+        protocol: UpstreamProtocol,
+    ) -> usize {
         if let Some(&i) = self.pool_index.get(&name) {
             return i;
         }
-        let options = pool_options(service);
-        let health = health_config(service);
+        let options = pool_options(service, protocol);
+        let health = health_config(service, protocol);
         let pool = match self.reusable.get(name.as_str()) {
             Some((old, old_health))
                 if old.endpoints().eq(eps.iter())
-                    && old.options() == options
+                    && *old.options() == options
                     && **old_health == health =>
             {
                 Arc::clone(old)
@@ -149,11 +173,18 @@ impl<'a> Compiler<'a> {
         self.pool_index.insert(name, index);
         self.pools.push(pool);
         self.pool_health.push(health);
-        self.pool_retries.push(service.timeouts.retries);
+        self.pool_policy.push(PoolPolicy {
+            retries: service.timeouts.retries,
+            retry_non_idempotent: service.timeouts.retry_non_idempotent,
+            websocket_idle_timeout: service.timeouts.websocket_idle_timeout,
+            sni_from_request: options_sni_from_request(service, protocol),
+            protocol,
+        });
         index
     }
 
-    /// The target for a backend of an Ingress, split by `subset` if given.
+    /// The target for a backend of an Ingress, split by `subset` if given;
+    /// `protocol` is the Ingress's `backend-protocol`, if it has one.
     fn target(
         &mut self,
         ns: &str,
@@ -161,6 +192,7 @@ impl<'a> Compiler<'a> {
         b: &BackendRef,
         subset: Option<&SubsetSelector>,
         canary: bool,
+        protocol: Option<UpstreamProtocol>,
     ) -> Target {
         let config = self.config;
         let Some(service) = config.resolve_service(ns, b) else {
@@ -179,15 +211,23 @@ impl<'a> Compiler<'a> {
                 pools: TargetPools::Undeclared,
             };
         };
-        let key = service.key();
+        let service_key = service.key();
+        let protocol = protocol.unwrap_or(service.protocol);
+        // A pool speaks one protocol: an Ingress that overrides the
+        // Service's gets pools of its own.
+        let key = if protocol == service.protocol {
+            service_key.clone()
+        } else {
+            format!("{service_key}[{protocol}]")
+        };
         if service.endpoints.is_empty() {
             self.report.warnings.push(format!(
-                "Ingress {ingress}: backend service {key} has no endpoints; its requests get 503"
+                "Ingress {ingress}: backend service {service_key} has no endpoints; its requests get 503"
             ));
         }
         let all = endpoints(config, service, &mut self.interned);
         let pools = match subset {
-            None => TargetPools::Whole(self.add_pool(key.clone(), all, service)),
+            None => TargetPools::Whole(self.add_pool(key.clone(), all, service, protocol)),
             Some(sel) => {
                 let (inside, outside): (Vec<_>, Vec<_>) =
                     all.into_iter().partition(|e| sel.matches(&e.labels));
@@ -196,12 +236,17 @@ impl<'a> Compiler<'a> {
                         "Ingress {ingress}: subset {sel} of {key} has no endpoints; the whole Service is used"
                     ));
                 }
-                let subset_pool =
-                    self.add_pool(format!("{key}[subset {}]", sel.name()), inside, service);
+                let subset_pool = self.add_pool(
+                    format!("{key}[subset {}]", sel.name()),
+                    inside,
+                    service,
+                    protocol,
+                );
                 let rest_pool = self.add_pool(
                     format!("{key}[outside subset {}]", sel.name()),
                     outside,
                     service,
+                    protocol,
                 );
                 let priority = PriorityConfig {
                     overprovisioning_factor: service.timeouts.overprovisioning_factor,
@@ -221,7 +266,7 @@ impl<'a> Compiler<'a> {
                 clusters.push(e.cluster.as_str().into());
             }
         }
-        let key: Arc<str> = key.into();
+        let key: Arc<str> = service_key.into();
         Target {
             counters: TargetCounters::new(ingress.into(), Arc::clone(&key), canary, clusters),
             service: key,
@@ -230,17 +275,25 @@ impl<'a> Compiler<'a> {
     }
 }
 
+/// Whether each request to a TLS upstream sets its own server name: the
+/// Service names none.
+fn options_sni_from_request(s: &Service, protocol: UpstreamProtocol) -> bool {
+    protocol.tls() && s.tls.sni.is_none()
+}
+
 /// Whether plain-HTTP requests for `host` of this Ingress are redirected to
-/// HTTPS: `force-ssl-redirect: "true"`, or `ssl-redirect: "true"` on a host
-/// listed under `spec.tls` (SEMANTICS.md §2: otherwise they are served).
-fn https_redirect(ing: &Ingress, host: &HostPattern) -> bool {
-    let on = |key: &str| {
-        fleetgate_canary::annotation(&ing.annotations, key).is_some_and(|(_, v)| v.trim() == "true")
+/// HTTPS: `force-ssl-redirect: "true"`; or, on a host listed under
+/// `spec.tls`, `ssl-redirect: "true"` (or, with `[gateway]
+/// ssl_redirect_default`, unless `ssl-redirect: "false"`). Otherwise plain
+/// HTTP is served, as MSE and Higress do.
+fn https_redirect(ing: &Ingress, host: &HostPattern, redirect_by_default: bool) -> bool {
+    let value = |key: &str| {
+        fleetgate_canary::annotation(&ing.annotations, key).map(|(_, v)| v.trim() == "true")
     };
-    if on("force-ssl-redirect") {
+    if value("force-ssl-redirect") == Some(true) {
         return true;
     }
-    on("ssl-redirect")
+    value("ssl-redirect").unwrap_or(redirect_by_default)
         && ing
             .tls_hosts
             .iter()
@@ -258,13 +311,24 @@ fn add_main_routes(
     let ingress: Arc<str> = key.as_str().into();
     for rule in &ing.rules {
         for p in &rule.paths {
-            let main = c.target(&ing.namespace, &key, &p.backend, ing.subset.as_ref(), false);
+            let main = c.target(
+                &ing.namespace,
+                &key,
+                &p.backend,
+                ing.subset.as_ref(),
+                false,
+                ing.backend_protocol,
+            );
             let id = routes.len() as u32;
             routes.push(Route {
                 ingress: Arc::clone(&ingress),
                 main,
                 canaries: None,
-                https_redirect: https_redirect(ing, &rule.host),
+                https_redirect: https_redirect(
+                    ing,
+                    &rule.host,
+                    c.config.gateway.ssl_redirect_default,
+                ),
             });
             if builder
                 .add_path(&rule.host, &p.path, p.path_type, id)
@@ -279,7 +343,14 @@ fn add_main_routes(
         }
     }
     if let Some(b) = &ing.default_backend {
-        let main = c.target(&ing.namespace, &key, b, ing.subset.as_ref(), false);
+        let main = c.target(
+            &ing.namespace,
+            &key,
+            b,
+            ing.subset.as_ref(),
+            false,
+            ing.backend_protocol,
+        );
         let id = routes.len() as u32;
         routes.push(Route {
             ingress: Arc::clone(&ingress),
@@ -329,7 +400,14 @@ fn bind_canary(
                 c.report.unbound.push((key.clone(), what));
                 continue;
             };
-            let target = c.target(&ing.namespace, &key, &p.backend, ing.subset.as_ref(), true);
+            let target = c.target(
+                &ing.namespace,
+                &key,
+                &p.backend,
+                ing.subset.as_ref(),
+                true,
+                ing.backend_protocol,
+            );
             let flavour = c.config.gateway.canary_flavour;
             let slot = canaries
                 .entry(id)
@@ -370,7 +448,7 @@ pub(crate) fn compile(
             .unwrap_or_default(),
         pools: Vec::new(),
         pool_health: Vec::new(),
-        pool_retries: Vec::new(),
+        pool_policy: Vec::new(),
         pool_index: HashMap::new(),
         interned: HashMap::new(),
         report: CompileReport::default(),
@@ -379,8 +457,9 @@ pub(crate) fn compile(
     // health cover all of them.
     for s in &config.services {
         let eps = endpoints(config, s, &mut c.interned);
-        c.add_pool(s.key(), eps, s);
+        c.add_pool(s.key(), eps, s, s.protocol);
     }
+    c.report.warnings.extend(config.warnings.iter().cloned());
 
     let mut routes: Vec<Route> = Vec::new();
     let mut builder = RouteTableBuilder::new();
@@ -413,6 +492,7 @@ pub(crate) fn compile(
             &d.backend,
             None,
             false,
+            None,
         );
         let id = routes.len() as u32;
         routes.push(Route {
@@ -444,7 +524,41 @@ pub(crate) fn compile(
         routes,
         pools: c.pools,
         pool_health: c.pool_health,
-        pool_retries: c.pool_retries,
+        pool_policy: c.pool_policy,
+        certificates: Arc::new(certificate_store(config, &mut c.report)),
+        edge: EdgePolicy {
+            tls_listener: !config.gateway.listen_tls.is_empty(),
+            trusted_proxies: config.gateway.trusted_proxies.clone(),
+        },
         report: c.report,
     })
+}
+
+/// The certificates of the TLS listeners, by host. A host bound twice keeps
+/// its first certificate; the second binding is reported.
+fn certificate_store(config: &Config, report: &mut CompileReport) -> CertStore {
+    let mut store = CertStoreBuilder::new();
+    for b in &config.tls.certificates {
+        for host in &b.hosts {
+            if let Err(first) = store.add(host, Arc::clone(&b.certificate), &b.source) {
+                if *first != *b.source {
+                    report.warnings.push(format!(
+                        "{} ({}): host {host} already has the certificate of {first}; this one is not used for it",
+                        b.source, b.origin
+                    ));
+                }
+            }
+        }
+    }
+    if let Some(d) = &config.tls.default_certificate {
+        store.default_certificate(Arc::clone(&d.certificate), &d.source);
+    }
+    let store = store.build();
+    if store.is_empty() && !config.gateway.listen_tls.is_empty() {
+        report.warnings.push(
+            "gateway.listen_tls is set but no certificate is configured: every TLS handshake fails"
+                .to_string(),
+        );
+    }
+    store
 }

@@ -2,7 +2,8 @@
 //!
 //! Upstreams behind an edge gateway see the gateway's address, so they learn
 //! the client's from `X-Forwarded-For` (appended to, as every hop does),
-//! `X-Real-IP` and `X-Forwarded-Proto`, the headers ingress-nginx sets. This
+//! `X-Real-IP` and `X-Forwarded-Proto`, the headers ingress-nginx sets.
+//! `X-Forwarded-Proto` is the scheme the client really used. This
 //! runs on every proxied request: the address is formatted on the stack and
 //! each value is built in one allocation (Pingora's header map owns its
 //! values); the names and the constant value are static.
@@ -14,17 +15,22 @@ use pingora_core::{Error, ErrorType, Result};
 use pingora_http::RequestHeader;
 use pingora_proxy::Session;
 
+use crate::edge::Scheme;
+
 /// `x-forwarded-for`, for lookups.
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-/// `x-forwarded-proto`, for lookups.
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// Longest textual IP address (an IPv4-mapped IPv6 address) plus slack.
 const IP_TEXT_MAX: usize = 48;
 
-/// Adds the client's address and the scheme to `req`, keeping an
-/// `X-Forwarded-Proto` set by a proxy in front.
-pub(crate) fn add_headers(session: &Session, req: &mut RequestHeader) -> Result<()> {
+/// Adds the client's address and the scheme to `req`. `X-Forwarded-Proto`
+/// is always the scheme the gateway judged (see the `edge` module): a
+/// client cannot pass its own.
+pub(crate) fn add_headers(
+    session: &Session,
+    req: &mut RequestHeader,
+    scheme: Scheme,
+) -> Result<()> {
     if let Some(addr) = session.client_addr().and_then(|a| a.as_inet()) {
         let mut text = [0u8; IP_TEXT_MAX];
         let mut rest = &mut text[..];
@@ -46,9 +52,10 @@ pub(crate) fn add_headers(session: &Session, req: &mut RequestHeader) -> Result<
         req.insert_header("X-Forwarded-For", forwarded_for)?;
         req.insert_header("X-Real-IP", real_ip)?;
     }
-    if !req.headers.contains_key(X_FORWARDED_PROTO) {
-        req.insert_header("X-Forwarded-Proto", HeaderValue::from_static("http"))?;
-    }
+    req.insert_header(
+        "X-Forwarded-Proto",
+        HeaderValue::from_static(scheme.as_str()),
+    )?;
     Ok(())
 }
 

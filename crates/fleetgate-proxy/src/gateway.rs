@@ -14,6 +14,7 @@ use fleetgate_canary::{Dice, RequestView};
 use fleetgate_pool::{EndpointPool, Outcome};
 
 use crate::access_log::{AccessLog, AccessRecord};
+use crate::edge::{self, Scheme};
 use crate::forwarded;
 use crate::metrics::{Metrics, TargetCounters};
 use crate::responses;
@@ -41,6 +42,12 @@ pub struct RequestCtx {
     pub started: Instant,
     /// When the last endpoint was chosen.
     pub upstream_started: Option<Instant>,
+    /// The scheme the client used: its own connection's, or the one a
+    /// trusted proxy in front reported.
+    pub scheme: Scheme,
+    /// A gRPC request (`content-type: application/grpc...`): the gateway's
+    /// own answers are gRPC statuses.
+    pub grpc: bool,
     in_flight: InFlight,
 }
 
@@ -172,7 +179,7 @@ impl RequestCtx {
         let pool = &snapshot.pools[pool_index];
         pool.report(index, Outcome::Failure);
         self.failed.push(pool.endpoint(index).address);
-        let allowed = self.retries < snapshot.pool_retries[pool_index];
+        let allowed = self.retries < snapshot.pool_policy[pool_index].retries;
         if allowed {
             self.retries += 1;
             self.in_flight.0.retries.fetch_add(1, Ordering::Relaxed);
@@ -198,25 +205,29 @@ impl ProxyHttp for Gateway {
             response_started: false,
             started: Instant::now(),
             upstream_started: None,
+            scheme: Scheme::Http,
+            grpc: false,
             in_flight: InFlight(Arc::clone(&self.stats)),
         }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let snapshot = self.snapshot.load_full();
+        let origin = edge::judge(session, &snapshot.edge);
+        ctx.scheme = origin.scheme;
+        ctx.grpc = responses::is_grpc(session.req_header());
         let req = session.req_header();
         let route = snapshot
             .table
             .lookup(request_host(req), req.uri.path())
             .map(|m| *m.target);
+        let redirect = route.is_some_and(|r| {
+            snapshot.routes[r as usize].https_redirect && origin.should_upgrade(&snapshot.edge)
+        });
         ctx.snapshot = Some(snapshot);
         match route {
             Some(r) => {
                 ctx.route = Some(r);
-                let redirect = ctx
-                    .snapshot
-                    .as_ref()
-                    .is_some_and(|s| s.routes[r as usize].https_redirect);
                 if redirect {
                     responses::send_https_redirect(session).await?;
                     return Ok(true);
@@ -225,7 +236,7 @@ impl ProxyHttp for Gateway {
             }
             None => {
                 self.stats.not_found.fetch_add(1, Ordering::Relaxed);
-                responses::send(session, 404).await?;
+                responses::send(session, 404, ctx.grpc).await?;
                 Ok(true)
             }
         }
@@ -269,9 +280,28 @@ impl ProxyHttp for Gateway {
             None => return Err(no_endpoint()),
         };
         let pool = &snapshot.pools[pool_index];
+        let policy = &snapshot.pool_policy[pool_index];
         ctx.endpoint = Some((pool_index, picked.index));
         ctx.upstream_started = Some(Instant::now());
-        Ok(pool.peer(picked))
+        let mut peer = pool.peer(picked);
+        if policy.sni_from_request {
+            let mut buf = [0u8; 256];
+            let host = fleetgate_ingress::normalize_request_host(
+                request_host(session.req_header()),
+                &mut buf,
+            );
+            peer.sni = host.to_string();
+        }
+        if session.is_upgrade_req() {
+            // An upgraded connection (WebSocket) may stay silent far longer
+            // than a response may take; it gets its own idle limit, on both
+            // sides.
+            let idle = policy.websocket_idle_timeout;
+            peer.options.read_timeout = Some(idle);
+            peer.options.write_timeout = Some(idle);
+            session.set_read_timeout(Some(idle));
+        }
+        Ok(peer)
     }
 
     fn fail_to_connect(
@@ -300,8 +330,14 @@ impl ProxyHttp for Gateway {
         let mut e = e.more_context(format!("Peer: {peer}"));
         // A stale pooled connection is not the endpoint's fault.
         let stale_reuse = client_reused && !ctx.response_started;
-        let idempotent = session.req_header().method.is_idempotent()
-            && !session.as_ref().retry_buffer_truncated();
+        let retry_any_method = ctx.endpoint.is_some_and(|(pool, _)| {
+            ctx.snapshot
+                .as_ref()
+                .is_some_and(|s| s.pool_policy[pool].retry_non_idempotent)
+        });
+        let idempotent = (retry_any_method || session.req_header().method.is_idempotent())
+            && !session.as_ref().retry_buffer_truncated()
+            && !session.is_upgrade_req();
         if ctx.response_started || !idempotent {
             if !ctx.response_started && e.esource() == &ErrorSource::Upstream {
                 ctx.record_failure();
@@ -351,10 +387,10 @@ impl ProxyHttp for Gateway {
         &self,
         session: &mut Session,
         upstream_request: &mut RequestHeader,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> Result<()> {
         if self.forwarded_headers {
-            forwarded::add_headers(session, upstream_request)?;
+            forwarded::add_headers(session, upstream_request, ctx.scheme)?;
         }
         Ok(())
     }
@@ -421,7 +457,7 @@ impl ProxyHttp for Gateway {
         &self,
         session: &mut Session,
         e: &Error,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> FailToProxy {
         let code = match e.etype() {
             ErrorType::HTTPStatus(code) => *code,
@@ -442,8 +478,24 @@ impl ProxyHttp for Gateway {
         if code >= 500 {
             self.stats.failed.fetch_add(1, Ordering::Relaxed);
         }
+        if session.response_written().is_some() {
+            // The response (or an upgraded stream) has begun: any byte of
+            // ours would be read as part of it. The connection is dropped
+            // instead (HTTP/1.1: closed before the body's end; HTTP/2: the
+            // stream is reset), so the client sees a truncation, never a
+            // complete-looking response.
+            log::warn!(
+                "response to {} {} cut short after it started: {e}",
+                session.req_header().method,
+                session.req_header().uri
+            );
+            return FailToProxy {
+                error_code: code,
+                can_reuse_downstream: false,
+            };
+        }
         if code > 0 {
-            if let Err(write_err) = responses::send(session, code).await {
+            if let Err(write_err) = responses::send(session, code, ctx.grpc).await {
                 log::debug!("could not send {code} to the client: {write_err}");
             }
         }

@@ -36,6 +36,7 @@
 
 pub mod access_log;
 mod compile;
+pub mod edge;
 mod forwarded;
 mod gateway;
 pub mod metrics;
@@ -45,8 +46,9 @@ mod stats;
 pub mod target;
 
 pub use access_log::{AccessLog, AccessRecord};
+pub use edge::Scheme;
 pub use gateway::{Gateway, RequestCtx};
 pub use metrics::Metrics;
-pub use snapshot::{CompileReport, Route, SharedSnapshot, Snapshot};
+pub use snapshot::{CompileReport, EdgePolicy, PoolPolicy, Route, SharedSnapshot, Snapshot};
 pub use stats::GatewayStats;
 pub use target::{Target, TargetPools};

@@ -52,9 +52,68 @@ async fn write_text(
     Ok(())
 }
 
-/// Writes a complete response with the gateway's own body for `status`.
-pub async fn send(session: &mut Session, status: u16) -> pingora_core::Result<()> {
+/// Writes a complete response with the gateway's own body for `status`;
+/// for a gRPC request, the gRPC status that stands for it.
+pub async fn send(session: &mut Session, status: u16, grpc: bool) -> pingora_core::Result<()> {
+    if grpc {
+        return write_grpc_status(session, status).await;
+    }
     write_text(session, status, body_for(status), None).await
+}
+
+/// Whether `req` is a gRPC call (`content-type: application/grpc`, with or
+/// without a `+proto`-style suffix).
+pub fn is_grpc(req: &pingora_http::RequestHeader) -> bool {
+    req.headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| {
+            let v = v.as_bytes();
+            v.len() >= 16
+                && v[..16].eq_ignore_ascii_case(b"application/grpc")
+                && matches!(v.get(16), None | Some(b'+') | Some(b';'))
+        })
+}
+
+/// The gRPC status for an HTTP status the gateway would send, as gRPC's
+/// HTTP-to-gRPC mapping has it: no route is UNIMPLEMENTED (12), an
+/// upstream that is down, failing or slow is UNAVAILABLE (14), a request
+/// that cannot be parsed is INTERNAL (13).
+pub fn grpc_status_for(status: u16) -> (u8, &'static str) {
+    match status {
+        404 => (12, "no route for this service and method"),
+        502 => (14, "the upstream endpoint failed"),
+        503 => (14, "no healthy endpoint for this route"),
+        504 => (14, "the upstream endpoint did not answer in time"),
+        400 => (13, "the request could not be parsed"),
+        _ => (2, "the gateway could not complete this call"),
+    }
+}
+
+/// Answers a gRPC call with its status, so gRPC clients report it (an HTML
+/// error page would be a protocol error to them): HTTP 200, no message,
+/// `grpc-status` and `grpc-message` as trailers on HTTP/2. HTTP/1.1 has no
+/// trailers here, so there they travel in the head (a Trailers-Only
+/// response).
+async fn write_grpc_status(session: &mut Session, status: u16) -> pingora_core::Result<()> {
+    let (code, message) = grpc_status_for(status);
+    let code = HeaderValue::from(u16::from(code));
+    let message = HeaderValue::from_static(message);
+    let mut resp = ResponseHeader::build(200, Some(4))?;
+    set_server(&mut resp)?;
+    resp.insert_header("Content-Type", "application/grpc")?;
+    if !session.is_http2() {
+        resp.insert_header("grpc-status", code)?;
+        resp.insert_header("grpc-message", message)?;
+        return session.write_response_header(Box::new(resp), true).await;
+    }
+    session.write_response_header(Box::new(resp), false).await?;
+    let mut trailers = http::HeaderMap::with_capacity(2);
+    trailers.insert("grpc-status", code);
+    trailers.insert("grpc-message", message);
+    session
+        .as_downstream_mut()
+        .write_response_trailers(trailers)
+        .await
 }
 
 /// Redirects to the same host (without its port: the HTTPS listener has its

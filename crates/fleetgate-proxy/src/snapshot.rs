@@ -6,12 +6,14 @@
 //! configuration, never a mix.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use fleetgate_canary::CanaryRoute;
-use fleetgate_config::{Config, ConfigErrors};
+use fleetgate_config::{Config, ConfigErrors, UpstreamProtocol};
 use fleetgate_ingress::RouteTable;
 use fleetgate_pool::{EndpointPool, HealthCheckConfig, HealthChecks};
+use fleetgate_tls::CertStore;
 
 use crate::target::Target;
 
@@ -72,10 +74,47 @@ pub struct Snapshot {
     pub pools: Vec<Arc<EndpointPool>>,
     /// Per pool: its active health-check settings (for reuse decisions).
     pub pool_health: Vec<Option<HealthCheckConfig>>,
-    /// Per pool: extra tries after a failure.
-    pub pool_retries: Vec<u32>,
+    /// Per pool: retries, protocol and upgraded-connection settings.
+    pub pool_policy: Vec<PoolPolicy>,
+    /// The certificates of the TLS listeners.
+    pub certificates: Arc<CertStore>,
+    /// How requests are judged at the edge (scheme, trusted proxies).
+    pub edge: EdgePolicy,
     /// What compiling found.
     pub report: CompileReport,
+}
+
+/// What a request needs to know about the pool it was sent to.
+#[derive(Debug, Clone)]
+pub struct PoolPolicy {
+    /// Extra tries after a failure.
+    pub retries: u32,
+    /// Whether requests with non-idempotent methods are retried after a
+    /// failure before any response byte.
+    pub retry_non_idempotent: bool,
+    /// Idle limit of an upgraded (WebSocket) connection, each direction.
+    pub websocket_idle_timeout: Duration,
+    /// TLS upstream without a fixed server name: SNI is the request's host.
+    pub sni_from_request: bool,
+    /// The protocol towards the endpoints.
+    pub protocol: UpstreamProtocol,
+}
+
+/// How the gateway judges where a request came from.
+#[derive(Debug, Clone, Default)]
+pub struct EdgePolicy {
+    /// The gateway has a TLS listener: plain-HTTP requests can be
+    /// redirected to it.
+    pub tls_listener: bool,
+    /// Peers whose `X-Forwarded-Proto` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+impl EdgePolicy {
+    /// Whether `peer` is a trusted proxy.
+    pub fn trusts(&self, peer: std::net::IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|net| net.contains(&peer))
+    }
 }
 
 /// The current snapshot, swappable under load.

@@ -23,6 +23,11 @@ pub fn check(args: &ConfigArgs) -> i32 {
         config.clusters.len(),
         config.manifest_files.len(),
     );
+    if !config.gateway.listen_tls.is_empty() || !snapshot.certificates.is_empty() {
+        for line in crate::certificates::certificate_lines(&snapshot) {
+            println!("  {line}");
+        }
+    }
     for line in snapshot.report.lines() {
         println!("  {line}");
     }

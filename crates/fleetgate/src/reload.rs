@@ -48,7 +48,10 @@ pub fn reload(state: &GatewayState, path: &Path) -> Result<u64, String> {
 fn load_and_swap(state: &GatewayState, path: &Path) -> Result<(u64, String), String> {
     let config = Config::load(path).map_err(|e| e.to_string())?;
     let current = state.config.load();
-    if config.gateway.listen != current.listen || config.admin.listen != current.admin_listen {
+    if config.gateway.listen != current.listen
+        || config.gateway.listen_tls != current.listen_tls
+        || config.admin.listen != current.admin_listen
+    {
         log::warn!("reload: listener addresses changed; they take effect after a restart");
     }
     let generation = state.generation() + 1;
@@ -62,7 +65,10 @@ fn load_and_swap(state: &GatewayState, path: &Path) -> Result<(u64, String), Str
         snapshot.table.routes().len(),
         snapshot.pools.len()
     );
+    let certificates = Arc::clone(&snapshot.certificates);
     state.snapshot.store(Arc::new(snapshot));
+    // New handshakes get the new certificates; open connections keep theirs.
+    state.certificates.replace(certificates);
     state.config.store(Arc::new(ConfigView::from(&config)));
     drop(config);
     crate::memory::release_free_memory();

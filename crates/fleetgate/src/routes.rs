@@ -128,6 +128,9 @@ pub fn routes(args: &ConfigArgs) -> i32 {
         return 1;
     };
     print!("{}", render(&snapshot));
+    for line in crate::certificates::certificate_lines(&snapshot) {
+        println!("{line}");
+    }
     for line in snapshot.report.lines() {
         println!("{line}");
     }

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use fleetgate_config::AccessLogTarget;
 use fleetgate_proxy::{AccessLog, Gateway, Metrics};
+use pingora_core::apps::HttpServerOptions;
+use pingora_core::listeners::tls::TlsSettings;
 use pingora_core::server::configuration::{Opt, ServerConf};
 use pingora_core::server::Server;
 use pingora_core::services::background::background_service;
@@ -82,6 +84,11 @@ pub fn run(args: &RunArgs) -> i32 {
                 return 1;
             }
         }
+        for addr in &config.gateway.listen_tls {
+            if !check_bindable("gateway TLS", addr) {
+                return 1;
+            }
+        }
         if !check_bindable("admin API", &config.admin.listen) {
             return 1;
         }
@@ -135,6 +142,8 @@ pub fn run(args: &RunArgs) -> i32 {
     server.bootstrap();
 
     let listen = config.gateway.listen.clone();
+    let listen_tls = config.gateway.listen_tls.clone();
+    let h2c = config.gateway.h2c;
     let admin_listen = config.admin.listen;
     let token = config.admin.token.clone();
     let name = config.gateway.name.clone();
@@ -165,10 +174,26 @@ pub fn run(args: &RunArgs) -> i32 {
         }
     }
 
-    let mut proxy =
-        pingora_proxy::http_proxy_service_with_name(&server.configuration, gateway, "fleetgate");
+    let mut options = HttpServerOptions::default();
+    options.h2c = h2c;
+    let mut proxy = pingora_proxy::ProxyServiceBuilder::new(&server.configuration, gateway)
+        .name("fleetgate")
+        .server_options(options)
+        .build();
     for addr in &listen {
         proxy.add_tcp(&addr.to_string());
+    }
+    for addr in &listen_tls {
+        let mut tls = match TlsSettings::intermediate("", "") {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("fleetgate: cannot set up TLS on {addr}: {e}");
+                return 1;
+            }
+        };
+        tls.set_cert_resolver(Arc::new(state.certificates.clone()));
+        tls.enable_h2();
+        proxy.add_tls_with_settings(&addr.to_string(), None, tls);
     }
     server.add_service(proxy);
     let mut admin = Service::new(
@@ -179,7 +204,11 @@ pub fn run(args: &RunArgs) -> i32 {
     server.add_service(admin);
     server.add_service(background_service("health checks", checks.supervisor()));
 
-    let urls: Vec<String> = listen.iter().map(|a| format!("http://{a}")).collect();
+    let urls: Vec<String> = listen
+        .iter()
+        .map(|a| format!("http://{a}{}", if h2c { " (+h2c)" } else { "" }))
+        .chain(listen_tls.iter().map(|a| format!("https://{a}")))
+        .collect();
     println!(
         "fleetgate {}: gateway \"{name}\" listening on {}",
         env!("CARGO_PKG_VERSION"),
@@ -191,6 +220,6 @@ pub fn run(args: &RunArgs) -> i32 {
     );
     println!("  admin API: http://{admin_listen}/status");
     log::info!("serving generation 1");
-    watch_readiness(state, listen);
+    watch_readiness(state, listen.into_iter().chain(listen_tls).collect());
     server.run_forever()
 }

@@ -12,6 +12,7 @@ use arc_swap::ArcSwap;
 use fleetgate_config::{Cluster, Config, Disposition};
 use fleetgate_pool::HealthChecks;
 use fleetgate_proxy::{GatewayStats, Metrics, SharedSnapshot};
+use fleetgate_tls::SniResolver;
 use serde::Serialize;
 
 /// What the running gateway keeps of its configuration once compiled: the
@@ -26,6 +27,8 @@ pub struct ConfigView {
     pub name: String,
     /// Gateway listeners.
     pub listen: Vec<SocketAddr>,
+    /// TLS listeners.
+    pub listen_tls: Vec<SocketAddr>,
     /// Admin listener.
     pub admin_listen: SocketAddr,
     /// Addresses reported in Ingress status.
@@ -74,6 +77,7 @@ impl From<&Config> for ConfigView {
             source: c.source.clone(),
             name: c.gateway.name.clone(),
             listen: c.gateway.listen.clone(),
+            listen_tls: c.gateway.listen_tls.clone(),
             admin_listen: c.admin.listen,
             advertise: c.gateway.advertise.clone(),
             clusters: c.clusters.clone(),
@@ -97,7 +101,7 @@ impl From<&Config> for ConfigView {
     }
 }
 
-/// Lifecycle of the gateway (SEMANTICS.md §5).
+/// Lifecycle of the gateway.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", content = "message")]
 pub enum Phase {
@@ -150,6 +154,8 @@ pub struct GatewayState {
     pub stats: Arc<GatewayStats>,
     /// Request-path metrics.
     pub metrics: Metrics,
+    /// The TLS listeners' certificate selection; a reload swaps its store.
+    pub certificates: SniResolver,
     phase: Mutex<Phase>,
     generation: AtomicU64,
     last_reload: Mutex<Option<ReloadRecord>>,
@@ -172,7 +178,9 @@ impl GatewayState {
         stats: Arc<GatewayStats>,
         metrics: Metrics,
     ) -> Arc<GatewayState> {
+        let certificates = SniResolver::new(Arc::clone(&snapshot.load().certificates));
         Arc::new(GatewayState {
+            certificates,
             config: ArcSwap::from_pointee(config),
             snapshot,
             checks,

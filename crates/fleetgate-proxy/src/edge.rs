@@ -1,0 +1,91 @@
+//! Where a request came from: the scheme the client used, judged from the
+//! gateway's own connection or, only for trusted proxies in front of it,
+//! from their `X-Forwarded-Proto`.
+//!
+//! This decides the HTTPS redirect and the `X-Forwarded-Proto` sent
+//! upstream. A client-sent header is never believed on its own: anyone can
+//! write `X-Forwarded-Proto: https`, and behind a TLS terminator the header
+//! is the only way to know the client used HTTPS, so it counts only from
+//! `[gateway] trusted_proxies`.
+
+use http::header::HeaderName;
+use pingora_proxy::Session;
+
+use crate::snapshot::EdgePolicy;
+
+/// `x-forwarded-proto`, for lookups.
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+/// The client's scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// Plain HTTP.
+    Http,
+    /// HTTP over TLS.
+    Https,
+}
+
+impl Scheme {
+    /// `http` or `https`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+}
+
+/// What the gateway concluded about a request's origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Origin {
+    /// The client's scheme.
+    pub scheme: Scheme,
+    /// A trusted proxy reported the scheme.
+    pub reported_by_proxy: bool,
+}
+
+impl Origin {
+    /// Whether a route that redirects to HTTPS should redirect this
+    /// request: it came over plain HTTP and there is somewhere to go (a TLS
+    /// listener here, or a proxy in front that said the client used plain
+    /// HTTP). Otherwise a redirect would loop or lead nowhere.
+    pub fn should_upgrade(&self, edge: &EdgePolicy) -> bool {
+        self.scheme == Scheme::Http && (edge.tls_listener || self.reported_by_proxy)
+    }
+}
+
+/// Judges the origin of the request in `session`.
+pub(crate) fn judge(session: &Session, edge: &EdgePolicy) -> Origin {
+    if !edge.trusted_proxies.is_empty() {
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        if let Some(ip) = peer.filter(|ip| edge.trusts(*ip)) {
+            let reported = session
+                .req_header()
+                .headers
+                .get(X_FORWARDED_PROTO)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .map(str::trim);
+            let scheme = match reported {
+                Some(p) if p.eq_ignore_ascii_case("https") => Some(Scheme::Https),
+                Some(p) if p.eq_ignore_ascii_case("http") => Some(Scheme::Http),
+                _ => None,
+            };
+            if let Some(scheme) = scheme {
+                log::trace!("trusted proxy {ip} reports scheme {}", scheme.as_str());
+                return Origin {
+                    scheme,
+                    reported_by_proxy: true,
+                };
+            }
+        }
+    }
+    let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+    Origin {
+        scheme: if tls { Scheme::Https } else { Scheme::Http },
+        reported_by_proxy: false,
+    }
+}
