@@ -1,19 +1,34 @@
 #!/usr/bin/env bash
-# Installs what building fleetgate needs beyond the Rust toolchain:
-# cmake (pingora-core builds zlib-ng with it) and a C compiler.
+# Installs what building and testing fleetgate needs beyond the Rust
+# toolchain: cmake (pingora-core builds zlib-ng with it), a C compiler, curl,
+# and Python 3 with the packages of the end-to-end tests' protocol clients
+# (tests/clients/requirements.txt).
 # Safe to run repeatedly; does nothing when everything is present.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 missing=()
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 command -v cc >/dev/null 2>&1 || missing+=(gcc)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+if [ ${#missing[@]} -ne 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-echo "setup: installing ${missing[*]}" >&2
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+
+if ! python3 -c 'import h2, httpx, grpc, websockets' >/dev/null 2>&1; then
+  echo "setup: installing tests/clients/requirements.txt" >&2
+  pip_flags=(-q --disable-pip-version-check --root-user-action=ignore)
+  # A distribution's own Python (PEP 668: Debian's) refuses plain pip installs.
+  stdlib=$(python3 -c 'import sysconfig; print(sysconfig.get_path("stdlib"))')
+  if [ -e "$stdlib/EXTERNALLY-MANAGED" ]; then
+    pip_flags+=(--break-system-packages)
+  fi
+  python3 -m pip install "${pip_flags[@]}" -r tests/clients/requirements.txt
+fi

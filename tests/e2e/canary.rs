@@ -1,5 +1,5 @@
 //! End to end: canary Ingresses with the real binary and backends
-//! (seed-scenario outcomes 3 and 5; SEMANTICS.md §3).
+//! (the `conf/seed/` scenario's header canary and cluster-level canary).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -63,9 +63,9 @@ metadata:
     )
 }
 
-/// Seed outcome 3: the header canary of new-ingress.yaml, unchanged.
+/// The header canary of new-ingress.yaml, unchanged.
 #[test]
-fn seed_outcome_3_header_canary() {
+fn header_canary_of_the_seed_manifests() {
     let c1 = Backend::start("cluster-demo-1");
     let c2 = Backend::start("cluster-demo-2");
     let canary = Backend::start("cluster-demo-1-canary");
@@ -92,11 +92,11 @@ fn seed_outcome_3_header_canary() {
     );
 }
 
-/// Seed outcome 5: a cluster-level canary (header + subset) sends the gray
+/// A cluster-level canary (header + subset) sends the gray
 /// header's requests to cluster 2 while the route itself is pinned to
 /// cluster 1.
 #[test]
-fn seed_outcome_5_cluster_level_canary() {
+fn cluster_level_canary_sends_gray_to_the_other_cluster() {
     let c1 = Backend::start("cluster-demo-1");
     let c2 = Backend::start("cluster-demo-2");
     let listen = listen_addr();

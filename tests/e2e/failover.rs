@@ -1,5 +1,5 @@
 //! End to end: subsets, health checks, outlier detection and retries with
-//! real processes (seed-scenario outcomes 2, 4 and 6; SEMANTICS.md §4).
+//! real processes (the `conf/seed/` scenario's zone loss, subsets and pinned routes).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -35,10 +35,10 @@ fn failures(samples: &[Sample]) -> Vec<&Sample> {
     samples.iter().filter(|s| s.result.is_err()).collect()
 }
 
-/// Seed outcomes 4 and 6: the route pinned to cluster 1 sends everything
+/// The route pinned to cluster 1 sends everything
 /// there, and fails over to cluster 2 under load with no failed request.
 #[test]
-fn seed_outcomes_4_and_6_primary_secondary_failover() {
+fn pinned_route_fails_over_to_the_other_cluster() {
     let mut one = Backend::start("cluster-demo-1");
     let two = Backend::start("cluster-demo-2");
     let listen = listen_addr();
@@ -91,17 +91,17 @@ fn seed_outcomes_4_and_6_primary_secondary_failover() {
     assert_eq!(c.len(), 1, "after the shift only cluster 2 answers: {c:?}");
     assert!(c.contains_key("cluster-demo-2"), "{c:?}");
     println!(
-        "outcome 6: {} requests, detection took {shifted:?}, 0 failed",
+        "pinned route failover: {} requests, detection took {shifted:?}, 0 failed",
         samples.len()
     );
 }
 
-/// Seed outcome 2: 9 pods in cluster 1, 1 in cluster 2; every cluster-1 pod
+/// Zone loss: 9 pods in cluster 1, 1 in cluster 2; every cluster-1 pod
 /// is SIGKILLed under load; no request fails, cluster 2 takes everything
 /// within two health intervals, and cluster 1 gets its share back once it
 /// is healthy again.
 #[test]
-fn seed_outcome_2_zone_loss_under_load_loses_no_request() {
+fn zone_loss_under_load_loses_no_request() {
     let mut c1: Vec<Backend> = (0..9).map(|_| Backend::start("cluster-demo-1")).collect();
     let c2 = Backend::start("cluster-demo-2");
     let mut eps: Vec<(&str, &Backend)> = c1.iter().map(|b| ("c7fb82a1", b)).collect();
@@ -184,7 +184,7 @@ fn seed_outcome_2_zone_loss_under_load_loses_no_request() {
     let log = gw.log_text();
     let summary = log.lines().find(|l| l.contains("served ")).unwrap_or("");
     println!(
-        "outcome 2: {total} requests, 0 failed, shift {shift:?}, recovery {back:?}; {summary}"
+        "zone loss: {total} requests, 0 failed, shift {shift:?}, recovery {back:?}; {summary}"
     );
 }
 

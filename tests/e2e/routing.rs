@@ -1,6 +1,6 @@
 //! End to end: the real `fleetgate` binary routing real HTTP to real
-//! `web-demo` backends on loopback (seed-scenario outcomes 1 and 7, and the
-//! Ingress rules of SEMANTICS.md §1-2).
+//! `web-demo` backends on loopback: the `conf/seed/` scenario's split and
+//! error reporting, and the Kubernetes Ingress matching rules.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -12,7 +12,7 @@ use fleetgate_e2e::config::{header, listen_addr, manifests, seed, seed_svc1, ser
 use fleetgate_e2e::{bin_path, free_port, Backend, Gateway, HttpClient, TempDir};
 
 #[test]
-fn seed_outcome_1_traffic_follows_pod_counts() {
+fn traffic_follows_pod_counts_across_clusters() {
     let c1: Vec<Backend> = (0..9).map(|_| Backend::start("cluster-demo-1")).collect();
     let c2 = Backend::start("cluster-demo-2");
     let mut eps: Vec<(&str, &Backend)> = c1.iter().map(|b| ("c7fb82a1", b)).collect();
@@ -266,7 +266,8 @@ fn forwarded_headers_are_added_appended_and_can_be_turned_off() {
     assert_eq!(r.header("x-echo-forwarded-for"), Some("127.0.0.1"));
     assert_eq!(r.header("x-echo-real-ip"), Some("127.0.0.1"));
     assert_eq!(r.header("x-echo-forwarded-proto"), Some("http"));
-    // Behind another proxy: the client's chain is appended to, the scheme kept.
+    // A client's chain is appended to; its claimed scheme is not believed
+    // (it is no trusted proxy): the scheme is the connection's.
     let prior = [
         ("X-Forwarded-For", "203.0.113.7, 10.0.0.2"),
         ("X-Forwarded-Proto", "https"),
@@ -277,7 +278,7 @@ fn forwarded_headers_are_added_appended_and_can_be_turned_off() {
         Some("203.0.113.7, 10.0.0.2, 127.0.0.1")
     );
     assert_eq!(r.header("x-echo-real-ip"), Some("127.0.0.1"));
-    assert_eq!(r.header("x-echo-forwarded-proto"), Some("https"));
+    assert_eq!(r.header("x-echo-forwarded-proto"), Some("http"));
     drop(gw);
 
     let listen = listen_addr();
@@ -335,7 +336,7 @@ rules = [{{ host = "x.test", paths = [
 }
 
 #[test]
-fn seed_outcome_7_duplicate_key_is_a_clear_error_and_nothing_is_served() {
+fn a_duplicate_key_is_a_clear_error_and_nothing_is_served() {
     let listen = listen_addr();
     let dir = TempDir::new("outcome7");
     let broken = seed("ingress-demo-cluster-gray.yaml");
@@ -533,52 +534,4 @@ fn cli_check_routes_and_help() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.toml: cannot read"));
-}
-
-/// Plain HTTP to a TLS host is served unless `ssl-redirect` (on a TLS host)
-/// or `force-ssl-redirect` asks for a 308 to HTTPS.
-#[test]
-fn https_redirect_only_when_annotated() {
-    let b = Backend::start("app");
-    let listen = listen_addr();
-    let dir = TempDir::new("ssl-redirect");
-    let ingress = |name: &str, host: &str, tls: bool, annotation: Option<&str>| {
-        let ann = annotation
-            .map(|a| format!("  annotations:\n    nginx.ingress.kubernetes.io/{a}: \"true\"\n"))
-            .unwrap_or_default();
-        let tls = if tls {
-            format!("  tls:\n  - hosts: [{host}]\n    secretName: cert\n")
-        } else {
-            String::new()
-        };
-        format!(
-            "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: {name}\n{ann}spec:\n  ingressClassName: mse\n{tls}  rules:\n  - host: {host}\n    http:\n      paths:\n      - path: /\n        pathType: Prefix\n        backend: {{service: {{name: app, port: {{number: 80}}}}}}\n"
-        )
-    };
-    let yaml = [
-        ingress("tls-only", "plain.test", true, None),
-        ingress("redirect", "secure.test", true, Some("ssl-redirect")),
-        ingress("no-tls", "notls.test", false, Some("ssl-redirect")),
-        ingress("forced", "forced.test", false, Some("force-ssl-redirect")),
-    ]
-    .concat();
-    let config = format!(
-        "{}{}{}",
-        header(listen, ""),
-        service("app", 80, &[("c7fb82a1", &b)], ""),
-        manifests(&[dir.write("ingresses.yaml", &yaml)])
-    );
-    let gw = Gateway::start(&dir.write("gw.toml", &config), listen);
-    let mut c = HttpClient::new(gw.addr);
-    assert_eq!(c.get("plain.test", "/x").unwrap().status, 200);
-    assert_eq!(c.get("notls.test", "/x").unwrap().status, 200);
-    for host in ["secure.test", "forced.test"] {
-        let r = c.get(&format!("{host}:8080"), "/a/b?c=1").unwrap();
-        assert_eq!(r.status, 308, "{host}: {r:?}");
-        assert_eq!(
-            r.header("location"),
-            Some(format!("https://{host}/a/b?c=1").as_str())
-        );
-        assert_eq!(r.header("server"), Some("fleetgate"));
-    }
 }

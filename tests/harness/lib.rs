@@ -11,6 +11,8 @@ pub mod client;
 pub mod config;
 pub mod load;
 pub mod process;
+pub mod python;
+pub mod tls;
 
 pub use client::{HttpClient, Response};
 pub use load::{Load, Sample};
