@@ -11,8 +11,7 @@
 //! `T` you choose (an index into your own backend table works well), so the
 //! crate can be embedded in any Pingora proxy, or any other program.
 //!
-//! The semantics follow the Kubernetes Ingress API (see the project's
-//! `SEMANTICS.md`): precise hosts beat `*.wildcard` hosts, which beat
+//! The semantics follow the Kubernetes Ingress API: precise hosts beat `*.wildcard` hosts, which beat
 //! host-less rules; a wildcard covers exactly one DNS label; `Prefix` matches
 //! whole path elements; `ImplementationSpecific` behaves as `Prefix`; the
 //! longest matching path wins and `Exact` wins a tie; a request for a known

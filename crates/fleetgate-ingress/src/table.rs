@@ -392,7 +392,7 @@ mod tests {
 
     use PathType::{Exact, ImplementationSpecific as Impl, Prefix};
 
-    /// Every row of the SEMANTICS.md §2 table (Kubernetes' official examples).
+    /// Every row of the Kubernetes documentation's Ingress matching examples.
     #[test]
     fn kubernetes_examples_table() {
         /// (rules, request path, the rule path that must match).

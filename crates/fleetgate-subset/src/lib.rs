@@ -98,7 +98,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! The rules are pinned down in section 4 of the project's `SEMANTICS.md`.
+//! The spill-over rule is Envoy's priority-level load calculation, with
+//! its overprovisioning factor and panic threshold.
 
 #![warn(missing_docs)]
 

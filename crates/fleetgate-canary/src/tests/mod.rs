@@ -1,4 +1,4 @@
-//! Table tests of the canary rules (SEMANTICS.md section 3), per flavour,
+//! Table tests of the canary rules, per flavour,
 //! plus annotation parsing. Helpers shared by the tables live here.
 
 mod mse;
