@@ -4,8 +4,10 @@
 # Builds fleetgate, starts the demo backends (9 web-demo pods of service1 in
 # cluster-demo-1 on 127.0.0.1:18001-18009, 1 in cluster-demo-2 on
 # 127.0.0.1:18011), starts the gateway on 127.0.0.1:8080 with conf/fleetgate.toml,
-# sends 100 requests to example.com/svc1 and prints who answered, then keeps
-# serving until Ctrl-C.
+# and on https://127.0.0.1:8443 (HTTP/1.1 and HTTP/2, with a throwaway
+# certificate for example.com made by openssl at start), sends 100 requests
+# to example.com/svc1 and prints who answered, then keeps serving until
+# Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,10 +49,20 @@ start_backend cluster-demo-2 18011
 start_backend cluster-demo-1-canary 18021
 echo "demo: backends up: service1 = 9 x cluster-demo-1 + 1 x cluster-demo-2; service1-canary-1 = 1 x cluster-demo-1-canary"
 
-target/release/fleetgate check -c conf/fleetgate.toml
-target/release/fleetgate routes -c conf/fleetgate.toml
+# HTTPS: a throwaway self-signed certificate for example.com, and the demo
+# configuration plus a TLS listener that serves it.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 7 \
+  -subj /CN=example.com -addext subjectAltName=DNS:example.com \
+  -keyout "$run_dir/example.com.key" -out "$run_dir/example.com.crt" 2>/dev/null
+config="$run_dir/fleetgate.toml"
+sed -e 's|^listen = \["127.0.0.1:8080"\]|&\nlisten_tls = ["127.0.0.1:8443"]|' \
+    -e "s|\"seed/|\"$PWD/conf/seed/|" conf/fleetgate.toml > "$config"
+printf '\n[[certificate]]\nhosts = ["example.com"]\ncert = "example.com.crt"\nkey = "example.com.key"\n' >> "$config"
 
-RUST_LOG=${RUST_LOG:-info} target/release/fleetgate run -c conf/fleetgate.toml > "$run_dir/fleetgate.log" 2>&1 &
+target/release/fleetgate check -c "$config"
+target/release/fleetgate routes -c "$config"
+
+RUST_LOG=${RUST_LOG:-info} target/release/fleetgate run -c "$config" > "$run_dir/fleetgate.log" 2>&1 &
 gateway=$!
 pids+=("$gateway")
 for _ in $(seq 1 500); do
@@ -83,7 +95,12 @@ split "100 requests to /service1 (pinned to cluster-demo-1)" \
 split "100 requests to /service1 with app-web-demo-version: gray (cluster-level canary)" \
   -H 'Host: example.com' -H 'app-web-demo-version: gray' http://127.0.0.1:8080/service1
 
+split "100 requests to https://example.com:8443/svc1 over HTTP/2 (TLS, the throwaway certificate)" \
+  --http2 --cacert "$run_dir/example.com.crt" --resolve example.com:8443:127.0.0.1 \
+  https://example.com:8443/svc1
+
 echo
-echo "demo: the gateway keeps serving on http://127.0.0.1:8080 (logs: $run_dir/fleetgate.log). Ctrl-C to stop."
+echo "demo: the gateway keeps serving on http://127.0.0.1:8080 and https://127.0.0.1:8443 (logs: $run_dir/fleetgate.log). Ctrl-C to stop."
 echo "      try: curl -H 'Host: example.com' http://127.0.0.1:8080/svc1"
+echo "           curl --http2 --cacert $run_dir/example.com.crt --resolve example.com:8443:127.0.0.1 https://example.com:8443/svc1"
 wait "$gateway"
