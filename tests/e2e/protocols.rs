@@ -380,9 +380,8 @@ fn dying_upstream() -> SocketAddr {
                 line.clear();
             }
             let mut stream = reader.into_inner();
-            let _ = stream.write_all(
-                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
-            );
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
             let _ = stream.flush();
             std::thread::sleep(Duration::from_millis(100));
             // Dropped: the connection closes mid-body.
@@ -410,14 +409,18 @@ fn a_response_cut_short_upstream_is_cut_short_for_the_client() {
     // last chunk and without any text of the gateway's.
     let mut s = TcpStream::connect(gw.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: dies.test\r\n\r\n").unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: dies.test\r\n\r\n")
+        .unwrap();
     let mut got = Vec::new();
     s.read_to_end(&mut got).unwrap();
     let got = String::from_utf8_lossy(&got);
     assert!(got.starts_with("HTTP/1.1 200"), "{got}");
     assert!(got.contains("hello"), "{got}");
     assert!(!got.contains("0\r\n\r\n"), "no terminating chunk: {got:?}");
-    assert!(!got.contains("502") && !got.contains("Bad Gateway"), "{got:?}");
+    assert!(
+        !got.contains("502") && !got.contains("Bad Gateway"),
+        "{got:?}"
+    );
 
     // HTTP/2: the stream is reset, so the client knows.
     let r = curl(
@@ -427,7 +430,8 @@ fn a_response_cut_short_upstream_is_cut_short_for_the_client() {
     assert_ne!(r.code, 0, "curl must see the truncation: {r:?}");
     assert!(!r.body.contains("Bad Gateway"), "{r:?}");
     assert!(
-        gw.wait_for_log("cut short", 2, Duration::from_secs(5)).is_some(),
+        gw.wait_for_log("cut short", 2, Duration::from_secs(5))
+            .is_some(),
         "{}",
         gw.log_text()
     );

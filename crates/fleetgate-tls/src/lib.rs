@@ -30,13 +30,8 @@ pub use certificate::{CertificateError, ServerCertificate, Validity};
 pub use resolver::SniResolver;
 pub use store::{CertStore, CertStoreBuilder, Entry, Selected};
 
-/// The crypto provider fleetgate's TLS uses (ring, the one Pingora's
-/// rustls backend installs).
-pub fn crypto_provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
-    std::sync::Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// Names of the cipher suites a TLS listener offers, in preference order:
+/// Names of the cipher suites a TLS listener offers (those of ring, the
+/// provider Pingora's rustls backend installs), in preference order:
 /// AEAD ciphers with forward secrecy only (TLS 1.3 suites, then ECDHE with
 /// AES-GCM or ChaCha20-Poly1305 for TLS 1.2).
 pub fn cipher_suite_names() -> Vec<String> {

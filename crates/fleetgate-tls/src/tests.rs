@@ -127,3 +127,19 @@ fn a_host_keeps_its_first_certificate() {
         [("foo.bar.com".to_string(), "Secret a/first".to_string())]
     );
 }
+
+#[test]
+fn the_documented_cipher_suites_are_the_offered_ones() {
+    let docs = include_str!("../../../docs/edge-protocols.md");
+    let offered = crate::cipher_suite_names();
+    assert_eq!(offered.len(), 9, "{offered:?}");
+    let mut documented: Vec<&str> = docs
+        .split('`')
+        .filter(|w| w.starts_with("TLS13_") || w.starts_with("TLS_ECDHE_"))
+        .collect();
+    documented.dedup();
+    assert_eq!(
+        documented, offered,
+        "docs/edge-protocols.md lists what is offered, in order"
+    );
+}
