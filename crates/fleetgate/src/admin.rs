@@ -157,6 +157,9 @@ impl AdminApp {
             "generation": self.state.generation(),
             "config": config.source.display().to_string(),
             "listeners": config.listen.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            "listeners_tls": config.listen_tls.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            "certificates": certificates(&snapshot),
+            "warnings": snapshot.report.warnings,
             "advertise": config.advertise,
             "last_reload": self.state.last_reload(),
             "reloads": { "ok": ok, "failed": failed },
@@ -308,4 +311,24 @@ impl ServeHttp for AdminApp {
             ),
         }
     }
+}
+
+/// The TLS hosts and the default certificate, with where each certificate
+/// comes from and when it expires.
+fn certificates(snapshot: &fleetgate_proxy::Snapshot) -> Value {
+    let store = &snapshot.certificates;
+    let entry = |host: &str, e: &fleetgate_tls::Entry| {
+        json!({
+            "host": host,
+            "source": &*e.source,
+            "names": e.certificate.names(),
+            "not_after": e.certificate.not_after(),
+            "not_after_unix": e.certificate.not_after_unix(),
+        })
+    };
+    let mut list: Vec<Value> = store.hosts().map(|(h, e)| entry(h, e)).collect();
+    if let Some(e) = store.default_certificate() {
+        list.push(entry("(default)", e));
+    }
+    Value::Array(list)
 }
