@@ -435,4 +435,31 @@ mod tests {
             errors[0]
         );
     }
+
+    #[test]
+    fn secrets_merge_string_data_over_base64_data() {
+        // "YQ==" is base64 for "a".
+        let text = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\ntype: kubernetes.io/tls\n\
+                    data:\n  tls.crt: YQ==\n  tls.key: YQ==\nstringData:\n  tls.key: plain\n";
+        let (objects, errors) = parse_file(Path::new("m.yaml"), text, "ns");
+        assert!(errors.is_empty(), "{errors:?}");
+        let s = &objects.secrets[0];
+        assert_eq!((s.namespace.as_str(), s.name.as_str()), ("ns", "s"));
+        assert_eq!(s.secret_type.as_deref(), Some("kubernetes.io/tls"));
+        assert_eq!(s.data["tls.crt"], b"a");
+        assert_eq!(s.data["tls.key"], b"plain");
+        assert_eq!(s.origin.line, Some(1));
+    }
+
+    #[test]
+    fn secret_data_that_is_not_base64_is_an_error_with_its_line() {
+        let text = "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: s\ndata:\n  tls.crt: \"not base64!\"\n";
+        let (_, errors) = parse_file(Path::new("m.yaml"), text, "ns");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(
+            errors[0].location.as_ref().and_then(|l| l.line),
+            Some(7),
+            "{errors:?}"
+        );
+    }
 }

@@ -59,6 +59,7 @@ pub(crate) struct LogToml {
 pub(crate) struct GatewayToml {
     #[serde(default = "default_name")]
     pub name: String,
+    #[serde(default)]
     pub listen: Vec<Spanned<String>>,
     #[serde(default = "default_class")]
     pub ingress_class: String,

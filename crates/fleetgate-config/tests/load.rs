@@ -200,3 +200,91 @@ fn durations_and_unknown_keys() {
     .unwrap_err();
     assert!(err.contains("unknown field `region`"), "{err}");
 }
+
+#[test]
+fn edge_settings_are_validated_at_their_place() {
+    let dir = Scratch::new("edge");
+    let tls_only = BASE.replace(
+        "listen = [\"127.0.0.1:8080\"]",
+        "listen_tls = [\"127.0.0.1:8443\"]\nh2c = true\nssl_redirect_default = true\n\
+         trusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\", \"2001:db8::/32\"]",
+    );
+    let c = load(&tls_only, &dir.0).unwrap();
+    assert!(c.gateway.listen.is_empty());
+    assert_eq!(c.gateway.listen_tls.len(), 1);
+    assert!(c.gateway.h2c && c.gateway.ssl_redirect_default);
+    let trusted: Vec<String> = c
+        .gateway
+        .trusted_proxies
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(trusted, ["10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32"]);
+    assert_eq!(c.upstream.websocket_idle_timeout.as_secs(), 3600);
+    assert!(!c.upstream.retry_non_idempotent);
+
+    let err = load(
+        &BASE.replace(
+            "listen = [\"127.0.0.1:8080\"]",
+            "listen = [\"127.0.0.1:8080\"]\nlisten_tls = [\"127.0.0.1:8080\"]\n\
+             trusted_proxies = [\"10.0.0.0/33\"]",
+        ),
+        &dir.0,
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("gw.toml:4:15: gateway.listen_tls: 127.0.0.1:8080 is also a plain listener"),
+        "{err}"
+    );
+    assert!(
+        err.contains("gateway.trusted_proxies: \"10.0.0.0/33\" is not a CIDR"),
+        "{err}"
+    );
+    let err = load(
+        &BASE.replace("listen = [\"127.0.0.1:8080\"]", "listen = []"),
+        &dir.0,
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("at least one listener (listen or listen_tls)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn service_protocols_and_upstream_tls() {
+    let dir = Scratch::new("protocols");
+    let svc = |extra: &str| {
+        format!(
+            "{BASE}\n[[service]]\nname = \"api\"\nport = 443\n{extra}\n\
+             endpoints = [{{ cluster = \"c7fb82a1\", address = \"127.0.0.1:9443\" }}]\n"
+        )
+    };
+    let c = load(
+        &svc("protocol = \"GRPCS\"\nretry_non_idempotent = true"),
+        &dir.0,
+    )
+    .unwrap();
+    let s = &c.services[0];
+    assert_eq!(s.protocol, fleetgate_config::UpstreamProtocol::Grpcs);
+    assert!(s.tls.verify, "verification is on by default");
+    assert!(s.timeouts.retry_non_idempotent);
+
+    let err = load(&svc("protocol = \"spdy\""), &dir.0).unwrap_err();
+    assert!(
+        err.contains("service.protocol: default/api:443: \"SPDY\" is not a supported protocol"),
+        "{err}"
+    );
+    let ca = dir.write("ca.pem", "not a certificate");
+    let with_tls = format!(
+        "{}[service.tls]\nverify = false\nca_file = \"{}\"\n",
+        svc("protocol = \"https\""),
+        ca.display()
+    );
+    let err = load(&with_tls, &dir.0).unwrap_err();
+    assert!(
+        err.contains("service.tls.ca_file: default/api:443:")
+            && err.contains("no PEM CERTIFICATE section"),
+        "{err}"
+    );
+}
