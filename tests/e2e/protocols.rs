@@ -8,27 +8,15 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fleetgate_e2e::config::{header, listen_addr, manifests, service};
+use fleetgate_e2e::config::{header, host_ingress, listen_addr, manifests, service};
 use fleetgate_e2e::python::{client_script, python_client, python_server};
 use fleetgate_e2e::tls::{curl, TestCert};
 use fleetgate_e2e::{free_port, Gateway, TempDir};
 use serde_json::Value;
 
-/// An Ingress for `host` → Service `svc` port 80 with `annotations` lines
-/// (under the nginx prefix).
+/// An Ingress for `host` → Service `svc` (no TLS section).
 fn ingress(name: &str, host: &str, svc: &str, annotations: &[&str]) -> String {
-    let ann: Vec<String> = annotations
-        .iter()
-        .map(|a| format!("    nginx.ingress.kubernetes.io/{a}\n"))
-        .collect();
-    let ann = if ann.is_empty() {
-        String::new()
-    } else {
-        format!("  annotations:\n{}", ann.concat())
-    };
-    format!(
-        "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: {name}\n  namespace: gateway-demo\n{ann}spec:\n  ingressClassName: mse\n  rules:\n  - host: {host}\n    http:\n      paths:\n      - path: /\n        pathType: Prefix\n        backend: {{service: {{name: {svc}, port: {{number: 80}}}}}}\n"
-    )
+    host_ingress(name, host, svc, None, annotations)
 }
 
 /// Runs grpc_client.py against the gateway's `addr` for `authority`.
@@ -234,6 +222,8 @@ fn tls_upstreams_are_verified_unless_told_not_to() {
         ingress("wrong-ca", "wrong-ca.test", "wrong-ca", &[]),
         ingress("insecure", "insecure.test", "insecure", &[]),
         ingress("grpcs", "grpcs.test", "grpcs", &[]),
+        ingress("checked-good", "checked-good.test", "checked-good", &[]),
+        ingress("checked-bad", "checked-bad.test", "checked-bad", &[]),
     ]
     .concat();
     let listen = listen_addr();
@@ -244,9 +234,18 @@ fn tls_upstreams_are_verified_unless_told_not_to() {
         )
     };
     let ca = |c: &TestCert| format!("[service.tls]\nca_file = \"{}\"", c.cert_file.display());
+    let checked = |c: &TestCert| {
+        format!(
+            "protocol = \"https\"\n[service.health_check]\nkind = \"http\"\nhost = \"secure-upstream.test\"\n\
+             interval = \"200ms\"\n{}\nsni = \"secure-upstream.test\"",
+            ca(c)
+        )
+    };
     let config = format!(
-        "{}{}{}{}{}{}",
+        "{}{}{}{}{}{}{}{}",
         header(listen, "h2c = true"),
+        svc("checked-good", addr, &checked(&upstream_cert)),
+        svc("checked-bad", addr, &checked(&stranger)),
         svc("verified", addr, &ca(&upstream_cert)),
         svc(
             "wrong-ca",
@@ -292,6 +291,16 @@ fn tls_upstreams_are_verified_unless_told_not_to() {
     );
     let out = grpc(gw.addr, "grpcs.test", &["unary", "--count", "3"]);
     assert_eq!(out["ok"], 3, "{out}\n{}", gw.log_text());
+    // HTTPS health checks handshake and verify like requests: the one that
+    // cannot verify marks the endpoint down for its Service only.
+    assert!(
+        gw.wait_for_log("is unhealthy", 1, Duration::from_secs(10))
+            .is_some(),
+        "{}",
+        gw.log_text()
+    );
+    assert_eq!(get("checked-bad.test").status, 503);
+    assert_eq!(get("checked-good.test").status, 200);
     let _ = https.kill();
     let _ = https.wait();
 }

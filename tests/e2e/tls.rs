@@ -6,37 +6,10 @@
 use std::process::Command;
 use std::time::Duration;
 
-use fleetgate_e2e::config::{header, listen_addr, manifests, service};
+use fleetgate_e2e::config::{header, host_ingress as ingress, listen_addr, manifests, service};
 use fleetgate_e2e::python::python_client;
 use fleetgate_e2e::tls::{curl, curl_https, handshake, TestCert};
 use fleetgate_e2e::{bin_path, free_port, Backend, Gateway, HttpClient, TempDir};
-
-/// An Ingress for `host` → Service `svc`, with `spec.tls` naming `secret`
-/// when given, and `annotations` (`key: value` lines under the
-/// nginx prefix).
-fn ingress(
-    name: &str,
-    host: &str,
-    svc: &str,
-    secret: Option<&str>,
-    annotations: &[&str],
-) -> String {
-    let ann = if annotations.is_empty() {
-        String::new()
-    } else {
-        let lines: Vec<String> = annotations
-            .iter()
-            .map(|a| format!("    nginx.ingress.kubernetes.io/{a}\n"))
-            .collect();
-        format!("  annotations:\n{}", lines.concat())
-    };
-    let tls = secret
-        .map(|s| format!("  tls:\n  - hosts: [{host}]\n    secretName: {s}\n"))
-        .unwrap_or_default();
-    format!(
-        "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: {name}\n  namespace: gateway-demo\n{ann}spec:\n  ingressClassName: mse\n{tls}  rules:\n  - host: {host}\n    http:\n      paths:\n      - path: /\n        pathType: Prefix\n        backend: {{service: {{name: {svc}, port: {{number: 80}}}}}}\n"
-    )
-}
 
 /// A `[[certificate]]` table for `cert`.
 fn certificate_table(cert: &TestCert, hosts: &[&str]) -> String {
@@ -115,7 +88,25 @@ fn each_host_gets_its_certificate_and_other_names_the_default() {
     );
     assert!(out.contains("certificate: (default"), "{out}");
 
-    let _gw = Gateway::start(&config, listen);
+    let gw = Gateway::start(&config, listen);
+    let status: serde_json::Value =
+        serde_json::from_str(&gw.admin_get("/status", None).body).expect("status JSON");
+    assert_eq!(status["listeners_tls"][0], format!("127.0.0.1:{tls_port}"));
+    let hosts: Vec<&str> = status["certificates"]
+        .as_array()
+        .expect("certificates")
+        .iter()
+        .filter_map(|c| c["host"].as_str())
+        .collect();
+    assert_eq!(
+        hosts,
+        ["other.test", "foo.bar.com", "(default)"],
+        "{status}"
+    );
+    assert_eq!(
+        status["certificates"][1]["source"], "Secret gateway-demo/foo-tls",
+        "{status}"
+    );
     // Each client trusts exactly one certificate: success proves which
     // certificate the gateway presented for that name.
     let r = curl_https("foo.bar.com", tls_port, "/a", &foo.cert_file, &[]);

@@ -92,3 +92,31 @@ pub fn seed_svc1(listen: SocketAddr, backend: &Backend) -> String {
         manifests(&[seed("ingress-demo.yaml")])
     )
 }
+
+/// An Ingress `gateway-demo/{name}` (class mse) routing every path of `host`
+/// to Service `svc` port 80, with `spec.tls` naming Secret `secret` when
+/// given, and `annotations` (`key: value` lines under the
+/// `nginx.ingress.kubernetes.io/` prefix).
+pub fn host_ingress(
+    name: &str,
+    host: &str,
+    svc: &str,
+    secret: Option<&str>,
+    annotations: &[&str],
+) -> String {
+    let ann = if annotations.is_empty() {
+        String::new()
+    } else {
+        let lines: Vec<String> = annotations
+            .iter()
+            .map(|a| format!("    nginx.ingress.kubernetes.io/{a}\n"))
+            .collect();
+        format!("  annotations:\n{}", lines.concat())
+    };
+    let tls = secret
+        .map(|s| format!("  tls:\n  - hosts: [{host}]\n    secretName: {s}\n"))
+        .unwrap_or_default();
+    format!(
+        "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: {name}\n  namespace: gateway-demo\n{ann}spec:\n  ingressClassName: mse\n{tls}  rules:\n  - host: {host}\n    http:\n      paths:\n      - path: /\n        pathType: Prefix\n        backend: {{service: {{name: {svc}, port: {{number: 80}}}}}}\n"
+    )
+}
