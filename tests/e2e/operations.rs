@@ -13,27 +13,11 @@ use fleetgate_e2e::{bin_path, Backend, Gateway, HttpClient, Load, TempDir};
 use serde_json::Value;
 
 fn json(gw: &Gateway, path: &str) -> Value {
-    let r = gw.admin_get(path, None);
-    assert_eq!(r.status, 200, "{path}: {r:?}");
-    serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("{path}: {e}: {}", r.body))
+    gw.admin_json(path)
 }
 
-/// Waits until `/status` reports `generation` (or more); panics after 10 s.
 fn wait_generation(gw: &Gateway, generation: u64) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let status = json(gw, "/status");
-        let reload_done = status["last_reload"]["generation"].as_u64() == Some(generation)
-            || status["generation"].as_u64() >= Some(generation);
-        if status["generation"].as_u64() >= Some(generation) && reload_done {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "generation {generation} never came: {status}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    gw.wait_generation(generation);
 }
 
 /// Waits until `/status` reports `state`; panics after 10 s.

@@ -111,6 +111,21 @@ fn the_gateways_own_answers_to_grpc_calls_are_grpc_statuses() {
         assert_eq!(out["codes"][code], 1, "{authority}: {out}");
         assert_eq!(out["details"], details, "{authority}: {out}");
     }
+    // Logs and metrics count them by what happened, not as the HTTP 200
+    // they travel in.
+    for (host, status) in [
+        ("unknown.test", "404"),
+        ("empty.test", "503"),
+        ("dead.test", "502"),
+    ] {
+        let line =
+            format!("host={host} method=POST path=/fleetgate.test.Echo/Unary status={status}");
+        assert!(
+            gw.wait_for_log(&line, 1, Duration::from_secs(5)).is_some(),
+            "{line}\n{}",
+            gw.log_text()
+        );
+    }
 }
 
 #[test]
@@ -169,9 +184,19 @@ fn grpc_failover_loses_no_call_when_a_cluster_dies() {
     println!("gRPC failover: {out}");
 }
 
+/// A child process killed when dropped, so a failing test leaves none.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `openssl s_server -www` (an HTTPS server answering GETs with a
 /// status page) with `cert`, and waits until it accepts.
-fn https_upstream(cert: &TestCert) -> (std::process::Child, SocketAddr) {
+fn https_upstream(cert: &TestCert) -> (KillOnDrop, SocketAddr) {
     let port = free_port();
     let child = Command::new("openssl")
         .args(["s_server", "-www", "-quiet", "-accept"])
@@ -185,6 +210,7 @@ fn https_upstream(cert: &TestCert) -> (std::process::Child, SocketAddr) {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn openssl s_server");
+    let child = KillOnDrop(child);
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let started = Instant::now();
     while TcpStream::connect(addr).is_err() {
@@ -202,7 +228,7 @@ fn tls_upstreams_are_verified_unless_told_not_to() {
     let dir = TempDir::new("upstream-tls");
     let upstream_cert = TestCert::new(&dir, "upstream", &["secure-upstream.test"]);
     let stranger = TestCert::new(&dir, "stranger", &["stranger.test"]);
-    let (mut https, addr) = https_upstream(&upstream_cert);
+    let (_https, addr) = https_upstream(&upstream_cert);
     let g = python_server(
         "grpc_server.py",
         "gs",
@@ -224,6 +250,12 @@ fn tls_upstreams_are_verified_unless_told_not_to() {
         ingress("grpcs", "grpcs.test", "grpcs", &[]),
         ingress("checked-good", "checked-good.test", "checked-good", &[]),
         ingress("checked-bad", "checked-bad.test", "checked-bad", &[]),
+        ingress(
+            "wrong-name",
+            "wrong-name.test",
+            "verified",
+            &["backend-protocol: \"HTTPS\""],
+        ),
     ]
     .concat();
     let listen = listen_addr();
@@ -301,8 +333,8 @@ fn tls_upstreams_are_verified_unless_told_not_to() {
     );
     assert_eq!(get("checked-bad.test").status, 503);
     assert_eq!(get("checked-good.test").status, 200);
-    let _ = https.kill();
-    let _ = https.wait();
+    // The right CA but another name: refused too.
+    assert_eq!(get("wrong-name.test").status, 502);
 }
 
 #[test]

@@ -227,6 +227,31 @@ impl Gateway {
             .expect("admin request")
     }
 
+    /// `GET path` on the admin API (no token), parsed as JSON.
+    pub fn admin_json(&self, path: &str) -> serde_json::Value {
+        let r = self.admin_get(path, None);
+        assert_eq!(r.status, 200, "{path}: {r:?}");
+        serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("{path}: {e}: {}", r.body))
+    }
+
+    /// Waits until `/status` reports `generation` (or later) as serving;
+    /// panics after 10 s.
+    pub fn wait_generation(&self, generation: u64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let status = self.admin_json("/status");
+            if status["generation"].as_u64() >= Some(generation) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "generation {generation} never came: {status}\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()

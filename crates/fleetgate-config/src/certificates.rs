@@ -127,7 +127,7 @@ pub(crate) fn tls_config(
         for h in &b.hosts {
             if !c.covers(h) {
                 warnings.push(format!(
-                    "{} ({}): the certificate does not cover host {h} (it names {})",
+                    "{} ({}): the certificate does not cover host {h} (it names {}); {h} gets the default certificate",
                     b.source,
                     b.origin,
                     c.names().join(", ")

@@ -248,8 +248,8 @@ pub struct Gateway {
     /// `spec.tls` unless it says `ssl-redirect: "false"` (ingress-nginx's
     /// default); off by default, as MSE and Higress.
     pub ssl_redirect_default: bool,
-    /// Peers whose `X-Forwarded-Proto` (and `X-Forwarded-For` chain) is
-    /// believed: proxies or load balancers in front of the gateway.
+    /// Peers whose `X-Forwarded-Proto` is believed: proxies or load
+    /// balancers in front of the gateway.
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 

@@ -76,6 +76,11 @@ pub(crate) fn make_peer(
         peer.options.verify_cert = t.verify;
         peer.options.verify_hostname = t.verify;
         peer.options.ca = t.ca_pem.as_deref().and_then(ca_list);
+        // Pingora's connection reuse does not look at the CA: keep pooled
+        // connections verified against one bundle away from another's.
+        if let Some(pem) = &t.ca_pem {
+            peer.group_key = ahash::RandomState::with_seeds(1, 2, 3, 4).hash_one(pem);
+        }
     }
     peer
 }

@@ -527,7 +527,6 @@ pub(crate) fn compile(
         pool_policy: c.pool_policy,
         certificates: Arc::new(certificate_store(config, &mut c.report)),
         edge: EdgePolicy {
-            tls_listener: !config.gateway.listen_tls.is_empty(),
             trusted_proxies: config.gateway.trusted_proxies.clone(),
         },
         report: c.report,
@@ -535,11 +534,13 @@ pub(crate) fn compile(
 }
 
 /// The certificates of the TLS listeners, by host. A host bound twice keeps
-/// its first certificate; the second binding is reported.
+/// its first certificate; the second binding is reported. A certificate is
+/// never bound to a host it does not cover (the loader warned): that host
+/// gets the default certificate, as in ingress-nginx.
 fn certificate_store(config: &Config, report: &mut CompileReport) -> CertStore {
     let mut store = CertStoreBuilder::new();
     for b in &config.tls.certificates {
-        for host in &b.hosts {
+        for host in b.hosts.iter().filter(|h| b.certificate.covers(h)) {
             if let Err(first) = store.add(host, Arc::clone(&b.certificate), &b.source) {
                 if *first != *b.source {
                     report.warnings.push(format!(

@@ -46,28 +46,34 @@ pub(crate) struct Origin {
 
 impl Origin {
     /// Whether a route that redirects to HTTPS should redirect this
-    /// request: it came over plain HTTP and there is somewhere to go (a TLS
-    /// listener here, or a proxy in front that said the client used plain
-    /// HTTP). Otherwise a redirect would loop or lead nowhere.
-    pub fn should_upgrade(&self, edge: &EdgePolicy) -> bool {
-        self.scheme == Scheme::Http && (edge.tls_listener || self.reported_by_proxy)
+    /// request: it came over plain HTTP and there is somewhere to go: this
+    /// gateway's TLS listener (`local_https`: one is running and has a
+    /// certificate for the host), or a proxy in front that said the client
+    /// used plain HTTP. Otherwise a redirect would loop or lead nowhere.
+    pub fn should_upgrade(&self, local_https: bool) -> bool {
+        self.scheme == Scheme::Http && (local_https || self.reported_by_proxy)
     }
 }
 
 /// Judges the origin of the request in `session`.
 pub(crate) fn judge(session: &Session, edge: &EdgePolicy) -> Origin {
     if !edge.trusted_proxies.is_empty() {
+        // An IPv4 client of a dual-stack listener shows as ::ffff:a.b.c.d.
         let peer = session
             .client_addr()
             .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
+            .map(|a| a.ip().to_canonical());
         if let Some(ip) = peer.filter(|ip| edge.trusts(*ip)) {
+            // The last value is the one the trusted proxy added; earlier
+            // ones came from further away (perhaps from the client).
             let reported = session
                 .req_header()
                 .headers
-                .get(X_FORWARDED_PROTO)
+                .get_all(X_FORWARDED_PROTO)
+                .iter()
+                .next_back()
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
+                .and_then(|v| v.rsplit(',').next())
                 .map(str::trim);
             let scheme = match reported {
                 Some(p) if p.eq_ignore_ascii_case("https") => Some(Scheme::Https),

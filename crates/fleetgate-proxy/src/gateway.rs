@@ -48,6 +48,9 @@ pub struct RequestCtx {
     /// A gRPC request (`content-type: application/grpc...`): the gateway's
     /// own answers are gRPC statuses.
     pub grpc: bool,
+    /// The HTTP status of an answer the gateway wrote itself, for logs and
+    /// metrics (a gRPC answer is HTTP 200 on the wire).
+    pub own_status: Option<u16>,
     in_flight: InFlight,
 }
 
@@ -71,6 +74,8 @@ pub struct Gateway {
     unrouted: TargetCounters,
     access_log: Option<AccessLog>,
     forwarded_headers: bool,
+    /// The port of the TLS listener redirects send clients to, if one runs.
+    https_port: Option<u16>,
 }
 
 impl Gateway {
@@ -84,7 +89,16 @@ impl Gateway {
             unrouted: unrouted_counters(),
             access_log: None,
             forwarded_headers: true,
+            https_port: None,
         }
+    }
+
+    /// Tells the gateway that a TLS listener runs on `port`: plain-HTTP
+    /// requests to routes that ask for HTTPS are redirected there (when a
+    /// certificate covers their host).
+    pub fn with_https_port(mut self, port: Option<u16>) -> Self {
+        self.https_port = port;
+        self
     }
 
     /// Whether to add `X-Forwarded-For`, `X-Real-IP` and `X-Forwarded-Proto`
@@ -134,6 +148,22 @@ pub(crate) fn request_host(req: &RequestHeader) -> &str {
         return h;
     }
     req.uri.authority().map_or("", |a| a.as_str())
+}
+
+/// Whether the request asks to become a WebSocket (`Upgrade: websocket` on
+/// HTTP/1.1). Other upgrade tokens (`h2c` from curl, for one) keep the
+/// ordinary timeouts.
+fn is_websocket_upgrade(session: &Session) -> bool {
+    session.is_upgrade_req()
+        && session
+            .req_header()
+            .headers
+            .get(http::header::UPGRADE)
+            .is_some_and(|v| {
+                v.as_bytes()
+                    .split(|b| *b == b',')
+                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"websocket"))
+            })
 }
 
 /// Counters for requests no route matched.
@@ -207,6 +237,7 @@ impl ProxyHttp for Gateway {
             upstream_started: None,
             scheme: Scheme::Http,
             grpc: false,
+            own_status: None,
             in_flight: InFlight(Arc::clone(&self.stats)),
         }
     }
@@ -222,20 +253,35 @@ impl ProxyHttp for Gateway {
             .lookup(request_host(req), req.uri.path())
             .map(|m| *m.target);
         let redirect = route.is_some_and(|r| {
-            snapshot.routes[r as usize].https_redirect && origin.should_upgrade(&snapshot.edge)
+            snapshot.routes[r as usize].https_redirect && {
+                let local_https = self.https_port.is_some() && {
+                    let mut buf = [0u8; 256];
+                    let host =
+                        fleetgate_ingress::normalize_request_host(request_host(req), &mut buf);
+                    snapshot.certificates.select(Some(host)).is_some()
+                };
+                origin.should_upgrade(local_https)
+            }
         });
+        let https_port = if origin.reported_by_proxy {
+            None
+        } else {
+            self.https_port
+        };
         ctx.snapshot = Some(snapshot);
         match route {
             Some(r) => {
                 ctx.route = Some(r);
                 if redirect {
-                    responses::send_https_redirect(session).await?;
+                    ctx.own_status = Some(308);
+                    responses::send_https_redirect(session, https_port).await?;
                     return Ok(true);
                 }
                 Ok(false)
             }
             None => {
                 self.stats.not_found.fetch_add(1, Ordering::Relaxed);
+                ctx.own_status = Some(404);
                 responses::send(session, 404, ctx.grpc).await?;
                 Ok(true)
             }
@@ -290,9 +336,17 @@ impl ProxyHttp for Gateway {
                 request_host(session.req_header()),
                 &mut buf,
             );
+            if host.is_empty() {
+                // Without a name there is nothing to verify the upstream
+                // against (and Pingora would skip verification).
+                return Err(Error::explain(
+                    ErrorType::HTTPStatus(502),
+                    "a TLS upstream needs a server name: the request has no host and [service.tls] sni is not set",
+                ));
+            }
             peer.sni = host.to_string();
         }
-        if session.is_upgrade_req() {
+        if is_websocket_upgrade(session) {
             // An upgraded connection (WebSocket) may stay silent far longer
             // than a response may take; it gets its own idle limit, on both
             // sides.
@@ -337,7 +391,7 @@ impl ProxyHttp for Gateway {
         });
         let idempotent = (retry_any_method || session.req_header().method.is_idempotent())
             && !session.as_ref().retry_buffer_truncated()
-            && !session.is_upgrade_req();
+            && !is_websocket_upgrade(session);
         if ctx.response_started || !idempotent {
             if !ctx.response_started && e.esource() == &ErrorSource::Upstream {
                 ctx.record_failure();
@@ -406,7 +460,9 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
-        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let status = ctx
+            .own_status
+            .unwrap_or_else(|| session.response_written().map_or(0, |r| r.status.as_u16()));
         let route = ctx.route_ref();
         let canary = route
             .zip(ctx.canary)
@@ -495,6 +551,7 @@ impl ProxyHttp for Gateway {
             };
         }
         if code > 0 {
+            ctx.own_status = Some(code);
             if let Err(write_err) = responses::send(session, code, ctx.grpc).await {
                 log::debug!("could not send {code} to the client: {write_err}");
             }

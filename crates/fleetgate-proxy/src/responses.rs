@@ -116,16 +116,22 @@ async fn write_grpc_status(session: &mut Session, status: u16) -> pingora_core::
         .await
 }
 
-/// Redirects to the same host (without its port: the HTTPS listener has its
-/// own), path and query over HTTPS with a 308, which keeps the method and
-/// body.
-pub async fn send_https_redirect(session: &mut Session) -> pingora_core::Result<()> {
+/// Redirects to the same host, path and query over HTTPS with a 308, which
+/// keeps the method and body. The request's port is dropped: the HTTPS
+/// listener has its own, `https_port`, written when it is not 443.
+pub async fn send_https_redirect(
+    session: &mut Session,
+    https_port: Option<u16>,
+) -> pingora_core::Result<()> {
     let req = session.req_header();
     let mut buf = [0u8; 256];
     let host =
         fleetgate_ingress::normalize_request_host(crate::gateway::request_host(req), &mut buf);
     let target = req.uri.path_and_query().map_or("/", |p| p.as_str());
-    let location = format!("https://{host}{target}");
+    let location = match https_port {
+        Some(port) if port != 443 => format!("https://{host}:{port}{target}"),
+        _ => format!("https://{host}{target}"),
+    };
     write_text(
         session,
         308,

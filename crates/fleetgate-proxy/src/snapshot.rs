@@ -103,9 +103,6 @@ pub struct PoolPolicy {
 /// How the gateway judges where a request came from.
 #[derive(Debug, Clone, Default)]
 pub struct EdgePolicy {
-    /// The gateway has a TLS listener: plain-HTTP requests can be
-    /// redirected to it.
-    pub tls_listener: bool,
     /// Peers whose `X-Forwarded-Proto` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }

@@ -11,7 +11,8 @@
 //! (`*.example.com` covers `a.example.com`, not `a.b.example.com` nor
 //! `example.com`), then the default certificate. With no match and no
 //! default the handshake is refused: a client never gets a certificate
-//! configured for another host.
+//! bound to another host (callers bind a host only to a certificate that
+//! covers it, see [`ServerCertificate::covers`]).
 //!
 //! [`SniResolver`] is the rustls `ResolvesServerCert` over a store that a
 //! reload swaps atomically: handshakes already done keep their

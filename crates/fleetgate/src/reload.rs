@@ -50,9 +50,10 @@ fn load_and_swap(state: &GatewayState, path: &Path) -> Result<(u64, String), Str
     let current = state.config.load();
     if config.gateway.listen != current.listen
         || config.gateway.listen_tls != current.listen_tls
+        || config.gateway.h2c != current.h2c
         || config.admin.listen != current.admin_listen
     {
-        log::warn!("reload: listener addresses changed; they take effect after a restart");
+        log::warn!("reload: listener addresses or h2c changed; listeners change only at a restart");
     }
     let generation = state.generation() + 1;
     let previous = state.snapshot.load_full();

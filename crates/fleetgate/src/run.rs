@@ -115,6 +115,7 @@ pub fn run(args: &RunArgs) -> i32 {
     let mut gateway = Gateway::new(Arc::clone(&shared))
         .with_seed(config.gateway.canary_seed)
         .with_forwarded_headers(config.gateway.forwarded_headers)
+        .with_https_port(config.gateway.listen_tls.first().map(|a| a.port()))
         .with_metrics(metrics.clone());
     if let Some(log) = access_log {
         gateway = gateway.with_access_log(log);

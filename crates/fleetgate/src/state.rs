@@ -29,6 +29,8 @@ pub struct ConfigView {
     pub listen: Vec<SocketAddr>,
     /// TLS listeners.
     pub listen_tls: Vec<SocketAddr>,
+    /// Whether plain listeners take h2c.
+    pub h2c: bool,
     /// Admin listener.
     pub admin_listen: SocketAddr,
     /// Addresses reported in Ingress status.
@@ -78,6 +80,7 @@ impl From<&Config> for ConfigView {
             name: c.gateway.name.clone(),
             listen: c.gateway.listen.clone(),
             listen_tls: c.gateway.listen_tls.clone(),
+            h2c: c.gateway.h2c,
             admin_listen: c.admin.listen,
             advertise: c.gateway.advertise.clone(),
             clusters: c.clusters.clone(),
