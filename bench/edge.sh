@@ -19,28 +19,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH="$ROOT/bench"
 export SCRATCH=${SCRATCH:-$(mktemp -d /tmp/fleetgate-edge.XXXXXX)}
 export PYTHONDONTWRITEBYTECODE=1 # edge.py imports gen.py and driver.py: no bench/__pycache__
-mkdir -p "$SCRATCH"
-: >"$SCRATCH/pids"
-
-cleanup() {
-    # Every process group the driver started (it records them), then the
-    # driver's own group (setsid), which holds the clients.
-    if [[ -s "$SCRATCH/pids" ]]; then
-        while read -r pid; do
-            kill -KILL -- "-$pid" 2>/dev/null || true
-        done <"$SCRATCH/pids"
-    fi
-    if [[ -n "${DRIVER_PID:-}" ]]; then
-        kill -TERM -- "-$DRIVER_PID" 2>/dev/null || true
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-if [[ $(nproc) -lt 2 ]]; then
-    echo "edge: needs at least 2 CPUs (clients + origin on CPU 0, the proxy on CPU 1)" >&2
-    exit 1
-fi
+# shellcheck source=bench/common.sh
+source "$BENCH/common.sh"
 
 # --- tools -------------------------------------------------------------------
 missing=()

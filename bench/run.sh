@@ -18,28 +18,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH="$ROOT/bench"
 export SCRATCH=${SCRATCH:-$(mktemp -d /tmp/fleetgate-bench.XXXXXX)}
-mkdir -p "$SCRATCH"
-: >"$SCRATCH/pids"
-
-cleanup() {
-    # Every process group the driver started (it records them), then the driver.
-    if [[ -s "$SCRATCH/pids" ]]; then
-        while read -r pid; do
-            kill -KILL -- "-$pid" 2>/dev/null || true
-        done <"$SCRATCH/pids"
-    fi
-    # The driver runs in its own process group (setsid), with wrk in it.
-    if [[ -n "${DRIVER_PID:-}" ]]; then
-        kill -TERM -- "-$DRIVER_PID" 2>/dev/null || true
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-if [[ $(nproc) -lt 2 ]]; then
-    echo "bench: needs at least 2 CPUs (wrk + origin on CPU 0, the proxy on CPU 1)" >&2
-    exit 1
-fi
+# shellcheck source=bench/common.sh
+source "$BENCH/common.sh"
 
 # --- tools -------------------------------------------------------------------
 missing=()
