@@ -51,6 +51,12 @@ pub struct RequestCtx {
     /// The HTTP status of an answer the gateway wrote itself, for logs and
     /// metrics (a gRPC answer is HTTP 200 on the wire).
     pub own_status: Option<u16>,
+    /// The last endpoint failure was a timeout (504, not 502, when no
+    /// endpoint is left).
+    pub last_failure_timed_out: bool,
+    /// The upstream timed out while the client had not sent the whole
+    /// request body: the client's fault (408), not the endpoint's.
+    pub client_stalled: bool,
     in_flight: InFlight,
 }
 
@@ -198,17 +204,28 @@ impl RequestCtx {
         Some((snapshot.pools[pool].as_ref(), index))
     }
 
-    /// Records a failure of the last endpoint and whether a retry is allowed.
-    fn record_failure(&mut self) -> bool {
+    /// Records a failure of the last endpoint (for outlier detection, and
+    /// so that a retry goes elsewhere); `timed_out` when it did not answer
+    /// in time.
+    fn record_failure(&mut self, timed_out: bool) {
         let Some((pool_index, index)) = self.endpoint else {
-            return false;
+            return;
         };
         let Some(snapshot) = self.snapshot.as_ref() else {
-            return false;
+            return;
         };
         let pool = &snapshot.pools[pool_index];
         pool.report(index, Outcome::Failure);
         self.failed.push(pool.endpoint(index).address);
+        self.last_failure_timed_out = timed_out;
+    }
+
+    /// Takes a retry from the pool's budget, if one is left, and counts it.
+    fn take_retry(&mut self) -> bool {
+        let (Some((pool_index, _)), Some(snapshot)) = (self.endpoint, self.snapshot.as_ref())
+        else {
+            return false;
+        };
         let allowed = self.retries < snapshot.pool_policy[pool_index].retries;
         if allowed {
             self.retries += 1;
@@ -238,6 +255,8 @@ impl ProxyHttp for Gateway {
             scheme: Scheme::Http,
             grpc: false,
             own_status: None,
+            last_failure_timed_out: false,
+            client_stalled: false,
             in_flight: InFlight(Arc::clone(&self.stats)),
         }
     }
@@ -317,6 +336,12 @@ impl ProxyHttp for Gateway {
         let picked = target.pick(&snapshot.pools, &ctx.failed, || self.dice.roll());
         let (pool_index, picked) = match picked {
             Some(p) => p,
+            None if !ctx.failed.is_empty() && ctx.last_failure_timed_out => {
+                return Err(Error::explain(
+                    ErrorType::HTTPStatus(504),
+                    "every endpoint tried failed; the last one did not answer in time",
+                ))
+            }
             None if !ctx.failed.is_empty() => {
                 return Err(Error::explain(
                     ErrorType::HTTPStatus(502),
@@ -365,7 +390,8 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        let retry = ctx.record_failure();
+        ctx.record_failure(matches!(e.etype(), ErrorType::ConnectTimedout));
+        let retry = ctx.take_retry();
         log::debug!("connect to {peer} failed ({e}); retry: {retry}");
         if retry {
             e.set_retry(true);
@@ -382,6 +408,22 @@ impl ProxyHttp for Gateway {
         client_reused: bool,
     ) -> Box<Error> {
         let mut e = e.more_context(format!("Peer: {peer}"));
+        let timed_out = matches!(
+            e.etype(),
+            ErrorType::ReadTimedout | ErrorType::WriteTimedout | ErrorType::ConnectTimedout
+        );
+        // An upstream that waits for a request body the client does not send
+        // times out through no fault of its own: a stalled client must not
+        // get a healthy endpoint ejected (nor be retried elsewhere).
+        if !ctx.response_started
+            && timed_out
+            && e.esource() == &ErrorSource::Upstream
+            && !session.as_downstream_mut().is_body_done()
+        {
+            ctx.client_stalled = true;
+            e.set_retry(false);
+            return e;
+        }
         // A stale pooled connection is not the endpoint's fault.
         let stale_reuse = client_reused && !ctx.response_started;
         let retry_any_method = ctx.endpoint.is_some_and(|(pool, _)| {
@@ -394,7 +436,7 @@ impl ProxyHttp for Gateway {
             && !is_websocket_upgrade(session);
         if ctx.response_started || !idempotent {
             if !ctx.response_started && e.esource() == &ErrorSource::Upstream {
-                ctx.record_failure();
+                ctx.record_failure(timed_out);
             }
             e.set_retry(false);
             return e;
@@ -405,7 +447,8 @@ impl ProxyHttp for Gateway {
         }
         // An idempotent request that failed before any response byte (reset,
         // timeout): try another endpoint.
-        let retry = ctx.record_failure();
+        ctx.record_failure(timed_out);
+        let retry = ctx.take_retry();
         e.set_retry(retry);
         e
     }
@@ -516,6 +559,8 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
         let code = match e.etype() {
+            _ if ctx.client_stalled => 408,
+            ErrorType::ReadTimedout if e.esource() == &ErrorSource::Downstream => 408,
             ErrorType::HTTPStatus(code) => *code,
             ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
                 if e.esource() == &ErrorSource::Upstream =>
@@ -550,6 +595,11 @@ impl ProxyHttp for Gateway {
                 can_reuse_downstream: false,
             };
         }
+        // Pingora closes the client connection after a failed proxy attempt
+        // (it does not reuse it whatever this returns): the answer says
+        // `Connection: close`, so a client never sends its next request
+        // into a connection that is going away.
+        session.set_keepalive(None);
         if code > 0 {
             ctx.own_status = Some(code);
             if let Err(write_err) = responses::send(session, code, ctx.grpc).await {

@@ -1,0 +1,146 @@
+//! Attacks and failures that must not get through, reproduced with raw
+//! sockets against the real binary: a client that stalls its request body
+//! cannot get a healthy endpoint ejected, timeouts answer 504, and the
+//! gateway's own error answers tell the truth about the connection.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use fleetgate_e2e::config::{header, host_ingress, listen_addr, manifests};
+use fleetgate_e2e::{bin_path, free_port, Backend, Gateway, HttpClient, TempDir};
+
+/// A `[[service]]` named `name` with one endpoint at `at` and `extra` lines.
+fn one_endpoint(name: &str, at: SocketAddr, extra: &str) -> String {
+    format!(
+        "\n[[service]]\nnamespace = \"gateway-demo\"\nname = \"{name}\"\nport = 80\n\
+         endpoints = [{{ cluster = \"c7fb82a1\", address = \"{at}\" }}]\n{extra}\n"
+    )
+}
+
+/// Sends `request` on a new connection and reads until the gateway closes
+/// it (or 10 s pass).
+fn exchange(gateway: SocketAddr, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(gateway).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request).expect("send");
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    String::from_utf8_lossy(&got).to_string()
+}
+
+#[test]
+fn a_client_that_stalls_its_body_cannot_eject_a_healthy_endpoint() {
+    let pod = Backend::start("pod");
+    let dir = TempDir::new("stall");
+    let yaml = [
+        host_ingress("a", "a.test", "a", None, &[]),
+        host_ingress("b", "b.test", "b", None, &[]),
+    ]
+    .concat();
+    let listen = listen_addr();
+    // Service A waits 500 ms for the endpoint, and ejects after 2 failures;
+    // Service B lists the same pod as its only endpoint.
+    let config = format!(
+        "{}{}{}{}",
+        header(listen, ""),
+        one_endpoint(
+            "a",
+            pod.addr,
+            "read_timeout = \"500ms\"\n[service.outlier_detection]\nconsecutive_failures = 2"
+        ),
+        one_endpoint("b", pod.addr, ""),
+        manifests(&[dir.write("m.yaml", &yaml)]),
+    );
+    let gw = Gateway::start(&dir.write("gw.toml", &config), listen);
+    let stalled: Vec<_> = (0..10)
+        .map(|_| {
+            let addr = gw.addr;
+            std::thread::spawn(move || {
+                exchange(
+                    addr,
+                    b"POST /upload HTTP/1.1\r\nHost: a.test\r\nContent-Length: 100\r\n\r\nabc",
+                )
+            })
+        })
+        .collect();
+    for t in stalled {
+        let got = t.join().unwrap();
+        assert!(got.starts_with("HTTP/1.1 408"), "{got}");
+        assert!(
+            got.to_ascii_lowercase().contains("connection: close"),
+            "{got}"
+        );
+    }
+    let mut c = HttpClient::new(gw.addr);
+    assert_eq!(c.get("b.test", "/").unwrap().status, 200);
+    assert_eq!(c.get("a.test", "/").unwrap().status, 200);
+    let services: serde_json::Value = gw.admin_json("/services");
+    for pool in services["pools"].as_array().unwrap() {
+        for e in pool["endpoints"].as_array().unwrap() {
+            assert_eq!(e["ejections"], 0, "{pool}");
+            assert_eq!(e["consecutive_failures"], 0, "{pool}");
+        }
+    }
+    let log = gw.log_text();
+    let stalled_lines: Vec<&str> = log.lines().filter(|l| l.contains("path=/upload")).collect();
+    assert_eq!(stalled_lines.len(), 10, "{log}");
+    assert!(
+        stalled_lines
+            .iter()
+            .all(|l| l.contains("status=408") && l.contains("retries=0")),
+        "{stalled_lines:#?}"
+    );
+}
+
+#[test]
+fn timeouts_answer_504_and_error_answers_say_whether_the_connection_stays() {
+    let hole = {
+        let child = Command::new(bin_path("web-demo"))
+            .args(["--listen", "127.0.0.1:0", "--name", "hole", "--blackhole"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn web-demo --blackhole");
+        Backend::adopt(child, "hole")
+    };
+    let dead: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let dir = TempDir::new("timeouts");
+    let yaml = [
+        host_ingress("slow", "slow.test", "slow", None, &[]),
+        host_ingress("dead", "dead.test", "dead", None, &[]),
+    ]
+    .concat();
+    let listen = listen_addr();
+    let config = format!(
+        "{}{}{}{}",
+        header(listen, ""),
+        one_endpoint("slow", hole.addr, "read_timeout = \"300ms\"\nretries = 1"),
+        one_endpoint("dead", dead, ""),
+        manifests(&[dir.write("m.yaml", &yaml)]),
+    );
+    let gw = Gateway::start(&dir.write("gw.toml", &config), listen);
+    let mut c = HttpClient::new(gw.addr);
+    // A single endpoint that never answers: a timeout is 504, not 502.
+    let r = c.get("slow.test", "/").unwrap();
+    assert_eq!(r.status, 504, "{r:?}");
+    // The gateway's own error answers close the connection, and say so
+    // (they used to say keep-alive, and the client's next request was lost).
+    for request in [
+        &b"GET / HTTP/1.1\r\nHost: dead.test\r\n\r\n"[..],
+        &b"POST / HTTP/1.1\r\nHost: dead.test\r\nContent-Length: 10\r\n\r\n0123456789"[..],
+        &b"GET / HTTP/1.1\r\nHost: slow.test\r\n\r\n"[..],
+    ] {
+        let got = exchange(gw.addr, request);
+        assert!(
+            got.starts_with("HTTP/1.1 502") || got.starts_with("HTTP/1.1 504"),
+            "{got}"
+        );
+        assert!(
+            got.to_ascii_lowercase().contains("connection: close"),
+            "{got}"
+        );
+        // exchange() read until the gateway closed: one response, no more.
+        assert_eq!(got.matches("HTTP/1.1 ").count(), 1, "{got}");
+    }
+}
