@@ -144,3 +144,63 @@ fn timeouts_answer_504_and_error_answers_say_whether_the_connection_stays() {
         assert_eq!(got.matches("HTTP/1.1 ").count(), 1, "{got}");
     }
 }
+
+#[test]
+fn requests_rfc_9112_forbids_are_refused_before_routing() {
+    let pod = Backend::start("pod");
+    let dir = TempDir::new("refused");
+    let listen = listen_addr();
+    // A default backend: without the checks these would all reach it.
+    let pod_a = Backend::start("pod-a");
+    let config = format!(
+        "{}{}{}{}",
+        header(
+            listen,
+            "default_backend = { namespace = \"gateway-demo\", service = \"fallback\", port = 80 }"
+        ),
+        one_endpoint("fallback", pod.addr, ""),
+        one_endpoint("a", pod_a.addr, ""),
+        manifests(&[dir.write("m.yaml", &host_ingress("a", "a.test", "a", None, &[]))]),
+    );
+    let gw = Gateway::start(&dir.write("gw.toml", &config), listen);
+    for (request, status) in [
+        (&b"GET / HTTP/1.1\r\n\r\n"[..], "400"),
+        (&b"GET / HTTP/1.1\r\nHost: a, b\r\n\r\n"[..], "400"),
+        (&b"GET / HTTP/1.1\r\nHost: a/x\r\n\r\n"[..], "400"),
+        (&b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n"[..], "400"),
+        (&b"TRACE / HTTP/1.1\r\nHost: a\r\n\r\n"[..], "405"),
+    ] {
+        let got = exchange(gw.addr, request);
+        let shown = String::from_utf8_lossy(request);
+        assert!(
+            got.starts_with(&format!("HTTP/1.1 {status}")),
+            "{shown:?}: {got}"
+        );
+        assert!(
+            got.to_ascii_lowercase().contains("connection: close"),
+            "{got}"
+        );
+    }
+    // The same requests, well formed, reach the backend.
+    let got = exchange(
+        gw.addr,
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        got.starts_with("HTTP/1.1 200") && got.ends_with("pod"),
+        "{got}"
+    );
+    let got = exchange(gw.addr, b"GET / HTTP/1.0\r\n\r\n");
+    assert!(
+        got.starts_with("HTTP/1.1 200"),
+        "HTTP/1.0 may omit Host: {got}"
+    );
+    let got = exchange(
+        gw.addr,
+        b"GET http://a.test/ HTTP/1.1\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        got.starts_with("HTTP/1.1 200") && got.ends_with("pod-a"),
+        "absolute-form names its host, and routes by it: {got}"
+    );
+}

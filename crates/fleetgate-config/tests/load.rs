@@ -288,3 +288,19 @@ fn service_protocols_and_upstream_tls() {
         "{err}"
     );
 }
+
+#[test]
+fn durations_too_long_for_a_clock_are_refused() {
+    let dir = Scratch::new("huge");
+    let svc = format!(
+        "{BASE}\n[[service]]\nname = \"api\"\nport = 80\n\
+         endpoints = [{{ cluster = \"c7fb82a1\", address = \"127.0.0.1:9080\" }}]\n\
+         [service.health_check]\nkind = \"tcp\"\ninterval = \"18446744073709551615s\"\n"
+    );
+    let err = load(&svc, &dir.0).unwrap_err();
+    assert!(
+        err.contains("gw.toml:") && err.contains("is too long (at most 365 days)"),
+        "{err}"
+    );
+    assert!(load(&svc.replace("18446744073709551615s", "365days"), &dir.0).is_ok());
+}

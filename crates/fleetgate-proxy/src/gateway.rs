@@ -17,6 +17,7 @@ use crate::access_log::{AccessLog, AccessRecord};
 use crate::edge::{self, Scheme};
 use crate::forwarded;
 use crate::metrics::{Metrics, TargetCounters};
+use crate::request_checks;
 use crate::responses;
 use crate::snapshot::{SharedSnapshot, Snapshot};
 use crate::stats::GatewayStats;
@@ -143,8 +144,8 @@ impl Gateway {
     }
 }
 
-/// The request's host: the Host header, else the URI authority (HTTP/2, or
-/// an absolute-form request line).
+/// The request's host: the Host header, else the authority of the target
+/// (HTTP/2's `:authority`, or an absolute-form request line).
 pub(crate) fn request_host(req: &RequestHeader) -> &str {
     if let Some(h) = req
         .headers
@@ -153,7 +154,7 @@ pub(crate) fn request_host(req: &RequestHeader) -> &str {
     {
         return h;
     }
-    req.uri.authority().map_or("", |a| a.as_str())
+    request_checks::target_authority(req).unwrap_or("")
 }
 
 /// Whether the request asks to become a WebSocket (`Upgrade: websocket` on
@@ -266,6 +267,19 @@ impl ProxyHttp for Gateway {
         let origin = edge::judge(session, &snapshot.edge);
         ctx.scheme = origin.scheme;
         ctx.grpc = responses::is_grpc(session.req_header());
+        if let Some((status, why)) = request_checks::refusal(session.req_header()) {
+            log::debug!(
+                "refused {} {}: {why}",
+                session.req_header().method,
+                session.req_header().uri
+            );
+            ctx.snapshot = Some(snapshot);
+            ctx.own_status = Some(status);
+            // What sent it cannot be trusted to frame the next request.
+            session.set_keepalive(None);
+            responses::send(session, status, ctx.grpc).await?;
+            return Ok(true);
+        }
         let req = session.req_header();
         let route = snapshot
             .table

@@ -40,6 +40,7 @@ pub mod edge;
 mod forwarded;
 mod gateway;
 pub mod metrics;
+pub mod request_checks;
 pub mod responses;
 mod snapshot;
 mod stats;

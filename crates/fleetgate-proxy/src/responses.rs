@@ -18,6 +18,7 @@ pub fn body_for(status: u16) -> &'static str {
     match status {
         400 => "400 Bad Request: the request could not be parsed\n",
         404 => "404 Not Found: no route matches this host and path\n",
+        405 => "405 Method Not Allowed\n",
         408 => "408 Request Timeout: the request body did not arrive in time\n",
         502 => "502 Bad Gateway: the upstream endpoint failed\n",
         503 => "503 Service Unavailable: no healthy endpoint for this route\n",

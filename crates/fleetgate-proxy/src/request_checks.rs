@@ -1,0 +1,147 @@
+//! Requests the gateway refuses before routing: what RFC 9112 forbids and
+//! what only serves attacks.
+//!
+//! Pingora's parser already rejects malformed framing. These checks cover
+//! what it lets through: an HTTP/1.1 request without `Host` (it would be
+//! routed as host-less and forwarded without one), a `Host` that is no
+//! host (`a, b`, `a/x`: two hosts, or a path), a request-target that is not
+//! a path (`*`, `x`), and TRACE, which reflects the request (and any
+//! credentials in it) back to the client; nginx refuses it too.
+
+use http::{Method, Version};
+use pingora_http::RequestHeader;
+
+/// Why a request is refused: the status and a short reason for the log.
+pub type Refusal = (u16, &'static str);
+
+/// The refusal for `req`, if it must be refused.
+pub fn refusal(req: &RequestHeader) -> Option<Refusal> {
+    if req.method == Method::TRACE || req.method.as_str() == "TRACK" {
+        return Some((405, "TRACE and TRACK are not allowed"));
+    }
+    if !req.uri.path().starts_with('/') {
+        return Some((400, "the request-target is not a path"));
+    }
+    let mut hosts = req.headers.get_all(http::header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(_), Some(_)) => Some((400, "more than one Host header")),
+        (Some(h), None) if !valid_host(h.as_bytes()) => {
+            Some((400, "the Host header is not a host"))
+        }
+        (None, _) if req.version == Version::HTTP_11 && target_authority(req).is_none() => {
+            Some((400, "an HTTP/1.1 request without Host"))
+        }
+        _ => None,
+    }
+}
+
+/// The authority of an absolute-form request-target (`GET http://a/x`), or
+/// of the URI (HTTP/2). Pingora keeps an HTTP/1.1 absolute-form authority in
+/// the raw target only.
+pub fn target_authority(req: &RequestHeader) -> Option<&str> {
+    if let Some(a) = req.uri.authority() {
+        return Some(a.as_str());
+    }
+    pingora_http::authority::raw_target_authority(req.raw_path())
+        .authority()
+        .and_then(|a| std::str::from_utf8(a).ok())
+}
+
+/// Whether `host` is a host with an optional port: a DNS name or IPv4
+/// address (letters, digits, `-`, `.`, `_`), or an IPv6 literal in
+/// brackets, then `:digits`. Empty is allowed (RFC 9112: a request whose
+/// target has no authority may send an empty Host).
+fn valid_host(host: &[u8]) -> bool {
+    let (name, port) = match host.first() {
+        Some(b'[') => match host.iter().position(|b| *b == b']') {
+            Some(end) => {
+                let literal = &host[1..end];
+                if !literal
+                    .iter()
+                    .all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'))
+                {
+                    return false;
+                }
+                (&host[..=end], &host[end + 1..])
+            }
+            None => return false,
+        },
+        _ => match host.iter().position(|b| *b == b':') {
+            Some(colon) => (&host[..colon], &host[colon..]),
+            None => (host, &host[host.len()..]),
+        },
+    };
+    let name_ok = name.starts_with(b"[")
+        || name
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+    let port_ok = port.is_empty()
+        || (port.len() > 1 && port.len() <= 6 && port[1..].iter().all(u8::is_ascii_digit));
+    name_ok && port_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(method: &str, target: &str, version: Version, hosts: &[&str]) -> RequestHeader {
+        let mut req = RequestHeader::build(method, target.as_bytes(), None).unwrap();
+        req.set_version(version);
+        for h in hosts {
+            req.append_header("Host", *h).unwrap();
+        }
+        req
+    }
+
+    #[test]
+    fn good_requests_pass() {
+        for host in [
+            "example.com",
+            "EXAMPLE.com:8080",
+            "10.0.0.1:80",
+            "[::1]:8443",
+            "a_b.test",
+            "",
+        ] {
+            let req = request("GET", "/x?y=1", Version::HTTP_11, &[host]);
+            assert_eq!(refusal(&req), None, "{host:?}");
+        }
+        // HTTP/1.0 may omit Host; so may an absolute-form target.
+        assert_eq!(refusal(&request("GET", "/", Version::HTTP_10, &[])), None);
+        let absolute = request("GET", "http://example.com/x", Version::HTTP_11, &[]);
+        assert_eq!(refusal(&absolute), None);
+    }
+
+    #[test]
+    fn hosts_that_are_no_host_are_refused() {
+        for host in [
+            "a, b",
+            "a/x",
+            "a b",
+            "a@b",
+            "a:",
+            "a:80x",
+            "a:1234567",
+            "[::1",
+            "[zz]",
+        ] {
+            let req = request("GET", "/", Version::HTTP_11, &[host]);
+            assert_eq!(refusal(&req).map(|r| r.0), Some(400), "{host:?}");
+        }
+        let twice = request("GET", "/", Version::HTTP_11, &["a", "a"]);
+        assert_eq!(refusal(&twice), Some((400, "more than one Host header")));
+        let none = request("GET", "/", Version::HTTP_11, &[]);
+        assert_eq!(
+            refusal(&none),
+            Some((400, "an HTTP/1.1 request without Host"))
+        );
+    }
+
+    #[test]
+    fn trace_and_non_path_targets_are_refused() {
+        let trace = request("TRACE", "/", Version::HTTP_11, &["a"]);
+        assert_eq!(refusal(&trace).map(|r| r.0), Some(405));
+        let star = request("OPTIONS", "*", Version::HTTP_11, &["a"]);
+        assert_eq!(refusal(&star).map(|r| r.0), Some(400));
+    }
+}
