@@ -204,3 +204,57 @@ fn requests_rfc_9112_forbids_are_refused_before_routing() {
         "absolute-form names its host, and routes by it: {got}"
     );
 }
+
+#[test]
+fn keep_alive_connections_are_bounded_and_pipelined_requests_all_answered() {
+    let pod = Backend::start("pod");
+    let dir = TempDir::new("keepalive");
+    let listen = listen_addr();
+    let config = format!(
+        "{}{}",
+        header(
+            listen,
+            "keepalive_timeout = \"1s\"\nkeepalive_requests = 3\n\
+             default_backend = { namespace = \"gateway-demo\", service = \"pod\", port = 80 }"
+        ),
+        one_endpoint("pod", pod.addr, ""),
+    );
+    let gw = Gateway::start(&dir.write("gw.toml", &config), listen);
+    let get = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+
+    // Three requests in one write (pipelined): three answers, in order, and
+    // the third, the connection's last (keepalive_requests), says close.
+    let mut s = TcpStream::connect(gw.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(&[&get[..], &get[..], &get[..]].concat())
+        .unwrap();
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    let got = String::from_utf8_lossy(&got);
+    assert_eq!(got.matches("HTTP/1.1 200").count(), 3, "{got}");
+    let heads: Vec<&str> = got.split("HTTP/1.1 ").skip(1).collect();
+    assert!(
+        heads[..2]
+            .iter()
+            .all(|h| h.to_ascii_lowercase().contains("keep-alive")),
+        "{got}"
+    );
+    assert!(
+        heads[2].to_ascii_lowercase().contains("connection: close"),
+        "{got}"
+    );
+
+    // An idle kept-alive connection is closed after keepalive_timeout.
+    let mut s = TcpStream::connect(gw.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(get).unwrap();
+    let started = std::time::Instant::now();
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    let idle = started.elapsed();
+    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"));
+    assert!(
+        idle < Duration::from_secs(5),
+        "closed after the 1 s idle limit, not kept: {idle:?}"
+    );
+}

@@ -251,6 +251,12 @@ pub struct Gateway {
     /// Peers whose `X-Forwarded-Proto` is believed: proxies or load
     /// balancers in front of the gateway.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// How long an idle client keep-alive connection is kept (default 75 s,
+    /// as nginx; zero turns keep-alive off).
+    pub keepalive_timeout: Duration,
+    /// Requests served on one client connection before it is closed
+    /// (default 1000, as nginx).
+    pub keepalive_requests: u32,
 }
 
 /// `[admin]`.

@@ -192,6 +192,20 @@ pub(crate) fn gateway(l: &mut Loader<'_>, g: &GatewayToml) -> Gateway {
         h2c: g.h2c,
         ssl_redirect_default: g.ssl_redirect_default,
         trusted_proxies: trusted_proxies(l, &g.trusted_proxies),
+        keepalive_timeout: g
+            .keepalive_timeout
+            .map_or(Duration::from_secs(75), Into::into),
+        keepalive_requests: match g.keepalive_requests {
+            Some(0) => {
+                l.errors.push(
+                    ConfigError::new("must be at least 1")
+                        .at(Location::file(l.file))
+                        .field("gateway.keepalive_requests"),
+                );
+                1
+            }
+            n => n.unwrap_or(1000),
+        },
         ingress_class: g.ingress_class.clone(),
         default_class: g.default_class,
         advertise: g.advertise.clone(),

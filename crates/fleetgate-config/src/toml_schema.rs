@@ -91,6 +91,10 @@ pub(crate) struct GatewayToml {
     pub ssl_redirect_default: bool,
     #[serde(default)]
     pub trusted_proxies: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub keepalive_timeout: Option<HumanDuration>,
+    #[serde(default)]
+    pub keepalive_requests: Option<u32>,
 }
 
 fn default_name() -> String {

@@ -83,6 +83,8 @@ pub struct Gateway {
     forwarded_headers: bool,
     /// The port of the TLS listener redirects send clients to, if one runs.
     https_port: Option<u16>,
+    /// Idle limit of client keep-alive connections, in seconds (0: off).
+    keepalive_secs: u64,
 }
 
 impl Gateway {
@@ -97,7 +99,16 @@ impl Gateway {
             access_log: None,
             forwarded_headers: true,
             https_port: None,
+            keepalive_secs: 75,
         }
+    }
+
+    /// How long an idle client keep-alive connection is kept (rounded up
+    /// to whole seconds; zero closes every connection after its response).
+    /// HTTP/1.1 pipelining is served in order on kept connections.
+    pub fn with_keepalive_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.keepalive_secs = timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0);
+        self
     }
 
     /// Tells the gateway that a TLS listener runs on `port`: plain-HTTP
@@ -264,6 +275,15 @@ impl ProxyHttp for Gateway {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let snapshot = self.snapshot.load_full();
+        // A connection the client keeps alive idles at most this long
+        // (Pingora's default is 60 s), and pipelined requests are answered
+        // in order instead of being dropped.
+        if session.get_keepalive().is_some() {
+            session.set_keepalive((self.keepalive_secs > 0).then_some(self.keepalive_secs));
+        }
+        if let pingora_core::protocols::http::ServerSession::H1(h1) = session.as_downstream_mut() {
+            h1.set_pipelining_enabled(true);
+        }
         let origin = edge::judge(session, &snapshot.edge);
         ctx.scheme = origin.scheme;
         ctx.grpc = responses::is_grpc(session.req_header());

@@ -116,6 +116,7 @@ pub fn run(args: &RunArgs) -> i32 {
         .with_seed(config.gateway.canary_seed)
         .with_forwarded_headers(config.gateway.forwarded_headers)
         .with_https_port(config.gateway.listen_tls.first().map(|a| a.port()))
+        .with_keepalive_timeout(config.gateway.keepalive_timeout)
         .with_metrics(metrics.clone());
     if let Some(log) = access_log {
         gateway = gateway.with_access_log(log);
@@ -145,6 +146,7 @@ pub fn run(args: &RunArgs) -> i32 {
     let listen = config.gateway.listen.clone();
     let listen_tls = config.gateway.listen_tls.clone();
     let h2c = config.gateway.h2c;
+    let keepalive_requests = config.gateway.keepalive_requests;
     let admin_listen = config.admin.listen;
     let token = config.admin.token.clone();
     let name = config.gateway.name.clone();
@@ -177,6 +179,8 @@ pub fn run(args: &RunArgs) -> i32 {
 
     let mut options = HttpServerOptions::default();
     options.h2c = h2c;
+    // Pingora counts reuses after the first request.
+    options.keepalive_request_limit = Some(keepalive_requests.saturating_sub(1));
     let mut proxy = pingora_proxy::ProxyServiceBuilder::new(&server.configuration, gateway)
         .name("fleetgate")
         .server_options(options)
