@@ -258,3 +258,92 @@ fn keep_alive_connections_are_bounded_and_pipelined_requests_all_answered() {
         "closed after the 1 s idle limit, not kept: {idle:?}"
     );
 }
+
+/// An upstream that records the bytes of each request it gets (the head
+/// and the body its Content-Length announces) and answers 200 `ok`.
+fn recording_upstream() -> (SocketAddr, std::sync::mpsc::Receiver<String>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+                    let body = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if got.len() >= end + 4 + body {
+                        break;
+                    }
+                }
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = tx.send(String::from_utf8_lossy(&got).to_string());
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        }
+    });
+    (addr, rx)
+}
+
+#[test]
+fn a_content_length_that_could_be_read_two_ways_is_made_one_or_refused() {
+    let (upstream, recorded) = recording_upstream();
+    let dir = TempDir::new("content-length");
+    let listen = listen_addr();
+    let config = format!(
+        "{}{}",
+        header(
+            listen,
+            "default_backend = { namespace = \"gateway-demo\", service = \"rec\", port = 80 }"
+        ),
+        one_endpoint("rec", upstream, ""),
+    );
+    let gw = Gateway::start(&dir.write("gw.toml", &config), listen);
+    // The readiness probe of the harness went to the upstream too.
+    while recorded.try_recv().is_ok() {}
+    for lengths in [
+        "Content-Length: 5, 5\r\n",
+        "Content-Length: 5\r\nContent-Length: 5\r\n",
+    ] {
+        let request =
+            format!("POST / HTTP/1.1\r\nHost: a\r\n{lengths}Connection: close\r\n\r\nhello");
+        let got = exchange(gw.addr, request.as_bytes());
+        assert!(got.starts_with("HTTP/1.1 200"), "{lengths:?}: {got}");
+        let upstream_saw = recorded
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the upstream got the request")
+            .to_ascii_lowercase();
+        assert_eq!(
+            upstream_saw.matches("content-length").count(),
+            1,
+            "{upstream_saw}"
+        );
+        assert!(
+            upstream_saw.contains("content-length: 5\r\n"),
+            "{upstream_saw}"
+        );
+        assert!(upstream_saw.ends_with("\r\n\r\nhello"), "{upstream_saw}");
+    }
+    for lengths in [
+        "Content-Length: 5, 6\r\n",
+        "Content-Length: 5\r\nContent-Length: 6\r\n",
+        "Content-Length: 9223372036854775808\r\n",
+    ] {
+        let request = format!("POST / HTTP/1.1\r\nHost: a\r\n{lengths}\r\nhello");
+        let got = exchange(gw.addr, request.as_bytes());
+        assert!(got.starts_with("HTTP/1.1 400"), "{lengths:?}: {got}");
+    }
+    assert!(
+        recorded.recv_timeout(Duration::from_millis(300)).is_err(),
+        "a refused request never reaches the upstream"
+    );
+}

@@ -287,7 +287,20 @@ impl ProxyHttp for Gateway {
         let origin = edge::judge(session, &snapshot.edge);
         ctx.scheme = origin.scheme;
         ctx.grpc = responses::is_grpc(session.req_header());
-        if let Some((status, why)) = request_checks::refusal(session.req_header()) {
+        let refusal = match request_checks::content_length(session.req_header()) {
+            Err(refusal) => Some(refusal),
+            Ok(request_checks::ContentLength::Normalise(n)) => {
+                // One value, so no upstream can frame the body differently.
+                session
+                    .req_header_mut()
+                    .insert_header(http::header::CONTENT_LENGTH, n)?;
+                None
+            }
+            Ok(request_checks::ContentLength::Keep) => None,
+        };
+        if let Some((status, why)) =
+            refusal.or_else(|| request_checks::refusal(session.req_header()))
+        {
             log::debug!(
                 "refused {} {}: {why}",
                 session.req_header().method,

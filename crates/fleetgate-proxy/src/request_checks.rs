@@ -35,6 +35,51 @@ pub fn refusal(req: &RequestHeader) -> Option<Refusal> {
     }
 }
 
+/// What to do with the request's `Content-Length`: nothing (absent, or one
+/// plain value), replace it by one value (the same length listed more than
+/// once: `5, 5` or two equal lines, which an upstream might read
+/// differently), or refuse the request (lengths that differ, or one that is
+/// not a number below 2^63).
+#[derive(Debug, PartialEq, Eq)]
+pub enum ContentLength {
+    /// Leave it as it is.
+    Keep,
+    /// Send this single value instead.
+    Normalise(u64),
+}
+
+/// Checks the `Content-Length` header lines of `req` (RFC 9112 §6.3).
+pub fn content_length(req: &RequestHeader) -> Result<ContentLength, Refusal> {
+    let all = req.headers.get_all(http::header::CONTENT_LENGTH);
+    let mut lines = all.iter();
+    let (Some(first), second) = (lines.next(), lines.next()) else {
+        return Ok(ContentLength::Keep);
+    };
+    let simple = second.is_none() && !first.as_bytes().contains(&b',');
+    let mut length: Option<u64> = None;
+    for value in all.iter() {
+        for item in value.as_bytes().split(|b| *b == b',') {
+            let item = item.trim_ascii();
+            let parsed = std::str::from_utf8(item)
+                .ok()
+                .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|t| t.parse::<u64>().ok())
+                .filter(|n| *n <= i64::MAX as u64);
+            match (parsed, length) {
+                (None, _) => return Err((400, "Content-Length is not a length")),
+                (Some(n), Some(l)) if n != l => {
+                    return Err((400, "Content-Length lists different lengths"))
+                }
+                (Some(n), _) => length = Some(n),
+            }
+        }
+    }
+    match length {
+        Some(n) if !simple => Ok(ContentLength::Normalise(n)),
+        _ => Ok(ContentLength::Keep),
+    }
+}
+
 /// The authority of an absolute-form request-target (`GET http://a/x`), or
 /// of the URI (HTTP/2). Pingora keeps an HTTP/1.1 absolute-form authority in
 /// the raw target only.
@@ -135,6 +180,27 @@ mod tests {
             refusal(&none),
             Some((400, "an HTTP/1.1 request without Host"))
         );
+    }
+
+    #[test]
+    fn content_lengths_are_single_and_sane() {
+        let with = |lines: &[&str]| {
+            let mut req = request("POST", "/", Version::HTTP_11, &["a"]);
+            for l in lines {
+                req.append_header("Content-Length", *l).unwrap();
+            }
+            content_length(&req).map_err(|r| r.0)
+        };
+        assert_eq!(with(&[]), Ok(ContentLength::Keep));
+        assert_eq!(with(&["42"]), Ok(ContentLength::Keep));
+        assert_eq!(with(&["42, 42"]), Ok(ContentLength::Normalise(42)));
+        assert_eq!(with(&["42", "42"]), Ok(ContentLength::Normalise(42)));
+        assert_eq!(with(&["42, 43"]), Err(400));
+        assert_eq!(with(&["42", "7"]), Err(400));
+        assert_eq!(with(&["9223372036854775808"]), Err(400));
+        assert_eq!(with(&["9223372036854775807"]), Ok(ContentLength::Keep));
+        assert_eq!(with(&["-1"]), Err(400));
+        assert_eq!(with(&["42,"]), Err(400));
     }
 
     #[test]
