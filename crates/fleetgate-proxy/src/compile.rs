@@ -177,8 +177,6 @@ impl<'a> Compiler<'a> {
             retries: service.timeouts.retries,
             retry_non_idempotent: service.timeouts.retry_non_idempotent,
             websocket_idle_timeout: service.timeouts.websocket_idle_timeout,
-            sni_from_request: options_sni_from_request(service, protocol),
-            protocol,
         });
         index
     }
@@ -273,12 +271,6 @@ impl<'a> Compiler<'a> {
             pools,
         }
     }
-}
-
-/// Whether each request to a TLS upstream sets its own server name: the
-/// Service names none.
-fn options_sni_from_request(s: &Service, protocol: UpstreamProtocol) -> bool {
-    protocol.tls() && s.tls.sni.is_none()
 }
 
 /// Whether plain-HTTP requests for `host` of this Ingress are redirected to

@@ -402,7 +402,7 @@ impl ProxyHttp for Gateway {
         ctx.endpoint = Some((pool_index, picked.index));
         ctx.upstream_started = Some(Instant::now());
         let mut peer = pool.peer(picked);
-        if policy.sni_from_request {
+        if pool.options().protocol.sni_from_request() {
             let mut buf = [0u8; 256];
             let host = fleetgate_ingress::normalize_request_host(
                 request_host(session.req_header()),

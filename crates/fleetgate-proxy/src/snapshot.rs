@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use fleetgate_canary::CanaryRoute;
-use fleetgate_config::{Config, ConfigErrors, UpstreamProtocol};
+use fleetgate_config::{Config, ConfigErrors};
 use fleetgate_ingress::RouteTable;
 use fleetgate_pool::{EndpointPool, HealthCheckConfig, HealthChecks};
 use fleetgate_tls::CertStore;
@@ -74,7 +74,8 @@ pub struct Snapshot {
     pub pools: Vec<Arc<EndpointPool>>,
     /// Per pool: its active health-check settings (for reuse decisions).
     pub pool_health: Vec<Option<HealthCheckConfig>>,
-    /// Per pool: retries, protocol and upgraded-connection settings.
+    /// Per pool: retries and upgraded-connection settings (its protocol is
+    /// in the pool's options).
     pub pool_policy: Vec<PoolPolicy>,
     /// The certificates of the TLS listeners.
     pub certificates: Arc<CertStore>,
@@ -94,10 +95,6 @@ pub struct PoolPolicy {
     pub retry_non_idempotent: bool,
     /// Idle limit of an upgraded (WebSocket) connection, each direction.
     pub websocket_idle_timeout: Duration,
-    /// TLS upstream without a fixed server name: SNI is the request's host.
-    pub sni_from_request: bool,
-    /// The protocol towards the endpoints.
-    pub protocol: UpstreamProtocol,
 }
 
 /// How the gateway judges where a request came from.
