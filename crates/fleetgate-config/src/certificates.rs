@@ -174,11 +174,10 @@ fn secret_certificate(l: &mut Loader<'_>, s: &SecretDecl) -> Option<Arc<ServerCe
     match ServerCertificate::from_pem(cert, key) {
         Ok(c) => Some(Arc::new(c)),
         Err(e) => {
-            let field = match e {
-                fleetgate_tls::CertificateError::NoKey
-                | fleetgate_tls::CertificateError::Key(_)
-                | fleetgate_tls::CertificateError::KeyMismatch => "data[\"tls.key\"]",
-                _ => "data[\"tls.crt\"]",
+            let field = if e.concerns_key() {
+                "data[\"tls.key\"]"
+            } else {
+                "data[\"tls.crt\"]"
             };
             l.errors.push(error(field, e.to_string()));
             None
@@ -213,11 +212,10 @@ fn toml_certificate(
     let certificate = match ServerCertificate::from_pem(&cert, &key) {
         Ok(c) => Arc::new(c),
         Err(e) => {
-            let (what, path) = match e {
-                fleetgate_tls::CertificateError::NoKey
-                | fleetgate_tls::CertificateError::Key(_)
-                | fleetgate_tls::CertificateError::KeyMismatch => ("key", &key_path),
-                _ => ("cert", &cert_path),
+            let (what, path) = if e.concerns_key() {
+                ("key", &key_path)
+            } else {
+                ("cert", &cert_path)
             };
             l.errors.push(
                 ConfigError::new(format!("{}: {e}", path.display()))

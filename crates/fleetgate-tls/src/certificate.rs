@@ -47,6 +47,17 @@ impl fmt::Display for CertificateError {
 
 impl std::error::Error for CertificateError {}
 
+impl CertificateError {
+    /// Whether the private key, rather than the certificate, is at fault
+    /// (to point an error at the right file or Secret key).
+    pub fn concerns_key(&self) -> bool {
+        matches!(
+            self,
+            CertificateError::NoKey | CertificateError::Key(_) | CertificateError::KeyMismatch
+        )
+    }
+}
+
 /// Where a certificate stands in time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Validity {

@@ -67,6 +67,14 @@ impl CertStore {
             .map(|(h, i)| (h.as_str(), &self.entries[*i]))
     }
 
+    /// Every binding, for listings: each configured host with its
+    /// certificate, then the default certificate (with no host).
+    pub fn bindings(&self) -> impl Iterator<Item = (Option<&str>, &Entry)> {
+        self.hosts()
+            .map(|(h, e)| (Some(h), e))
+            .chain(self.default_certificate().map(|e| (None, e)))
+    }
+
     /// The default certificate, if any.
     pub fn default_certificate(&self) -> Option<&Entry> {
         self.default.map(|i| &self.entries[i])

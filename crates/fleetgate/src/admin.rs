@@ -316,19 +316,17 @@ impl ServeHttp for AdminApp {
 /// The TLS hosts and the default certificate, with where each certificate
 /// comes from and when it expires.
 fn certificates(snapshot: &fleetgate_proxy::Snapshot) -> Value {
-    let store = &snapshot.certificates;
-    let entry = |host: &str, e: &fleetgate_tls::Entry| {
-        json!({
-            "host": host,
-            "source": &*e.source,
-            "names": e.certificate.names(),
-            "not_after": e.certificate.not_after(),
-            "not_after_unix": e.certificate.not_after_unix(),
+    snapshot
+        .certificates
+        .bindings()
+        .map(|(host, e)| {
+            json!({
+                "host": host.unwrap_or("(default)"),
+                "source": &*e.source,
+                "names": e.certificate.names(),
+                "not_after": e.certificate.not_after(),
+                "not_after_unix": e.certificate.not_after_unix(),
+            })
         })
-    };
-    let mut list: Vec<Value> = store.hosts().map(|(h, e)| entry(h, e)).collect();
-    if let Some(e) = store.default_certificate() {
-        list.push(entry("(default)", e));
-    }
-    Value::Array(list)
+        .collect()
 }
