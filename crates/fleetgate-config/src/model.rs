@@ -173,7 +173,7 @@ impl fmt::Display for UpstreamProtocol {
 }
 
 /// `[service.tls]`: verification of an HTTPS or GRPCS upstream.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct UpstreamTls {
     /// Verify the upstream's certificate chain and name (default true).
     pub verify: bool,
@@ -183,6 +183,18 @@ pub struct UpstreamTls {
     pub ca_file: Option<PathBuf>,
     /// Server name sent (SNI) and verified; default: the request's host.
     pub sni: Option<String>,
+}
+
+impl Default for UpstreamTls {
+    /// Verification on, the system's roots, the request's host as SNI.
+    fn default() -> Self {
+        UpstreamTls {
+            verify: true,
+            ca_pem: None,
+            ca_file: None,
+            sni: None,
+        }
+    }
 }
 
 /// `[log]`.

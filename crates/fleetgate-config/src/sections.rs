@@ -84,14 +84,25 @@ pub(crate) fn upstream_defaults(l: &mut Loader<'_>, u: &UpstreamToml) -> Upstrea
     }
 }
 
-/// Parses listener addresses, reporting each bad one at its position.
-fn addresses(l: &mut Loader<'_>, raw: &[toml::Spanned<String>], field: &str) -> Vec<SocketAddr> {
+/// Parses listener addresses, reporting each bad one at its position;
+/// `plain` are the plain listeners, which TLS listeners must not repeat.
+fn addresses(
+    l: &mut Loader<'_>,
+    raw: &[toml::Spanned<String>],
+    field: &str,
+    plain: &[SocketAddr],
+) -> Vec<SocketAddr> {
     let mut out = Vec::new();
     for addr in raw {
         match addr.get_ref().parse::<SocketAddr>() {
             Ok(a) if out.contains(&a) => {
                 l.error(addr.span(), field, format!("{a} is listed twice"))
             }
+            Ok(a) if plain.contains(&a) => l.error(
+                addr.span(),
+                field,
+                format!("{a} is also a plain listener in gateway.listen"),
+            ),
             Ok(a) => out.push(a),
             Err(e) => l.error(
                 addr.span(),
@@ -124,28 +135,14 @@ fn trusted_proxies(l: &mut Loader<'_>, raw: &[toml::Spanned<String>]) -> Vec<ipn
 }
 
 pub(crate) fn gateway(l: &mut Loader<'_>, g: &GatewayToml) -> Gateway {
-    let listen = addresses(l, &g.listen, "gateway.listen");
-    let listen_tls = addresses(l, &g.listen_tls, "gateway.listen_tls");
+    let listen = addresses(l, &g.listen, "gateway.listen", &[]);
+    let listen_tls = addresses(l, &g.listen_tls, "gateway.listen_tls", &listen);
     if g.listen.is_empty() && g.listen_tls.is_empty() {
         l.errors.push(
             ConfigError::new("at least one listener (listen or listen_tls) is required")
                 .at(Location::file(l.file))
                 .field("gateway.listen"),
         );
-    }
-    for (a, span) in g.listen_tls.iter().filter_map(|s| {
-        s.get_ref()
-            .parse::<SocketAddr>()
-            .ok()
-            .map(|a| (a, s.span()))
-    }) {
-        if listen.contains(&a) {
-            l.error(
-                span,
-                "gateway.listen_tls",
-                format!("{a} is also a plain listener in gateway.listen"),
-            );
-        }
     }
     if g.threads == 0 {
         l.errors.push(

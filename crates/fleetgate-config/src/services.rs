@@ -144,10 +144,7 @@ fn upstream_tls(
     t: Option<&UpstreamTlsToml>,
 ) -> UpstreamTls {
     let Some(t) = t else {
-        return UpstreamTls {
-            verify: true,
-            ..UpstreamTls::default()
-        };
+        return UpstreamTls::default();
     };
     let verify = t.verify.unwrap_or(true);
     if !verify {
@@ -224,10 +221,7 @@ pub(crate) fn merge_service_ports(
                     timeouts: *defaults,
                     health_check: None,
                     protocol: UpstreamProtocol::Http,
-                    tls: UpstreamTls {
-                        verify: true,
-                        ..UpstreamTls::default()
-                    },
+                    tls: UpstreamTls::default(),
                 });
             }
         }
