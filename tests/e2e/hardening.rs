@@ -8,16 +8,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use fleetgate_e2e::config::{header, host_ingress, listen_addr, manifests};
+use fleetgate_e2e::config::{header, host_ingress, listen_addr, manifests, service_at};
 use fleetgate_e2e::{bin_path, free_port, Backend, Gateway, HttpClient, TempDir};
-
-/// A `[[service]]` named `name` with one endpoint at `at` and `extra` lines.
-fn one_endpoint(name: &str, at: SocketAddr, extra: &str) -> String {
-    format!(
-        "\n[[service]]\nnamespace = \"gateway-demo\"\nname = \"{name}\"\nport = 80\n\
-         endpoints = [{{ cluster = \"c7fb82a1\", address = \"{at}\" }}]\n{extra}\n"
-    )
-}
 
 /// Sends `request` on a new connection and reads until the gateway closes
 /// it (or 10 s pass).
@@ -45,12 +37,12 @@ fn a_client_that_stalls_its_body_cannot_eject_a_healthy_endpoint() {
     let config = format!(
         "{}{}{}{}",
         header(listen, ""),
-        one_endpoint(
+        service_at(
             "a",
             pod.addr,
             "read_timeout = \"500ms\"\n[service.outlier_detection]\nconsecutive_failures = 2"
         ),
-        one_endpoint("b", pod.addr, ""),
+        service_at("b", pod.addr, ""),
         manifests(&[dir.write("m.yaml", &yaml)]),
     );
     let gw = Gateway::start(&dir.write("gw.toml", &config), listen);
@@ -115,8 +107,8 @@ fn timeouts_answer_504_and_error_answers_say_whether_the_connection_stays() {
     let config = format!(
         "{}{}{}{}",
         header(listen, ""),
-        one_endpoint("slow", hole.addr, "read_timeout = \"300ms\"\nretries = 1"),
-        one_endpoint("dead", dead, ""),
+        service_at("slow", hole.addr, "read_timeout = \"300ms\"\nretries = 1"),
+        service_at("dead", dead, ""),
         manifests(&[dir.write("m.yaml", &yaml)]),
     );
     let gw = Gateway::start(&dir.write("gw.toml", &config), listen);
@@ -158,8 +150,8 @@ fn requests_rfc_9112_forbids_are_refused_before_routing() {
             listen,
             "default_backend = { namespace = \"gateway-demo\", service = \"fallback\", port = 80 }"
         ),
-        one_endpoint("fallback", pod.addr, ""),
-        one_endpoint("a", pod_a.addr, ""),
+        service_at("fallback", pod.addr, ""),
+        service_at("a", pod_a.addr, ""),
         manifests(&[dir.write("m.yaml", &host_ingress("a", "a.test", "a", None, &[]))]),
     );
     let gw = Gateway::start(&dir.write("gw.toml", &config), listen);
@@ -217,7 +209,7 @@ fn keep_alive_connections_are_bounded_and_pipelined_requests_all_answered() {
             "keepalive_timeout = \"1s\"\nkeepalive_requests = 3\n\
              default_backend = { namespace = \"gateway-demo\", service = \"pod\", port = 80 }"
         ),
-        one_endpoint("pod", pod.addr, ""),
+        service_at("pod", pod.addr, ""),
     );
     let gw = Gateway::start(&dir.write("gw.toml", &config), listen);
     let get = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
@@ -305,7 +297,7 @@ fn a_content_length_that_could_be_read_two_ways_is_made_one_or_refused() {
             listen,
             "default_backend = { namespace = \"gateway-demo\", service = \"rec\", port = 80 }"
         ),
-        one_endpoint("rec", upstream, ""),
+        service_at("rec", upstream, ""),
     );
     let gw = Gateway::start(&dir.write("gw.toml", &config), listen);
     // The readiness probe of the harness went to the upstream too.

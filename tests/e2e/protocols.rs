@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fleetgate_e2e::config::{header, host_ingress, listen_addr, manifests, service};
+use fleetgate_e2e::config::{header, host_ingress, listen_addr, manifests, service, service_at};
 use fleetgate_e2e::python::{client_script, python_client, python_server};
 use fleetgate_e2e::tls::{curl, TestCert};
 use fleetgate_e2e::{free_port, Gateway, TempDir};
@@ -85,12 +85,11 @@ fn the_gateways_own_answers_to_grpc_calls_are_grpc_statuses() {
     ]
     .concat();
     let listen = listen_addr();
-    let dead = free_port();
+    let dead: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let config = format!(
-        "{}\n[[service]]\nnamespace = \"gateway-demo\"\nname = \"empty\"\nport = 80\n\
-         \n[[service]]\nnamespace = \"gateway-demo\"\nname = \"dead\"\nport = 80\n\
-         endpoints = [{{ cluster = \"c7fb82a1\", address = \"127.0.0.1:{dead}\" }}]\n{}",
+        "{}\n[[service]]\nnamespace = \"gateway-demo\"\nname = \"empty\"\nport = 80\n{}{}",
         header(listen, "h2c = true"),
+        service_at("dead", dead, ""),
         manifests(&[dir.write("m.yaml", &yaml)]),
     );
     let gw = Gateway::start(&dir.write("gw.toml", &config), listen);
@@ -259,12 +258,6 @@ fn tls_upstreams_are_verified_unless_told_not_to() {
     ]
     .concat();
     let listen = listen_addr();
-    let svc = |name: &str, at: SocketAddr, extra: &str| {
-        format!(
-            "\n[[service]]\nnamespace = \"gateway-demo\"\nname = \"{name}\"\nport = 80\n\
-             endpoints = [{{ cluster = \"c7fb82a1\", address = \"{at}\" }}]\n{extra}\n"
-        )
-    };
     let ca = |c: &TestCert| format!("[service.tls]\nca_file = \"{}\"", c.cert_file.display());
     let checked = |c: &TestCert| {
         format!(
@@ -276,10 +269,10 @@ fn tls_upstreams_are_verified_unless_told_not_to() {
     let config = format!(
         "{}{}{}{}{}{}{}{}",
         header(listen, "h2c = true"),
-        svc("checked-good", addr, &checked(&upstream_cert)),
-        svc("checked-bad", addr, &checked(&stranger)),
-        svc("verified", addr, &ca(&upstream_cert)),
-        svc(
+        service_at("checked-good", addr, &checked(&upstream_cert)),
+        service_at("checked-bad", addr, &checked(&stranger)),
+        service_at("verified", addr, &ca(&upstream_cert)),
+        service_at(
             "wrong-ca",
             addr,
             &format!(
@@ -287,12 +280,12 @@ fn tls_upstreams_are_verified_unless_told_not_to() {
                 ca(&stranger)
             )
         ),
-        svc(
+        service_at(
             "insecure",
             addr,
             "protocol = \"https\"\n[service.tls]\nverify = false"
         ),
-        svc(
+        service_at(
             "grpcs",
             g.addr,
             &format!(
@@ -343,13 +336,7 @@ fn websockets_idle_past_the_read_timeout_with_no_bytes_injected() {
     let dir = TempDir::new("websocket");
     let yaml = ingress("ws", "ws.test", "ws", &[]);
     let listen = listen_addr();
-    let svc = |name: &str, extra: &str| {
-        format!(
-            "\n[[service]]\nnamespace = \"gateway-demo\"\nname = \"{name}\"\nport = 80\n\
-             endpoints = [{{ cluster = \"c7fb82a1\", address = \"{}\" }}]\n{extra}\n",
-            ws.addr
-        )
-    };
+    let svc = |name: &str, extra: &str| service_at(name, ws.addr, extra);
     let config = format!(
         "{}{}{}",
         header(listen, ""),
@@ -439,9 +426,9 @@ fn a_response_cut_short_upstream_is_cut_short_for_the_client() {
     let yaml = ingress("dies", "dies.test", "dies", &[]);
     let listen = listen_addr();
     let config = format!(
-        "{}\n[[service]]\nnamespace = \"gateway-demo\"\nname = \"dies\"\nport = 80\n\
-         endpoints = [{{ cluster = \"c7fb82a1\", address = \"{upstream}\" }}]\n{}",
+        "{}{}{}",
         header(listen, "h2c = true"),
+        service_at("dies", upstream, ""),
         manifests(&[dir.write("m.yaml", &yaml)]),
     );
     let gw = Gateway::start(&dir.write("gw.toml", &config), listen);

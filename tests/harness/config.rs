@@ -59,9 +59,21 @@ zone = "zone-b"
 /// backends, each `(cluster id, backend)`; `extra` is appended inside the
 /// service (e.g. `[service.health_check]` lines).
 pub fn service(name: &str, port: u16, endpoints: &[(&str, &Backend)], extra: &str) -> String {
+    let eps: Vec<(&str, SocketAddr)> = endpoints.iter().map(|(c, b)| (*c, b.addr)).collect();
+    service_with(name, port, &eps, extra)
+}
+
+/// A `[[service]]` `name` port 80 in namespace gateway-demo with one
+/// endpoint at `at` in cluster c7fb82a1 (an address that is no web-demo:
+/// a Python server, a dead port, a test's own listener).
+pub fn service_at(name: &str, at: SocketAddr, extra: &str) -> String {
+    service_with(name, 80, &[("c7fb82a1", at)], extra)
+}
+
+fn service_with(name: &str, port: u16, endpoints: &[(&str, SocketAddr)], extra: &str) -> String {
     let eps: Vec<String> = endpoints
         .iter()
-        .map(|(cluster, b)| format!("{{ cluster = \"{cluster}\", address = \"{}\" }}", b.addr))
+        .map(|(cluster, addr)| format!("{{ cluster = \"{cluster}\", address = \"{addr}\" }}"))
         .collect();
     format!(
         "\n[[service]]\nnamespace = \"gateway-demo\"\nname = \"{name}\"\nport = {port}\nendpoints = [{}]\n{extra}\n",
