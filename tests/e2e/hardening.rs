@@ -9,18 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use fleetgate_e2e::config::{header, host_ingress, listen_addr, manifests, service_at};
-use fleetgate_e2e::{bin_path, free_port, Backend, Gateway, HttpClient, TempDir};
-
-/// Sends `request` on a new connection and reads until the gateway closes
-/// it (or 10 s pass).
-fn exchange(gateway: SocketAddr, request: &[u8]) -> String {
-    let mut s = TcpStream::connect(gateway).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(request).expect("send");
-    let mut got = Vec::new();
-    let _ = s.read_to_end(&mut got);
-    String::from_utf8_lossy(&got).to_string()
-}
+use fleetgate_e2e::{bin_path, exchange, free_port, Backend, Gateway, HttpClient, TempDir};
 
 #[test]
 fn a_client_that_stalls_its_body_cannot_eject_a_healthy_endpoint() {

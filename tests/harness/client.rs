@@ -189,3 +189,14 @@ fn response(status: u16, headers: Vec<(String, String)>, body: Vec<u8>) -> Respo
         body: String::from_utf8_lossy(&body).into_owned(),
     }
 }
+
+/// Sends raw `request` bytes on a new connection and reads until the peer
+/// closes it (or 10 s pass): what a client that speaks HTTP by hand sees.
+pub fn exchange(addr: SocketAddr, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request).expect("send");
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    String::from_utf8_lossy(&got).to_string()
+}

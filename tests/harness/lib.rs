@@ -14,6 +14,6 @@ pub mod process;
 pub mod python;
 pub mod tls;
 
-pub use client::{HttpClient, Response};
+pub use client::{exchange, HttpClient, Response};
 pub use load::{Load, Sample};
 pub use process::{bin_path, free_port, Backend, Gateway, TempDir};

@@ -22,6 +22,7 @@
 
 #![warn(missing_docs)]
 
+mod byte_size;
 mod certificates;
 mod draft;
 mod duplicate_keys;
@@ -36,6 +37,7 @@ mod services;
 mod toml_ingress;
 mod toml_schema;
 
+pub use byte_size::ByteSize;
 pub use duration::HumanDuration;
 pub use error::{ConfigError, ConfigErrors, Location};
 pub use load::{DEFAULT_ADMIN_LISTEN, DEFAULT_GRACE_PERIOD, DEFAULT_NAMESPACE};

@@ -269,6 +269,41 @@ pub struct Gateway {
     /// Requests served on one client connection before it is closed
     /// (default 1000, as nginx).
     pub keepalive_requests: u32,
+    /// What one client may send and hold.
+    pub client_limits: ClientLimits,
+}
+
+/// Limits on what one client may send and hold, so that no client can
+/// exhaust the gateway's memory or connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientLimits {
+    /// Longest time from the first byte of a request head to its end
+    /// (default 60 s, as nginx); not reset by each byte. Answered with 408.
+    pub header_timeout: Duration,
+    /// Longest wait for the next piece of a request body (default 60 s, as
+    /// nginx). Answered with 408.
+    pub body_timeout: Duration,
+    /// Largest request head, request line and headers together (default
+    /// 32 KiB, nginx's four 8 KiB buffers). Answered with 431.
+    pub max_header_size: usize,
+    /// Largest request body, or `None` for no limit (the default).
+    /// Answered with 413.
+    pub max_body_size: Option<u64>,
+    /// Most client connections open at once (default 10,000); connections
+    /// beyond it are closed at once.
+    pub max_connections: u32,
+}
+
+impl Default for ClientLimits {
+    fn default() -> Self {
+        ClientLimits {
+            header_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(60),
+            max_header_size: 32 * 1024,
+            max_body_size: None,
+            max_connections: 10_000,
+        }
+    }
 }
 
 /// `[admin]`.

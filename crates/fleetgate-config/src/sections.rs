@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::byte_size::ByteSize;
 use crate::error::{ConfigError, Location};
 use crate::load::{Loader, DEFAULT_ADMIN_LISTEN, DEFAULT_GRACE_PERIOD, DEFAULT_NAMESPACE};
 use crate::model::*;
@@ -203,12 +204,64 @@ pub(crate) fn gateway(l: &mut Loader<'_>, g: &GatewayToml) -> Gateway {
             }
             n => n.unwrap_or(1000),
         },
+        client_limits: client_limits(l, g),
         ingress_class: g.ingress_class.clone(),
         default_class: g.default_class,
         advertise: g.advertise.clone(),
         threads: g.threads,
         grace_period: g.grace_period.map_or(DEFAULT_GRACE_PERIOD, Into::into),
         default_backend,
+    }
+}
+
+/// The `client_*` limits and `max_connections`, checked for values that
+/// would refuse every request.
+fn client_limits(l: &mut Loader<'_>, g: &GatewayToml) -> ClientLimits {
+    let defaults = ClientLimits::default();
+    let mut refuse = |field: &str, why: &str| {
+        l.errors.push(
+            ConfigError::new(why)
+                .at(Location::file(l.file))
+                .field(format!("gateway.{field}")),
+        );
+    };
+    let header_timeout = g
+        .client_header_timeout
+        .map_or(defaults.header_timeout, Into::into);
+    if header_timeout.is_zero() {
+        refuse("client_header_timeout", "must be more than zero");
+    }
+    let body_timeout = g
+        .client_body_timeout
+        .map_or(defaults.body_timeout, Into::into);
+    if body_timeout.is_zero() {
+        refuse("client_body_timeout", "must be more than zero");
+    }
+    let max_header_size = match g.client_max_header_size {
+        None => defaults.max_header_size,
+        Some(ByteSize(n)) if !(1024..=1 << 20).contains(&n) => {
+            refuse(
+                "client_max_header_size",
+                "must be between 1k and 1m (the HTTP/1 parser holds at most 1 MiB)",
+            );
+            defaults.max_header_size
+        }
+        Some(ByteSize(n)) => n as usize,
+    };
+    let max_connections = match g.max_connections {
+        Some(0) => {
+            refuse("max_connections", "must be at least 1");
+            defaults.max_connections
+        }
+        n => n.unwrap_or(defaults.max_connections),
+    };
+    ClientLimits {
+        header_timeout,
+        body_timeout,
+        max_header_size,
+        // 0 means no limit, as nginx's client_max_body_size 0.
+        max_body_size: g.client_max_body_size.map(|s| s.0).filter(|&n| n > 0),
+        max_connections,
     }
 }
 

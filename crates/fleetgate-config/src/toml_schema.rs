@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::byte_size::ByteSize;
 use crate::duration::HumanDuration;
 
 #[derive(Debug, Deserialize)]
@@ -95,6 +96,16 @@ pub(crate) struct GatewayToml {
     pub keepalive_timeout: Option<HumanDuration>,
     #[serde(default)]
     pub keepalive_requests: Option<u32>,
+    #[serde(default)]
+    pub client_header_timeout: Option<HumanDuration>,
+    #[serde(default)]
+    pub client_body_timeout: Option<HumanDuration>,
+    #[serde(default)]
+    pub client_max_header_size: Option<ByteSize>,
+    #[serde(default)]
+    pub client_max_body_size: Option<ByteSize>,
+    #[serde(default)]
+    pub max_connections: Option<u32>,
 }
 
 fn default_name() -> String {

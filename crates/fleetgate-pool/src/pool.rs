@@ -204,7 +204,28 @@ impl EndpointPool {
     /// active checks and not ejected.
     pub fn is_available(&self, index: usize) -> bool {
         let slot = &self.slots[index];
-        !slot.state.is_ejected() && self.is_healthy(slot.endpoint.address)
+        (!slot.state.is_ejected() || !self.ejection_within_budget(index))
+            && self.is_healthy(slot.endpoint.address)
+    }
+
+    /// Whether this pool honours the ejection of the (ejected) endpoint at
+    /// `index`. Ejection state is shared by address, so another pool may
+    /// have ejected endpoints this one lists; this pool still keeps no more
+    /// than its own `max_ejection_percent` out: the first ejected endpoints
+    /// in index order up to the budget stay out, the rest take traffic.
+    /// Only read when an endpoint is ejected, which is rare.
+    #[cold]
+    fn ejection_within_budget(&self, index: usize) -> bool {
+        let earlier = self.slots[..index]
+            .iter()
+            .filter(|s| s.state.is_ejected())
+            .count();
+        earlier < self.ejection_budget()
+    }
+
+    /// How many endpoints this pool lets be ejected at once.
+    fn ejection_budget(&self) -> usize {
+        self.slots.len() * self.options.outlier.max_ejection_percent as usize / 100
     }
 
     /// Whether any endpoint with a non-zero weight can take traffic now
@@ -252,7 +273,7 @@ impl EndpointPool {
             return;
         }
         let ejected = self.slots.iter().filter(|s| s.state.is_ejected()).count();
-        let limit = self.slots.len() * self.options.outlier.max_ejection_percent as usize / 100;
+        let limit = self.ejection_budget();
         if ejected >= limit {
             log::warn!(
                 "outlier: endpoint {} of {} keeps failing but {ejected} of {} endpoints are already ejected (max {}%); keeping it",
@@ -456,6 +477,42 @@ mod tests {
             p.select_any(|e| e.address.port() == 1).is_some(),
             "panic mode ignores ejection"
         );
+    }
+
+    #[test]
+    fn a_pool_keeps_its_own_ejection_budget_when_another_pool_ejects() {
+        let checks = HealthChecks::new();
+        let address: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let other: SocketAddr = "127.0.0.1:2".parse().unwrap();
+        let ejecting = PoolOptions {
+            outlier: OutlierConfig {
+                consecutive_failures: 1,
+                max_ejection_percent: 50,
+                ..OutlierConfig::default()
+            },
+            ..PoolOptions::default()
+        };
+        let endpoint = |a: SocketAddr| Arc::new(Endpoint::new(a, "c"));
+        let a = EndpointPool::with_shared_state(
+            "a",
+            vec![endpoint(address), endpoint(other)],
+            ejecting,
+            None,
+            &checks,
+        );
+        let b = EndpointPool::with_shared_state(
+            "b",
+            vec![endpoint(address)],
+            PoolOptions::default(),
+            None,
+            &checks,
+        );
+        a.report(0, Outcome::Failure);
+        assert!(a.state(0).is_ejected(), "pool a may eject one of two");
+        assert_eq!(a.availability(), (1, 2));
+        // Pool b lists the same address alone: 50% of one endpoint is none.
+        assert!(b.is_available(0));
+        assert_eq!(b.select().unwrap().index, 0);
     }
 
     #[test]

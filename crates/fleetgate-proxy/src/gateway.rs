@@ -13,7 +13,10 @@ use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use fleetgate_canary::{Dice, RequestView};
 use fleetgate_pool::{EndpointPool, Outcome};
 
+use fleetgate_config::ClientLimits;
+
 use crate::access_log::{AccessLog, AccessRecord};
+use crate::client_guard;
 use crate::edge::{self, Scheme};
 use crate::forwarded;
 use crate::metrics::{Metrics, TargetCounters};
@@ -58,6 +61,11 @@ pub struct RequestCtx {
     /// The upstream timed out while the client had not sent the whole
     /// request body: the client's fault (408), not the endpoint's.
     pub client_stalled: bool,
+    /// Request body bytes received so far (counted only under a body size
+    /// limit).
+    pub body_bytes: u64,
+    /// The client sent more body than `client_max_body_size` allows (413).
+    pub body_too_large: bool,
     in_flight: InFlight,
 }
 
@@ -85,6 +93,8 @@ pub struct Gateway {
     https_port: Option<u16>,
     /// Idle limit of client keep-alive connections, in seconds (0: off).
     keepalive_secs: u64,
+    /// What a client may send.
+    client_limits: ClientLimits,
 }
 
 impl Gateway {
@@ -100,6 +110,7 @@ impl Gateway {
             forwarded_headers: true,
             https_port: None,
             keepalive_secs: 75,
+            client_limits: ClientLimits::default(),
         }
     }
 
@@ -108,6 +119,13 @@ impl Gateway {
     /// HTTP/1.1 pipelining is served in order on kept connections.
     pub fn with_keepalive_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.keepalive_secs = timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0);
+        self
+    }
+
+    /// Sets the client body timeout and body size limit (the connection
+    /// and head limits are [`crate::GuardedApp`]'s).
+    pub fn with_client_limits(mut self, limits: ClientLimits) -> Self {
+        self.client_limits = limits;
         self
     }
 
@@ -269,12 +287,18 @@ impl ProxyHttp for Gateway {
             own_status: None,
             last_failure_timed_out: false,
             client_stalled: false,
+            body_bytes: 0,
+            body_too_large: false,
             in_flight: InFlight(Arc::clone(&self.stats)),
         }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        client_guard::head_read();
         let snapshot = self.snapshot.load_full();
+        // The longest wait for each piece of a request body (a stalled
+        // body is answered with 408).
+        session.set_read_timeout(Some(self.client_limits.body_timeout));
         // A connection the client keeps alive idles at most this long
         // (Pingora's default is 60 s), and pipelined requests are answered
         // in order instead of being dropped.
@@ -298,9 +322,14 @@ impl ProxyHttp for Gateway {
             }
             Ok(request_checks::ContentLength::Keep) => None,
         };
-        if let Some((status, why)) =
-            refusal.or_else(|| request_checks::refusal(session.req_header()))
-        {
+        let refusal = refusal
+            .or_else(|| request_checks::refusal(session.req_header()))
+            .or_else(|| {
+                let limit = self.client_limits.max_body_size?;
+                let length = request_checks::declared_length(session.req_header())?;
+                (length > limit).then_some((413, "the request body is larger than allowed"))
+            });
+        if let Some((status, why)) = refusal {
             log::debug!(
                 "refused {} {}: {why}",
                 session.req_header().method,
@@ -455,6 +484,12 @@ impl ProxyHttp for Gateway {
         client_reused: bool,
     ) -> Box<Error> {
         let mut e = e.more_context(format!("Peer: {peer}"));
+        if ctx.body_too_large || e.esource() == &ErrorSource::Downstream {
+            // The client's fault (a body too large, too slow, or cut off):
+            // nothing against the endpoint, and no retry.
+            e.set_retry(false);
+            return e;
+        }
         let timed_out = matches!(
             e.etype(),
             ErrorType::ReadTimedout | ErrorType::WriteTimedout | ErrorType::ConnectTimedout
@@ -498,6 +533,26 @@ impl ProxyHttp for Gateway {
         let retry = ctx.take_retry();
         e.set_retry(retry);
         e
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let (Some(limit), Some(chunk)) = (self.client_limits.max_body_size, body.as_ref()) {
+            ctx.body_bytes += chunk.len() as u64;
+            if ctx.body_bytes > limit {
+                ctx.body_too_large = true;
+                return Err(Error::explain(
+                    ErrorType::HTTPStatus(413),
+                    "the request body is larger than client_max_body_size",
+                ));
+            }
+        }
+        Ok(())
     }
 
     async fn upstream_response_filter(
@@ -550,6 +605,7 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        client_guard::request_done(session.as_downstream_mut().is_body_done());
         let status = ctx
             .own_status
             .unwrap_or_else(|| session.response_written().map_or(0, |r| r.status.as_u16()));
@@ -607,6 +663,7 @@ impl ProxyHttp for Gateway {
     ) -> FailToProxy {
         let code = match e.etype() {
             _ if ctx.client_stalled => 408,
+            _ if ctx.body_too_large => 413,
             ErrorType::ReadTimedout if e.esource() == &ErrorSource::Downstream => 408,
             ErrorType::HTTPStatus(code) => *code,
             ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
@@ -632,6 +689,7 @@ impl ProxyHttp for Gateway {
             // instead (HTTP/1.1: closed before the body's end; HTTP/2: the
             // stream is reset), so the client sees a truncation, never a
             // complete-looking response.
+            self.stats.truncated.fetch_add(1, Ordering::Relaxed);
             log::warn!(
                 "response to {} {} cut short after it started: {e}",
                 session.req_header().method,

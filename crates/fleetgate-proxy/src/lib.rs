@@ -35,6 +35,7 @@
 #![warn(missing_docs)]
 
 pub mod access_log;
+pub mod client_guard;
 mod compile;
 pub mod edge;
 mod forwarded;
@@ -47,6 +48,7 @@ mod stats;
 pub mod target;
 
 pub use access_log::{AccessLog, AccessRecord};
+pub use client_guard::{ConnectionCounts, ConnectionLimits, GuardedApp};
 pub use edge::Scheme;
 pub use gateway::{Gateway, RequestCtx};
 pub use metrics::Metrics;

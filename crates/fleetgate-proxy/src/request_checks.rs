@@ -48,6 +48,17 @@ pub enum ContentLength {
     Normalise(u64),
 }
 
+/// The body length `req` declares, once [`content_length`] has accepted
+/// (and normalised) its `Content-Length`; `None` without one.
+pub fn declared_length(req: &RequestHeader) -> Option<u64> {
+    let value = req.headers.get(http::header::CONTENT_LENGTH)?;
+    std::str::from_utf8(value.as_bytes())
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// Checks the `Content-Length` header lines of `req` (RFC 9112 §6.3).
 pub fn content_length(req: &RequestHeader) -> Result<ContentLength, Refusal> {
     let all = req.headers.get_all(http::header::CONTENT_LENGTH);

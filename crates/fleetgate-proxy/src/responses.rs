@@ -19,7 +19,9 @@ pub fn body_for(status: u16) -> &'static str {
         400 => "400 Bad Request: the request could not be parsed\n",
         404 => "404 Not Found: no route matches this host and path\n",
         405 => "405 Method Not Allowed\n",
-        408 => "408 Request Timeout: the request body did not arrive in time\n",
+        408 => "408 Request Timeout: the request did not arrive in time\n",
+        413 => "413 Content Too Large: the request body is larger than allowed\n",
+        431 => "431 Request Header Fields Too Large: the request head is larger than allowed\n",
         502 => "502 Bad Gateway: the upstream endpoint failed\n",
         503 => "503 Service Unavailable: no healthy endpoint for this route\n",
         504 => "504 Gateway Timeout: the upstream endpoint did not answer in time\n",
@@ -63,6 +65,18 @@ pub async fn send(session: &mut Session, status: u16, grpc: bool) -> pingora_cor
     write_text(session, status, body_for(status), None).await
 }
 
+/// A complete HTTP/1.1 response with the gateway's own body for `status`
+/// that closes the connection, as bytes, for answers written before
+/// Pingora has a request (see [`crate::client_guard`]).
+pub fn raw_closing_response(status: u16, reason: &str) -> Vec<u8> {
+    let body = body_for(status);
+    format!(
+        "HTTP/1.1 {status} {reason}\r\nServer: {SERVER}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
 /// Whether `req` is a gRPC call (`content-type: application/grpc`, with or
 /// without a `+proto`-style suffix).
 pub fn is_grpc(req: &pingora_http::RequestHeader) -> bool {
@@ -87,6 +101,7 @@ pub fn grpc_status_for(status: u16) -> (u8, &'static str) {
         503 => (14, "no healthy endpoint for this route"),
         504 => (14, "the upstream endpoint did not answer in time"),
         400 => (13, "the request could not be parsed"),
+        413 => (8, "the request is larger than allowed"),
         _ => (2, "the gateway could not complete this call"),
     }
 }

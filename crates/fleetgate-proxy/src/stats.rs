@@ -4,6 +4,9 @@
 //! operator sees what a run served and how often failover had to retry.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crate::client_guard::ConnectionCounts;
 
 /// Counters shared by every request.
 #[derive(Debug, Default)]
@@ -18,6 +21,11 @@ pub struct GatewayStats {
     pub not_found: AtomicU64,
     /// Requests that failed with a gateway-generated 5xx.
     pub failed: AtomicU64,
+    /// Responses cut short after they had started (the upstream failed
+    /// mid-body): the client saw a truncation, not a complete response.
+    pub truncated: AtomicU64,
+    /// Client connections and what their limits refused.
+    pub connections: Arc<ConnectionCounts>,
 }
 
 impl GatewayStats {

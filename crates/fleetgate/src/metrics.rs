@@ -86,5 +86,41 @@ pub fn gauges(state: &GatewayState) -> Vec<MetricFamily> {
         .expect("valid metric");
     in_flight.set(i64::try_from(state.stats.in_flight.load(Ordering::Relaxed)).unwrap_or(i64::MAX));
     out.extend(family(&in_flight));
+
+    let truncated = IntCounter::new(
+        "fleetgate_responses_truncated_total",
+        "Responses cut short after they started because the upstream failed mid-body",
+    )
+    .expect("valid metric");
+    truncated.inc_by(state.stats.truncated.load(Ordering::Relaxed));
+    out.extend(family(&truncated));
+
+    let counts = &state.stats.connections;
+    let open = IntGauge::new(
+        "fleetgate_client_connections",
+        "Client connections open now",
+    )
+    .expect("valid metric");
+    open.set(i64::try_from(counts.open.load(Ordering::Relaxed)).unwrap_or(i64::MAX));
+    out.extend(family(&open));
+
+    let refused = IntCounterVec::new(
+        Opts::new(
+            "fleetgate_client_refusals_total",
+            "Client connections and request heads refused by the client limits",
+        ),
+        &["reason"],
+    )
+    .expect("valid metric");
+    for (reason, n) in [
+        ("max_connections", &counts.refused),
+        ("header_too_large", &counts.heads_too_large),
+        ("header_timeout", &counts.heads_too_slow),
+    ] {
+        refused
+            .with_label_values(&[reason])
+            .inc_by(n.load(Ordering::Relaxed));
+    }
+    out.extend(family(&refused));
     out
 }

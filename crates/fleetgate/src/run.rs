@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use fleetgate_config::AccessLogTarget;
-use fleetgate_proxy::{AccessLog, Gateway, Metrics};
+use fleetgate_proxy::{AccessLog, ConnectionLimits, Gateway, GuardedApp, Metrics};
 use pingora_core::apps::HttpServerOptions;
 use pingora_core::listeners::tls::TlsSettings;
+use pingora_core::protocols::http::v2::server::default_h2_options;
 use pingora_core::server::configuration::{Opt, ServerConf};
 use pingora_core::server::Server;
 use pingora_core::services::background::background_service;
@@ -117,6 +118,7 @@ pub fn run(args: &RunArgs) -> i32 {
         .with_forwarded_headers(config.gateway.forwarded_headers)
         .with_https_port(config.gateway.listen_tls.first().map(|a| a.port()))
         .with_keepalive_timeout(config.gateway.keepalive_timeout)
+        .with_client_limits(config.gateway.client_limits)
         .with_metrics(metrics.clone());
     if let Some(log) = access_log {
         gateway = gateway.with_access_log(log);
@@ -147,6 +149,7 @@ pub fn run(args: &RunArgs) -> i32 {
     let listen_tls = config.gateway.listen_tls.clone();
     let h2c = config.gateway.h2c;
     let keepalive_requests = config.gateway.keepalive_requests;
+    let client_limits = config.gateway.client_limits;
     let admin_listen = config.admin.listen;
     let token = config.admin.token.clone();
     let name = config.gateway.name.clone();
@@ -154,6 +157,7 @@ pub fn run(args: &RunArgs) -> i32 {
     let view = ConfigView::from(&config);
     drop(config);
     crate::memory::release_free_memory();
+    crate::memory::trim_after_bursts(Arc::clone(&stats.connections));
     let state = GatewayState::new(
         view,
         Arc::clone(&shared),
@@ -181,10 +185,23 @@ pub fn run(args: &RunArgs) -> i32 {
     options.h2c = h2c;
     // Pingora counts reuses after the first request.
     options.keepalive_request_limit = Some(keepalive_requests.saturating_sub(1));
-    let mut proxy = pingora_proxy::ProxyServiceBuilder::new(&server.configuration, gateway)
-        .name("fleetgate")
-        .server_options(options)
-        .build();
+    let mut http = pingora_proxy::HttpProxy::new(gateway, Arc::clone(&server.configuration));
+    http.server_options = Some(options);
+    // HTTP/2 header lists get the same bound as HTTP/1 heads.
+    let mut h2 = default_h2_options();
+    h2.max_header_list_size(u32::try_from(client_limits.max_header_size).unwrap_or(u32::MAX));
+    http.h2_options = Some(h2);
+    http.handle_init_modules();
+    let guarded = GuardedApp::new(
+        http,
+        ConnectionLimits {
+            header_timeout: client_limits.header_timeout,
+            max_header_size: client_limits.max_header_size,
+            max_connections: client_limits.max_connections as usize,
+        },
+        Arc::clone(&stats.connections),
+    );
+    let mut proxy = Service::new("fleetgate".to_string(), guarded);
     for addr in &listen {
         proxy.add_tcp(&addr.to_string());
     }

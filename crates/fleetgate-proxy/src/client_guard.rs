@@ -1,0 +1,461 @@
+//! Limits on client connections that Pingora does not enforce itself.
+//!
+//! Pingora reads an HTTP/1 request head into a buffer of up to 1 MiB and
+//! resets its read timer with every byte, so a client that dribbles a huge
+//! head holds a megabyte for as long as it likes; a thousand such clients
+//! hold a gigabyte. [`GuardedApp`] wraps Pingora's HTTP application and
+//! gives every client connection:
+//!
+//! - a place among at most `max_connections` open at once: a connection
+//!   beyond the cap is closed at once, before anything is read;
+//! - a [`HeadGuard`] around its stream that counts the bytes of each request
+//!   head and the time since the head's first byte. A head larger than
+//!   `max_header_size` is answered with 431 and one that takes longer than
+//!   `header_timeout` with 408; either way the connection closes.
+//!
+//! The guard knows where a head ends by the blank line that ends it, or,
+//! when Pingora already holds a pipelined head, by [`head_read`], which the
+//! gateway calls once it has the parsed head; [`request_done`] tells it
+//! that the next bytes start a new head. HTTP/2 connections (ALPN `h2`)
+//! are left alone: their header lists are bounded by the HTTP/2 settings
+//! the gateway sends, and their streams are not heads to count.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora_core::apps::ServerApp;
+use pingora_core::protocols::{
+    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, Ssl, Stream, UniqueID,
+    UniqueIDType, ALPN,
+};
+use pingora_core::server::ShutdownWatch;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+use crate::responses::raw_closing_response;
+
+/// The limits a [`GuardedApp`] enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Longest time from a head's first byte to its end.
+    pub header_timeout: Duration,
+    /// Largest request head in bytes.
+    pub max_header_size: usize,
+    /// Most client connections open at once.
+    pub max_connections: usize,
+}
+
+/// Live counts of a [`GuardedApp`], for metrics and status.
+#[derive(Debug, Default)]
+pub struct ConnectionCounts {
+    /// Client connections open now.
+    pub open: AtomicUsize,
+    /// The most open at once since someone last took it (see
+    /// [`ConnectionCounts::take_peak`]).
+    peak: AtomicUsize,
+    /// Connections closed at once because `max_connections` were open.
+    pub refused: AtomicU64,
+    /// Request heads answered with 431.
+    pub heads_too_large: AtomicU64,
+    /// Request heads answered with 408.
+    pub heads_too_slow: AtomicU64,
+}
+
+impl ConnectionCounts {
+    /// The most connections open at once since the last call, which
+    /// starts a new period at the current count.
+    pub fn take_peak(&self) -> usize {
+        self.peak
+            .swap(self.open.load(Ordering::Relaxed), Ordering::Relaxed)
+    }
+}
+
+/// Pingora's HTTP application `A` behind the connection limits.
+pub struct GuardedApp<A> {
+    app: Arc<A>,
+    limits: ConnectionLimits,
+    counts: Arc<ConnectionCounts>,
+}
+
+impl<A> GuardedApp<A> {
+    /// Puts `app` behind `limits`, counting into `counts`.
+    pub fn new(app: A, limits: ConnectionLimits, counts: Arc<ConnectionCounts>) -> Self {
+        GuardedApp {
+            app: Arc::new(app),
+            limits,
+            counts,
+        }
+    }
+}
+
+/// A connection's place among the open ones, given back when dropped.
+struct Place(Arc<ConnectionCounts>);
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl<A> GuardedApp<A> {
+    fn take_place(&self) -> Option<Place> {
+        let open = self.counts.open.fetch_add(1, Ordering::Relaxed);
+        let place = Place(Arc::clone(&self.counts));
+        self.counts.peak.fetch_max(open + 1, Ordering::Relaxed);
+        if open >= self.limits.max_connections {
+            drop(place);
+            let refused = self.counts.refused.fetch_add(1, Ordering::Relaxed);
+            if (refused + 1).is_power_of_two() {
+                log::warn!(
+                    "{} client connections open (max_connections): closing new ones; {} closed so far",
+                    self.limits.max_connections,
+                    refused + 1
+                );
+            }
+            return None;
+        }
+        Some(place)
+    }
+}
+
+tokio::task_local! {
+    /// The head state of the connection whose request this task serves.
+    static HEAD: Arc<HeadState>;
+}
+
+/// Tells the connection guard that the current request's head has been
+/// read and parsed, so that what follows (a body) is not counted as head.
+/// Called by the gateway first thing for every request; does nothing on
+/// HTTP/2 or outside a [`GuardedApp`].
+pub fn head_read() {
+    let _ = HEAD.try_with(|h| h.armed.store(false, Ordering::Relaxed));
+}
+
+/// Tells the connection guard that the current request is over, so that
+/// the next bytes on the connection are the next request's head. When the
+/// request body was not read to its end, Pingora may still read (drain) it
+/// before the next head; those bytes are not a head, so the next head then
+/// goes uncounted rather than miscounted.
+pub fn request_done(body_done: bool) {
+    if body_done {
+        let _ = HEAD.try_with(|h| h.armed.store(true, Ordering::Relaxed));
+    }
+}
+
+#[async_trait]
+impl<A: ServerApp + Send + Sync + 'static> ServerApp for GuardedApp<A> {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        // Closed at once, unread, when max_connections are open.
+        let _place = self.take_place()?;
+        if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+            return self.app.process_new(stream, shutdown).await;
+        }
+        let head = Arc::new(HeadState {
+            armed: AtomicBool::new(true),
+        });
+        let stream: Stream = Box::new(HeadGuard::new(
+            stream,
+            Arc::clone(&head),
+            self.limits,
+            Arc::clone(&self.counts),
+        ));
+        // Pingora serves every HTTP/1 request of the connection in this one
+        // call, in this task: the gateway reaches the head state through
+        // the task-local to disarm and re-arm it per request.
+        HEAD.scope(head, self.app.process_new(stream, shutdown))
+            .await
+    }
+
+    async fn cleanup(&self) {
+        self.app.cleanup().await;
+    }
+}
+
+/// Shared between a [`HeadGuard`] and the loop serving its connection.
+#[derive(Debug, Default)]
+struct HeadState {
+    /// Whether reads still belong to a request head.
+    armed: AtomicBool,
+}
+
+/// What a [`HeadGuard`] does with the next read.
+#[derive(Debug)]
+enum Phase {
+    /// Passing bytes through; counting them while the head state is armed.
+    Open,
+    /// Writing a refusal, `written` bytes of it so far.
+    Refusing {
+        response: &'static [u8],
+        written: usize,
+    },
+    /// The refusal is out; every read fails.
+    Refused,
+}
+
+/// A client stream that counts request-head bytes and time (see the
+/// module documentation).
+pub struct HeadGuard {
+    inner: Stream,
+    head: Arc<HeadState>,
+    limits: ConnectionLimits,
+    counts: Arc<ConnectionCounts>,
+    /// Bytes of the current head so far.
+    head_bytes: usize,
+    /// How far a blank line has been matched: 1 after `\n`, 2 after `\n\r`.
+    blank_line: u8,
+    /// When the current head must be complete; armed by its first byte.
+    deadline: Option<Pin<Box<Sleep>>>,
+    phase: Phase,
+}
+
+static TOO_LARGE: LazyLock<Vec<u8>> =
+    LazyLock::new(|| raw_closing_response(431, "Request Header Fields Too Large"));
+static TOO_SLOW: LazyLock<Vec<u8>> = LazyLock::new(|| raw_closing_response(408, "Request Timeout"));
+
+impl HeadGuard {
+    fn new(
+        inner: Stream,
+        head: Arc<HeadState>,
+        limits: ConnectionLimits,
+        counts: Arc<ConnectionCounts>,
+    ) -> Self {
+        HeadGuard {
+            inner,
+            head,
+            limits,
+            counts,
+            head_bytes: 0,
+            blank_line: 0,
+            deadline: None,
+            phase: Phase::Open,
+        }
+    }
+
+    /// Counts `bytes`, just read, against the head. Returns the refusal to
+    /// send when the head went over its size.
+    fn count(&mut self, bytes: &[u8]) -> Option<&'static [u8]> {
+        if bytes.is_empty() {
+            return None;
+        }
+        if self.deadline.is_none() {
+            self.deadline = Some(Box::pin(tokio::time::sleep_until(
+                Instant::now() + self.limits.header_timeout,
+            )));
+        }
+        let end = bytes.iter().position(|&b| {
+            self.blank_line = match (b, self.blank_line) {
+                (b'\n', 1 | 2) => 3,
+                (b'\n', _) => 1,
+                (b'\r', 1) => 2,
+                _ => 0,
+            };
+            self.blank_line == 3
+        });
+        self.head_bytes += end.map_or(bytes.len(), |i| i + 1);
+        if self.head_bytes > self.limits.max_header_size {
+            self.counts.heads_too_large.fetch_add(1, Ordering::Relaxed);
+            return Some(&TOO_LARGE);
+        }
+        if end.is_some() {
+            self.head.armed.store(false, Ordering::Relaxed);
+            self.reset();
+        }
+        None
+    }
+
+    fn reset(&mut self) {
+        self.head_bytes = 0;
+        self.blank_line = 0;
+        self.deadline = None;
+    }
+
+    /// Writes the refusal, then fails the read that wanted a head.
+    fn poll_refuse(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while let Phase::Refusing { response, written } = &mut self.phase {
+            if *written == response.len() {
+                ready!(Pin::new(&mut self.inner).poll_flush(cx))?;
+                self.phase = Phase::Refused;
+                break;
+            }
+            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &response[*written..]))?;
+            if n == 0 {
+                self.phase = Phase::Refused;
+                break;
+            }
+            *written += n;
+        }
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "request head refused by the client limits",
+        )))
+    }
+}
+
+impl AsyncRead for HeadGuard {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if !matches!(this.phase, Phase::Open) {
+            return this.poll_refuse(cx);
+        }
+        if !this.head.armed.load(Ordering::Relaxed) {
+            if this.deadline.is_some() || this.head_bytes > 0 {
+                this.reset();
+            }
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        }
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                let refusal = this.count(&buf.filled()[before..]);
+                match refusal {
+                    None => Poll::Ready(Ok(())),
+                    Some(response) => {
+                        buf.set_filled(before);
+                        this.phase = Phase::Refusing {
+                            response,
+                            written: 0,
+                        };
+                        this.poll_refuse(cx)
+                    }
+                }
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => {
+                let expired = this
+                    .deadline
+                    .as_mut()
+                    .is_some_and(|d| d.as_mut().poll(cx).is_ready());
+                if !expired {
+                    return Poll::Pending;
+                }
+                this.counts.heads_too_slow.fetch_add(1, Ordering::Relaxed);
+                this.phase = Phase::Refusing {
+                    response: &TOO_SLOW,
+                    written: 0,
+                };
+                this.poll_refuse(cx)
+            }
+        }
+    }
+}
+
+impl AsyncWrite for HeadGuard {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+impl std::fmt::Debug for HeadGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeadGuard")
+            .field("inner", &self.inner)
+            .field("head_bytes", &self.head_bytes)
+            .finish()
+    }
+}
+
+#[async_trait]
+impl Shutdown for HeadGuard {
+    async fn shutdown(&mut self) {
+        self.inner.shutdown().await;
+    }
+}
+
+impl UniqueID for HeadGuard {
+    fn id(&self) -> UniqueIDType {
+        self.inner.id()
+    }
+}
+
+impl Ssl for HeadGuard {
+    fn get_ssl(&self) -> Option<&pingora_core::protocols::tls::TlsRef> {
+        self.inner.get_ssl()
+    }
+
+    fn get_ssl_digest(&self) -> Option<Arc<pingora_core::protocols::tls::SslDigest>> {
+        self.inner.get_ssl_digest()
+    }
+
+    fn selected_alpn_proto(&self) -> Option<ALPN> {
+        self.inner.selected_alpn_proto()
+    }
+}
+
+impl GetTimingDigest for HeadGuard {
+    fn get_timing_digest(&self) -> Vec<Option<pingora_core::protocols::TimingDigest>> {
+        self.inner.get_timing_digest()
+    }
+
+    fn get_read_pending_time(&self) -> Duration {
+        self.inner.get_read_pending_time()
+    }
+
+    fn get_write_pending_time(&self) -> Duration {
+        self.inner.get_write_pending_time()
+    }
+}
+
+impl GetProxyDigest for HeadGuard {
+    fn get_proxy_digest(&self) -> Option<Arc<pingora_core::protocols::raw_connect::ProxyDigest>> {
+        self.inner.get_proxy_digest()
+    }
+
+    fn set_proxy_digest(&mut self, digest: pingora_core::protocols::raw_connect::ProxyDigest) {
+        self.inner.set_proxy_digest(digest);
+    }
+}
+
+impl GetSocketDigest for HeadGuard {
+    fn get_socket_digest(&self) -> Option<Arc<pingora_core::protocols::SocketDigest>> {
+        self.inner.get_socket_digest()
+    }
+
+    fn set_socket_digest(&mut self, digest: pingora_core::protocols::SocketDigest) {
+        self.inner.set_socket_digest(digest);
+    }
+}
+
+#[async_trait]
+impl Peek for HeadGuard {
+    async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
+        self.inner.try_peek(buf).await
+    }
+}
