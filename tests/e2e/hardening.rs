@@ -150,6 +150,17 @@ fn requests_rfc_9112_forbids_are_refused_before_routing() {
         (&b"GET / HTTP/1.1\r\nHost: a/x\r\n\r\n"[..], "400"),
         (&b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n"[..], "400"),
         (&b"TRACE / HTTP/1.1\r\nHost: a\r\n\r\n"[..], "405"),
+        (&b"GET /a\x00b HTTP/1.1\r\nHost: a\r\n\r\n"[..], "400"),
+        (&b"GET /a\x01b HTTP/1.1\r\nHost: a\r\n\r\n"[..], "400"),
+        (&b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n"[..], "400"),
+        (
+            &b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"[..],
+            "501",
+        ),
+        (
+            &b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"[..],
+            "501",
+        ),
     ] {
         let got = exchange(gw.addr, request);
         let shown = String::from_utf8_lossy(request);
@@ -327,4 +338,72 @@ fn a_content_length_that_could_be_read_two_ways_is_made_one_or_refused() {
         recorded.recv_timeout(Duration::from_millis(300)).is_err(),
         "a refused request never reaches the upstream"
     );
+}
+
+#[test]
+fn configurations_past_the_input_bounds_are_refused_with_the_bound_named() {
+    let dir = TempDir::new("bounds");
+    let listen = listen_addr();
+    // 2 MB of nested brackets: quadratic to scan, minutes of a pinned
+    // thread if it reached the YAML parser.
+    let nested = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: x}}\ndata: {}\n",
+        "[".repeat(2_000_000)
+    );
+    let huge = dir.path().join("huge.yaml");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len((64 << 20) + 1)
+        .unwrap();
+    let config = format!(
+        "{}{}",
+        header(listen, ""),
+        manifests(&[dir.write("nested.yaml", &nested), huge]),
+    );
+    let out = Command::new(bin_path("fleetgate"))
+        .args(["check", "-c"])
+        .arg(dir.write("gw.toml", &config))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("nested.yaml:4:1") && err.contains("nest deeper than 64 levels"),
+        "{err}"
+    );
+    assert!(
+        err.contains("huge.yaml") && err.contains("at most 64 MiB"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_manifest_emptied_before_a_reload_is_reported_not_silently_unrouted() {
+    let pod = Backend::start("pod");
+    let dir = TempDir::new("emptied");
+    let listen = listen_addr();
+    let manifest = dir.write("m.yaml", &host_ingress("a", "a.test", "a", None, &[]));
+    let config = format!(
+        "{}{}{}",
+        header(listen, ""),
+        service_at("a", pod.addr, ""),
+        manifests(std::slice::from_ref(&manifest)),
+    );
+    let gw = Gateway::start(&dir.write("gw.toml", &config), listen);
+    let mut c = HttpClient::new(gw.addr);
+    assert_eq!(c.get("a.test", "/").unwrap().status, 200);
+    let before = gw.admin_json("/status");
+    assert!(
+        before["warnings"].as_array().unwrap().is_empty(),
+        "{before}"
+    );
+    // A failed write leaves the file empty (a comment at most).
+    std::fs::write(&manifest, "# nothing here\n").unwrap();
+    gw.signal("HUP");
+    gw.wait_generation(2);
+    assert_eq!(c.get("a.test", "/").unwrap().status, 404);
+    let status = gw.admin_json("/status");
+    let warnings = status["warnings"].to_string();
+    assert!(warnings.contains("m.yaml holds no objects"), "{status}");
+    assert!(gw.log_text().contains("m.yaml holds no objects"));
 }

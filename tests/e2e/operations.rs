@@ -290,11 +290,37 @@ fn admin_token_and_exposure_rules() {
     let a = Backend::start("cluster-demo-1");
     let listen = listen_addr();
     let dir = TempDir::new("token");
-    let config = seed_svc1(listen, &a).replace("[admin]\n", "[admin]\ntoken = \"s3cret\"\n");
+    let token = "s3cret-s3cret-s3cret";
+    let config =
+        seed_svc1(listen, &a).replace("[admin]\n", &format!("[admin]\ntoken = \"{token}\"\n"));
     let gw = Gateway::start(&dir.write("gw.toml", &config), listen);
     assert_eq!(gw.admin_get("/status", None).status, 401);
     assert_eq!(gw.admin_get("/status", Some("wrong")).status, 401);
-    assert_eq!(gw.admin_get("/status", Some("s3cret")).status, 200);
+    assert_eq!(gw.admin_get("/status", Some(&token[1..])).status, 401);
+    assert_eq!(gw.admin_get("/status", Some(token)).status, 200);
+    let admin = gw.admin.unwrap();
+    let lower = fleetgate_e2e::HttpClient::new(admin)
+        .request(
+            "GET",
+            "127.0.0.1",
+            "/status",
+            &[("Authorization", &format!("bearer {token}"))],
+            "",
+        )
+        .unwrap();
+    assert_eq!(lower.status, 200, "the scheme is case-insensitive");
+
+    // Short or spaced tokens are refused at load.
+    for bad in ["short", "has space in the middle of it"] {
+        let out = Command::new(bin_path("fleetgate"))
+            .args(["check", "-c"])
+            .arg(dir.write("bad-token.toml", &config.replace(token, bad)))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{bad}: {err}");
+        assert!(err.contains("admin.token"), "{err}");
+    }
 
     // A non-loopback admin address without a token is refused at start.
     let admin = fleetgate_e2e::free_port();

@@ -223,7 +223,7 @@ impl Gateway {
         let headers: Vec<(&str, &str)> =
             auth.iter().map(|a| ("Authorization", a.as_str())).collect();
         HttpClient::new(admin)
-            .request("GET", "admin", path, &headers, "")
+            .request("GET", "127.0.0.1", path, &headers, "")
             .expect("admin request")
     }
 

@@ -16,6 +16,7 @@ use serde_yaml_ng::Value;
 use crate::draft::{BackendDraft, IngressDraft, PathDraft, RuleDraft};
 use crate::duplicate_keys::find_duplicate_keys;
 use crate::error::{ConfigError, Location};
+use crate::input_limits::{flow_too_deep, MAX_FLOW_DEPTH};
 
 use fleetgate_ingress::LEGACY_CLASS_ANNOTATION;
 
@@ -46,6 +47,15 @@ pub(crate) struct ManifestObjects {
     pub ingresses: Vec<IngressDraft>,
     pub service_ports: Vec<ServicePortDecl>,
     pub secrets: Vec<SecretDecl>,
+    /// Objects read, of any kind (other kinds are skipped).
+    pub objects: usize,
+}
+
+impl ManifestObjects {
+    /// Whether the file held no object at all.
+    pub fn is_empty(&self) -> bool {
+        self.objects == 0
+    }
 }
 
 /// One YAML document and the 1-based line it starts on.
@@ -128,6 +138,15 @@ pub(crate) fn parse_file(
     let mut out = ManifestObjects::default();
     let mut errors = Vec::new();
     for doc in split_documents(text) {
+        if let Some(line) = flow_too_deep(doc.text, MAX_FLOW_DEPTH) {
+            errors.push(
+                ConfigError::new(format!(
+                    "flow collections ([ and {{) nest deeper than {MAX_FLOW_DEPTH} levels; the document is not parsed"
+                ))
+                .at(Location::at(file, doc.first_line + line - 1, 1)),
+            );
+            continue;
+        }
         let duplicates = find_duplicate_keys(doc.text);
         if !duplicates.is_empty() {
             for d in duplicates {
@@ -178,6 +197,7 @@ fn parse_object(
     if value.is_null() {
         return Ok(());
     }
+    out.objects += 1;
     let (api_version, kind) = match (str_field(value, "apiVersion"), str_field(value, "kind")) {
         (Some(a), Some(k)) => (a, k),
         _ => {

@@ -247,9 +247,9 @@ pub struct Gateway {
     pub canary_flavour: fleetgate_canary::Flavour,
     /// Seed of the weighted-canary and tier dice (fixed: reproducible runs).
     pub canary_seed: u64,
-    /// Whether requests to upstreams get `X-Forwarded-For`, `X-Real-IP` and
-    /// `X-Forwarded-Proto` (default on, as ingress-nginx does).
-    pub forwarded_headers: bool,
+    /// What upstream requests get of `X-Forwarded-For`, `X-Real-IP` and
+    /// `X-Forwarded-Proto` (default: appended to, as ingress-nginx does).
+    pub forwarded_headers: ForwardedHeaders,
     /// Where the pid file and the upgrade socket live (default `/tmp`).
     pub runtime_dir: PathBuf,
     /// HTTPS listeners (TLS 1.2 and 1.3, ALPN `h2` and `http/1.1`).
@@ -271,6 +271,60 @@ pub struct Gateway {
     pub keepalive_requests: u32,
     /// What one client may send and hold.
     pub client_limits: ClientLimits,
+    /// How request paths are normalised before routing.
+    pub path_normalization: PathNormalization,
+}
+
+/// How request paths are normalised before they are matched against
+/// Ingress paths. The upstream always gets the path as the client sent it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathNormalization {
+    /// Matched as written (`"none"`).
+    None,
+    /// RFC 3986: unreserved percent-escapes decoded, `.` and `..` segments
+    /// removed (`..` above the root is refused with 400), and runs of `/`
+    /// merged when `merge_slashes` (`"rfc3986"`, the default).
+    Rfc3986 {
+        /// Whether `//` counts as `/` (default true, as nginx).
+        merge_slashes: bool,
+    },
+}
+
+impl Default for PathNormalization {
+    fn default() -> Self {
+        PathNormalization::Rfc3986 {
+            merge_slashes: true,
+        }
+    }
+}
+
+/// How the gateway treats the forwarding headers of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ForwardedHeaders {
+    /// None are added (`false` or `"off"`).
+    Off,
+    /// The client's address is appended to `X-Forwarded-For` (`true` or
+    /// `"append"`, the default); `X-Real-IP` and `X-Forwarded-Proto` are
+    /// set.
+    #[default]
+    Append,
+    /// Like `Append` for peers in `trusted_proxies`; from any other peer,
+    /// client-sent `X-Forwarded-For`, `X-Forwarded-Host`,
+    /// `X-Forwarded-Port` and `Forwarded` are dropped first, so upstreams
+    /// only see what the gateway or a trusted proxy wrote (`"overwrite"`).
+    Overwrite,
+}
+
+impl ForwardedHeaders {
+    /// Parses `"off"`, `"append"` or `"overwrite"`.
+    pub fn parse(text: &str) -> Option<ForwardedHeaders> {
+        match text {
+            "off" => Some(ForwardedHeaders::Off),
+            "append" => Some(ForwardedHeaders::Append),
+            "overwrite" => Some(ForwardedHeaders::Overwrite),
+            _ => None,
+        }
+    }
 }
 
 /// Limits on what one client may send and hold, so that no client can

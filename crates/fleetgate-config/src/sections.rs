@@ -183,7 +183,20 @@ pub(crate) fn gateway(l: &mut Loader<'_>, g: &GatewayToml) -> Gateway {
         runtime_dir: PathBuf::from(g.runtime_dir.as_deref().unwrap_or("/tmp")),
         canary_flavour,
         canary_seed: g.canary_seed.unwrap_or(0x5eed_f1ee_7ea7_u64),
-        forwarded_headers: g.forwarded_headers,
+        forwarded_headers: match &g.forwarded_headers {
+            None | Some(ForwardedHeadersToml::Switch(true)) => ForwardedHeaders::Append,
+            Some(ForwardedHeadersToml::Switch(false)) => ForwardedHeaders::Off,
+            Some(ForwardedHeadersToml::Mode(m)) => ForwardedHeaders::parse(m).unwrap_or_else(|| {
+                l.errors.push(
+                    ConfigError::new(format!(
+                        "\"{m}\" is not a mode: use \"append\", \"overwrite\" or \"off\" (or true/false)"
+                    ))
+                    .at(Location::file(l.file))
+                    .field("gateway.forwarded_headers"),
+                );
+                ForwardedHeaders::Append
+            }),
+        },
         name: g.name.clone(),
         listen,
         listen_tls,
@@ -205,12 +218,41 @@ pub(crate) fn gateway(l: &mut Loader<'_>, g: &GatewayToml) -> Gateway {
             n => n.unwrap_or(1000),
         },
         client_limits: client_limits(l, g),
+        path_normalization: path_normalization(l, g),
         ingress_class: g.ingress_class.clone(),
         default_class: g.default_class,
         advertise: g.advertise.clone(),
         threads: g.threads,
         grace_period: g.grace_period.map_or(DEFAULT_GRACE_PERIOD, Into::into),
         default_backend,
+    }
+}
+
+/// `path_normalization` and `merge_slashes`.
+fn path_normalization(l: &mut Loader<'_>, g: &GatewayToml) -> PathNormalization {
+    let merge_slashes = g.merge_slashes.unwrap_or(true);
+    match g.path_normalization.as_deref() {
+        None | Some("rfc3986") => PathNormalization::Rfc3986 { merge_slashes },
+        Some("none") => {
+            if g.merge_slashes.is_some() {
+                l.errors.push(
+                    ConfigError::new("only applies with path_normalization = \"rfc3986\"")
+                        .at(Location::file(l.file))
+                        .field("gateway.merge_slashes"),
+                );
+            }
+            PathNormalization::None
+        }
+        Some(other) => {
+            l.errors.push(
+                ConfigError::new(format!(
+                    "\"{other}\" is not a normalisation: use \"rfc3986\" or \"none\""
+                ))
+                .at(Location::file(l.file))
+                .field("gateway.path_normalization"),
+            );
+            PathNormalization::default()
+        }
     }
 }
 
@@ -296,7 +338,25 @@ pub(crate) fn admin(l: &mut Loader<'_>, a: &AdminToml) -> Admin {
         },
         None => DEFAULT_ADMIN_LISTEN.parse().expect("valid default"),
     };
-    let token = a.token.clone().filter(|t| !t.is_empty());
+    let token = a.token.clone();
+    if let Some(t) = &token {
+        let why = if t.chars().any(char::is_whitespace) {
+            Some("must not contain whitespace".to_string())
+        } else if t.chars().count() < MIN_ADMIN_TOKEN_LENGTH {
+            Some(format!(
+                "is too short to resist guessing: use at least {MIN_ADMIN_TOKEN_LENGTH} characters (e.g. `openssl rand -hex 16`)"
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            l.errors.push(
+                ConfigError::new(format!("the token {why}"))
+                    .at(Location::file(l.file))
+                    .field("admin.token"),
+            );
+        }
+    }
     if !listen.ip().is_loopback() && token.is_none() {
         let span = a.listen.as_ref().map(|s| s.span()).unwrap_or(0..0);
         l.error(
@@ -309,6 +369,9 @@ pub(crate) fn admin(l: &mut Loader<'_>, a: &AdminToml) -> Admin {
     }
     Admin { listen, token }
 }
+
+/// The shortest `[admin] token` accepted.
+pub(crate) const MIN_ADMIN_TOKEN_LENGTH: usize = 16;
 
 pub(crate) fn clusters(l: &mut Loader<'_>, raw: &[toml::Spanned<ClusterToml>]) -> Vec<Cluster> {
     let mut out: Vec<Cluster> = Vec::new();

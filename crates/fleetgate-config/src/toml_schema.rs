@@ -78,8 +78,8 @@ pub(crate) struct GatewayToml {
     pub canary_flavour: Option<String>,
     #[serde(default)]
     pub canary_seed: Option<u64>,
-    #[serde(default = "default_forwarded_headers")]
-    pub forwarded_headers: bool,
+    #[serde(default)]
+    pub forwarded_headers: Option<ForwardedHeadersToml>,
     #[serde(default)]
     pub runtime_dir: Option<String>,
     #[serde(default)]
@@ -106,6 +106,10 @@ pub(crate) struct GatewayToml {
     pub client_max_body_size: Option<ByteSize>,
     #[serde(default)]
     pub max_connections: Option<u32>,
+    #[serde(default)]
+    pub path_normalization: Option<String>,
+    #[serde(default)]
+    pub merge_slashes: Option<bool>,
 }
 
 fn default_name() -> String {
@@ -116,8 +120,12 @@ fn default_class() -> String {
     "fleetgate".to_string()
 }
 
-fn default_forwarded_headers() -> bool {
-    true
+/// `forwarded_headers`: a switch, or the name of a mode.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum ForwardedHeadersToml {
+    Switch(bool),
+    Mode(String),
 }
 
 fn default_threads() -> usize {

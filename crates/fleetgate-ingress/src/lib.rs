@@ -39,10 +39,12 @@
 mod class;
 mod host;
 mod host_index;
+mod normalize;
 mod path;
 mod table;
 
 pub use class::{ClassFilter, LEGACY_CLASS_ANNOTATION};
 pub use host::{normalize_request_host, HostPattern, InvalidHost};
+pub use normalize::{normalize_path, PathError};
 pub use path::{validate_path, InvalidPath, PathType};
 pub use table::{DuplicateRoute, MatchKind, RouteMatch, RouteTable, RouteTableBuilder};

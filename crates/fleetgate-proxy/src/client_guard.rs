@@ -11,7 +11,9 @@
 //! - a [`HeadGuard`] around its stream that counts the bytes of each request
 //!   head and the time since the head's first byte. A head larger than
 //!   `max_header_size` is answered with 431 and one that takes longer than
-//!   `header_timeout` with 408; either way the connection closes.
+//!   `header_timeout` with 408, and a request line with a space or control
+//!   byte in its target (which Pingora would percent-encode and forward)
+//!   with 400; the connection closes.
 //!
 //! The guard knows where a head ends by the blank line that ends it, or,
 //! when Pingora already holds a pipelined head, by [`head_read`], which the
@@ -65,6 +67,9 @@ pub struct ConnectionCounts {
     pub heads_too_large: AtomicU64,
     /// Request heads answered with 408.
     pub heads_too_slow: AtomicU64,
+    /// Request lines answered with 400: a space or control byte in the
+    /// target, or a control byte anywhere in the line.
+    pub heads_malformed: AtomicU64,
 }
 
 impl ConnectionCounts {
@@ -188,6 +193,46 @@ struct HeadState {
     armed: AtomicBool,
 }
 
+/// A request line read byte by byte: `method SP target SP version`, with
+/// nothing but those two spaces and no control byte. Pingora would
+/// percent-encode a space or control byte in the target and forward the
+/// request; a client that sent one did not send a URI.
+#[derive(Debug, Default)]
+struct RequestLine {
+    /// Bytes of it seen (leading empty lines, which RFC 9112 lets a server
+    /// skip, not counted).
+    seen: usize,
+    spaces: u8,
+    ended: bool,
+}
+
+impl RequestLine {
+    /// Takes the next byte of the head; `false` if the line is malformed.
+    fn read(&mut self, b: u8) -> bool {
+        if self.ended {
+            return true;
+        }
+        match b {
+            b'\r' => true,
+            b'\n' if self.seen == 0 => true,
+            b'\n' => {
+                self.ended = true;
+                self.spaces == 2
+            }
+            b' ' => {
+                self.seen += 1;
+                self.spaces += 1;
+                self.spaces <= 2
+            }
+            0..=0x1f | 0x7f => false,
+            _ => {
+                self.seen += 1;
+                true
+            }
+        }
+    }
+}
+
 /// What a [`HeadGuard`] does with the next read.
 #[derive(Debug)]
 enum Phase {
@@ -215,11 +260,14 @@ pub struct HeadGuard {
     blank_line: u8,
     /// When the current head must be complete; armed by its first byte.
     deadline: Option<Pin<Box<Sleep>>>,
+    /// The current head's request line, as far as it has come.
+    request_line: RequestLine,
     phase: Phase,
 }
 
 static TOO_LARGE: LazyLock<Vec<u8>> =
     LazyLock::new(|| raw_closing_response(431, "Request Header Fields Too Large"));
+static MALFORMED: LazyLock<Vec<u8>> = LazyLock::new(|| raw_closing_response(400, "Bad Request"));
 static TOO_SLOW: LazyLock<Vec<u8>> = LazyLock::new(|| raw_closing_response(408, "Request Timeout"));
 
 impl HeadGuard {
@@ -237,6 +285,7 @@ impl HeadGuard {
             head_bytes: 0,
             blank_line: 0,
             deadline: None,
+            request_line: RequestLine::default(),
             phase: Phase::Open,
         }
     }
@@ -252,15 +301,23 @@ impl HeadGuard {
                 Instant::now() + self.limits.header_timeout,
             )));
         }
-        let end = bytes.iter().position(|&b| {
+        let mut end = None;
+        for (i, &b) in bytes.iter().enumerate() {
+            if !self.request_line.read(b) {
+                self.counts.heads_malformed.fetch_add(1, Ordering::Relaxed);
+                return Some(&MALFORMED);
+            }
             self.blank_line = match (b, self.blank_line) {
                 (b'\n', 1 | 2) => 3,
                 (b'\n', _) => 1,
                 (b'\r', 1) => 2,
                 _ => 0,
             };
-            self.blank_line == 3
-        });
+            if self.blank_line == 3 {
+                end = Some(i);
+                break;
+            }
+        }
         self.head_bytes += end.map_or(bytes.len(), |i| i + 1);
         if self.head_bytes > self.limits.max_header_size {
             self.counts.heads_too_large.fetch_add(1, Ordering::Relaxed);
@@ -277,6 +334,7 @@ impl HeadGuard {
         self.head_bytes = 0;
         self.blank_line = 0;
         self.deadline = None;
+        self.request_line = RequestLine::default();
     }
 
     /// Writes the refusal, then fails the read that wanted a head.

@@ -520,6 +520,7 @@ pub(crate) fn compile(
         certificates: Arc::new(certificate_store(config, &mut c.report)),
         edge: EdgePolicy {
             trusted_proxies: config.gateway.trusted_proxies.clone(),
+            path_normalization: config.gateway.path_normalization,
         },
         report: c.report,
     })

@@ -42,6 +42,8 @@ pub(crate) struct Origin {
     pub scheme: Scheme,
     /// A trusted proxy reported the scheme.
     pub reported_by_proxy: bool,
+    /// The peer is in `trusted_proxies`.
+    pub peer_trusted: bool,
 }
 
 impl Origin {
@@ -64,6 +66,7 @@ pub(crate) fn judge(session: &Session, edge: &EdgePolicy) -> Origin {
             .and_then(|a| a.as_inet())
             .map(|a| a.ip().to_canonical());
         if let Some(ip) = peer.filter(|ip| edge.trusts(*ip)) {
+            let peer_trusted = true;
             // The last value is the one the trusted proxy added; earlier
             // ones came from further away (perhaps from the client).
             let reported = session
@@ -85,13 +88,24 @@ pub(crate) fn judge(session: &Session, edge: &EdgePolicy) -> Origin {
                 return Origin {
                     scheme,
                     reported_by_proxy: true,
+                    peer_trusted,
                 };
             }
+            return Origin {
+                peer_trusted,
+                ..local_origin(session)
+            };
         }
     }
+    local_origin(session)
+}
+
+/// The origin as this hop sees it: the listener's scheme, no proxy.
+fn local_origin(session: &Session) -> Origin {
     let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
     Origin {
         scheme: if tls { Scheme::Https } else { Scheme::Http },
         reported_by_proxy: false,
+        peer_trusted: false,
     }
 }

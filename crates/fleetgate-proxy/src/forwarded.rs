@@ -59,6 +59,21 @@ pub(crate) fn add_headers(
     Ok(())
 }
 
+/// Removes the forwarding headers a client may have written itself
+/// (`[gateway] forwarded_headers = "overwrite"`, for peers that are not
+/// trusted proxies), so that upstreams see only the gateway's values.
+pub(crate) fn drop_client_values(req: &mut RequestHeader) {
+    for name in [
+        X_FORWARDED_FOR,
+        HeaderName::from_static("x-forwarded-host"),
+        HeaderName::from_static("x-forwarded-port"),
+        http::header::FORWARDED,
+        HeaderName::from_static("x-real-ip"),
+    ] {
+        req.remove_header(&name);
+    }
+}
+
 fn invalid(what: &'static str) -> Box<Error> {
     Error::explain(ErrorType::InternalError, format!("cannot build {what}"))
 }

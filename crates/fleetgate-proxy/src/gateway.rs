@@ -13,7 +13,7 @@ use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use fleetgate_canary::{Dice, RequestView};
 use fleetgate_pool::{EndpointPool, Outcome};
 
-use fleetgate_config::ClientLimits;
+use fleetgate_config::{ClientLimits, ForwardedHeaders, PathNormalization};
 
 use crate::access_log::{AccessLog, AccessRecord};
 use crate::client_guard;
@@ -61,6 +61,8 @@ pub struct RequestCtx {
     /// The upstream timed out while the client had not sent the whole
     /// request body: the client's fault (408), not the endpoint's.
     pub client_stalled: bool,
+    /// The client's peer is in `trusted_proxies`.
+    pub peer_trusted: bool,
     /// Request body bytes received so far (counted only under a body size
     /// limit).
     pub body_bytes: u64,
@@ -88,7 +90,7 @@ pub struct Gateway {
     /// Counters of requests that matched no route.
     unrouted: TargetCounters,
     access_log: Option<AccessLog>,
-    forwarded_headers: bool,
+    forwarded_headers: ForwardedHeaders,
     /// The port of the TLS listener redirects send clients to, if one runs.
     https_port: Option<u16>,
     /// Idle limit of client keep-alive connections, in seconds (0: off).
@@ -107,7 +109,7 @@ impl Gateway {
             metrics: Metrics::new(),
             unrouted: unrouted_counters(),
             access_log: None,
-            forwarded_headers: true,
+            forwarded_headers: ForwardedHeaders::Append,
             https_port: None,
             keepalive_secs: 75,
             client_limits: ClientLimits::default(),
@@ -137,10 +139,10 @@ impl Gateway {
         self
     }
 
-    /// Whether to add `X-Forwarded-For`, `X-Real-IP` and `X-Forwarded-Proto`
-    /// to upstream requests (default on).
-    pub fn with_forwarded_headers(mut self, on: bool) -> Self {
-        self.forwarded_headers = on;
+    /// How to treat `X-Forwarded-For`, `X-Real-IP` and `X-Forwarded-Proto`
+    /// on upstream requests (default: append).
+    pub fn with_forwarded_headers(mut self, mode: ForwardedHeaders) -> Self {
+        self.forwarded_headers = mode;
         self
     }
 
@@ -287,6 +289,7 @@ impl ProxyHttp for Gateway {
             own_status: None,
             last_failure_timed_out: false,
             client_stalled: false,
+            peer_trusted: false,
             body_bytes: 0,
             body_too_large: false,
             in_flight: InFlight(Arc::clone(&self.stats)),
@@ -310,6 +313,7 @@ impl ProxyHttp for Gateway {
         }
         let origin = edge::judge(session, &snapshot.edge);
         ctx.scheme = origin.scheme;
+        ctx.peer_trusted = origin.peer_trusted;
         ctx.grpc = responses::is_grpc(session.req_header());
         let refusal = match request_checks::content_length(session.req_header()) {
             Err(refusal) => Some(refusal),
@@ -343,9 +347,26 @@ impl ProxyHttp for Gateway {
             return Ok(true);
         }
         let req = session.req_header();
+        let path = match snapshot.edge.path_normalization {
+            PathNormalization::None => Ok(std::borrow::Cow::Borrowed(req.uri.path())),
+            PathNormalization::Rfc3986 { merge_slashes } => {
+                fleetgate_ingress::normalize_path(req.uri.path(), merge_slashes)
+            }
+        };
+        let path = match path {
+            Ok(path) => path,
+            Err(e) => {
+                log::debug!("refused {} {}: {e}", req.method, req.uri);
+                ctx.snapshot = Some(snapshot);
+                ctx.own_status = Some(400);
+                session.set_keepalive(None);
+                responses::send(session, 400, ctx.grpc).await?;
+                return Ok(true);
+            }
+        };
         let route = snapshot
             .table
-            .lookup(request_host(req), req.uri.path())
+            .lookup(request_host(req), &path)
             .map(|m| *m.target);
         let redirect = route.is_some_and(|r| {
             snapshot.routes[r as usize].https_redirect && {
@@ -588,8 +609,17 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if self.forwarded_headers {
-            forwarded::add_headers(session, upstream_request, ctx.scheme)?;
+        match self.forwarded_headers {
+            ForwardedHeaders::Off => {}
+            ForwardedHeaders::Append => {
+                forwarded::add_headers(session, upstream_request, ctx.scheme)?;
+            }
+            ForwardedHeaders::Overwrite => {
+                if !ctx.peer_trusted {
+                    forwarded::drop_client_values(upstream_request);
+                }
+                forwarded::add_headers(session, upstream_request, ctx.scheme)?;
+            }
         }
         Ok(())
     }

@@ -5,7 +5,9 @@
 //! what it lets through: an HTTP/1.1 request without `Host` (it would be
 //! routed as host-less and forwarded without one), a `Host` that is no
 //! host (`a, b`, `a/x`: two hosts, or a path), a request-target that is not
-//! a path (`*`, `x`), and TRACE, which reflects the request (and any
+//! a path (`*`, `x`) or holds spaces or control bytes (Pingora would
+//! percent-encode them and forward it), a transfer coding other than
+//! `chunked` (501), and TRACE, which reflects the request (and any
 //! credentials in it) back to the client; nginx refuses it too.
 
 use http::{Method, Version};
@@ -22,6 +24,17 @@ pub fn refusal(req: &RequestHeader) -> Option<Refusal> {
     if !req.uri.path().starts_with('/') {
         return Some((400, "the request-target is not a path"));
     }
+    // Pingora percent-encodes what it finds in a target; a client that
+    // sent a space or a control byte sent something that is not a URI.
+    if req.raw_path().iter().any(|&b| b <= b' ' || b == 0x7f) {
+        return Some((
+            400,
+            "the request-target holds a space or a control character",
+        ));
+    }
+    if let Some(refusal) = transfer_coding_refusal(req) {
+        return Some(refusal);
+    }
     let mut hosts = req.headers.get_all(http::header::HOST).iter();
     match (hosts.next(), hosts.next()) {
         (Some(_), Some(_)) => Some((400, "more than one Host header")),
@@ -32,6 +45,24 @@ pub fn refusal(req: &RequestHeader) -> Option<Refusal> {
             Some((400, "an HTTP/1.1 request without Host"))
         }
         _ => None,
+    }
+}
+
+/// Refuses a `Transfer-Encoding` other than `chunked` alone: the gateway
+/// would forward the body dechunked but still compressed (`gzip, chunked`)
+/// under a header that no longer says so. 501, as nginx answers.
+fn transfer_coding_refusal(req: &RequestHeader) -> Option<Refusal> {
+    let mut codings = req
+        .headers
+        .get_all(http::header::TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|c| !c.is_empty());
+    match (codings.next(), codings.next()) {
+        (None, _) => None,
+        (Some(c), None) if c.eq_ignore_ascii_case(b"chunked") => None,
+        _ => Some((501, "a transfer coding other than chunked")),
     }
 }
 

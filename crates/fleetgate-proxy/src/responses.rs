@@ -20,6 +20,7 @@ pub fn body_for(status: u16) -> &'static str {
         404 => "404 Not Found: no route matches this host and path\n",
         405 => "405 Method Not Allowed\n",
         408 => "408 Request Timeout: the request did not arrive in time\n",
+        501 => "501 Not Implemented: only the chunked transfer coding is supported\n",
         413 => "413 Content Too Large: the request body is larger than allowed\n",
         431 => "431 Request Header Fields Too Large: the request head is larger than allowed\n",
         502 => "502 Bad Gateway: the upstream endpoint failed\n",

@@ -102,6 +102,8 @@ pub struct PoolPolicy {
 pub struct EdgePolicy {
     /// Peers whose `X-Forwarded-Proto` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// How request paths are normalised before routing.
+    pub path_normalization: fleetgate_config::PathNormalization,
 }
 
 impl EdgePolicy {

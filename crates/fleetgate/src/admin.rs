@@ -2,7 +2,8 @@
 //!
 //! Served by Pingora on its own listener. It binds a loopback address
 //! unless `[admin] token` is set (checked at load), and with a token every
-//! request must carry `Authorization: Bearer <token>`. Everything is JSON
+//! request must carry `Authorization: Bearer <token>` (see
+//! [`crate::admin_auth`] for the checks). Everything is JSON
 //! except `/metrics` (Prometheus text) and the probes.
 //!
 //! | path | answer |
@@ -16,6 +17,8 @@
 //! | `GET /readyz` | 200 when Running or Listening, else 503 |
 
 use std::collections::BTreeMap;
+
+use crate::admin_auth::{bearer_matches, host_is_local};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -275,18 +278,20 @@ impl AdminApp {
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let req = session.req_header();
-        if let Some(token) = &self.token {
-            let given = req
-                .headers
-                .get(http::header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "));
-            if given != Some(token.as_str()) {
+        match &self.token {
+            Some(token) if !bearer_matches(req, token) => {
                 return text(
                     StatusCode::UNAUTHORIZED,
                     "401 Unauthorized: send Authorization: Bearer <token>\n",
                 );
             }
+            None if !host_is_local(req) => {
+                return text(
+                    StatusCode::FORBIDDEN,
+                    "403 Forbidden: without [admin] token the admin API answers only to Host 127.0.0.1, [::1] or localhost\n",
+                );
+            }
+            _ => {}
         }
         if req.method != http::Method::GET && req.method != http::Method::HEAD {
             return text(

@@ -7,6 +7,7 @@
 //! SIGTERM, and serves an admin API (see `admin`).
 
 mod admin;
+mod admin_auth;
 mod certificates;
 mod check;
 mod cli;

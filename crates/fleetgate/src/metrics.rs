@@ -116,6 +116,7 @@ pub fn gauges(state: &GatewayState) -> Vec<MetricFamily> {
         ("max_connections", &counts.refused),
         ("header_too_large", &counts.heads_too_large),
         ("header_timeout", &counts.heads_too_slow),
+        ("bad_request_line", &counts.heads_malformed),
     ] {
         refused
             .with_label_values(&[reason])

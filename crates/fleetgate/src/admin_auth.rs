@@ -1,0 +1,125 @@
+//! Who may use the admin API.
+//!
+//! With `[admin] token` set, every request carries `Authorization: Bearer
+//! <token>` (the scheme in any case, as RFC 9110 says); the token is
+//! compared in constant time, so response timing tells nothing about how
+//! much of a guess was right. Without a token the API listens on loopback
+//! only, and then a web page the operator visits could still reach it
+//! through DNS rebinding (a name that first resolves to the page's server,
+//! then to 127.0.0.1): such requests carry the page's host name in `Host`,
+//! so a token-less API answers only requests whose `Host` is an IP address
+//! or `localhost`.
+
+use pingora_http::RequestHeader;
+use subtle::ConstantTimeEq;
+
+/// Whether `req` carries `token` as its bearer token.
+pub fn bearer_matches(req: &RequestHeader, token: &str) -> bool {
+    let Some(value) = req.headers.get(http::header::AUTHORIZATION) else {
+        return false;
+    };
+    let value = value.as_bytes();
+    let Some((scheme, credentials)) = value
+        .iter()
+        .position(|&b| b == b' ')
+        .map(|i| (&value[..i], &value[i + 1..]))
+    else {
+        return false;
+    };
+    let credentials = credentials.trim_ascii();
+    scheme.eq_ignore_ascii_case(b"bearer") && bool::from(credentials.ct_eq(token.as_bytes()))
+}
+
+/// Whether `req`'s `Host` names the loopback API by address or as
+/// `localhost` (or is absent, as HTTP/1.0 allows), not by a name a DNS
+/// rebinding page controls.
+pub fn host_is_local(req: &RequestHeader) -> bool {
+    let Some(host) = req.headers.get(http::header::HOST) else {
+        return req.uri.host().is_none();
+    };
+    let Ok(host) = host.to_str() else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        // [v6]:port
+        Some(rest) => {
+            return rest
+                .split(']')
+                .next()
+                .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok())
+        }
+        None => host.rsplit_once(':').map_or(host, |(name, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                name
+            } else {
+                host
+            }
+        }),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::Ipv4Addr>().is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(headers: &[(&str, &str)]) -> RequestHeader {
+        let mut r = RequestHeader::build("GET", b"/status", None).unwrap();
+        for (k, v) in headers {
+            r.append_header(k.to_string(), *v).unwrap();
+        }
+        r
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive_and_the_token_exact() {
+        let token = "0123456789abcdef";
+        for ok in [
+            "Bearer 0123456789abcdef",
+            "bearer 0123456789abcdef",
+            "BEARER  0123456789abcdef",
+        ] {
+            assert!(
+                bearer_matches(&req(&[("Authorization", ok)]), token),
+                "{ok}"
+            );
+        }
+        for bad in [
+            "Bearer 0123456789abcde",
+            "Bearer 0123456789abcdefg",
+            "Basic 0123456789abcdef",
+            "Bearer",
+            "0123456789abcdef",
+        ] {
+            assert!(
+                !bearer_matches(&req(&[("Authorization", bad)]), token),
+                "{bad}"
+            );
+        }
+        assert!(!bearer_matches(&req(&[]), token));
+    }
+
+    #[test]
+    fn only_addresses_and_localhost_are_local_hosts() {
+        for ok in [
+            "127.0.0.1",
+            "127.0.0.1:9901",
+            "localhost",
+            "LOCALHOST:9901",
+            "[::1]:9901",
+            "[::1]",
+        ] {
+            assert!(host_is_local(&req(&[("Host", ok)])), "{ok}");
+        }
+        for bad in [
+            "evil.example",
+            "evil.example:9901",
+            "127.0.0.1.nip.io",
+            "localhost.evil",
+            "[evil]:1",
+        ] {
+            assert!(!host_is_local(&req(&[("Host", bad)])), "{bad}");
+        }
+        assert!(host_is_local(&req(&[])), "HTTP/1.0 without Host");
+    }
+}
