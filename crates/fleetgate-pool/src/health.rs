@@ -374,6 +374,34 @@ pub struct HealthSupervisor {
     checks: Arc<HealthChecks>,
 }
 
+/// A health-check pass in progress: when dropped, normally or while a
+/// panic unwinds, it marks the pass over and schedules the next one.
+struct RunningPass {
+    checked: Arc<Checked>,
+    started: Instant,
+}
+
+impl Drop for RunningPass {
+    fn drop(&mut self) {
+        let c = &self.checked;
+        let next = self
+            .started
+            .checked_add(c.config.interval)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        *lock(&c.next_due) = next;
+        c.running.store(false, Ordering::Relaxed);
+    }
+}
+
+/// The text of a panic payload, when it is one.
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_string())
+}
+
 /// How often the supervisor looks for due passes and new registries.
 const TICK: Duration = Duration::from_millis(25);
 
@@ -391,11 +419,26 @@ impl BackgroundService for HealthSupervisor {
             };
             for c in due {
                 c.running.store(true, Ordering::Relaxed);
+                let pass = RunningPass {
+                    checked: Arc::clone(&c),
+                    started: Instant::now(),
+                };
+                let handle = tokio::spawn(async move {
+                    pass.checked.registry.run_health_check(true).await;
+                    drop(pass);
+                });
+                // A pass that panics must not stop the checks: the pass
+                // guard schedules the next one as it unwinds, and this
+                // says what happened.
                 tokio::spawn(async move {
-                    let started = Instant::now();
-                    c.registry.run_health_check(true).await;
-                    *lock(&c.next_due) = started + c.config.interval;
-                    c.running.store(false, Ordering::Relaxed);
+                    if let Err(e) = handle.await {
+                        if e.is_panic() {
+                            log::error!(
+                                "health: a check pass panicked ({}); the next pass runs on schedule",
+                                panic_message(e.into_panic())
+                            );
+                        }
+                    }
                 });
             }
             tokio::select! {

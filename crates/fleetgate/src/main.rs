@@ -33,6 +33,13 @@ fn main() {
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
         .init();
+    // A panic anywhere (a bug) goes to the log with its thread, at error
+    // level, where an operator's alerting looks; what survives it (a
+    // request, a health-check pass, a reload) says so itself.
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        log::error!("panic in thread {}: {info}", thread.name().unwrap_or("unnamed"));
+    }));
     if !matches!(cli.command, Command::Run(_)) {
         // Listing commands end quietly when their reader goes away
         // (`fleetgate routes -c ... | head`), like other Unix tools; `run`

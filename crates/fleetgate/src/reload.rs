@@ -16,6 +16,31 @@ use fleetgate_proxy::Snapshot;
 use crate::notify;
 use crate::state::{ConfigView, GatewayState};
 
+/// Reloads from `path`, from a thread that must survive whatever the
+/// reload does: a panic (a bug) is reported as a rejected reload and the
+/// previous configuration keeps serving, so later reloads still happen.
+pub fn reload_guarded(state: &GatewayState, path: &Path) {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reload(state, path)));
+    if let Err(payload) = outcome {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_string());
+        log::error!(
+            "reload panicked ({message}); generation {} keeps serving",
+            state.generation()
+        );
+        state.record_reload(
+            false,
+            state.generation(),
+            format!("the reload panicked: {message}"),
+            Duration::ZERO,
+        );
+        notify::notify("READY=1");
+    }
+}
+
 /// Reloads from `path`. Returns the new generation, or the errors.
 pub fn reload(state: &GatewayState, path: &Path) -> Result<u64, String> {
     let _serial = state
@@ -84,7 +109,7 @@ pub fn on_sighup(state: Arc<GatewayState>, path: PathBuf) -> std::io::Result<()>
         .spawn(move || {
             for _ in signals.forever() {
                 log::info!("SIGHUP: reloading {}", path.display());
-                let _ = reload(&state, &path);
+                reload_guarded(&state, &path);
             }
         })?;
     Ok(())
@@ -130,7 +155,7 @@ pub fn watch(state: Arc<GatewayState>, path: PathBuf) -> std::io::Result<()> {
                 let now = fingerprint(&path, &state.config.load());
                 if now != seen {
                     log::info!("--watch: configuration files changed; reloading");
-                    let _ = reload(&state, &path);
+                    reload_guarded(&state, &path);
                     seen = fingerprint(&path, &state.config.load());
                 }
             }
