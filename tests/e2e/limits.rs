@@ -243,3 +243,109 @@ fn connections_beyond_max_connections_are_closed_at_once() {
     );
     assert!(got.starts_with("HTTP/1.1 200"), "{got}");
 }
+
+/// An upstream that reports each request head it receives on the first
+/// channel and answers 200 only when a token arrives on the second.
+fn held_upstream() -> (
+    SocketAddr,
+    std::sync::mpsc::Receiver<()>,
+    std::sync::mpsc::Sender<()>,
+) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().unwrap();
+    let (arrived_tx, arrived_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let release_rx = std::sync::Arc::new(std::sync::Mutex::new(release_rx));
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let arrived = arrived_tx.clone();
+            let release = std::sync::Arc::clone(&release_rx);
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = arrived.send(());
+                if release.lock().unwrap().recv().is_ok() {
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\nheld",
+                    );
+                }
+            });
+        }
+    });
+    (addr, arrived_rx, release_tx)
+}
+
+#[test]
+fn requests_beyond_max_requests_per_endpoint_wait_for_a_place_then_get_503() {
+    let (upstream, arrived, release) = held_upstream();
+    let dir = TempDir::new("per-endpoint");
+    let listen = fleetgate_e2e::config::listen_addr();
+    let ingress = fleetgate_e2e::config::host_ingress("q", "q.test", "q", None, &[])
+        + &fleetgate_e2e::config::host_ingress("o", "o.test", "o", None, &[]);
+    let config = format!(
+        "{}{}{}{}",
+        header(listen, ""),
+        service_at(
+            "q",
+            upstream,
+            "max_requests_per_endpoint = 2\nqueue_timeout = \"10s\""
+        ),
+        service_at(
+            "o",
+            upstream,
+            "max_requests_per_endpoint = 2\nqueue_timeout = \"200ms\""
+        ),
+        fleetgate_e2e::config::manifests(&[dir.write("m.yaml", &ingress)]),
+    );
+    let gw = Gateway::start(&dir.write("gw.toml", &config), listen);
+    let send = |host: &'static str| {
+        let addr = gw.addr;
+        std::thread::spawn(move || {
+            exchange(
+                addr,
+                format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+            )
+        })
+    };
+    // Two requests take the endpoint's two places; a third waits.
+    let first: Vec<_> = (0..2).map(|_| send("q.test")).collect();
+    for _ in 0..2 {
+        arrived
+            .recv_timeout(Duration::from_secs(5))
+            .expect("a request arrived");
+    }
+    let third = send("q.test");
+    assert!(
+        arrived.recv_timeout(Duration::from_millis(300)).is_err(),
+        "a third request reached an endpoint that has two in flight"
+    );
+    // Another Service on the same address counts the same places: with a
+    // short queue it gets 503 rather than wait.
+    let got = exchange(
+        gw.addr,
+        b"GET / HTTP/1.1\r\nHost: o.test\r\nConnection: close\r\n\r\n",
+    );
+    assert!(got.starts_with("HTTP/1.1 503"), "{got}");
+    // A place frees up: the waiting request goes through.
+    release.send(()).unwrap();
+    arrived
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the waiting request arrived once a place was free");
+    release.send(()).unwrap();
+    release.send(()).unwrap();
+    for t in first.into_iter().chain([third]) {
+        let got = t.join().unwrap();
+        assert!(
+            got.starts_with("HTTP/1.1 200") && got.ends_with("held"),
+            "{got}"
+        );
+    }
+    assert_eq!(metric(&gw, "fleetgate_upstream_overflows_total "), 1.0);
+}

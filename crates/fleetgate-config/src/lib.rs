@@ -43,4 +43,5 @@ pub use duration::HumanDuration;
 pub use error::{ConfigError, ConfigErrors, Location};
 pub use input_limits::{MAX_FILE_SIZE, MAX_FLOW_DEPTH};
 pub use load::{DEFAULT_ADMIN_LISTEN, DEFAULT_GRACE_PERIOD, DEFAULT_NAMESPACE};
+pub use manifests::{parse_manifests, ManifestSummary};
 pub use model::*;

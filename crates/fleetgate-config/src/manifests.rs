@@ -129,6 +129,41 @@ fn strip_position(msg: &str) -> String {
     }
 }
 
+/// What one stream of manifests holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ManifestSummary {
+    /// Ingresses read.
+    pub ingresses: usize,
+    /// Service ports read.
+    pub service_ports: usize,
+    /// Secrets read.
+    pub secrets: usize,
+    /// Objects read, of any kind.
+    pub objects: usize,
+}
+
+/// Parses a stream of Kubernetes manifests as `[manifests] files` would,
+/// without reading any file: `file` only names it in errors. Objects
+/// without a namespace get `default_ns`. For tools (and fuzzing) that check
+/// manifests on their own; [`crate::Config::load`] does this for every file
+/// it names.
+pub fn parse_manifests(
+    file: &Path,
+    text: &str,
+    default_ns: &str,
+) -> Result<ManifestSummary, crate::ConfigErrors> {
+    let (objects, errors) = parse_file(file, text, default_ns);
+    if !errors.is_empty() {
+        return Err(crate::ConfigErrors(errors));
+    }
+    Ok(ManifestSummary {
+        ingresses: objects.ingresses.len(),
+        service_ports: objects.service_ports.len(),
+        secrets: objects.secrets.len(),
+        objects: objects.objects,
+    })
+}
+
 /// Parses one manifest file. Objects without a namespace get `default_ns`.
 pub(crate) fn parse_file(
     file: &Path,

@@ -395,6 +395,13 @@ pub struct UpstreamDefaults {
     /// Also retry requests with non-idempotent methods (POST, PATCH, gRPC
     /// calls) after a reset or timeout before any response byte.
     pub retry_non_idempotent: bool,
+    /// Most requests in flight to one endpoint at once (0: no limit, the
+    /// default); for HTTP/1.1 upstreams, the connections in use. Envoy's
+    /// circuit breakers, per endpoint.
+    pub max_requests_per_endpoint: u32,
+    /// How long a request waits for an endpoint under its
+    /// `max_requests_per_endpoint` before it is answered 503.
+    pub queue_timeout: Duration,
 }
 
 /// `[[cluster]]`: one Kubernetes cluster behind the gateway.

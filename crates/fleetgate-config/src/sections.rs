@@ -82,6 +82,8 @@ pub(crate) fn upstream_defaults(l: &mut Loader<'_>, u: &UpstreamToml) -> Upstrea
             .websocket_idle_timeout
             .map_or(Duration::from_secs(3600), Into::into),
         retry_non_idempotent: u.retry_non_idempotent.unwrap_or(false),
+        max_requests_per_endpoint: u.max_requests_per_endpoint.unwrap_or(0),
+        queue_timeout: u.queue_timeout.map_or(Duration::from_secs(1), Into::into),
     }
 }
 

@@ -103,6 +103,10 @@ pub(crate) fn services(
                 retry_non_idempotent: s
                     .retry_non_idempotent
                     .unwrap_or(defaults.retry_non_idempotent),
+                max_requests_per_endpoint: s
+                    .max_requests_per_endpoint
+                    .unwrap_or(defaults.max_requests_per_endpoint),
+                queue_timeout: s.queue_timeout.map_or(defaults.queue_timeout, Into::into),
                 outlier: {
                     let o = outlier(s.outlier_detection.as_ref(), &defaults.outlier);
                     check_outlier(l, &o, &format!("{key}: service.outlier_detection"));

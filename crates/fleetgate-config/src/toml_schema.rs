@@ -152,6 +152,8 @@ pub(crate) struct UpstreamToml {
     pub outlier_detection: Option<OutlierToml>,
     pub websocket_idle_timeout: Option<HumanDuration>,
     pub retry_non_idempotent: Option<bool>,
+    pub max_requests_per_endpoint: Option<u32>,
+    pub queue_timeout: Option<HumanDuration>,
 }
 
 #[derive(Debug, Deserialize, Default, Clone)]
@@ -205,6 +207,8 @@ pub(crate) struct ServiceToml {
     pub protocol: Option<Spanned<String>>,
     pub tls: Option<UpstreamTlsToml>,
     pub retry_non_idempotent: Option<bool>,
+    pub max_requests_per_endpoint: Option<u32>,
+    pub queue_timeout: Option<HumanDuration>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -42,7 +42,9 @@ mod timeouts;
 
 pub use endpoint::{Endpoint, Labels, CLUSTER_LABEL, ZONE_LABEL};
 pub use health::{HealthCheckConfig, HealthChecks, HealthSupervisor, HealthView, Probe};
-pub use outlier::{bump_health_epoch, health_epoch, now_ms, EndpointState, Outcome, OutlierConfig};
+pub use outlier::{
+    bump_health_epoch, health_epoch, now_ms, EndpointPermit, EndpointState, Outcome, OutlierConfig,
+};
 pub use pingora_load_balancing::HealthRegistry;
 pub use pool::{EndpointPool, Picked, PoolOptions};
 pub use protocol::{PeerProtocol, PeerTls};

@@ -10,7 +10,7 @@
 //! request path takes no lock.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Outlier detection settings of a pool.
@@ -73,6 +73,23 @@ pub struct EndpointState {
     ejections: AtomicU32,
     /// Requests that failed and counted toward ejection, ever.
     failures_total: AtomicU64,
+    /// Requests holding an [`EndpointPermit`] now (counted only for pools
+    /// with `max_requests_per_endpoint`).
+    in_flight: AtomicU32,
+    /// Wakes a request waiting for a permit when one is given back.
+    released: tokio::sync::Notify,
+}
+
+/// A request's place among the `max_requests_per_endpoint` of an endpoint,
+/// given back when dropped.
+#[derive(Debug)]
+pub struct EndpointPermit(Arc<EndpointState>);
+
+impl Drop for EndpointPermit {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.released.notify_one();
+    }
 }
 
 /// What happened to one request sent to an endpoint.
@@ -107,6 +124,37 @@ impl EndpointState {
             bump_health_epoch();
         }
         false
+    }
+
+    /// Takes a place among `cap` requests in flight to this endpoint, if
+    /// one is free.
+    pub fn try_acquire(self: &Arc<Self>, cap: u32) -> Option<EndpointPermit> {
+        let mut n = self.in_flight.load(Ordering::Relaxed);
+        loop {
+            if n >= cap {
+                return None;
+            }
+            match self.in_flight.compare_exchange_weak(
+                n,
+                n + 1,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Some(EndpointPermit(Arc::clone(self))),
+                Err(now) => n = now,
+            }
+        }
+    }
+
+    /// Requests holding a permit now.
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Resolves when a permit is given back (or at once if one was given
+    /// back since the last wait): the moment to try again.
+    pub async fn released(&self) {
+        self.released.notified().await;
     }
 
     /// How many times it has been ejected.
@@ -211,6 +259,18 @@ mod tests {
         for _ in 0..100 {
             assert!(!s.record(Outcome::Failure, &config(0)));
         }
+    }
+
+    #[test]
+    fn permits_are_capped_and_given_back() {
+        let s = Arc::new(EndpointState::default());
+        let a = s.try_acquire(2).unwrap();
+        let _b = s.try_acquire(2).unwrap();
+        assert!(s.try_acquire(2).is_none());
+        assert_eq!(s.in_flight(), 2);
+        drop(a);
+        assert_eq!(s.in_flight(), 1);
+        assert!(s.try_acquire(2).is_some());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use pingora_core::upstreams::peer::HttpPeer;
 
 use crate::endpoint::Endpoint;
 use crate::health::{HealthChecks, HealthView};
-use crate::outlier::{EndpointState, Outcome, OutlierConfig};
+use crate::outlier::{EndpointPermit, EndpointState, Outcome, OutlierConfig};
 use crate::protocol::{make_peer, PeerProtocol};
 use crate::schedule::{owner, WeightedOrder};
 use crate::timeouts::UpstreamTimeouts;
@@ -190,8 +190,14 @@ impl EndpointPool {
     }
 
     /// The live state of the endpoint at `index`.
-    pub fn state(&self, index: usize) -> &EndpointState {
+    pub fn state(&self, index: usize) -> &Arc<EndpointState> {
         &self.slots[index].state
+    }
+
+    /// Takes a place among `cap` requests in flight to the endpoint at
+    /// `index` (shared by every pool listing its address), if one is free.
+    pub fn try_acquire(&self, index: usize, cap: u32) -> Option<EndpointPermit> {
+        self.slots[index].state.try_acquire(cap)
     }
 
     /// Whether the endpoint at `address` passes its active health checks

@@ -177,6 +177,8 @@ impl<'a> Compiler<'a> {
             retries: service.timeouts.retries,
             retry_non_idempotent: service.timeouts.retry_non_idempotent,
             websocket_idle_timeout: service.timeouts.websocket_idle_timeout,
+            max_requests_per_endpoint: service.timeouts.max_requests_per_endpoint,
+            queue_timeout: service.timeouts.queue_timeout,
         });
         index
     }

@@ -11,7 +11,7 @@ use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
 use fleetgate_canary::{Dice, RequestView};
-use fleetgate_pool::{EndpointPool, Outcome};
+use fleetgate_pool::{EndpointPermit, EndpointPool, Outcome};
 
 use fleetgate_config::{ClientLimits, ForwardedHeaders, PathNormalization};
 
@@ -63,6 +63,9 @@ pub struct RequestCtx {
     pub client_stalled: bool,
     /// The client's peer is in `trusted_proxies`.
     pub peer_trusted: bool,
+    /// This request's place under the endpoint's
+    /// `max_requests_per_endpoint`, held until the request ends.
+    pub permit: Option<EndpointPermit>,
     /// Request body bytes received so far (counted only under a body size
     /// limit).
     pub body_bytes: u64,
@@ -290,6 +293,7 @@ impl ProxyHttp for Gateway {
             last_failure_timed_out: false,
             client_stalled: false,
             peer_trusted: false,
+            permit: None,
             body_bytes: 0,
             body_too_large: false,
             in_flight: InFlight(Arc::clone(&self.stats)),
@@ -430,22 +434,60 @@ impl ProxyHttp for Gateway {
             (Some(i), Some(canaries)) => canaries.target(i),
             _ => &route.main,
         };
-        let picked = target.pick(&snapshot.pools, &ctx.failed, || self.dice.roll());
-        let (pool_index, picked) = match picked {
-            Some(p) => p,
-            None if !ctx.failed.is_empty() && ctx.last_failure_timed_out => {
-                return Err(Error::explain(
-                    ErrorType::HTTPStatus(504),
-                    "every endpoint tried failed; the last one did not answer in time",
-                ))
+        // A previous try's place (if any) is given back before the next.
+        ctx.permit = None;
+        let mut without_room = 0usize;
+        let mut queued_until: Option<Instant> = None;
+        let (pool_index, picked) = loop {
+            let picked = target.pick(&snapshot.pools, &ctx.failed, || self.dice.roll());
+            let (pool_index, picked) = match picked {
+                Some(p) => p,
+                None if !ctx.failed.is_empty() && ctx.last_failure_timed_out => {
+                    return Err(Error::explain(
+                        ErrorType::HTTPStatus(504),
+                        "every endpoint tried failed; the last one did not answer in time",
+                    ))
+                }
+                None if !ctx.failed.is_empty() => {
+                    return Err(Error::explain(
+                        ErrorType::HTTPStatus(502),
+                        "every endpoint tried failed",
+                    ))
+                }
+                None => return Err(no_endpoint()),
+            };
+            let policy = &snapshot.pool_policy[pool_index];
+            let cap = policy.max_requests_per_endpoint;
+            if cap == 0 {
+                break (pool_index, picked);
             }
-            None if !ctx.failed.is_empty() => {
-                return Err(Error::explain(
-                    ErrorType::HTTPStatus(502),
-                    "every endpoint tried failed",
-                ))
+            let pool = &snapshot.pools[pool_index];
+            if let Some(permit) = pool.try_acquire(picked.index, cap) {
+                ctx.permit = Some(permit);
+                break (pool_index, picked);
             }
-            None => return Err(no_endpoint()),
+            // This endpoint is full; the next pick may have room.
+            without_room += 1;
+            if without_room < pool.endpoints().len() {
+                continue;
+            }
+            // Every endpoint is full: wait for a place, up to queue_timeout.
+            without_room = 0;
+            let until = *queued_until.get_or_insert_with(|| Instant::now() + policy.queue_timeout);
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                self.stats.overflowed.fetch_add(1, Ordering::Relaxed);
+                return Err(Error::explain(
+                    ErrorType::HTTPStatus(503),
+                    "every endpoint has max_requests_per_endpoint requests in flight",
+                ));
+            }
+            let state = Arc::clone(pool.state(picked.index));
+            let _ = tokio::time::timeout(
+                left.min(std::time::Duration::from_millis(20)),
+                state.released(),
+            )
+            .await;
         };
         let pool = &snapshot.pools[pool_index];
         let policy = &snapshot.pool_policy[pool_index];

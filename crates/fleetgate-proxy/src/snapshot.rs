@@ -95,6 +95,10 @@ pub struct PoolPolicy {
     pub retry_non_idempotent: bool,
     /// Idle limit of an upgraded (WebSocket) connection, each direction.
     pub websocket_idle_timeout: Duration,
+    /// Most requests in flight to one endpoint (0: no limit).
+    pub max_requests_per_endpoint: u32,
+    /// How long a request waits for room under that limit before a 503.
+    pub queue_timeout: Duration,
 }
 
 /// How the gateway judges where a request came from.

@@ -24,6 +24,9 @@ pub struct GatewayStats {
     /// Responses cut short after they had started (the upstream failed
     /// mid-body): the client saw a truncation, not a complete response.
     pub truncated: AtomicU64,
+    /// Requests answered 503 because every endpoint had
+    /// `max_requests_per_endpoint` in flight for `queue_timeout`.
+    pub overflowed: AtomicU64,
     /// Client connections and what their limits refused.
     pub connections: Arc<ConnectionCounts>,
 }

@@ -38,7 +38,10 @@ fn main() {
     // request, a health-check pass, a reload) says so itself.
     std::panic::set_hook(Box::new(|info| {
         let thread = std::thread::current();
-        log::error!("panic in thread {}: {info}", thread.name().unwrap_or("unnamed"));
+        log::error!(
+            "panic in thread {}: {info}",
+            thread.name().unwrap_or("unnamed")
+        );
     }));
     if !matches!(cli.command, Command::Run(_)) {
         // Listing commands end quietly when their reader goes away

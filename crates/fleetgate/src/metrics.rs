@@ -95,6 +95,14 @@ pub fn gauges(state: &GatewayState) -> Vec<MetricFamily> {
     truncated.inc_by(state.stats.truncated.load(Ordering::Relaxed));
     out.extend(family(&truncated));
 
+    let overflowed = IntCounter::new(
+        "fleetgate_upstream_overflows_total",
+        "Requests answered 503 because every endpoint was at max_requests_per_endpoint",
+    )
+    .expect("valid metric");
+    overflowed.inc_by(state.stats.overflowed.load(Ordering::Relaxed));
+    out.extend(family(&overflowed));
+
     let counts = &state.stats.connections;
     let open = IntGauge::new(
         "fleetgate_client_connections",
