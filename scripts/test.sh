@@ -13,6 +13,8 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== build (binaries the end-to-end tests start, examples)"
 cargo build --workspace --bins --examples
+echo "== fuzz every cargo-fuzz target for 30 s (scripts/fuzz.sh)"
+scripts/fuzz.sh 30
 echo "== cargo test"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

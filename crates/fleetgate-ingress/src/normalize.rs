@@ -6,7 +6,8 @@
 //! to the `/api` Service; a rule meant to fence off a path does not. nginx
 //! (and so ingress-nginx) normalises before matching; so does this, when
 //! asked, following RFC 3986: percent-encoded unreserved characters are
-//! decoded (`%61` is `a`, `%2E` is `.`; `%2F` stays, it is not a `/`),
+//! decoded (`%61` is `a`, `%2E` is `.`; `%2F` stays, it is not a `/`; a
+//! `%` that starts no escape becomes `%25`),
 //! then `.` and `..` segments are removed (section 5.2.4), and optionally
 //! runs of `/` are merged. A `..` that would climb above the root is an
 //! error: such a request is refused, not quietly clamped.
@@ -91,7 +92,10 @@ fn needs_work(path: &[u8], merge_slashes: bool) -> bool {
 }
 
 /// Decodes `%XX` where it stands for an unreserved character; every other
-/// escape is kept, its hex digits in upper case.
+/// escape is kept, its hex digits in upper case, and a `%` that starts no
+/// escape becomes `%25`, so that decoding cannot make a new escape out of
+/// its neighbours (`%%61e` would otherwise turn into `%ae`) and a second
+/// normalisation changes nothing.
 fn decode_unreserved(path: &str) -> String {
     let bytes = path.as_bytes();
     let mut out = String::with_capacity(path.len());
@@ -111,6 +115,11 @@ fn decode_unreserved(path: &str) -> String {
                 i += 3;
                 continue;
             }
+        }
+        if b == b'%' {
+            out.push_str("%25");
+            i += 1;
+            continue;
         }
         // The path is ASCII in a valid request target; a multi-byte
         // character is copied whole.
@@ -173,8 +182,10 @@ mod tests {
             "/a%2Fb",
             "an encoded slash is not a slash"
         );
-        assert_eq!(n("/a%").unwrap(), "/a%");
-        assert_eq!(n("/a%zz").unwrap(), "/a%zz");
+        assert_eq!(n("/a%").unwrap(), "/a%25");
+        assert_eq!(n("/a%zz").unwrap(), "/a%25zz");
+        assert_eq!(n("/x%%61e").unwrap(), "/x%25ae", "no new escape from decoding");
+        assert_eq!(n("/x%25ae").unwrap(), "/x%25ae");
         assert_eq!(n("/..").unwrap_err(), PathError::AboveRoot);
         assert_eq!(n("/a/../..").unwrap_err(), PathError::AboveRoot);
         assert_eq!(n("/.").unwrap(), "/");
