@@ -16,8 +16,10 @@ pub enum CertificateError {
     NoCertificate,
     /// The key PEM holds no private key section.
     NoKey,
-    /// The PEM text is malformed.
-    Pem(String),
+    /// The certificate's PEM text is malformed.
+    CertificatePem(String),
+    /// The key's PEM text is malformed.
+    KeyPem(String),
     /// The leaf certificate is not valid X.509 DER.
     Certificate(String),
     /// The key cannot be used (unsupported type or corrupt).
@@ -33,7 +35,10 @@ impl fmt::Display for CertificateError {
                 f.write_str("no PEM CERTIFICATE section in the certificate")
             }
             CertificateError::NoKey => f.write_str("no PEM PRIVATE KEY section in the key"),
-            CertificateError::Pem(m) => write!(f, "malformed PEM in the {m}"),
+            CertificateError::CertificatePem(m) => {
+                write!(f, "malformed PEM in the certificate: {m}")
+            }
+            CertificateError::KeyPem(m) => write!(f, "malformed PEM in the private key: {m}"),
             CertificateError::Certificate(m) => {
                 write!(f, "the certificate is not valid X.509: {m}")
             }
@@ -53,7 +58,10 @@ impl CertificateError {
     pub fn concerns_key(&self) -> bool {
         matches!(
             self,
-            CertificateError::NoKey | CertificateError::Key(_) | CertificateError::KeyMismatch
+            CertificateError::NoKey
+                | CertificateError::KeyPem(_)
+                | CertificateError::Key(_)
+                | CertificateError::KeyMismatch
         )
     }
 }

@@ -15,10 +15,7 @@ pub(crate) fn certificate_chain(
         match item {
             Ok(c) => chain.push(c),
             Err(e) => {
-                return Err(CertificateError::Pem(format!(
-                    "certificate: {}",
-                    describe(&e)
-                )))
+                return Err(CertificateError::CertificatePem(describe(&e)))
             }
         }
     }
@@ -33,10 +30,7 @@ pub(crate) fn private_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>, Certific
     match PrivateKeyDer::from_pem_slice(pem) {
         Ok(k) => Ok(k),
         Err(pem::Error::NoItemsFound) => Err(CertificateError::NoKey),
-        Err(e) => Err(CertificateError::Pem(format!(
-            "private key: {}",
-            describe(&e)
-        ))),
+        Err(e) => Err(CertificateError::KeyPem(describe(&e))),
     }
 }
 

@@ -60,7 +60,12 @@ fn garbage_is_reported_by_part() {
     assert_eq!(e, CertificateError::NoKey);
     let broken = c.replace("-----END CERTIFICATE-----", "");
     let e = ServerCertificate::from_pem(broken.as_bytes(), k.as_bytes()).unwrap_err();
-    assert!(matches!(e, CertificateError::Pem(_)), "{e:?}");
+    assert!(matches!(e, CertificateError::CertificatePem(_)), "{e:?}");
+    assert!(!e.concerns_key());
+    let broken_key = k.replace("-----END PRIVATE KEY-----", "");
+    let e = ServerCertificate::from_pem(c.as_bytes(), broken_key.as_bytes()).unwrap_err();
+    assert!(matches!(e, CertificateError::KeyPem(_)), "{e:?}");
+    assert!(e.concerns_key(), "a broken key PEM is reported on the key");
     let bad_der = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
     let e = ServerCertificate::from_pem(bad_der.as_bytes(), k.as_bytes()).unwrap_err();
     assert!(matches!(e, CertificateError::Certificate(_)), "{e:?}");
