@@ -109,6 +109,8 @@ def fleetgate_toml(w):
         'ingress_class = "fleetgate"',
         "threads = 1",
         'grace_period = "1s"',
+        # As the other proxies here: no cap on requests per connection.
+        "keepalive_requests = 4294967295",
         "",
         "[admin]",
         f'listen = "127.0.0.1:{FLEETGATE_ADMIN}"',

@@ -104,6 +104,21 @@ fn paths_are_normalised_before_matching_and_forwarded_as_sent() {
     }
     assert!(recorded.recv_timeout(Duration::from_millis(200)).is_err());
 
+    // A 404 to a request whose body was never read closes the connection
+    // (and says so) instead of waiting to drain the body into the next
+    // request.
+    let started = std::time::Instant::now();
+    let got = exchange(
+        gw.addr,
+        b"POST /nope HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\n\r\n",
+    );
+    assert!(got.starts_with("HTTP/1.1 404"), "{got}");
+    assert!(got.contains("Connection: close"), "{got}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the connection was kept"
+    );
+
     // With normalisation off, the fence is only as good as the paths as
     // written: these miss Exact /admin (and there is no default backend).
     let dir = TempDir::new("no-normalise");

@@ -128,13 +128,53 @@ impl MarkedEventReceiver for Walker {
     }
 }
 
-/// Every duplicated key in `text` (one or more YAML documents). Syntax
-/// errors are left to the main parser, which reports them with positions.
-pub(crate) fn find_duplicate_keys(text: &str) -> Vec<DuplicateKey> {
+/// What one walk over a YAML text found.
+#[derive(Debug, Default)]
+pub(crate) struct WalkReport {
+    /// Every duplicated key.
+    pub duplicates: Vec<DuplicateKey>,
+    /// The 1-based line where nesting went deeper than allowed; the walk
+    /// stopped there.
+    pub too_deep: Option<usize>,
+    /// Whether this parser found a syntax error (left to the main parser,
+    /// which reports it with its position).
+    pub syntax_error: bool,
+}
+
+/// Walks `text` (one or more YAML documents) event by event: every
+/// duplicated key, and whether mappings and sequences nest deeper than
+/// `max_depth`. The walk stops at the first node past that depth, so a
+/// hostile nesting costs no more than `max_depth` levels of work (YAML
+/// scanners spend time per token in proportion to the depth of flow
+/// nesting, so an unbounded `[[[[...` is quadratic).
+pub(crate) fn walk(text: &str, max_depth: usize) -> WalkReport {
     let mut walker = Walker::default();
     let mut parser = Parser::new_from_str(text);
-    let _ = parser.load(&mut walker, true);
-    walker.found
+    let mut report = WalkReport::default();
+    loop {
+        match parser.next_token() {
+            Ok((Event::StreamEnd, _)) => break,
+            Ok((event, mark)) => {
+                walker.on_event(event, mark);
+                if walker.stack.len() > max_depth {
+                    report.too_deep = Some(mark.line());
+                    break;
+                }
+            }
+            Err(_) => {
+                report.syntax_error = true;
+                break;
+            }
+        }
+    }
+    report.duplicates = walker.found;
+    report
+}
+
+/// Every duplicated key in `text` (see [`walk`]).
+#[cfg(test)]
+fn find_duplicate_keys(text: &str) -> Vec<DuplicateKey> {
+    walk(text, usize::MAX).duplicates
 }
 
 #[cfg(test)]

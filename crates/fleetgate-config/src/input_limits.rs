@@ -5,7 +5,10 @@
 //! a thread for seconds and 2 MB would for tens of minutes. No real
 //! manifest nests more than a handful of levels or is larger than a few
 //! megabytes, so both are bounded, and a file past a bound is an error
-//! that says which bound and where, not a reload that hangs.
+//! that says which bound and where, not a reload that hangs. Nesting is
+//! measured by the event walk that also finds duplicate keys (stopping at
+//! the limit), with a bracket count as the fallback where that walk meets
+//! a syntax error.
 
 use std::path::Path;
 
@@ -14,57 +17,54 @@ use crate::error::{ConfigError, Location};
 /// The largest configuration or manifest file read, in bytes.
 pub const MAX_FILE_SIZE: u64 = 64 << 20;
 
-/// The deepest nesting of YAML flow collections (`[` and `{`) accepted.
-pub const MAX_FLOW_DEPTH: usize = 64;
+/// The deepest nesting of YAML mappings and sequences accepted.
+pub const MAX_NESTING_DEPTH: usize = 64;
 
-/// Reads `path` as text unless it is larger than [`MAX_FILE_SIZE`].
+/// Reads `path` as text unless it is larger than [`MAX_FILE_SIZE`]: by
+/// its size when the file system knows it, and by reading no more than
+/// that in any case (a pipe, a file that grows while it is read).
 pub(crate) fn read_bounded(path: &Path, what: &str) -> Result<String, ConfigError> {
     let error = |message: String| ConfigError::new(message).at(Location::file(path));
-    let size = std::fs::metadata(path)
-        .map_err(|e| error(format!("cannot read {what}: {e}")))?
-        .len();
-    if size > MAX_FILE_SIZE {
-        return Err(error(format!(
-            "{what} is {} MiB; at most {} MiB is read",
+    let too_large = |size: u64| {
+        error(format!(
+            "{what} is {} MiB or more; at most {} MiB is read",
             size >> 20,
             MAX_FILE_SIZE >> 20
-        )));
+        ))
+    };
+    let file = std::fs::File::open(path).map_err(|e| error(format!("cannot read {what}: {e}")))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if size > MAX_FILE_SIZE {
+        return Err(too_large(size));
     }
-    std::fs::read_to_string(path).map_err(|e| error(format!("cannot read {what}: {e}")))
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::Read::take(file, MAX_FILE_SIZE + 1), &mut text)
+        .map_err(|e| error(format!("cannot read {what}: {e}")))?;
+    if text.len() as u64 > MAX_FILE_SIZE {
+        return Err(too_large(text.len() as u64));
+    }
+    Ok(text)
 }
 
-/// The 1-based line where the nesting of flow collections in `yaml` first
-/// goes deeper than `limit`, if it does. Brackets inside quoted scalars and
-/// comments do not count; an unbalanced bracket inside a plain scalar does,
-/// which only matters for a text with dozens of them.
+/// The 1-based line where brackets (`[`, `{`) in `yaml` first nest deeper
+/// than `limit`, counting every bracket, quoted or not: an upper bound of
+/// the flow nesting a YAML parser would see, for texts the event walk could
+/// not finish. Closing brackets only close what was opened.
 pub(crate) fn flow_too_deep(yaml: &str, limit: usize) -> Option<usize> {
     let mut depth = 0usize;
     let mut line = 1;
-    let mut quote: Option<u8> = None;
-    let mut comment = false;
-    let mut previous = b'\n';
     for &b in yaml.as_bytes() {
-        match (quote, b) {
-            (_, b'\n') => {
-                line += 1;
-                comment = false;
-                // A quoted scalar may span lines; a comment may not.
-            }
-            _ if comment => {}
-            (Some(q), _) if b == q => quote = None,
-            (Some(_), _) => {}
-            (None, b'"' | b'\'') => quote = Some(b),
-            (None, b'#') if previous.is_ascii_whitespace() => comment = true,
-            (None, b'[' | b'{') => {
+        match b {
+            b'\n' => line += 1,
+            b'[' | b'{' => {
                 depth += 1;
                 if depth > limit {
                     return Some(line);
                 }
             }
-            (None, b']' | b'}') => depth = depth.saturating_sub(1),
+            b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
-        previous = b;
     }
     None
 }
@@ -74,12 +74,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn flow_depth_counts_brackets_outside_quotes_and_comments() {
+    fn bracket_depth_is_an_upper_bound() {
         assert_eq!(flow_too_deep("a: [[1], {b: [2]}]\n", 3), None);
         assert_eq!(flow_too_deep("a: [[1], {b: [2]}]\n", 2), Some(1));
         assert_eq!(flow_too_deep("a: 1\nb: [[[1]]]\n", 2), Some(2));
-        assert_eq!(flow_too_deep("a: \"[[[[\"\nb: '{{{{'\n", 2), None);
-        assert_eq!(flow_too_deep("a: 1 # [[[[[\n", 2), None);
-        assert_eq!(flow_too_deep(&"[".repeat(100_000), MAX_FLOW_DEPTH), Some(1));
+        // Quotes do not hide brackets: this bound never undercounts.
+        assert_eq!(flow_too_deep("a: it's [[[\n", 2), Some(1));
+        assert_eq!(
+            flow_too_deep(&"[".repeat(100_000), MAX_NESTING_DEPTH),
+            Some(1)
+        );
     }
 }

@@ -41,7 +41,7 @@ mod toml_schema;
 pub use byte_size::ByteSize;
 pub use duration::HumanDuration;
 pub use error::{ConfigError, ConfigErrors, Location};
-pub use input_limits::{MAX_FILE_SIZE, MAX_FLOW_DEPTH};
+pub use input_limits::{MAX_FILE_SIZE, MAX_NESTING_DEPTH};
 pub use load::{DEFAULT_ADMIN_LISTEN, DEFAULT_GRACE_PERIOD, DEFAULT_NAMESPACE};
 pub use manifests::{parse_manifests, ManifestSummary};
 pub use model::*;

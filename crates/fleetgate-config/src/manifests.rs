@@ -14,9 +14,9 @@ use k8s_openapi::api::networking::v1::{Ingress as K8sIngress, IngressBackend};
 use serde_yaml_ng::Value;
 
 use crate::draft::{BackendDraft, IngressDraft, PathDraft, RuleDraft};
-use crate::duplicate_keys::find_duplicate_keys;
+use crate::duplicate_keys::walk;
 use crate::error::{ConfigError, Location};
-use crate::input_limits::{flow_too_deep, MAX_FLOW_DEPTH};
+use crate::input_limits::{flow_too_deep, MAX_NESTING_DEPTH};
 
 use fleetgate_ingress::LEGACY_CLASS_ANNOTATION;
 
@@ -173,16 +173,26 @@ pub(crate) fn parse_file(
     let mut out = ManifestObjects::default();
     let mut errors = Vec::new();
     for doc in split_documents(text) {
-        if let Some(line) = flow_too_deep(doc.text, MAX_FLOW_DEPTH) {
+        let report = walk(doc.text, MAX_NESTING_DEPTH);
+        // The walk stops at the limit; where it could not finish (a syntax
+        // error), a conservative count of brackets stands in for it, so
+        // that no deep nesting reaches the main parser either way.
+        let too_deep = report.too_deep.or_else(|| {
+            report
+                .syntax_error
+                .then(|| flow_too_deep(doc.text, MAX_NESTING_DEPTH))
+                .flatten()
+        });
+        if let Some(line) = too_deep {
             errors.push(
                 ConfigError::new(format!(
-                    "flow collections ([ and {{) nest deeper than {MAX_FLOW_DEPTH} levels; the document is not parsed"
+                    "mappings and sequences nest deeper than {MAX_NESTING_DEPTH} levels; the document is not parsed"
                 ))
                 .at(Location::at(file, doc.first_line + line - 1, 1)),
             );
             continue;
         }
-        let duplicates = find_duplicate_keys(doc.text);
+        let duplicates = report.duplicates;
         if !duplicates.is_empty() {
             for d in duplicates {
                 let field = if d.parent.is_empty() {
@@ -440,6 +450,32 @@ fn service_ports(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn deep_nesting_is_refused_however_it_is_dressed() {
+        let deep = "[".repeat(100_000);
+        for text in [
+            format!("apiVersion: v1\nkind: ConfigMap\ndata: {deep}\n"),
+            // A quote in a plain scalar does not open a quoted scalar.
+            format!("apiVersion: v1\nkind: ConfigMap\nnote: it's\ndata: {deep}\n"),
+            // Nor does one in a block scalar.
+            format!("apiVersion: v1\nkind: ConfigMap\nnote: |\n  \"\ndata: {deep}\n"),
+            // A syntax error early on leaves the bracket count.
+            format!("apiVersion: v1\nkind: [\n: : :\ndata: \"]]]]\" {deep}\n"),
+        ] {
+            let errors = parse_manifests(Path::new("deep.yaml"), &text, "default").unwrap_err();
+            assert!(
+                errors.to_string().contains("nest deeper than 64 levels"),
+                "{errors}"
+            );
+        }
+        let fine = format!(
+            "apiVersion: v1\nkind: ConfigMap\ndata: {}1{}\n",
+            "[".repeat(60),
+            "]".repeat(60)
+        );
+        assert!(parse_manifests(Path::new("ok.yaml"), &fine, "default").is_ok());
+    }
+
     use super::*;
 
     #[test]

@@ -310,7 +310,7 @@ pub enum ForwardedHeaders {
     Append,
     /// Like `Append` for peers in `trusted_proxies`; from any other peer,
     /// client-sent `X-Forwarded-For`, `X-Forwarded-Host`,
-    /// `X-Forwarded-Port` and `Forwarded` are dropped first, so upstreams
+    /// `X-Forwarded-Port`, `Forwarded` and `X-Real-IP` are dropped first, so upstreams
     /// only see what the gateway or a trusted proxy wrote (`"overwrite"`).
     Overwrite,
 }

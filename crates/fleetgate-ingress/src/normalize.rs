@@ -184,7 +184,11 @@ mod tests {
         );
         assert_eq!(n("/a%").unwrap(), "/a%25");
         assert_eq!(n("/a%zz").unwrap(), "/a%25zz");
-        assert_eq!(n("/x%%61e").unwrap(), "/x%25ae", "no new escape from decoding");
+        assert_eq!(
+            n("/x%%61e").unwrap(),
+            "/x%25ae",
+            "no new escape from decoding"
+        );
         assert_eq!(n("/x%25ae").unwrap(), "/x%25ae");
         assert_eq!(n("/..").unwrap_err(), PathError::AboveRoot);
         assert_eq!(n("/a/../..").unwrap_err(), PathError::AboveRoot);

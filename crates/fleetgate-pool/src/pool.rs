@@ -209,24 +209,38 @@ impl EndpointPool {
     /// Whether the endpoint at `index` can take traffic now: healthy by its
     /// active checks and not ejected.
     pub fn is_available(&self, index: usize) -> bool {
-        let slot = &self.slots[index];
-        (!slot.state.is_ejected() || !self.ejection_within_budget(index))
-            && self.is_healthy(slot.endpoint.address)
+        self.available_with(index, &mut None)
     }
 
-    /// Whether this pool honours the ejection of the (ejected) endpoint at
-    /// `index`. Ejection state is shared by address, so another pool may
-    /// have ejected endpoints this one lists; this pool still keeps no more
-    /// than its own `max_ejection_percent` out: the first ejected endpoints
-    /// in index order up to the budget stay out, the rest take traffic.
-    /// Only read when an endpoint is ejected, which is rare.
+    /// [`EndpointPool::is_available`], with the pool's ejection cutoff
+    /// (see [`EndpointPool::ejection_cutoff`]) computed at most once per
+    /// `cutoff` however many endpoints a caller asks about.
+    fn available_with(&self, index: usize, cutoff: &mut Option<usize>) -> bool {
+        let slot = &self.slots[index];
+        let honoured_ejection = slot.state.is_ejected()
+            && index < *cutoff.get_or_insert_with(|| self.ejection_cutoff());
+        !honoured_ejection && self.is_healthy(slot.endpoint.address)
+    }
+
+    /// Ejection state is shared by address, so another pool may have
+    /// ejected endpoints this one lists; this pool still keeps no more than
+    /// its own `max_ejection_percent` out: the first ejected endpoints in
+    /// index order, up to the budget, stay out, and the rest take traffic.
+    /// Returns the index below which an ejection is honoured. One pass over
+    /// the pool, made only when some endpoint is ejected.
     #[cold]
-    fn ejection_within_budget(&self, index: usize) -> bool {
-        let earlier = self.slots[..index]
-            .iter()
-            .filter(|s| s.state.is_ejected())
-            .count();
-        earlier < self.ejection_budget()
+    fn ejection_cutoff(&self) -> usize {
+        let budget = self.ejection_budget();
+        let mut honoured = 0;
+        for (i, s) in self.slots.iter().enumerate() {
+            if s.state.is_ejected() {
+                if honoured == budget {
+                    return i;
+                }
+                honoured += 1;
+            }
+        }
+        self.slots.len()
     }
 
     /// How many endpoints this pool lets be ejected at once.
@@ -237,17 +251,20 @@ impl EndpointPool {
     /// Whether any endpoint with a non-zero weight can take traffic now
     /// (stops at the first).
     pub fn any_available(&self) -> bool {
-        (0..self.slots.len()).any(|i| self.slots[i].endpoint.weight > 0 && self.is_available(i))
+        let mut cutoff = None;
+        (0..self.slots.len())
+            .any(|i| self.slots[i].endpoint.weight > 0 && self.available_with(i, &mut cutoff))
     }
 
     /// `(available, total)` endpoints with a non-zero weight.
     pub fn availability(&self) -> (u32, u32) {
         let mut available = 0;
         let mut total = 0;
+        let mut cutoff = None;
         for (i, e) in self.endpoints().enumerate() {
             if e.weight > 0 {
                 total += 1;
-                if self.is_available(i) {
+                if self.available_with(i, &mut cutoff) {
                     available += 1;
                 }
             }
@@ -258,10 +275,11 @@ impl EndpointPool {
     /// `(available, total)` endpoints per cluster id, in cluster order.
     pub fn availability_by_cluster(&self) -> BTreeMap<&str, (u32, u32)> {
         let mut per = BTreeMap::new();
+        let mut cutoff = None;
         for (i, e) in self.endpoints().enumerate() {
             let entry: &mut (u32, u32) = per.entry(e.cluster.as_str()).or_default();
             entry.1 += 1;
-            if self.is_available(i) {
+            if self.available_with(i, &mut cutoff) {
                 entry.0 += 1;
             }
         }
@@ -329,8 +347,15 @@ impl EndpointPool {
         ignore_health: bool,
         accept: impl Fn(&Endpoint) -> bool,
     ) -> Option<Picked<'_>> {
-        let usable =
-            |i: usize| (ignore_health || self.is_available(i)) && accept(&self.slots[i].endpoint);
+        let cutoff = std::cell::Cell::new(None);
+        let usable = |i: usize| {
+            (ignore_health || {
+                let mut c = cutoff.get();
+                let available = self.available_with(i, &mut c);
+                cutoff.set(c);
+                available
+            }) && accept(&self.slots[i].endpoint)
+        };
         // Weighted round robin first: the pick that keeps traffic in
         // proportion to weights.
         let point = self.order.next_point()?;

@@ -258,10 +258,21 @@ pub struct HeadGuard {
     head_bytes: usize,
     /// How far a blank line has been matched: 1 after `\n`, 2 after `\n\r`.
     blank_line: u8,
-    /// When the current head must be complete; armed by its first byte.
+    /// When the current head must be complete, once `timing`; one timer
+    /// per connection, reset for each head.
     deadline: Option<Pin<Box<Sleep>>>,
+    /// Whether the deadline runs (from the current head's first byte).
+    timing: bool,
+    /// Whether the current head has begun (past any leading empty lines).
+    started: bool,
     /// The current head's request line, as far as it has come.
     request_line: RequestLine,
+    /// Whether the guard knows where heads start: true until bytes went by
+    /// that it did not see as a head (a body, or the start of a pipelined
+    /// head read with the previous request). Heads are still counted after
+    /// that, but their request lines are no longer checked, since the
+    /// guard might see one from its middle.
+    in_step: bool,
     phase: Phase,
 }
 
@@ -285,7 +296,10 @@ impl HeadGuard {
             head_bytes: 0,
             blank_line: 0,
             deadline: None,
+            timing: false,
+            started: false,
             request_line: RequestLine::default(),
+            in_step: true,
             phase: Phase::Open,
         }
     }
@@ -296,16 +310,27 @@ impl HeadGuard {
         if bytes.is_empty() {
             return None;
         }
-        if self.deadline.is_none() {
-            self.deadline = Some(Box::pin(tokio::time::sleep_until(
-                Instant::now() + self.limits.header_timeout,
-            )));
+        if !self.timing {
+            let at = Instant::now() + self.limits.header_timeout;
+            match &mut self.deadline {
+                Some(sleep) => sleep.as_mut().reset(at),
+                None => self.deadline = Some(Box::pin(tokio::time::sleep_until(at))),
+            }
+            self.timing = true;
         }
         let mut end = None;
         for (i, &b) in bytes.iter().enumerate() {
-            if !self.request_line.read(b) {
+            if self.in_step && !self.request_line.read(b) {
                 self.counts.heads_malformed.fetch_add(1, Ordering::Relaxed);
                 return Some(&MALFORMED);
+            }
+            // Empty lines before the request line (which a server may
+            // skip) are not the end of a head.
+            if !self.started {
+                if b == b'\r' || b == b'\n' {
+                    continue;
+                }
+                self.started = true;
             }
             self.blank_line = match (b, self.blank_line) {
                 (b'\n', 1 | 2) => 3,
@@ -323,7 +348,11 @@ impl HeadGuard {
             self.counts.heads_too_large.fetch_add(1, Ordering::Relaxed);
             return Some(&TOO_LARGE);
         }
-        if end.is_some() {
+        if let Some(i) = end {
+            if i + 1 < bytes.len() {
+                // A body or a pipelined head came along in the same read.
+                self.in_step = false;
+            }
             self.head.armed.store(false, Ordering::Relaxed);
             self.reset();
         }
@@ -333,7 +362,8 @@ impl HeadGuard {
     fn reset(&mut self) {
         self.head_bytes = 0;
         self.blank_line = 0;
-        self.deadline = None;
+        self.timing = false;
+        self.started = false;
         self.request_line = RequestLine::default();
     }
 
@@ -370,10 +400,17 @@ impl AsyncRead for HeadGuard {
             return this.poll_refuse(cx);
         }
         if !this.head.armed.load(Ordering::Relaxed) {
-            if this.deadline.is_some() || this.head_bytes > 0 {
+            if this.timing || this.head_bytes > 0 {
                 this.reset();
             }
-            return Pin::new(&mut this.inner).poll_read(cx, buf);
+            let before = buf.filled().len();
+            let read = Pin::new(&mut this.inner).poll_read(cx, buf);
+            if buf.filled().len() > before {
+                // Bytes that are not a head (or not seen as one from its
+                // start).
+                this.in_step = false;
+            }
+            return read;
         }
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
@@ -393,10 +430,11 @@ impl AsyncRead for HeadGuard {
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => {
-                let expired = this
-                    .deadline
-                    .as_mut()
-                    .is_some_and(|d| d.as_mut().poll(cx).is_ready());
+                let expired = this.timing
+                    && this
+                        .deadline
+                        .as_mut()
+                        .is_some_and(|d| d.as_mut().poll(cx).is_ready());
                 if !expired {
                     return Poll::Pending;
                 }

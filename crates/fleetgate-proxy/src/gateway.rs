@@ -434,14 +434,52 @@ impl ProxyHttp for Gateway {
             (Some(i), Some(canaries)) => canaries.target(i),
             _ => &route.main,
         };
-        // A previous try's place (if any) is given back before the next.
+        // A previous try's place (if any) is given back before the next,
+        // and a retry sends the body again from its start.
         ctx.permit = None;
-        let mut without_room = 0usize;
+        ctx.body_bytes = 0;
+        // Endpoints found full on this try, with those earlier tries failed
+        // on (built only when one is full).
+        let mut avoid: Vec<std::net::SocketAddr> = Vec::new();
+        let mut last_full: Option<(usize, Arc<fleetgate_pool::EndpointState>)> = None;
         let mut queued_until: Option<Instant> = None;
         let (pool_index, picked) = loop {
-            let picked = target.pick(&snapshot.pools, &ctx.failed, || self.dice.roll());
+            let excluded = if avoid.is_empty() {
+                &ctx.failed
+            } else {
+                &avoid
+            };
+            let picked = target.pick(&snapshot.pools, excluded, || self.dice.roll());
             let (pool_index, picked) = match picked {
                 Some(p) => p,
+                None if last_full.is_some() => {
+                    // Every endpoint left is full: wait for a place, up to
+                    // queue_timeout, then look at all of them again.
+                    let Some((pool_index, state)) = last_full.take() else {
+                        continue;
+                    };
+                    let until = *queued_until.get_or_insert_with(|| {
+                        Instant::now() + snapshot.pool_policy[pool_index].queue_timeout
+                    });
+                    let left = until.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        self.stats.overflowed.fetch_add(1, Ordering::Relaxed);
+                        return Err(Error::explain(
+                            ErrorType::HTTPStatus(503),
+                            "every endpoint has max_requests_per_endpoint requests in flight",
+                        ));
+                    }
+                    // Waiters are not served in order: each looks again at
+                    // least every 20 ms, or when a place on this endpoint
+                    // is given back.
+                    let _ = tokio::time::timeout(
+                        left.min(std::time::Duration::from_millis(20)),
+                        state.released(),
+                    )
+                    .await;
+                    avoid.clear();
+                    continue;
+                }
                 None if !ctx.failed.is_empty() && ctx.last_failure_timed_out => {
                     return Err(Error::explain(
                         ErrorType::HTTPStatus(504),
@@ -466,28 +504,12 @@ impl ProxyHttp for Gateway {
                 ctx.permit = Some(permit);
                 break (pool_index, picked);
             }
-            // This endpoint is full; the next pick may have room.
-            without_room += 1;
-            if without_room < pool.endpoints().len() {
-                continue;
+            // This endpoint is full; another may have room.
+            if avoid.is_empty() {
+                avoid.extend_from_slice(&ctx.failed);
             }
-            // Every endpoint is full: wait for a place, up to queue_timeout.
-            without_room = 0;
-            let until = *queued_until.get_or_insert_with(|| Instant::now() + policy.queue_timeout);
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                self.stats.overflowed.fetch_add(1, Ordering::Relaxed);
-                return Err(Error::explain(
-                    ErrorType::HTTPStatus(503),
-                    "every endpoint has max_requests_per_endpoint requests in flight",
-                ));
-            }
-            let state = Arc::clone(pool.state(picked.index));
-            let _ = tokio::time::timeout(
-                left.min(std::time::Duration::from_millis(20)),
-                state.released(),
-            )
-            .await;
+            avoid.push(picked.endpoint.address);
+            last_full = Some((pool_index, Arc::clone(pool.state(picked.index))));
         };
         let pool = &snapshot.pools[pool_index];
         let policy = &snapshot.pool_policy[pool_index];
@@ -600,11 +622,15 @@ impl ProxyHttp for Gateway {
 
     async fn request_body_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         body: &mut Option<bytes::Bytes>,
         _end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        // An upgraded connection (WebSocket) carries a stream, not a body.
+        if session.was_upgraded() {
+            return Ok(());
+        }
         if let (Some(limit), Some(chunk)) = (self.client_limits.max_body_size, body.as_ref()) {
             ctx.body_bytes += chunk.len() as u64;
             if ctx.body_bytes > limit {
@@ -668,15 +694,18 @@ impl ProxyHttp for Gateway {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         _ctx: &mut RequestCtx,
     ) -> Result<()> {
         responses::set_server(upstream_response)?;
+        responses::close_if_body_unread(session);
         Ok(())
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        // The endpoint's place is free once the response is out.
+        ctx.permit = None;
         client_guard::request_done(session.as_downstream_mut().is_body_done());
         let status = ctx
             .own_status

@@ -24,9 +24,21 @@ pub fn body_for(status: u16) -> &'static str {
         413 => "413 Content Too Large: the request body is larger than allowed\n",
         431 => "431 Request Header Fields Too Large: the request head is larger than allowed\n",
         502 => "502 Bad Gateway: the upstream endpoint failed\n",
-        503 => "503 Service Unavailable: no healthy endpoint for this route\n",
+        503 => "503 Service Unavailable: no endpoint of this route can take the request now\n",
         504 => "504 Gateway Timeout: the upstream endpoint did not answer in time\n",
         _ => "the gateway could not complete this request\n",
+    }
+}
+
+/// Ends the client connection after this response when the request body
+/// has not been read to its end. Pingora would read (drain) the rest before
+/// the next request, with no bound on how long that takes and with the
+/// next head outside the head limits (see `client_guard`); a connection
+/// that sent a body nobody wanted is not worth keeping. Called before the
+/// response head is written, so it says `Connection: close`.
+pub fn close_if_body_unread(session: &mut Session) {
+    if !session.as_downstream_mut().is_body_done() {
+        session.set_keepalive(None);
     }
 }
 
@@ -45,6 +57,7 @@ async fn write_text(
     resp.insert_header("Content-Type", "text/plain; charset=utf-8")?;
     resp.insert_header("Content-Length", body.len())?;
     resp.insert_header("Cache-Control", "no-store")?;
+    close_if_body_unread(session);
     let head_only = session.req_header().method == http::Method::HEAD;
     session
         .write_response_header(Box::new(resp), head_only)
@@ -119,6 +132,7 @@ async fn write_grpc_status(session: &mut Session, status: u16) -> pingora_core::
     let mut resp = ResponseHeader::build(200, Some(4))?;
     set_server(&mut resp)?;
     resp.insert_header("Content-Type", "application/grpc")?;
+    close_if_body_unread(session);
     if !session.is_http2() {
         resp.insert_header("grpc-status", code)?;
         resp.insert_header("grpc-message", message)?;

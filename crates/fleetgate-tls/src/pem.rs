@@ -14,9 +14,7 @@ pub(crate) fn certificate_chain(
     for item in CertificateDer::pem_slice_iter(pem) {
         match item {
             Ok(c) => chain.push(c),
-            Err(e) => {
-                return Err(CertificateError::CertificatePem(describe(&e)))
-            }
+            Err(e) => return Err(CertificateError::CertificatePem(describe(&e))),
         }
     }
     if chain.is_empty() {

@@ -277,6 +277,9 @@ impl AdminApp {
 #[async_trait]
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        // The admin listener has the client guard too: the next head on
+        // this connection is counted from its start (see run.rs).
+        fleetgate_proxy::client_guard::request_done(session.is_body_done());
         let req = session.req_header();
         match &self.token {
             Some(token) if !bearer_matches(req, token) => {

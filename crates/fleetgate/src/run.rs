@@ -21,6 +21,9 @@ use crate::load::{endpoint_counts, load_and_compile};
 use crate::state::{ConfigView, GatewayState, Phase};
 use crate::{notify, reload, shutdown};
 
+/// Most admin API connections open at once.
+const ADMIN_MAX_CONNECTIONS: usize = 64;
+
 /// How long the listeners may take to answer before the state is Failed.
 const LISTEN_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -150,6 +153,7 @@ pub fn run(args: &RunArgs) -> i32 {
     let h2c = config.gateway.h2c;
     let keepalive_requests = config.gateway.keepalive_requests;
     let client_limits = config.gateway.client_limits;
+    let keepalive_timeout = config.gateway.keepalive_timeout;
     let admin_listen = config.admin.listen;
     let token = config.admin.token.clone();
     let name = config.gateway.name.clone();
@@ -185,6 +189,8 @@ pub fn run(args: &RunArgs) -> i32 {
     options.h2c = h2c;
     // Pingora counts reuses after the first request.
     options.keepalive_request_limit = Some(keepalive_requests.saturating_sub(1));
+    // HTTP/2 connections idle out like HTTP/1 keep-alive ones.
+    options.h2_idle_timeout = Some(keepalive_timeout).filter(|t| !t.is_zero());
     let mut http = pingora_proxy::HttpProxy::new(gateway, Arc::clone(&server.configuration));
     http.server_options = Some(options);
     // HTTP/2 header lists get the same bound as HTTP/1 heads.
@@ -218,10 +224,18 @@ pub fn run(args: &RunArgs) -> i32 {
         proxy.add_tls_with_settings(&addr.to_string(), None, tls);
     }
     server.add_service(proxy);
-    let mut admin = Service::new(
-        "fleetgate admin".to_string(),
+    // The admin API is for a few operators and scrapers: its own small
+    // connection and head limits, whoever reaches its listener.
+    let admin_app = GuardedApp::new(
         AdminApp::new(Arc::clone(&state), token),
+        ConnectionLimits {
+            header_timeout: Duration::from_secs(10),
+            max_header_size: 16 * 1024,
+            max_connections: ADMIN_MAX_CONNECTIONS,
+        },
+        Arc::default(),
     );
+    let mut admin = Service::new("fleetgate admin".to_string(), admin_app);
     admin.add_tcp(&admin_listen.to_string());
     server.add_service(admin);
     server.add_service(background_service("health checks", checks.supervisor()));
