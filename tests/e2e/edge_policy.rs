@@ -15,6 +15,13 @@ use fleetgate_e2e::{exchange, Backend, Gateway, HttpClient, TempDir};
 /// An upstream that sends each request head it gets to the returned
 /// channel and answers 200 `rec`.
 fn recording_upstream() -> (SocketAddr, Receiver<String>) {
+    recording_upstream_answering(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nrec",
+    )
+}
+
+/// Like [`recording_upstream`], answering `response`.
+fn recording_upstream_answering(response: &'static [u8]) -> (SocketAddr, Receiver<String>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("address");
     let (tx, rx) = std::sync::mpsc::channel();
@@ -30,8 +37,7 @@ fn recording_upstream() -> (SocketAddr, Receiver<String>) {
                 }
             }
             let _ = tx.send(String::from_utf8_lossy(&got).to_string());
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nrec");
+            let _ = stream.write_all(response);
         }
     });
     (addr, rx)
@@ -96,6 +102,18 @@ fn paths_are_normalised_before_matching_and_forwarded_as_sent() {
             "the upstream gets the path as sent: {upstream_saw}"
         );
     }
+    // An absolute-form target is routed by its normalised path and goes
+    // upstream in origin-form, as sent otherwise.
+    let got = exchange(
+        gw.addr,
+        b"GET http://a.test/x/../admin HTTP/1.1\r\nConnection: close\r\n\r\n",
+    );
+    assert!(got.ends_with("rec"), "{got}");
+    let upstream_saw = recorded.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert!(
+        upstream_saw.starts_with("GET /x/../admin HTTP/1.1\r\n"),
+        "{upstream_saw}"
+    );
     let got = get(&gw, "/api/v1/../v2");
     assert!(got.ends_with("api"), "{got}");
     for above_root in ["/..", "/api/../../admin", "/%2e%2e/admin"] {
@@ -136,7 +154,8 @@ fn overwrite_mode_drops_client_forwarding_headers_unless_the_peer_is_trusted() {
     let (upstream, recorded) = recording_upstream();
     let spoofed = "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 6.6.6.6\r\n\
                    X-Forwarded-Host: evil.example\r\nForwarded: for=6.6.6.6\r\n\
-                   X-Real-IP: 6.6.6.6\r\nConnection: close\r\n\r\n";
+                   X-Real-IP: 6.6.6.6\r\nX-Forwarded-For: 7.7.7.7\r\n\
+                   Connection: close\r\n\r\n";
     let start = |dir: &TempDir, extra: &str| {
         let listen = listen_addr();
         let config = format!(
@@ -180,7 +199,7 @@ fn overwrite_mode_drops_client_forwarding_headers_unless_the_peer_is_trusted() {
         .unwrap()
         .to_ascii_lowercase();
     assert!(
-        saw.contains("x-forwarded-for: 6.6.6.6, 127.0.0.1\r\n"),
+        saw.contains("x-forwarded-for: 6.6.6.6, 7.7.7.7, 127.0.0.1\r\n"),
         "{saw}"
     );
     assert!(saw.contains("forwarded: for=6.6.6.6"), "{saw}");
@@ -195,7 +214,7 @@ fn overwrite_mode_drops_client_forwarding_headers_unless_the_peer_is_trusted() {
         .unwrap()
         .to_ascii_lowercase();
     assert!(
-        saw.contains("x-forwarded-for: 6.6.6.6, 127.0.0.1\r\n"),
+        saw.contains("x-forwarded-for: 6.6.6.6, 7.7.7.7, 127.0.0.1\r\n"),
         "{saw}"
     );
 }
@@ -220,4 +239,41 @@ fn a_token_less_admin_api_answers_only_to_local_host_names() {
             .unwrap();
         assert_eq!(r.status, status, "Host: {host}: {}", r.body);
     }
+    // An absolute-form target names its host too.
+    let got = exchange(
+        admin,
+        b"GET http://rebound.example/status HTTP/1.1\r\nConnection: close\r\n\r\n",
+    );
+    assert!(got.starts_with("HTTP/1.1 403"), "{got}");
+}
+
+#[test]
+fn an_http_1_0_client_gets_a_body_it_can_read() {
+    let (upstream, _recorded) = recording_upstream_answering(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nrec\r\n0\r\n\r\n",
+    );
+    let dir = TempDir::new("http10");
+    let listen = listen_addr();
+    let config = format!(
+        "{}{}",
+        header(
+            listen,
+            "default_backend = { namespace = \"gateway-demo\", service = \"rec\", port = 80 }"
+        ),
+        service_at("rec", upstream, ""),
+    );
+    let gw = Gateway::start(&dir.write("gw.toml", &config), listen);
+    let got = exchange(gw.addr, b"GET / HTTP/1.0\r\nHost: a\r\n\r\n");
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    assert!(
+        !got.to_ascii_lowercase().contains("transfer-encoding"),
+        "{got}"
+    );
+    assert!(got.ends_with("\r\n\r\nrec"), "no chunk framing: {got}");
+    // An HTTP/1.1 client still gets it chunked.
+    let got = exchange(
+        gw.addr,
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
+    assert!(got.ends_with("3\r\nrec\r\n0\r\n\r\n"), "{got}");
 }

@@ -151,6 +151,9 @@ fn requests_rfc_9112_forbids_are_refused_before_routing() {
         (&b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n"[..], "400"),
         (&b"TRACE / HTTP/1.1\r\nHost: a\r\n\r\n"[..], "405"),
         (&b"GET /a\x00b HTTP/1.1\r\nHost: a\r\n\r\n"[..], "400"),
+        (&b"GET x HTTP/1.1\r\nHost: a\r\n\r\n"[..], "400"),
+        (&b"GET x/../admin HTTP/1.1\r\nHost: a\r\n\r\n"[..], "400"),
+        (&b"GET ftp://a/admin HTTP/1.1\r\nHost: a\r\n\r\n"[..], "400"),
         (&b"GET /a\x01b HTTP/1.1\r\nHost: a\r\n\r\n"[..], "400"),
         (&b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n"[..], "400"),
         (

@@ -140,8 +140,16 @@ fn request_heads_are_bounded_in_size_and_time() {
         "refused after the 1 s deadline, not kept: {:?}",
         started.elapsed()
     );
-    // An idle kept-alive connection is not a slow head: it is served.
+    // A client that connects and sends nothing is a slow head too.
+    let got = exchange(gw.addr, b"");
+    assert!(got.starts_with("HTTP/1.1 408"), "{got}");
+    // A kept-alive connection idle between requests is not a slow head
+    // (keepalive_timeout bounds that wait): it is served.
     let mut s = connect(gw.addr);
+    s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
     std::thread::sleep(Duration::from_millis(1500));
     s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
         .unwrap();
@@ -161,7 +169,7 @@ fn request_heads_are_bounded_in_size_and_time() {
             &gw,
             "fleetgate_client_refusals_total{reason=\"header_timeout\"}"
         ),
-        1.0
+        2.0
     );
 }
 
@@ -351,6 +359,7 @@ fn requests_beyond_max_requests_per_endpoint_wait_for_a_place_then_get_503() {
         b"GET / HTTP/1.1\r\nHost: o.test\r\nConnection: close\r\n\r\n",
     );
     assert!(got.starts_with("HTTP/1.1 503"), "{got}");
+    assert!(got.ends_with("at its request limit\n"), "{got}");
     // A place frees up: the waiting request goes through.
     release.send(()).unwrap();
     arrived
@@ -366,4 +375,20 @@ fn requests_beyond_max_requests_per_endpoint_wait_for_a_place_then_get_503() {
         );
     }
     assert_eq!(metric(&gw, "fleetgate_upstream_overflows_total "), 1.0);
+}
+
+#[test]
+fn with_h2c_on_short_and_silent_http1_clients_are_answered() {
+    let pod = Backend::start("pod");
+    let dir = TempDir::new("h2c-short");
+    let gw = gateway(&dir, &pod, "h2c = true\nclient_header_timeout = \"1s\"");
+    // 18 bytes, shorter than the HTTP/2 preface the gateway looks for: it
+    // used to wait for the rest of a preface that never comes.
+    let got = exchange(gw.addr, b"GET / HTTP/1.0\r\n\r\n");
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    // A few bytes, then nothing: the head deadline ends the wait.
+    let got = exchange(gw.addr, b"GET");
+    assert!(got.starts_with("HTTP/1.1 408"), "{got}");
+    let got = exchange(gw.addr, b"");
+    assert!(got.starts_with("HTTP/1.1 408"), "{got}");
 }

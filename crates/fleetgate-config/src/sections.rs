@@ -342,8 +342,11 @@ pub(crate) fn admin(l: &mut Loader<'_>, a: &AdminToml) -> Admin {
     };
     let token = a.token.clone();
     if let Some(t) = &token {
-        let why = if t.chars().any(char::is_whitespace) {
-            Some("must not contain whitespace".to_string())
+        let why = if !t.bytes().all(|b| b.is_ascii_graphic()) {
+            Some(
+                "must be visible ASCII characters only (no whitespace or control characters)"
+                    .to_string(),
+            )
         } else if t.chars().count() < MIN_ADMIN_TOKEN_LENGTH {
             Some(format!(
                 "is too short to resist guessing: use at least {MIN_ADMIN_TOKEN_LENGTH} characters (e.g. `openssl rand -hex 16`)"

@@ -267,6 +267,10 @@ pub struct HeadGuard {
     started: bool,
     /// The current head's request line, as far as it has come.
     request_line: RequestLine,
+    /// Bytes read from the client to answer a peek, handed out by the
+    /// next reads (from `peeked_from` on).
+    peeked: Vec<u8>,
+    peeked_from: usize,
     /// Whether the guard knows where heads start: true until bytes went by
     /// that it did not see as a head (a body, or the start of a pipelined
     /// head read with the previous request). Heads are still counted after
@@ -288,6 +292,11 @@ impl HeadGuard {
         limits: ConnectionLimits,
         counts: Arc<ConnectionCounts>,
     ) -> Self {
+        // The first head's time runs from the connection's start: a client
+        // that connects and sends nothing is a slow head too. Later heads'
+        // time runs from their first byte (keepalive_timeout bounds the
+        // wait before it).
+        let first_deadline = Instant::now() + limits.header_timeout;
         HeadGuard {
             inner,
             head,
@@ -295,8 +304,10 @@ impl HeadGuard {
             counts,
             head_bytes: 0,
             blank_line: 0,
-            deadline: None,
-            timing: false,
+            deadline: Some(Box::pin(tokio::time::sleep_until(first_deadline))),
+            timing: true,
+            peeked: Vec::new(),
+            peeked_from: 0,
             started: false,
             request_line: RequestLine::default(),
             in_step: true,
@@ -399,12 +410,23 @@ impl AsyncRead for HeadGuard {
         if !matches!(this.phase, Phase::Open) {
             return this.poll_refuse(cx);
         }
+        let before = buf.filled().len();
+        let read = if this.peeked_from < this.peeked.len() {
+            let n = buf.remaining().min(this.peeked.len() - this.peeked_from);
+            buf.put_slice(&this.peeked[this.peeked_from..this.peeked_from + n]);
+            this.peeked_from += n;
+            if this.peeked_from == this.peeked.len() {
+                this.peeked = Vec::new();
+                this.peeked_from = 0;
+            }
+            Poll::Ready(Ok(()))
+        } else {
+            Pin::new(&mut this.inner).poll_read(cx, buf)
+        };
         if !this.head.armed.load(Ordering::Relaxed) {
             if this.timing || this.head_bytes > 0 {
                 this.reset();
             }
-            let before = buf.filled().len();
-            let read = Pin::new(&mut this.inner).poll_read(cx, buf);
             if buf.filled().len() > before {
                 // Bytes that are not a head (or not seen as one from its
                 // start).
@@ -412,8 +434,7 @@ impl AsyncRead for HeadGuard {
             }
             return read;
         }
-        let before = buf.filled().len();
-        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+        match read {
             Poll::Ready(Ok(())) => {
                 let refusal = this.count(&buf.filled()[before..]);
                 match refusal {
@@ -549,9 +570,59 @@ impl GetSocketDigest for HeadGuard {
     }
 }
 
+/// What Pingora peeks for on a plain listener with h2c on.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Pingora peeks at the first bytes of a plain connection (with h2c on) to
+/// tell HTTP/2 from HTTP/1, and its own peek waits until the whole preface
+/// length has arrived: a complete HTTP/1 request shorter than that
+/// (`GET / HTTP/1.0` and two line ends) would wait for ever, and so would
+/// a client that sends a few bytes and stops. This peek reads until the
+/// bytes can be told apart (the buffer is full, or they already differ
+/// from the preface), keeps them for the reads that follow, and is bound
+/// by the head deadline.
 #[async_trait]
 impl Peek for HeadGuard {
     async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
-        self.inner.try_peek(buf).await
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        loop {
+            let have = &self.peeked[self.peeked_from..];
+            let known = have.len().min(H2_PREFACE.len());
+            if have.len() >= buf.len() || have[..known] != H2_PREFACE[..known] {
+                let n = have.len().min(buf.len());
+                buf[..n].copy_from_slice(&have[..n]);
+                return Ok(true);
+            }
+            let mut chunk = [0u8; 1024];
+            let read = match self.deadline.as_ref().filter(|_| self.timing) {
+                Some(sleep) => {
+                    match tokio::time::timeout_at(sleep.deadline(), self.inner.read(&mut chunk))
+                        .await
+                    {
+                        Ok(read) => read,
+                        Err(_) => {
+                            self.counts.heads_too_slow.fetch_add(1, Ordering::Relaxed);
+                            let _ = self.inner.write_all(&TOO_SLOW).await;
+                            let _ = self.inner.flush().await;
+                            self.phase = Phase::Refused;
+                            return Err(io::Error::new(
+                                io::ErrorKind::TimedOut,
+                                "no request head before client_header_timeout",
+                            ));
+                        }
+                    }
+                }
+                None => self.inner.read(&mut chunk).await,
+            };
+            match read? {
+                0 => {
+                    // The client is done: nothing more will tell them apart.
+                    let have = &self.peeked[self.peeked_from..];
+                    buf[..have.len()].copy_from_slice(have);
+                    return Ok(true);
+                }
+                n => self.peeked.extend_from_slice(&chunk[..n]),
+            }
+        }
     }
 }

@@ -37,15 +37,20 @@ pub(crate) fn add_headers(
         write!(rest, "{}", addr.ip()).map_err(|_| invalid("client address"))?;
         let len = IP_TEXT_MAX - rest.len();
         let ip = &text[..len];
-        let forwarded_for = match req.headers.get(X_FORWARDED_FOR) {
-            Some(prior) => {
-                let mut v = Vec::with_capacity(prior.len() + 2 + ip.len());
-                v.extend_from_slice(prior.as_bytes());
+        // Every earlier hop's list, in order (a proxy may have added its
+        // own line rather than appended to the client's), then this one.
+        let prior = req.headers.get_all(X_FORWARDED_FOR);
+        let forwarded_for = if prior.iter().next().is_none() {
+            HeaderValue::from_bytes(ip)
+        } else {
+            let len: usize = prior.iter().map(|v| v.len() + 2).sum();
+            let mut v = Vec::with_capacity(len + ip.len());
+            for value in prior.iter() {
+                v.extend_from_slice(value.as_bytes());
                 v.extend_from_slice(b", ");
-                v.extend_from_slice(ip);
-                HeaderValue::from_maybe_shared(bytes::Bytes::from(v))
             }
-            None => HeaderValue::from_bytes(ip),
+            v.extend_from_slice(ip);
+            HeaderValue::from_maybe_shared(bytes::Bytes::from(v))
         }
         .map_err(|_| invalid("X-Forwarded-For"))?;
         let real_ip = HeaderValue::from_bytes(ip).map_err(|_| invalid("X-Real-IP"))?;

@@ -63,6 +63,9 @@ pub struct RequestCtx {
     pub client_stalled: bool,
     /// The client's peer is in `trusted_proxies`.
     pub peer_trusted: bool,
+    /// Every endpoint was at `max_requests_per_endpoint` for
+    /// `queue_timeout` (503).
+    pub overflowed: bool,
     /// This request's place under the endpoint's
     /// `max_requests_per_endpoint`, held until the request ends.
     pub permit: Option<EndpointPermit>,
@@ -294,6 +297,7 @@ impl ProxyHttp for Gateway {
             client_stalled: false,
             peer_trusted: false,
             permit: None,
+            overflowed: false,
             body_bytes: 0,
             body_too_large: false,
             in_flight: InFlight(Arc::clone(&self.stats)),
@@ -464,6 +468,7 @@ impl ProxyHttp for Gateway {
                     let left = until.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         self.stats.overflowed.fetch_add(1, Ordering::Relaxed);
+                        ctx.overflowed = true;
                         return Err(Error::explain(
                             ErrorType::HTTPStatus(503),
                             "every endpoint has max_requests_per_endpoint requests in flight",
@@ -677,6 +682,16 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        // An absolute-form target (`GET http://host/x`, checked to be http
+        // or https) goes upstream in origin-form, as RFC 9112 asks of a
+        // request to an origin server; Pingora would copy it verbatim.
+        if upstream_request.raw_path().first() != Some(&b'/') {
+            let origin_form = upstream_request
+                .uri
+                .path_and_query()
+                .map_or_else(|| "/".to_string(), |p| p.as_str().to_string());
+            upstream_request.set_raw_path(origin_form.as_bytes())?;
+        }
         match self.forwarded_headers {
             ForwardedHeaders::Off => {}
             ForwardedHeaders::Append => {
@@ -700,6 +715,17 @@ impl ProxyHttp for Gateway {
     ) -> Result<()> {
         responses::set_server(upstream_response)?;
         responses::close_if_body_unread(session);
+        // Pingora turns a response without a length into a chunked one so
+        // that the connection can stay; an HTTP/1.0 client cannot read
+        // chunks, so it gets the body delimited by the connection's close.
+        if session.req_header().version == http::Version::HTTP_10
+            && upstream_response
+                .headers
+                .contains_key(http::header::TRANSFER_ENCODING)
+        {
+            upstream_response.remove_header(&http::header::TRANSFER_ENCODING);
+            session.set_keepalive(None);
+        }
         Ok(())
     }
 
@@ -808,7 +834,12 @@ impl ProxyHttp for Gateway {
         session.set_keepalive(None);
         if code > 0 {
             ctx.own_status = Some(code);
-            if let Err(write_err) = responses::send(session, code, ctx.grpc).await {
+            let sent = if ctx.overflowed {
+                responses::send_overflow(session, ctx.grpc).await
+            } else {
+                responses::send(session, code, ctx.grpc).await
+            };
+            if let Err(write_err) = sent {
                 log::debug!("could not send {code} to the client: {write_err}");
             }
         }

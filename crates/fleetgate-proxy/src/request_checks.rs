@@ -21,8 +21,8 @@ pub fn refusal(req: &RequestHeader) -> Option<Refusal> {
     if req.method == Method::TRACE || req.method.as_str() == "TRACK" {
         return Some((405, "TRACE and TRACK are not allowed"));
     }
-    if !req.uri.path().starts_with('/') {
-        return Some((400, "the request-target is not a path"));
+    if !req.uri.path().starts_with('/') || !origin_or_http_absolute(req.raw_path()) {
+        return Some((400, "the request-target is not a path or an http(s) URL"));
     }
     // Pingora percent-encodes what it finds in a target; a client that
     // sent a space or a control byte sent something that is not a URI.
@@ -122,6 +122,21 @@ pub fn content_length(req: &RequestHeader) -> Result<ContentLength, Refusal> {
     }
 }
 
+/// Whether `target` is origin-form (`/path`) or absolute-form with an
+/// `http` or `https` scheme. Pingora keeps anything else (`x`, `ftp://a/`)
+/// verbatim for the wire while routing it as `/`.
+fn origin_or_http_absolute(target: &[u8]) -> bool {
+    if target.first() == Some(&b'/') {
+        return true;
+    }
+    match pingora_http::authority::raw_target_authority(target) {
+        pingora_http::authority::RawTargetAuthority::Absolute { scheme, .. } => {
+            scheme.eq_ignore_ascii_case(b"http") || scheme.eq_ignore_ascii_case(b"https")
+        }
+        _ => false,
+    }
+}
+
 /// The authority of an absolute-form request-target (`GET http://a/x`), or
 /// of the URI (HTTP/2). Pingora keeps an HTTP/1.1 absolute-form authority in
 /// the raw target only.
@@ -197,6 +212,16 @@ mod tests {
         assert_eq!(refusal(&request("GET", "/", Version::HTTP_10, &[])), None);
         let absolute = request("GET", "http://example.com/x", Version::HTTP_11, &[]);
         assert_eq!(refusal(&absolute), None);
+        let absolute = request("GET", "HTTPS://example.com/x", Version::HTTP_11, &[]);
+        assert_eq!(refusal(&absolute), None);
+    }
+
+    #[test]
+    fn targets_that_are_neither_path_nor_http_url_are_refused() {
+        for target in ["x", "admin", "x/../admin", "..", "ftp://a/admin", "*"] {
+            let req = request("GET", target, Version::HTTP_11, &["a"]);
+            assert_eq!(refusal(&req).map(|r| r.0), Some(400), "{target}");
+        }
     }
 
     #[test]

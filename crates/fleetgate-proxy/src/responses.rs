@@ -24,7 +24,7 @@ pub fn body_for(status: u16) -> &'static str {
         413 => "413 Content Too Large: the request body is larger than allowed\n",
         431 => "431 Request Header Fields Too Large: the request head is larger than allowed\n",
         502 => "502 Bad Gateway: the upstream endpoint failed\n",
-        503 => "503 Service Unavailable: no endpoint of this route can take the request now\n",
+        503 => "503 Service Unavailable: no healthy endpoint for this route\n",
         504 => "504 Gateway Timeout: the upstream endpoint did not answer in time\n",
         _ => "the gateway could not complete this request\n",
     }
@@ -89,6 +89,20 @@ pub fn raw_closing_response(status: u16, reason: &str) -> Vec<u8> {
         body.len()
     )
     .into_bytes()
+}
+
+/// The body of the 503 for a request that found every endpoint at its
+/// `max_requests_per_endpoint` for `queue_timeout`.
+pub const OVERFLOW_BODY: &str =
+    "503 Service Unavailable: every endpoint of this route is at its request limit\n";
+
+/// Writes the 503 of an overflow (see [`OVERFLOW_BODY`]); a gRPC call gets
+/// UNAVAILABLE.
+pub async fn send_overflow(session: &mut Session, grpc: bool) -> pingora_core::Result<()> {
+    if grpc {
+        return write_grpc_status(session, 503).await;
+    }
+    write_text(session, 503, OVERFLOW_BODY, None).await
 }
 
 /// Whether `req` is a gRPC call (`content-type: application/grpc`, with or

@@ -7,8 +7,9 @@
 //! only, and then a web page the operator visits could still reach it
 //! through DNS rebinding (a name that first resolves to the page's server,
 //! then to 127.0.0.1): such requests carry the page's host name in `Host`,
-//! so a token-less API answers only requests whose `Host` is an IP address
-//! or `localhost`.
+//! so a token-less API answers only requests whose `Host` (or absolute-form
+//! target) is an IP address or `localhost`; a name can be rebound, an
+//! address literal cannot.
 
 use pingora_http::RequestHeader;
 use subtle::ConstantTimeEq;
@@ -34,10 +35,15 @@ pub fn bearer_matches(req: &RequestHeader, token: &str) -> bool {
 /// `localhost` (or is absent, as HTTP/1.0 allows), not by a name a DNS
 /// rebinding page controls.
 pub fn host_is_local(req: &RequestHeader) -> bool {
-    let Some(host) = req.headers.get(http::header::HOST) else {
-        return req.uri.host().is_none();
+    let host = match req.headers.get(http::header::HOST) {
+        Some(host) => host.as_bytes(),
+        // An absolute-form target names its host itself.
+        None => match pingora_http::authority::raw_target_authority(req.raw_path()).authority() {
+            Some(authority) => authority,
+            None => return true,
+        },
     };
-    let Ok(host) = host.to_str() else {
+    let Ok(host) = std::str::from_utf8(host) else {
         return false;
     };
     let name = match host.strip_prefix('[') {
@@ -121,5 +127,12 @@ mod tests {
             assert!(!host_is_local(&req(&[("Host", bad)])), "{bad}");
         }
         assert!(host_is_local(&req(&[])), "HTTP/1.0 without Host");
+        let absolute = RequestHeader::build("GET", b"http://evil.example/status", None).unwrap();
+        assert!(
+            !host_is_local(&absolute),
+            "an absolute-form target names its host"
+        );
+        let absolute = RequestHeader::build("GET", b"http://127.0.0.1:9901/status", None).unwrap();
+        assert!(host_is_local(&absolute));
     }
 }
