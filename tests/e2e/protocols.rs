@@ -463,4 +463,12 @@ fn a_response_cut_short_upstream_is_cut_short_for_the_client() {
         "{}",
         gw.log_text()
     );
+    // ... and counted.
+    let metrics = gw.admin_get("/metrics", None).body;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "fleetgate_responses_truncated_total 2"),
+        "{metrics}"
+    );
 }
