@@ -4,44 +4,15 @@
 //! `overwrite` mode unless the peer is a trusted proxy, and a token-less
 //! admin API answers only to local Host names.
 
-use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use fleetgate_e2e::config::{header, listen_addr, manifests, service_at};
+use fleetgate_e2e::upstream::recording_upstream;
 use fleetgate_e2e::{exchange, Backend, Gateway, HttpClient, TempDir};
 
-/// An upstream that sends each request head it gets to the returned
-/// channel and answers 200 `rec`.
-fn recording_upstream() -> (SocketAddr, Receiver<String>) {
-    recording_upstream_answering(
-        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nrec",
-    )
-}
-
-/// Like [`recording_upstream`], answering `response`.
-fn recording_upstream_answering(response: &'static [u8]) -> (SocketAddr, Receiver<String>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("address");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-            let mut got = Vec::new();
-            let mut buf = [0u8; 4096];
-            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                match stream.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => got.extend_from_slice(&buf[..n]),
-                }
-            }
-            let _ = tx.send(String::from_utf8_lossy(&got).to_string());
-            let _ = stream.write_all(response);
-        }
-    });
-    (addr, rx)
-}
+/// The recording upstream answering 200 `rec`.
+const REC: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nrec";
 
 /// An Ingress for `a.test`: `Exact /admin` to Service `admin`, `Prefix
 /// /api` to Service `api`.
@@ -79,7 +50,7 @@ fn get(gw: &Gateway, target: &str) -> String {
 
 #[test]
 fn paths_are_normalised_before_matching_and_forwarded_as_sent() {
-    let (admin, recorded) = recording_upstream();
+    let (admin, recorded) = recording_upstream(REC);
     let api = Backend::start("api");
     let dir = TempDir::new("normalise");
     let gw = fenced_gateway(&dir, admin, &api, "");
@@ -151,7 +122,7 @@ fn paths_are_normalised_before_matching_and_forwarded_as_sent() {
 
 #[test]
 fn overwrite_mode_drops_client_forwarding_headers_unless_the_peer_is_trusted() {
-    let (upstream, recorded) = recording_upstream();
+    let (upstream, recorded) = recording_upstream(REC);
     let spoofed = "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 6.6.6.6\r\n\
                    X-Forwarded-Host: evil.example\r\nForwarded: for=6.6.6.6\r\n\
                    X-Real-IP: 6.6.6.6\r\nX-Forwarded-For: 7.7.7.7\r\n\
@@ -249,7 +220,7 @@ fn a_token_less_admin_api_answers_only_to_local_host_names() {
 
 #[test]
 fn an_http_1_0_client_gets_a_body_it_can_read() {
-    let (upstream, _recorded) = recording_upstream_answering(
+    let (upstream, _recorded) = recording_upstream(
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nrec\r\n0\r\n\r\n",
     );
     let dir = TempDir::new("http10");

@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use fleetgate_e2e::config::{header, host_ingress, listen_addr, manifests, service_at};
+use fleetgate_e2e::upstream::recording_upstream;
 use fleetgate_e2e::{bin_path, exchange, free_port, Backend, Gateway, HttpClient, TempDir};
 
 #[test]
@@ -254,44 +255,10 @@ fn keep_alive_connections_are_bounded_and_pipelined_requests_all_answered() {
     );
 }
 
-/// An upstream that records the bytes of each request it gets (the head
-/// and the body its Content-Length announces) and answers 200 `ok`.
-fn recording_upstream() -> (SocketAddr, std::sync::mpsc::Receiver<String>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("address");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-            let mut got = Vec::new();
-            let mut buf = [0u8; 4096];
-            loop {
-                if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-                    let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
-                    let body = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length:"))
-                        .and_then(|v| v.trim().parse::<usize>().ok())
-                        .unwrap_or(0);
-                    if got.len() >= end + 4 + body {
-                        break;
-                    }
-                }
-                match stream.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => got.extend_from_slice(&buf[..n]),
-                }
-            }
-            let _ = tx.send(String::from_utf8_lossy(&got).to_string());
-            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
-        }
-    });
-    (addr, rx)
-}
-
 #[test]
 fn a_content_length_that_could_be_read_two_ways_is_made_one_or_refused() {
-    let (upstream, recorded) = recording_upstream();
+    let (upstream, recorded) =
+        recording_upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
     let dir = TempDir::new("content-length");
     let listen = listen_addr();
     let config = format!(

@@ -13,6 +13,7 @@ pub mod load;
 pub mod process;
 pub mod python;
 pub mod tls;
+pub mod upstream;
 
 pub use client::{exchange, HttpClient, Response};
 pub use load::{Load, Sample};
