@@ -33,7 +33,7 @@ use pingora_load_balancing::{Backend, Backends, HealthRegistry};
 
 use pingora_core::upstreams::peer::{HttpPeer, PeerOptions};
 
-use crate::outlier::EndpointState;
+use crate::outlier::{EndpointState, HealthEpoch};
 use crate::pool::poll_once;
 use crate::protocol::{make_peer, PeerProtocol};
 use crate::timeouts::UpstreamTimeouts;
@@ -116,13 +116,14 @@ struct FlipLogger {
     what: String,
     flips: Arc<AtomicU64>,
     states: States,
+    epoch: HealthEpoch,
 }
 
 #[async_trait]
 impl HealthObserve for FlipLogger {
     async fn observe(&self, target: &Backend, healthy: bool) {
         self.flips.fetch_add(1, Ordering::Relaxed);
-        crate::outlier::bump_health_epoch();
+        self.epoch.bump();
         if healthy {
             if let Some(addr) = target.addr.as_inet() {
                 if let Some(state) = lock(&self.states).get(addr) {
@@ -209,6 +210,7 @@ pub struct HealthChecks {
     checked: Mutex<Vec<Arc<Checked>>>,
     states: States,
     flips: Arc<AtomicU64>,
+    epoch: HealthEpoch,
 }
 
 impl std::fmt::Debug for HealthChecks {
@@ -229,6 +231,7 @@ impl HealthChecks {
             checked: Mutex::new(Vec::new()),
             states: Arc::new(Mutex::new(HashMap::new())),
             flips: Arc::new(AtomicU64::new(0)),
+            epoch: HealthEpoch::new(),
         })
     }
 
@@ -245,6 +248,7 @@ impl HealthChecks {
             what: config.describe(),
             flips: Arc::clone(&self.flips),
             states: Arc::clone(&self.states),
+            epoch: self.epoch.clone(),
         };
         match &config.probe {
             Probe::Http { path, host, expect } => {
@@ -352,7 +356,17 @@ impl HealthChecks {
 
     /// The shared live state of an endpoint address (outlier detection).
     pub fn endpoint_state(&self, address: SocketAddr) -> Arc<EndpointState> {
-        Arc::clone(lock(&self.states).entry(address).or_default())
+        Arc::clone(
+            lock(&self.states)
+                .entry(address)
+                .or_insert_with(|| Arc::new(EndpointState::with_epoch(self.epoch.clone()))),
+        )
+    }
+
+    /// The epoch that every health flip, ejection and return of these
+    /// endpoints moves.
+    pub fn epoch(&self) -> &HealthEpoch {
+        &self.epoch
     }
 
     /// Health flips observed so far, over all registries.

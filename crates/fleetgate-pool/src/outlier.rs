@@ -39,21 +39,34 @@ impl Default for OutlierConfig {
     }
 }
 
-/// Bumped whenever an endpoint's availability changes (health flip,
-/// ejection, return), so that caches derived from availability know when
-/// to look again.
-static HEALTH_EPOCH: AtomicU64 = AtomicU64::new(0);
+/// A counter moved whenever the availability of one of the endpoints it
+/// covers changes (health flip, ejection, return), so that caches derived
+/// from availability (tier loads) know when to look again.
+///
+/// One epoch covers the endpoints of one [`crate::HealthChecks`] (or of one
+/// pool built without shared state); clones share the counter. There is no
+/// process-wide state: two gateways in one process do not disturb each
+/// other's caches.
+#[derive(Debug, Clone, Default)]
+pub struct HealthEpoch(Arc<AtomicU64>);
 
-/// The current availability epoch (see [`bump_health_epoch`]). An ejection
-/// that simply runs out does not bump it: caches should also expire with
-/// time.
-pub fn health_epoch() -> u64 {
-    HEALTH_EPOCH.load(Ordering::Relaxed)
-}
+impl HealthEpoch {
+    /// A new counter at zero.
+    pub fn new() -> Self {
+        Self::default()
+    }
 
-/// Records that some endpoint's availability changed.
-pub fn bump_health_epoch() {
-    HEALTH_EPOCH.fetch_add(1, Ordering::Relaxed);
+    /// The current value. An ejection that simply runs out moves it on the
+    /// first look after it ended; caches should still expire with time.
+    #[inline]
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Records that some endpoint's availability changed.
+    pub fn bump(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// Milliseconds since the first call, from a monotonic clock. Cheap enough
@@ -78,6 +91,8 @@ pub struct EndpointState {
     in_flight: AtomicU32,
     /// Wakes a request waiting for a permit when one is given back.
     released: tokio::sync::Notify,
+    /// Moved when this endpoint is ejected or returns.
+    epoch: HealthEpoch,
 }
 
 /// A request's place among the `max_requests_per_endpoint` of an endpoint,
@@ -102,6 +117,19 @@ pub enum Outcome {
 }
 
 impl EndpointState {
+    /// The state of an endpoint whose availability changes move `epoch`.
+    pub fn with_epoch(epoch: HealthEpoch) -> Self {
+        EndpointState {
+            epoch,
+            ..Self::default()
+        }
+    }
+
+    /// The epoch this endpoint's ejections and returns move.
+    pub fn epoch(&self) -> &HealthEpoch {
+        &self.epoch
+    }
+
     /// Whether the endpoint is ejected now. Reads no clock unless it was
     /// ejected; the first call after an ejection expires clears it (and
     /// moves the health epoch, so cached tier loads see it back at once).
@@ -121,7 +149,7 @@ impl EndpointState {
             .compare_exchange(until, 0, Ordering::Relaxed, Ordering::Relaxed)
             .is_ok()
         {
-            bump_health_epoch();
+            self.epoch.bump();
         }
         false
     }
@@ -197,7 +225,7 @@ impl EndpointState {
     pub fn uneject(&self) {
         self.ejected_until_ms.store(0, Ordering::Relaxed);
         self.consecutive_failures.store(0, Ordering::Relaxed);
-        bump_health_epoch();
+        self.epoch.bump();
     }
 
     /// Ejects the endpoint; returns how long for.
@@ -210,7 +238,7 @@ impl EndpointState {
         let until = now_ms().saturating_add(u64::try_from(time.as_millis()).unwrap_or(u64::MAX));
         self.ejected_until_ms.store(until, Ordering::Relaxed);
         self.consecutive_failures.store(0, Ordering::Relaxed);
-        bump_health_epoch();
+        self.epoch.bump();
         time
     }
 }
@@ -282,13 +310,13 @@ mod tests {
         };
         s.eject(&c);
         assert!(s.is_ejected());
-        let epoch = health_epoch();
+        let epoch = s.epoch().get();
         let deadline = Instant::now() + Duration::from_secs(5);
         while s.is_ejected() {
             assert!(Instant::now() < deadline, "ejection never expired");
             std::thread::sleep(Duration::from_millis(5));
         }
-        assert!(health_epoch() > epoch, "the expiry moved the health epoch");
+        assert!(s.epoch().get() > epoch, "the expiry moved the health epoch");
         assert_eq!(s.ejected_until_ms.load(Ordering::Relaxed), 0, "cleared");
     }
 }

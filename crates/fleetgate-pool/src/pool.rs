@@ -13,7 +13,7 @@ use pingora_core::upstreams::peer::HttpPeer;
 
 use crate::endpoint::Endpoint;
 use crate::health::{HealthChecks, HealthView};
-use crate::outlier::{EndpointPermit, EndpointState, Outcome, OutlierConfig};
+use crate::outlier::{EndpointPermit, EndpointState, HealthEpoch, Outcome, OutlierConfig};
 use crate::protocol::{make_peer, PeerProtocol};
 use crate::schedule::{owner, WeightedOrder};
 use crate::timeouts::UpstreamTimeouts;
@@ -63,6 +63,8 @@ pub struct EndpointPool {
     // Read for listings, reports and logs.
     name: String,
     options: PoolOptions,
+    /// Moved by availability changes of these endpoints.
+    epoch: HealthEpoch,
 }
 
 /// What a pick reads of one endpoint, in one place.
@@ -128,6 +130,7 @@ impl EndpointPool {
         }
         let weights: Vec<u32> = unique.iter().map(|e| e.weight).collect();
         let (order, cumulative) = WeightedOrder::build(&weights);
+        let epoch = shared.map_or_else(HealthEpoch::new, |s| s.epoch().clone());
         let slots = unique
             .into_iter()
             .zip(cumulative)
@@ -143,7 +146,7 @@ impl EndpointPool {
                             &options.timeouts,
                             &options.protocol,
                         )),
-                        Arc::default(),
+                        Arc::new(EndpointState::with_epoch(epoch.clone())),
                     ),
                 };
                 Slot {
@@ -161,7 +164,16 @@ impl EndpointPool {
             slots,
             order,
             scan: AtomicUsize::new(0),
+            epoch,
         }
+    }
+
+    /// The epoch that moves whenever one of these endpoints' availability
+    /// changes (a health flip, an ejection, a return): what a cache of
+    /// anything derived from availability compares against. Pools built
+    /// over one [`HealthChecks`] share it.
+    pub fn health_epoch(&self) -> &HealthEpoch {
+        &self.epoch
     }
 
     /// The pool's name.
