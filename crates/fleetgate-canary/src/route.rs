@@ -188,6 +188,12 @@ impl<T> CanaryRoute<T> {
         self.entries.get(i).map(|e| &e.target)
     }
 
+    /// Every canary's target, in index order, to update in place (e.g. to
+    /// number them once the route is finished).
+    pub fn targets_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.entries.iter_mut().map(|e| &mut e.target)
+    }
+
     /// The Ingress (`namespace/name`) of canary `i`, if there is one.
     pub fn ingress(&self, i: usize) -> Option<&str> {
         self.entries.get(i).map(|e| e.ingress.as_str())

@@ -275,28 +275,9 @@ pub struct Gateway {
     pub path_normalization: PathNormalization,
 }
 
-/// How request paths are normalised before they are matched against
-/// Ingress paths. The upstream always gets the path as the client sent it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PathNormalization {
-    /// Matched as written (`"none"`).
-    None,
-    /// RFC 3986: unreserved percent-escapes decoded, `.` and `..` segments
-    /// removed (`..` above the root is refused with 400), and runs of `/`
-    /// merged when `merge_slashes` (`"rfc3986"`, the default).
-    Rfc3986 {
-        /// Whether `//` counts as `/` (default true, as nginx).
-        merge_slashes: bool,
-    },
-}
-
-impl Default for PathNormalization {
-    fn default() -> Self {
-        PathNormalization::Rfc3986 {
-            merge_slashes: true,
-        }
-    }
-}
+/// How request paths are normalised before routing (defined with the
+/// matching it serves).
+pub use fleetgate_ingress::PathNormalization;
 
 /// How the gateway treats the forwarding headers of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

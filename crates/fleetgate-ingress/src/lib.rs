@@ -45,6 +45,6 @@ mod table;
 
 pub use class::{ClassFilter, LEGACY_CLASS_ANNOTATION};
 pub use host::{normalize_request_host, HostPattern, InvalidHost};
-pub use normalize::{normalize_path, PathError};
+pub use normalize::{normalize_path, PathError, PathNormalization};
 pub use path::{validate_path, InvalidPath, PathType};
 pub use table::{DuplicateRoute, MatchKind, RouteMatch, RouteTable, RouteTableBuilder};

@@ -17,6 +17,40 @@
 
 use std::borrow::Cow;
 
+/// How request paths are normalised before they are matched against
+/// Ingress paths. The upstream always gets the path as the client sent it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathNormalization {
+    /// Matched as written (`"none"`).
+    None,
+    /// RFC 3986: unreserved percent-escapes decoded, `.` and `..` segments
+    /// removed (`..` above the root is refused with 400), and runs of `/`
+    /// merged when `merge_slashes` (`"rfc3986"`, the default).
+    Rfc3986 {
+        /// Whether `//` counts as `/` (default true, as nginx).
+        merge_slashes: bool,
+    },
+}
+
+impl Default for PathNormalization {
+    fn default() -> Self {
+        PathNormalization::Rfc3986 {
+            merge_slashes: true,
+        }
+    }
+}
+
+impl PathNormalization {
+    /// The path to match `path` with (borrowed when nothing changes).
+    #[inline]
+    pub fn apply<'a>(&self, path: &'a str) -> Result<Cow<'a, str>, PathError> {
+        match *self {
+            PathNormalization::None => Ok(Cow::Borrowed(path)),
+            PathNormalization::Rfc3986 { merge_slashes } => normalize_path(path, merge_slashes),
+        }
+    }
+}
+
 /// What normalising a path can fail on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathError {
