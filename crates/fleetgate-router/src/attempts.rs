@@ -1,0 +1,151 @@
+//! The tries of one request: which endpoint each went to, which failed,
+//! and how much of the retry budget is spent.
+//!
+//! A request carries one [`Attempts`] from its first try to its last.
+//! [`crate::Router::next_peer`] reads it to choose the next endpoint;
+//! [`Attempts::report`] feeds each try's outcome back to the endpoint's
+//! outlier detection and remembers failures, so that a retry goes
+//! elsewhere; [`Attempts::take_retry`] spends the retry budget of the pool
+//! the last try went to.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use fleetgate_pool::{Endpoint, Outcome, Picked};
+use pingora_core::upstreams::peer::HttpPeer;
+
+use crate::service_pool::ServicePool;
+
+/// One try: an endpoint of a pool.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pool: Arc<ServicePool>,
+    index: usize,
+}
+
+impl Attempt {
+    pub(crate) fn new(pool: Arc<ServicePool>, index: usize) -> Self {
+        Attempt { pool, index }
+    }
+
+    /// The pool the endpoint was picked from.
+    pub fn pool(&self) -> &Arc<ServicePool> {
+        &self.pool
+    }
+
+    /// The endpoint's position in its pool.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The endpoint.
+    pub fn endpoint(&self) -> &Arc<Endpoint> {
+        self.pool.endpoint(self.index)
+    }
+
+    /// A peer for this endpoint, with its pool's timeouts and protocol.
+    pub fn peer(&self) -> Box<HttpPeer> {
+        self.pool.peer(Picked {
+            endpoint: self.endpoint(),
+            index: self.index,
+        })
+    }
+}
+
+/// How a try ended, as far as its endpoint is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TryResult {
+    /// The endpoint answered with this status (a 5xx counts against it).
+    Answered(u16),
+    /// The endpoint failed before answering: refused, reset, timed out.
+    Failed {
+        /// It did not answer in time (504 rather than 502 when nothing is
+        /// left to try).
+        timed_out: bool,
+    },
+}
+
+/// The tries of one request.
+#[derive(Debug, Default)]
+pub struct Attempts {
+    last: Option<Attempt>,
+    failed: Vec<SocketAddr>,
+    retries: u32,
+    last_failure_timed_out: bool,
+}
+
+impl Attempts {
+    /// No try yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether no try has been made yet.
+    pub fn is_first(&self) -> bool {
+        self.last.is_none() && self.failed.is_empty()
+    }
+
+    /// Records the endpoint chosen for the next try.
+    pub fn start(&mut self, attempt: Attempt) {
+        self.last = Some(attempt);
+    }
+
+    /// The endpoint of the latest try.
+    pub fn last(&self) -> Option<&Attempt> {
+        self.last.as_ref()
+    }
+
+    /// Endpoints tries failed on, in order (empty, and unallocated, unless
+    /// something failed).
+    pub fn failed(&self) -> &[SocketAddr] {
+        &self.failed
+    }
+
+    /// Retries taken so far.
+    pub fn retries(&self) -> u32 {
+        self.retries
+    }
+
+    /// Whether the latest failure was a timeout.
+    pub fn last_failure_timed_out(&self) -> bool {
+        self.last_failure_timed_out
+    }
+
+    /// Reports how the latest try ended: to its endpoint's outlier
+    /// detection (a 5xx or a failure counts against it, anything else
+    /// clears its failure count), and, for a failure, so that no later try
+    /// of this request goes there.
+    pub fn report(&mut self, result: TryResult) {
+        let Some(attempt) = &self.last else {
+            return;
+        };
+        match result {
+            TryResult::Answered(status) => {
+                let outcome = if (500..600).contains(&status) {
+                    Outcome::Failure
+                } else {
+                    Outcome::Success
+                };
+                attempt.pool.report(attempt.index, outcome);
+            }
+            TryResult::Failed { timed_out } => {
+                attempt.pool.report(attempt.index, Outcome::Failure);
+                self.failed.push(attempt.endpoint().address);
+                self.last_failure_timed_out = timed_out;
+            }
+        }
+    }
+
+    /// Takes a retry from the budget of the latest try's pool, if one is
+    /// left.
+    pub fn take_retry(&mut self) -> bool {
+        let Some(attempt) = &self.last else {
+            return false;
+        };
+        let allowed = self.retries < attempt.pool.policy().retries;
+        if allowed {
+            self.retries += 1;
+        }
+        allowed
+    }
+}

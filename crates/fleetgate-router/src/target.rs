@@ -1,0 +1,232 @@
+//! Where a route's requests go: a Service port, whole, or split into
+//! priority tiers by a cluster subset.
+//!
+//! A subset route (MSE `service-subset`) has two pools over the Service's
+//! endpoints: tier 0, those the subset selects, and tier 1, the rest. Tier 0
+//! takes all traffic while enough of it is healthy and spills over to tier 1
+//! by Envoy's rule as it degrades; an empty subset sends everything to the
+//! rest, which is then the whole Service. Tier loads depend on health, which
+//! changes rarely, so they are cached: recomputed when the pools' health
+//! epoch moves (a flip, an ejection, a return) and otherwise every
+//! [`TIER_REFRESH_MS`] (ejections that simply expire), not per request.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use fleetgate_pool::now_ms;
+use fleetgate_subset::{pick_tier, tier_loads, PriorityConfig, TierHealth, TierLoads};
+
+use crate::attempts::Attempt;
+use crate::failover::pick_from;
+use crate::picker::EndpointPicker;
+use crate::service_pool::ServicePool;
+
+/// How stale cached tier loads may be when no health change was signalled,
+/// in milliseconds.
+pub const TIER_REFRESH_MS: u64 = 1_000;
+
+/// A target's position among all targets of its router, assigned when the
+/// router is built: main targets and canaries, in route order. Observers
+/// (metrics) keep per-target state in a vector indexed by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct TargetId(pub u32);
+
+impl TargetId {
+    /// As an index.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// The pools behind a target.
+#[derive(Debug)]
+pub enum TargetPools {
+    /// The Service is not declared: requests get 503.
+    Undeclared,
+    /// All endpoints of the Service port.
+    Whole(Arc<ServicePool>),
+    /// A subset and the rest, in priority order.
+    Tiered(Tiers),
+}
+
+/// A subset split into priority tiers.
+#[derive(Debug)]
+pub struct Tiers {
+    /// Tier 0: the subset's pool.
+    pub subset: Arc<ServicePool>,
+    /// Tier 1: the rest of the Service.
+    pub rest: Arc<ServicePool>,
+    /// The subset, for listings.
+    pub selector: Arc<str>,
+    priority: PriorityConfig,
+    computed_ms: AtomicU64,
+    /// The health epochs (both pools' summed) the cached loads were
+    /// computed at.
+    epoch: AtomicU64,
+    loads: ArcSwap<TierLoads>,
+}
+
+impl Tiers {
+    /// Tiers over two pools; `selector` names the subset in listings.
+    pub fn new(
+        subset: Arc<ServicePool>,
+        rest: Arc<ServicePool>,
+        selector: Arc<str>,
+        priority: PriorityConfig,
+    ) -> Self {
+        Tiers {
+            subset,
+            rest,
+            selector,
+            priority,
+            computed_ms: AtomicU64::new(0),
+            epoch: AtomicU64::new(0),
+            loads: ArcSwap::from_pointee(tier_loads(&[], &priority)),
+        }
+    }
+
+    /// Both pools' health epochs, as one number that moves when either does.
+    fn epoch_now(&self) -> u64 {
+        let subset = self.subset.health_epoch().get();
+        let rest = self.rest.health_epoch();
+        if Arc::ptr_eq(self.subset.endpoint_pool(), self.rest.endpoint_pool()) {
+            subset
+        } else {
+            subset.wrapping_add(rest.get())
+        }
+    }
+
+    /// Current tier loads (recomputed after a health change, else when older
+    /// than [`TIER_REFRESH_MS`]).
+    pub fn loads(&self) -> arc_swap::Guard<Arc<TierLoads>> {
+        let now = now_ms().max(1);
+        let computed = self.computed_ms.load(Ordering::Relaxed);
+        let epoch = self.epoch_now();
+        if computed == 0
+            || epoch != self.epoch.load(Ordering::Relaxed)
+            || now.saturating_sub(computed) >= TIER_REFRESH_MS
+        {
+            // Read the epoch before the health it covers.
+            self.epoch.store(epoch, Ordering::Relaxed);
+            let health = |pool: &ServicePool| {
+                let (healthy, total) = pool.availability();
+                TierHealth { healthy, total }
+            };
+            let loads = tier_loads(&[health(&self.subset), health(&self.rest)], &self.priority);
+            self.loads.store(Arc::new(loads));
+            self.computed_ms.store(now, Ordering::Relaxed);
+        }
+        self.loads.load()
+    }
+}
+
+/// One destination of a route: the main Service or a canary's.
+#[derive(Debug)]
+pub struct Target {
+    id: TargetId,
+    /// The Ingress (`namespace/name`) that sends requests here: the main
+    /// Ingress, or the canary Ingress for a canary target.
+    pub ingress: Arc<str>,
+    /// `namespace/service:port` as referenced.
+    pub service: Arc<str>,
+    /// Whether this is a canary's target.
+    pub canary: bool,
+    /// Its pools.
+    pub pools: TargetPools,
+}
+
+impl Target {
+    /// A target sending `ingress`'s requests to `service` over `pools`.
+    pub fn new(ingress: &str, service: &str, pools: TargetPools) -> Self {
+        Target {
+            id: TargetId::default(),
+            ingress: ingress.into(),
+            service: service.into(),
+            canary: false,
+            pools,
+        }
+    }
+
+    /// A target over all endpoints of one pool.
+    pub fn whole(ingress: &str, service: &str, pool: Arc<ServicePool>) -> Self {
+        Self::new(ingress, service, TargetPools::Whole(pool))
+    }
+
+    /// Marks it as a canary's target (for metrics and logs).
+    pub fn as_canary(mut self) -> Self {
+        self.canary = true;
+        self
+    }
+
+    /// Its position among its router's targets.
+    pub fn id(&self) -> TargetId {
+        self.id
+    }
+
+    pub(crate) fn set_id(&mut self, id: TargetId) {
+        self.id = id;
+    }
+
+    /// Its pools in priority order (none, one, or subset then rest).
+    pub fn service_pools(&self) -> impl Iterator<Item = &Arc<ServicePool>> {
+        let (a, b) = match &self.pools {
+            TargetPools::Undeclared => (None, None),
+            TargetPools::Whole(p) => (Some(p), None),
+            TargetPools::Tiered(t) => (Some(&t.subset), Some(&t.rest)),
+        };
+        a.into_iter().chain(b)
+    }
+
+    /// The clusters its endpoints are in, each once, in endpoint order.
+    pub fn clusters(&self) -> Vec<Arc<str>> {
+        let mut clusters: Vec<Arc<str>> = Vec::new();
+        for e in self.service_pools().flat_map(|p| p.endpoints()) {
+            if !clusters.iter().any(|c| **c == *e.cluster) {
+                clusters.push(e.cluster.as_str().into());
+            }
+        }
+        clusters
+    }
+
+    /// Whether any endpoint of this target can take traffic now.
+    pub fn has_available(&self) -> bool {
+        self.service_pools().any(|p| p.any_available())
+    }
+
+    /// Picks a pool, and in it an endpoint with `picker`, for a try of
+    /// `request`, never one of `excluded` (those earlier tries failed on,
+    /// and any found full); `roll` is a random number, drawn only when
+    /// tiers split traffic.
+    #[inline]
+    pub fn pick<P: EndpointPicker + ?Sized>(
+        &self,
+        picker: &P,
+        excluded: &[SocketAddr],
+        request: &http::request::Parts,
+        roll: impl FnOnce() -> u64,
+    ) -> Option<Attempt> {
+        match &self.pools {
+            TargetPools::Undeclared => None,
+            TargetPools::Whole(pool) => pick_from(picker, pool, excluded, false, request),
+            TargetPools::Tiered(t) => {
+                let loads = t.loads();
+                let first = match (loads.load(0), loads.load(1)) {
+                    (100, _) => 0,
+                    (_, 100) => 1,
+                    (0, 0) => 0,
+                    _ => pick_tier(&loads, roll()).unwrap_or(0),
+                };
+                let order = if first == 0 {
+                    [(&t.subset, 0), (&t.rest, 1)]
+                } else {
+                    [(&t.rest, 1), (&t.subset, 0)]
+                };
+                order.into_iter().find_map(|(pool, tier)| {
+                    pick_from(picker, pool, excluded, loads.in_panic(tier), request)
+                })
+            }
+        }
+    }
+}
