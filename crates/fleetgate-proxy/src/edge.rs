@@ -37,13 +37,24 @@ impl Scheme {
 
 /// What the gateway concluded about a request's origin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Origin {
+pub struct Origin {
     /// The client's scheme.
     pub scheme: Scheme,
     /// A trusted proxy reported the scheme.
     pub reported_by_proxy: bool,
     /// The peer is in `trusted_proxies`.
     pub peer_trusted: bool,
+}
+
+impl Default for Origin {
+    /// Plain HTTP from a peer that is not a trusted proxy.
+    fn default() -> Self {
+        Origin {
+            scheme: Scheme::Http,
+            reported_by_proxy: false,
+            peer_trusted: false,
+        }
+    }
 }
 
 impl Origin {

@@ -10,16 +10,22 @@ use pingora_core::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
-use fleetgate_canary::{Dice, RequestView};
-use fleetgate_pool::{EndpointPermit, EndpointPool, Outcome};
-
-use fleetgate_config::{ClientLimits, ForwardedHeaders, PathNormalization};
+use fleetgate_canary::Dice;
+use fleetgate_pool::EndpointPermit;
+use fleetgate_router::{
+    request_host, Attempts, EndpointPicker, Plan, Route, RouteId, Target, TryResult,
+    WeightedRoundRobin,
+};
+use pingora_core::modules::http::{HttpModules, ModuleBuilder};
 
 use crate::access_log::{AccessLog, AccessRecord};
 use crate::client_guard;
-use crate::edge::{self, Scheme};
-use crate::forwarded;
+use crate::edge::{self, Origin};
 use crate::metrics::{Metrics, TargetCounters};
+use crate::modules::{
+    Flow, ForwardedHeadersModule, GatewayModule, HttpsRedirect, ModuleChain, ServerHeader,
+};
+use crate::options::{BodyLimits, ForwardedHeaders};
 use crate::request_checks;
 use crate::responses;
 use crate::snapshot::{SharedSnapshot, Snapshot};
@@ -29,40 +35,31 @@ use crate::stats::GatewayStats;
 pub struct RequestCtx {
     /// The snapshot this request routes with, pinned for its whole life.
     pub snapshot: Option<Arc<Snapshot>>,
-    /// Index of the matched route in the snapshot.
-    pub route: Option<u32>,
-    /// `(pool, endpoint)` indices of the endpoint picked last.
-    pub endpoint: Option<(usize, usize)>,
-    /// The canary chosen (index among the route's canaries), `None` for main.
-    pub canary: Option<usize>,
-    /// Retries used so far.
-    pub retries: u32,
-    /// Endpoints that failed this request (empty, and unallocated, unless
-    /// something failed).
-    pub failed: Vec<std::net::SocketAddr>,
+    /// The matched route.
+    pub route: Option<RouteId>,
+    /// Main or canary, decided on the first try.
+    pub plan: Option<Plan>,
+    /// The tries so far: endpoints, failures, retries.
+    pub attempts: Attempts,
     /// Whether any response byte came from the upstream (no retry after that).
     pub response_started: bool,
     /// When the request arrived.
     pub started: Instant,
     /// When the last endpoint was chosen.
     pub upstream_started: Option<Instant>,
-    /// The scheme the client used: its own connection's, or the one a
-    /// trusted proxy in front reported.
-    pub scheme: Scheme,
+    /// Where the request came from: the scheme the client used (its own
+    /// connection's, or the one a trusted proxy in front reported), and
+    /// whether its peer is a trusted proxy.
+    pub origin: Origin,
     /// A gRPC request (`content-type: application/grpc...`): the gateway's
     /// own answers are gRPC statuses.
     pub grpc: bool,
     /// The HTTP status of an answer the gateway wrote itself, for logs and
     /// metrics (a gRPC answer is HTTP 200 on the wire).
     pub own_status: Option<u16>,
-    /// The last endpoint failure was a timeout (504, not 502, when no
-    /// endpoint is left).
-    pub last_failure_timed_out: bool,
     /// The upstream timed out while the client had not sent the whole
     /// request body: the client's fault (408), not the endpoint's.
     pub client_stalled: bool,
-    /// The client's peer is in `trusted_proxies`.
-    pub peer_trusted: bool,
     /// Every endpoint was at `max_requests_per_endpoint` for
     /// `queue_timeout` (503).
     pub overflowed: bool,
@@ -74,6 +71,8 @@ pub struct RequestCtx {
     pub body_bytes: u64,
     /// The client sent more body than `client_max_body_size` allows (413).
     pub body_too_large: bool,
+    /// Whatever an embedder's code wants to carry through a request.
+    pub extensions: http::Extensions,
     in_flight: InFlight,
 }
 
@@ -87,8 +86,11 @@ impl Drop for InFlight {
     }
 }
 
-/// The fleetgate proxy.
-pub struct Gateway {
+/// The fleetgate proxy: Pingora's `ProxyHttp` around a [`Router`](fleetgate_router::Router),
+/// with a module chain (see [`crate::modules`]). `P` chooses one endpoint
+/// of a pool for each try ([`WeightedRoundRobin`] unless
+/// [`Gateway::with_picker`] says otherwise).
+pub struct Gateway<P: EndpointPicker = WeightedRoundRobin> {
     snapshot: SharedSnapshot,
     stats: Arc<GatewayStats>,
     dice: Dice,
@@ -101,14 +103,22 @@ pub struct Gateway {
     https_port: Option<u16>,
     /// Idle limit of client keep-alive connections, in seconds (0: off).
     keepalive_secs: u64,
-    /// What a client may send.
-    client_limits: ClientLimits,
+    /// How slowly and how much a client may send as a body.
+    body_limits: BodyLimits,
+    /// The embedder's modules, after the built-in ones.
+    extra_modules: Vec<Arc<dyn GatewayModule>>,
+    /// Built-in and embedder modules, rebuilt by each builder method.
+    modules: ModuleChain,
+    /// Pingora HTTP modules for the downstream session, handed to Pingora
+    /// once, when the service starts.
+    http_modules: std::sync::Mutex<Vec<ModuleBuilder>>,
+    picker: P,
 }
 
 impl Gateway {
     /// A gateway routing with whatever `snapshot` currently holds.
     pub fn new(snapshot: SharedSnapshot) -> Self {
-        Gateway {
+        let mut gateway = Gateway {
             snapshot,
             stats: Arc::new(GatewayStats::default()),
             dice: Dice::default(),
@@ -118,8 +128,80 @@ impl Gateway {
             forwarded_headers: ForwardedHeaders::Append,
             https_port: None,
             keepalive_secs: 75,
-            client_limits: ClientLimits::default(),
+            body_limits: BodyLimits::default(),
+            extra_modules: Vec::new(),
+            modules: ModuleChain::new(),
+            http_modules: std::sync::Mutex::new(Vec::new()),
+            picker: WeightedRoundRobin,
+        };
+        gateway.rebuild_modules();
+        gateway
+    }
+}
+
+impl<P: EndpointPicker> Gateway<P> {
+    /// Chooses endpoints with `picker` instead (consistent hashing,
+    /// least-request, ...); the router still decides which endpoints a try
+    /// may use.
+    pub fn with_picker<Q: EndpointPicker>(self, picker: Q) -> Gateway<Q> {
+        Gateway {
+            snapshot: self.snapshot,
+            stats: self.stats,
+            dice: self.dice,
+            metrics: self.metrics,
+            unrouted: self.unrouted,
+            access_log: self.access_log,
+            forwarded_headers: self.forwarded_headers,
+            https_port: self.https_port,
+            keepalive_secs: self.keepalive_secs,
+            body_limits: self.body_limits,
+            extra_modules: self.extra_modules,
+            modules: self.modules,
+            http_modules: self.http_modules,
+            picker,
         }
+    }
+
+    /// Adds `module` to the gateway's chain, after the built-in modules
+    /// and those added before it (see [`crate::modules`]). For one route
+    /// only, attach a chain to the route instead
+    /// ([`crate::modules::route_modules`]).
+    pub fn with_module(mut self, module: impl GatewayModule) -> Self {
+        self.extra_modules.push(Arc::new(module));
+        self.rebuild_modules();
+        self
+    }
+
+    /// Adds a Pingora HTTP module (compression, a body filter, ...) to
+    /// every client session; Pingora runs its filters around the
+    /// gateway's.
+    pub fn with_http_module(self, module: ModuleBuilder) -> Self {
+        self.http_modules
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(module);
+        self
+    }
+
+    /// The gateway's module chain, in order.
+    pub fn modules(&self) -> &ModuleChain {
+        &self.modules
+    }
+
+    fn rebuild_modules(&mut self) {
+        let mut chain = ModuleChain::new().with(HttpsRedirect {
+            https_port: self.https_port,
+        });
+        if self.forwarded_headers != ForwardedHeaders::Off {
+            chain = chain.with(ForwardedHeadersModule {
+                mode: self.forwarded_headers,
+            });
+        }
+        chain = chain.with(ServerHeader);
+        for m in &self.extra_modules {
+            chain.push(Arc::clone(m));
+        }
+        self.modules = chain;
     }
 
     /// How long an idle client keep-alive connection is kept (rounded up
@@ -132,8 +214,8 @@ impl Gateway {
 
     /// Sets the client body timeout and body size limit (the connection
     /// and head limits are [`crate::GuardedApp`]'s).
-    pub fn with_client_limits(mut self, limits: ClientLimits) -> Self {
-        self.client_limits = limits;
+    pub fn with_body_limits(mut self, limits: BodyLimits) -> Self {
+        self.body_limits = limits;
         self
     }
 
@@ -142,6 +224,7 @@ impl Gateway {
     /// certificate covers their host).
     pub fn with_https_port(mut self, port: Option<u16>) -> Self {
         self.https_port = port;
+        self.rebuild_modules();
         self
     }
 
@@ -149,6 +232,7 @@ impl Gateway {
     /// on upstream requests (default: append).
     pub fn with_forwarded_headers(mut self, mode: ForwardedHeaders) -> Self {
         self.forwarded_headers = mode;
+        self.rebuild_modules();
         self
     }
 
@@ -181,19 +265,6 @@ impl Gateway {
     }
 }
 
-/// The request's host: the Host header, else the authority of the target
-/// (HTTP/2's `:authority`, or an absolute-form request line).
-pub(crate) fn request_host(req: &RequestHeader) -> &str {
-    if let Some(h) = req
-        .headers
-        .get(http::header::HOST)
-        .and_then(|v| v.to_str().ok())
-    {
-        return h;
-    }
-    request_checks::target_authority(req).unwrap_or("")
-}
-
 /// Whether the request asks to become a WebSocket (`Upgrade: websocket` on
 /// HTTP/1.1). Other upgrade tokens (`h2c` from curl, for one) keep the
 /// ordinary timeouts.
@@ -221,61 +292,70 @@ fn no_endpoint() -> Box<Error> {
 
 impl RequestCtx {
     /// The matched route.
-    fn route_ref(&self) -> Option<&crate::snapshot::Route> {
-        let snapshot = self.snapshot.as_ref()?;
-        Some(&snapshot.routes[self.route? as usize])
+    pub fn route(&self) -> Option<&Route> {
+        Some(self.snapshot.as_ref()?.router.route(self.route?))
     }
 
-    /// The target the request went to: the chosen canary's, else main.
-    fn target(&self) -> Option<&crate::target::Target> {
-        let route = self.route_ref()?;
-        Some(match (self.canary, &route.canaries) {
-            (Some(i), Some(c)) => c.target(i),
-            _ => &route.main,
-        })
-    }
-
-    /// The pool and endpoint this request used last.
-    fn last_endpoint(&self) -> Option<(&EndpointPool, usize)> {
-        let snapshot = self.snapshot.as_ref()?;
-        let (pool, index) = self.endpoint?;
-        Some((snapshot.pools[pool].as_ref(), index))
+    /// The target the request goes to: the chosen canary's, else main.
+    pub fn target(&self) -> Option<&Target> {
+        Some(self.route()?.target(self.plan.and_then(|p| p.canary)))
     }
 
     /// Records a failure of the last endpoint (for outlier detection, and
     /// so that a retry goes elsewhere); `timed_out` when it did not answer
     /// in time.
     fn record_failure(&mut self, timed_out: bool) {
-        let Some((pool_index, index)) = self.endpoint else {
-            return;
-        };
-        let Some(snapshot) = self.snapshot.as_ref() else {
-            return;
-        };
-        let pool = &snapshot.pools[pool_index];
-        pool.report(index, Outcome::Failure);
-        self.failed.push(pool.endpoint(index).address);
-        self.last_failure_timed_out = timed_out;
+        self.attempts.report(TryResult::Failed { timed_out });
     }
 
     /// Takes a retry from the pool's budget, if one is left, and counts it.
     fn take_retry(&mut self) -> bool {
-        let (Some((pool_index, _)), Some(snapshot)) = (self.endpoint, self.snapshot.as_ref())
-        else {
-            return false;
-        };
-        let allowed = self.retries < snapshot.pool_policy[pool_index].retries;
+        let allowed = self.attempts.take_retry();
         if allowed {
-            self.retries += 1;
             self.in_flight.0.retries.fetch_add(1, Ordering::Relaxed);
         }
         allowed
     }
 }
 
+/// The matched route's own module chain, if it has one.
+fn route_chain(ctx: &RequestCtx) -> Option<Arc<ModuleChain>> {
+    ctx.route()?.extensions.get::<Arc<ModuleChain>>().cloned()
+}
+
+impl<P: EndpointPicker> Gateway<P> {
+    /// Writes a module's answer and ends the request.
+    async fn answer(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        answer: crate::modules::Answer,
+    ) -> Result<bool> {
+        ctx.own_status = Some(answer.status);
+        responses::send_answer(session, &answer, ctx.grpc).await?;
+        Ok(true)
+    }
+}
+
 #[async_trait]
-impl ProxyHttp for Gateway {
+impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
     type CTX = RequestCtx;
+
+    fn init_downstream_modules(&self, modules: &mut HttpModules) {
+        // Pingora's default: response compression, off unless enabled.
+        modules.add_module(
+            pingora_core::modules::http::compression::ResponseCompressionBuilder::enable(0),
+        );
+        let extra = std::mem::take(
+            &mut *self
+                .http_modules
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for module in extra {
+            modules.add_module(module);
+        }
+    }
 
     fn new_ctx(&self) -> RequestCtx {
         self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -283,23 +363,20 @@ impl ProxyHttp for Gateway {
         RequestCtx {
             snapshot: None,
             route: None,
-            endpoint: None,
-            canary: None,
-            retries: 0,
-            failed: Vec::new(),
+            plan: None,
+            attempts: Attempts::new(),
             response_started: false,
             started: Instant::now(),
             upstream_started: None,
-            scheme: Scheme::Http,
+            origin: Origin::default(),
             grpc: false,
             own_status: None,
-            last_failure_timed_out: false,
             client_stalled: false,
-            peer_trusted: false,
             permit: None,
             overflowed: false,
             body_bytes: 0,
             body_too_large: false,
+            extensions: http::Extensions::new(),
             in_flight: InFlight(Arc::clone(&self.stats)),
         }
     }
@@ -309,7 +386,7 @@ impl ProxyHttp for Gateway {
         let snapshot = self.snapshot.load_full();
         // The longest wait for each piece of a request body (a stalled
         // body is answered with 408).
-        session.set_read_timeout(Some(self.client_limits.body_timeout));
+        session.set_read_timeout(Some(self.body_limits.timeout));
         // A connection the client keeps alive idles at most this long
         // (Pingora's default is 60 s), and pipelined requests are answered
         // in order instead of being dropped.
@@ -319,10 +396,9 @@ impl ProxyHttp for Gateway {
         if let pingora_core::protocols::http::ServerSession::H1(h1) = session.as_downstream_mut() {
             h1.set_pipelining_enabled(true);
         }
-        let origin = edge::judge(session, &snapshot.edge);
-        ctx.scheme = origin.scheme;
-        ctx.peer_trusted = origin.peer_trusted;
+        ctx.origin = edge::judge(session, &snapshot.edge);
         ctx.grpc = responses::is_grpc(session.req_header());
+        ctx.snapshot = Some(snapshot);
         let refusal = match request_checks::content_length(session.req_header()) {
             Err(refusal) => Some(refusal),
             Ok(request_checks::ContentLength::Normalise(n)) => {
@@ -337,7 +413,7 @@ impl ProxyHttp for Gateway {
         let refusal = refusal
             .or_else(|| request_checks::refusal(session.req_header()))
             .or_else(|| {
-                let limit = self.client_limits.max_body_size?;
+                let limit = self.body_limits.max_size?;
                 let length = request_checks::declared_length(session.req_header())?;
                 (length > limit).then_some((413, "the request body is larger than allowed"))
             });
@@ -347,69 +423,45 @@ impl ProxyHttp for Gateway {
                 session.req_header().method,
                 session.req_header().uri
             );
-            ctx.snapshot = Some(snapshot);
             ctx.own_status = Some(status);
             // What sent it cannot be trusted to frame the next request.
             session.set_keepalive(None);
             responses::send(session, status, ctx.grpc).await?;
             return Ok(true);
         }
-        let req = session.req_header();
-        let path = match snapshot.edge.path_normalization {
-            PathNormalization::None => Ok(std::borrow::Cow::Borrowed(req.uri.path())),
-            PathNormalization::Rfc3986 { merge_slashes } => {
-                fleetgate_ingress::normalize_path(req.uri.path(), merge_slashes)
-            }
+        if let Flow::Answer(answer) = self.modules.before_match(session, ctx)? {
+            return self.answer(session, ctx, answer).await;
+        }
+        let Some(snapshot) = ctx.snapshot.as_deref() else {
+            return Err(Error::explain(ErrorType::InternalError, "no snapshot"));
         };
-        let path = match path {
-            Ok(path) => path,
+        let req = session.req_header();
+        let route = match snapshot.edge.path_normalization.apply(req.uri.path()) {
+            Ok(path) => snapshot.router.lookup(request_host(req), &path),
             Err(e) => {
                 log::debug!("refused {} {}: {e}", req.method, req.uri);
-                ctx.snapshot = Some(snapshot);
                 ctx.own_status = Some(400);
                 session.set_keepalive(None);
                 responses::send(session, 400, ctx.grpc).await?;
                 return Ok(true);
             }
         };
-        let route = snapshot
-            .table
-            .lookup(request_host(req), &path)
-            .map(|m| *m.target);
-        let redirect = route.is_some_and(|r| {
-            snapshot.routes[r as usize].https_redirect && {
-                let local_https = self.https_port.is_some() && {
-                    let mut buf = [0u8; 256];
-                    let host =
-                        fleetgate_ingress::normalize_request_host(request_host(req), &mut buf);
-                    snapshot.certificates.select(Some(host)).is_some()
-                };
-                origin.should_upgrade(local_https)
-            }
-        });
-        let https_port = if origin.reported_by_proxy {
-            None
-        } else {
-            self.https_port
+        let Some(route) = route else {
+            self.stats.not_found.fetch_add(1, Ordering::Relaxed);
+            ctx.own_status = Some(404);
+            responses::send(session, 404, ctx.grpc).await?;
+            return Ok(true);
         };
-        ctx.snapshot = Some(snapshot);
-        match route {
-            Some(r) => {
-                ctx.route = Some(r);
-                if redirect {
-                    ctx.own_status = Some(308);
-                    responses::send_https_redirect(session, https_port).await?;
-                    return Ok(true);
-                }
-                Ok(false)
-            }
-            None => {
-                self.stats.not_found.fetch_add(1, Ordering::Relaxed);
-                ctx.own_status = Some(404);
-                responses::send(session, 404, ctx.grpc).await?;
-                Ok(true)
+        ctx.route = Some(route);
+        if let Flow::Answer(answer) = self.modules.after_match(session, ctx)? {
+            return self.answer(session, ctx, answer).await;
+        }
+        if let Some(chain) = route_chain(ctx) {
+            if let Flow::Answer(answer) = chain.after_match(session, ctx)? {
+                return self.answer(session, ctx, answer).await;
             }
         }
+        Ok(false)
     }
 
     async fn upstream_peer(
@@ -423,21 +475,12 @@ impl ProxyHttp for Gateway {
                 "no route selected",
             ));
         };
-        let route = &snapshot.routes[route as usize];
-        // The canary decision is made once per request, on the first try.
-        if ctx.failed.is_empty() && ctx.endpoint.is_none() {
-            if let Some(canaries) = &route.canaries {
-                let view = RequestView::from_parts(session.req_header());
-                ctx.canary = canaries
-                    .decide(&view, || self.dice.roll())
-                    // A canary with no available endpoint falls back to main.
-                    .filter(|&i| canaries.target(i).has_available(&snapshot.pools));
-            }
-        }
-        let target = match (ctx.canary, &route.canaries) {
-            (Some(i), Some(canaries)) => canaries.target(i),
-            _ => &route.main,
-        };
+        let router = &snapshot.router;
+        // Main or canary is decided once per request, on the first try.
+        let plan = *ctx
+            .plan
+            .get_or_insert_with(|| router.plan(route, session.req_header(), || self.dice.roll()));
+        let target = router.target(plan);
         // A previous try's place (if any) is given back before the next,
         // and a retry sends the body again from its start.
         ctx.permit = None;
@@ -445,26 +488,25 @@ impl ProxyHttp for Gateway {
         // Endpoints found full on this try, with those earlier tries failed
         // on (built only when one is full).
         let mut avoid: Vec<std::net::SocketAddr> = Vec::new();
-        let mut last_full: Option<(usize, Arc<fleetgate_pool::EndpointState>)> = None;
+        let mut last_full: Option<(std::time::Duration, Arc<fleetgate_pool::EndpointState>)> = None;
         let mut queued_until: Option<Instant> = None;
-        let (pool_index, picked) = loop {
+        let attempt = loop {
             let excluded = if avoid.is_empty() {
-                &ctx.failed
+                ctx.attempts.failed()
             } else {
                 &avoid
             };
-            let picked = target.pick(&snapshot.pools, excluded, || self.dice.roll());
-            let (pool_index, picked) = match picked {
-                Some(p) => p,
+            let attempt = match target.pick(&self.picker, excluded, session.req_header(), || {
+                self.dice.roll()
+            }) {
+                Some(a) => a,
                 None if last_full.is_some() => {
                     // Every endpoint left is full: wait for a place, up to
                     // queue_timeout, then look at all of them again.
-                    let Some((pool_index, state)) = last_full.take() else {
+                    let Some((queue_timeout, state)) = last_full.take() else {
                         continue;
                     };
-                    let until = *queued_until.get_or_insert_with(|| {
-                        Instant::now() + snapshot.pool_policy[pool_index].queue_timeout
-                    });
+                    let until = *queued_until.get_or_insert_with(|| Instant::now() + queue_timeout);
                     let left = until.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         self.stats.overflowed.fetch_add(1, Ordering::Relaxed);
@@ -485,13 +527,15 @@ impl ProxyHttp for Gateway {
                     avoid.clear();
                     continue;
                 }
-                None if !ctx.failed.is_empty() && ctx.last_failure_timed_out => {
+                None if !ctx.attempts.failed().is_empty()
+                    && ctx.attempts.last_failure_timed_out() =>
+                {
                     return Err(Error::explain(
                         ErrorType::HTTPStatus(504),
                         "every endpoint tried failed; the last one did not answer in time",
                     ))
                 }
-                None if !ctx.failed.is_empty() => {
+                None if !ctx.attempts.failed().is_empty() => {
                     return Err(Error::explain(
                         ErrorType::HTTPStatus(502),
                         "every endpoint tried failed",
@@ -499,29 +543,31 @@ impl ProxyHttp for Gateway {
                 }
                 None => return Err(no_endpoint()),
             };
-            let policy = &snapshot.pool_policy[pool_index];
-            let cap = policy.max_requests_per_endpoint;
+            let pool = attempt.pool();
+            let cap = pool.policy().max_requests_per_endpoint;
             if cap == 0 {
-                break (pool_index, picked);
+                break attempt;
             }
-            let pool = &snapshot.pools[pool_index];
-            if let Some(permit) = pool.try_acquire(picked.index, cap) {
+            if let Some(permit) = pool.try_acquire(attempt.index(), cap) {
                 ctx.permit = Some(permit);
-                break (pool_index, picked);
+                break attempt;
             }
             // This endpoint is full; another may have room.
             if avoid.is_empty() {
-                avoid.extend_from_slice(&ctx.failed);
+                avoid.extend_from_slice(ctx.attempts.failed());
             }
-            avoid.push(picked.endpoint.address);
-            last_full = Some((pool_index, Arc::clone(pool.state(picked.index))));
+            avoid.push(attempt.endpoint().address);
+            last_full = Some((
+                pool.policy().queue_timeout,
+                Arc::clone(pool.state(attempt.index())),
+            ));
         };
-        let pool = &snapshot.pools[pool_index];
-        let policy = &snapshot.pool_policy[pool_index];
-        ctx.endpoint = Some((pool_index, picked.index));
+        let mut peer = attempt.peer();
+        let sni_from_request = attempt.pool().options().protocol.sni_from_request();
+        let websocket_idle = attempt.pool().policy().websocket_idle_timeout;
+        ctx.attempts.start(attempt);
         ctx.upstream_started = Some(Instant::now());
-        let mut peer = pool.peer(picked);
-        if pool.options().protocol.sni_from_request() {
+        if sni_from_request {
             let mut buf = [0u8; 256];
             let host = fleetgate_ingress::normalize_request_host(
                 request_host(session.req_header()),
@@ -541,10 +587,9 @@ impl ProxyHttp for Gateway {
             // An upgraded connection (WebSocket) may stay silent far longer
             // than a response may take; it gets its own idle limit, on both
             // sides.
-            let idle = policy.websocket_idle_timeout;
-            peer.options.read_timeout = Some(idle);
-            peer.options.write_timeout = Some(idle);
-            session.set_read_timeout(Some(idle));
+            peer.options.read_timeout = Some(websocket_idle);
+            peer.options.write_timeout = Some(websocket_idle);
+            session.set_read_timeout(Some(websocket_idle));
         }
         Ok(peer)
     }
@@ -598,11 +643,10 @@ impl ProxyHttp for Gateway {
         }
         // A stale pooled connection is not the endpoint's fault.
         let stale_reuse = client_reused && !ctx.response_started;
-        let retry_any_method = ctx.endpoint.is_some_and(|(pool, _)| {
-            ctx.snapshot
-                .as_ref()
-                .is_some_and(|s| s.pool_policy[pool].retry_non_idempotent)
-        });
+        let retry_any_method = ctx
+            .attempts
+            .last()
+            .is_some_and(|a| a.pool().policy().retry_non_idempotent);
         let idempotent = (retry_any_method || session.req_header().method.is_idempotent())
             && !session.as_ref().retry_buffer_truncated()
             && !is_websocket_upgrade(session);
@@ -636,7 +680,7 @@ impl ProxyHttp for Gateway {
         if session.was_upgraded() {
             return Ok(());
         }
-        if let (Some(limit), Some(chunk)) = (self.client_limits.max_body_size, body.as_ref()) {
+        if let (Some(limit), Some(chunk)) = (self.body_limits.max_size, body.as_ref()) {
             ctx.body_bytes += chunk.len() as u64;
             if ctx.body_bytes > limit {
                 ctx.body_too_large = true;
@@ -651,27 +695,31 @@ impl ProxyHttp for Gateway {
 
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.response_started = true;
-        if let (Some((pool, index)), Some(t), Some(target)) =
-            (ctx.last_endpoint(), ctx.upstream_started, ctx.target())
-        {
-            target.counters.observe_latency(
-                &self.metrics,
-                &pool.endpoint(index).cluster,
-                t.elapsed().as_secs_f64(),
-            );
+        if let (Some(attempt), Some(t), Some(snapshot), Some(target)) = (
+            ctx.attempts.last(),
+            ctx.upstream_started,
+            ctx.snapshot.as_ref(),
+            ctx.target(),
+        ) {
+            if let Some(counters) = snapshot.counters(target) {
+                counters.observe_latency(
+                    &self.metrics,
+                    &attempt.endpoint().cluster,
+                    t.elapsed().as_secs_f64(),
+                );
+            }
         }
-        if let Some((pool, index)) = ctx.last_endpoint() {
-            let outcome = if upstream_response.status.is_server_error() {
-                Outcome::Failure
-            } else {
-                Outcome::Success
-            };
-            pool.report(index, outcome);
+        ctx.attempts
+            .report(TryResult::Answered(upstream_response.status.as_u16()));
+        self.modules
+            .upstream_response(session, upstream_response, ctx)?;
+        if let Some(chain) = route_chain(ctx) {
+            chain.upstream_response(session, upstream_response, ctx)?;
         }
         Ok(())
     }
@@ -692,17 +740,10 @@ impl ProxyHttp for Gateway {
                 .map_or_else(|| "/".to_string(), |p| p.as_str().to_string());
             upstream_request.set_raw_path(origin_form.as_bytes())?;
         }
-        match self.forwarded_headers {
-            ForwardedHeaders::Off => {}
-            ForwardedHeaders::Append => {
-                forwarded::add_headers(session, upstream_request, ctx.scheme)?;
-            }
-            ForwardedHeaders::Overwrite => {
-                if !ctx.peer_trusted {
-                    forwarded::drop_client_values(upstream_request);
-                }
-                forwarded::add_headers(session, upstream_request, ctx.scheme)?;
-            }
+        self.modules
+            .upstream_request(session, upstream_request, ctx)?;
+        if let Some(chain) = route_chain(ctx) {
+            chain.upstream_request(session, upstream_request, ctx)?;
         }
         Ok(())
     }
@@ -711,9 +752,12 @@ impl ProxyHttp for Gateway {
         &self,
         session: &mut Session,
         upstream_response: &mut ResponseHeader,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> Result<()> {
-        responses::set_server(upstream_response)?;
+        self.modules.response(session, upstream_response, ctx)?;
+        if let Some(chain) = route_chain(ctx) {
+            chain.response(session, upstream_response, ctx)?;
+        }
         responses::close_if_body_unread(session);
         // Pingora turns a response without a length into a chunked one so
         // that the connection can stay; an HTTP/1.0 client cannot read
@@ -736,23 +780,31 @@ impl ProxyHttp for Gateway {
         let status = ctx
             .own_status
             .unwrap_or_else(|| session.response_written().map_or(0, |r| r.status.as_u16()));
-        let route = ctx.route_ref();
-        let canary = route
-            .zip(ctx.canary)
-            .and_then(|(r, i)| r.canaries.as_ref().and_then(|c| c.ingress(i)));
+        let route = ctx.route();
+        let canary = route.and_then(|r| r.canary_ingress(ctx.plan.and_then(|p| p.canary)));
         let target = ctx.target();
-        let endpoint = ctx.last_endpoint().map(|(pool, i)| pool.endpoint(i));
+        let endpoint = ctx.attempts.last().map(|a| a.endpoint());
         let service = target.map_or("-", |t| &*t.service);
-        target.map_or(&self.unrouted, |t| &t.counters).count(
+        let counters = ctx
+            .snapshot
+            .as_ref()
+            .zip(target)
+            .and_then(|(s, t)| s.counters(t));
+        counters.unwrap_or(&self.unrouted).count(
             &self.metrics,
             endpoint.map(|e| e.cluster.as_str()),
             status,
         );
-        if ctx.retries > 0 {
+        let retries = ctx.attempts.retries();
+        if retries > 0 {
             self.metrics
                 .retries
                 .with_label_values(&[service])
-                .inc_by(u64::from(ctx.retries));
+                .inc_by(u64::from(retries));
+        }
+        self.modules.logging(session, ctx, status);
+        if let Some(chain) = route_chain(ctx) {
+            chain.logging(session, ctx, status);
         }
         if let Some(log) = &self.access_log {
             let req = session.req_header();
@@ -777,7 +829,7 @@ impl ProxyHttp for Gateway {
                 cluster: endpoint.map(|e| e.cluster.clone()),
                 endpoint: endpoint.map(|e| e.address),
                 canary: canary.map(str::to_string),
-                retries: ctx.retries,
+                retries,
             });
         }
     }

@@ -1,32 +1,48 @@
 //! The fleetgate `ProxyHttp`: Kubernetes Ingress routing over multi-cluster
 //! upstream pools, on Pingora.
 //!
-//! This crate composes the stage crates, each usable on its own:
+//! Routing itself is [`fleetgate_router`]'s: a [`Router`](fleetgate_router::Router)
+//! built in code or from a configuration. This crate puts it inside
+//! Pingora's request life cycle and adds what an edge needs around it.
+//! [`Gateway`]'s callbacks, in the order a request meets them:
 //!
-//! 1. match: `fleetgate-ingress` finds the route for the Host and path
-//!    ([`RouteTable::lookup`](fleetgate_ingress::RouteTable::lookup));
-//! 2. pool: `fleetgate-pool` picks a healthy endpoint of the route's
-//!    Service port ([`EndpointPool::select`](fleetgate_pool::EndpointPool::select));
-//! 3. peer: the pool hands out a ready [`HttpPeer`](pingora_core::upstreams::peer::HttpPeer)
-//!    with the Service's timeouts.
+//! | Pingora callback | what the gateway does |
+//! |---|---|
+//! | `request_filter` | head limits settle; refuses malformed framing (400/501), bodies declared too large (413), bad paths (400); normalises the path; **match** (`Router::lookup`: 404 when nothing matches); HTTPS redirect (308) |
+//! | `upstream_peer` (first try and every retry) | **plan** once (`Router::plan`: main or canary); **pick** (`Router::next_peer`: no endpoint that failed, out of a cluster that looks down, across subset tiers); waits for room under `max_requests_per_endpoint`; builds the peer (SNI, WebSocket timeouts) |
+//! | `upstream_request_filter` | origin-form target; `X-Forwarded-*` |
+//! | `request_body_filter` | body size limit (413) |
+//! | `fail_to_connect`, `error_while_proxy` | **report** the failure (`Attempts::report`); retry within the pool's budget, never for a client's fault |
+//! | `upstream_response_filter` | **report** the answer; latency metric |
+//! | `response_filter` | `Server` header; HTTP/1.0 framing |
+//! | `fail_to_proxy` | the gateway's own error answer, or a cut connection once a response has started |
+//! | `logging` | metrics and the access log |
 //!
-//! All routing state lives in an immutable [`Snapshot`] compiled from a
-//! [`Config`](fleetgate_config::Config) at load, behind an atomic pointer
-//! ([`SharedSnapshot`]), so a reload swaps the whole routing state at once and
-//! the request path takes no lock.
+//! All routing state lives in an immutable [`Snapshot`] (the router, the
+//! TLS certificates, the edge policy and the metric handles of each
+//! target) behind an atomic pointer ([`SharedSnapshot`]), so a reload swaps
+//! the whole routing state at once and the request path takes no lock.
 //!
-//! Embedding it in your own Pingora server:
+//! Embedding it in your own Pingora server, with routes built in code:
 //!
-//! ```no_run
+//! ```
 //! use std::sync::Arc;
 //! use arc_swap::ArcSwap;
+//! use fleetgate_ingress::{HostPattern, PathType};
+//! use fleetgate_pool::{Endpoint, HealthChecks};
 //! use fleetgate_proxy::{Gateway, Snapshot};
+//! use fleetgate_router::{PoolSpec, Route, RouterBuilder, Target};
 //!
-//! let config = fleetgate_config::Config::load("conf/fleetgate.toml".as_ref())
-//!     .unwrap_or_else(|errors| panic!("{errors}"));
-//! let checks = fleetgate_pool::HealthChecks::new();
-//! let snapshot = Snapshot::compile(&config, 1, &checks, None)
-//!     .unwrap_or_else(|errors| panic!("{errors}"));
+//! let checks = HealthChecks::new();
+//! let mut builder = RouterBuilder::new(&checks);
+//! let pool = builder.pool(PoolSpec::new(
+//!     "shop/web:80",
+//!     vec![Arc::new(Endpoint::new("127.0.0.1:18001".parse().unwrap(), "zone-a"))],
+//! ));
+//! let host = HostPattern::parse("shop.example.com").unwrap();
+//! let route = Route::new("shop/web", Target::whole("shop/web", "shop/web:80", pool));
+//! builder.add_path(&host, "/", PathType::Prefix, route).unwrap();
+//! let snapshot = Snapshot::new(1, builder.build(), Default::default());
 //! let gateway = Gateway::new(Arc::new(ArcSwap::from_pointee(snapshot)));
 //! // let mut service = pingora_proxy::http_proxy_service(&server.configuration, gateway);
 //! // server.add_service(background_service("health checks", checks.supervisor()));
@@ -36,22 +52,23 @@
 
 pub mod access_log;
 pub mod client_guard;
-mod compile;
 pub mod edge;
 mod forwarded;
 mod gateway;
 pub mod metrics;
+pub mod modules;
+mod options;
 pub mod request_checks;
 pub mod responses;
 mod snapshot;
 mod stats;
-pub mod target;
 
 pub use access_log::{AccessLog, AccessRecord};
 pub use client_guard::{ConnectionCounts, ConnectionLimits, GuardedApp};
-pub use edge::Scheme;
+pub use edge::{Origin, Scheme};
 pub use gateway::{Gateway, RequestCtx};
 pub use metrics::Metrics;
-pub use snapshot::{CompileReport, EdgePolicy, PoolPolicy, Route, SharedSnapshot, Snapshot};
+pub use modules::{Answer, Flow, GatewayModule, ModuleChain, Steps};
+pub use options::{BodyLimits, ForwardedHeaders};
+pub use snapshot::{CompileReport, EdgePolicy, SharedSnapshot, Snapshot};
 pub use stats::GatewayStats;
-pub use target::{Target, TargetPools};

@@ -41,7 +41,10 @@ pub fn refusal(req: &RequestHeader) -> Option<Refusal> {
         (Some(h), None) if !valid_host(h.as_bytes()) => {
             Some((400, "the Host header is not a host"))
         }
-        (None, _) if req.version == Version::HTTP_11 && target_authority(req).is_none() => {
+        (None, _)
+            if req.version == Version::HTTP_11
+                && fleetgate_router::target_authority(req).is_none() =>
+        {
             Some((400, "an HTTP/1.1 request without Host"))
         }
         _ => None,
@@ -135,18 +138,6 @@ fn origin_or_http_absolute(target: &[u8]) -> bool {
         }
         _ => false,
     }
-}
-
-/// The authority of an absolute-form request-target (`GET http://a/x`), or
-/// of the URI (HTTP/2). Pingora keeps an HTTP/1.1 absolute-form authority in
-/// the raw target only.
-pub fn target_authority(req: &RequestHeader) -> Option<&str> {
-    if let Some(a) = req.uri.authority() {
-        return Some(a.as_str());
-    }
-    pingora_http::authority::raw_target_authority(req.raw_path())
-        .authority()
-        .and_then(|a| std::str::from_utf8(a).ok())
 }
 
 /// Whether `host` is a host with an optional port: a DNS name or IPv4

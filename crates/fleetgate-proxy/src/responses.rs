@@ -18,10 +18,13 @@ pub fn body_for(status: u16) -> &'static str {
     match status {
         400 => "400 Bad Request: the request could not be parsed\n",
         404 => "404 Not Found: no route matches this host and path\n",
+        401 => "401 Unauthorized: the request is not authenticated\n",
+        403 => "403 Forbidden: the request is not allowed\n",
         405 => "405 Method Not Allowed\n",
         408 => "408 Request Timeout: the request did not arrive in time\n",
         501 => "501 Not Implemented: only the chunked transfer coding is supported\n",
         413 => "413 Content Too Large: the request body is larger than allowed\n",
+        429 => "429 Too Many Requests\n",
         431 => "431 Request Header Fields Too Large: the request head is larger than allowed\n",
         502 => "502 Bad Gateway: the upstream endpoint failed\n",
         503 => "503 Service Unavailable: no healthy endpoint for this route\n",
@@ -42,17 +45,26 @@ pub fn close_if_body_unread(session: &mut Session) {
     }
 }
 
-/// Writes a complete plain-text response, with `Location` when given.
+/// Writes a complete plain-text response.
 async fn write_text(
     session: &mut Session,
     status: u16,
     body: &'static str,
-    location: Option<String>,
+) -> pingora_core::Result<()> {
+    write_response(session, status, Bytes::from_static(body.as_bytes()), &[]).await
+}
+
+/// Writes a complete plain-text response with extra `headers`.
+async fn write_response(
+    session: &mut Session,
+    status: u16,
+    body: Bytes,
+    headers: &[(http::HeaderName, HeaderValue)],
 ) -> pingora_core::Result<()> {
     let mut resp = ResponseHeader::build(status, Some(5))?;
     set_server(&mut resp)?;
-    if let Some(location) = location {
-        resp.insert_header("Location", location)?;
+    for (name, value) in headers {
+        resp.insert_header(name.clone(), value.clone())?;
     }
     resp.insert_header("Content-Type", "text/plain; charset=utf-8")?;
     resp.insert_header("Content-Length", body.len())?;
@@ -63,9 +75,7 @@ async fn write_text(
         .write_response_header(Box::new(resp), head_only)
         .await?;
     if !head_only {
-        session
-            .write_response_body(Some(Bytes::from_static(body.as_bytes())), true)
-            .await?;
+        session.write_response_body(Some(body), true).await?;
     }
     Ok(())
 }
@@ -76,7 +86,7 @@ pub async fn send(session: &mut Session, status: u16, grpc: bool) -> pingora_cor
     if grpc {
         return write_grpc_status(session, status).await;
     }
-    write_text(session, status, body_for(status), None).await
+    write_text(session, status, body_for(status)).await
 }
 
 /// A complete HTTP/1.1 response with the gateway's own body for `status`
@@ -102,7 +112,7 @@ pub async fn send_overflow(session: &mut Session, grpc: bool) -> pingora_core::R
     if grpc {
         return write_grpc_status(session, 503).await;
     }
-    write_text(session, 503, OVERFLOW_BODY, None).await
+    write_text(session, 503, OVERFLOW_BODY).await
 }
 
 /// Whether `req` is a gRPC call (`content-type: application/grpc`, with or
@@ -129,6 +139,9 @@ pub fn grpc_status_for(status: u16) -> (u8, &'static str) {
         503 => (14, "no healthy endpoint for this route"),
         504 => (14, "the upstream endpoint did not answer in time"),
         400 => (13, "the request could not be parsed"),
+        401 => (16, "the request is not authenticated"),
+        403 => (7, "the request is not allowed"),
+        429 => (8, "too many requests"),
         413 => (8, "the request is larger than allowed"),
         _ => (2, "the gateway could not complete this call"),
     }
@@ -162,27 +175,20 @@ async fn write_grpc_status(session: &mut Session, status: u16) -> pingora_core::
         .await
 }
 
-/// Redirects to the same host, path and query over HTTPS with a 308, which
-/// keeps the method and body. The request's port is dropped: the HTTPS
-/// listener has its own, `https_port`, written when it is not 443.
-pub async fn send_https_redirect(
+/// Writes a module's answer: a gRPC status for a gRPC client's error, else
+/// the answer's headers and plain-text body (the gateway's text for the
+/// status when it has none).
+pub async fn send_answer(
     session: &mut Session,
-    https_port: Option<u16>,
+    answer: &crate::modules::Answer,
+    grpc: bool,
 ) -> pingora_core::Result<()> {
-    let req = session.req_header();
-    let mut buf = [0u8; 256];
-    let host =
-        fleetgate_ingress::normalize_request_host(crate::gateway::request_host(req), &mut buf);
-    let target = req.uri.path_and_query().map_or("/", |p| p.as_str());
-    let location = match https_port {
-        Some(port) if port != 443 => format!("https://{host}:{port}{target}"),
-        _ => format!("https://{host}{target}"),
-    };
-    write_text(
-        session,
-        308,
-        "308 Permanent Redirect: use HTTPS\n",
-        Some(location),
-    )
-    .await
+    if grpc && answer.status >= 400 {
+        return write_grpc_status(session, answer.status).await;
+    }
+    let body = answer
+        .body
+        .clone()
+        .unwrap_or_else(|| Bytes::from_static(body_for(answer.status).as_bytes()));
+    write_response(session, answer.status, body, &answer.headers).await
 }

@@ -1,37 +1,21 @@
-//! The routing snapshot: everything a request needs, compiled at load.
+//! The routing snapshot: a [`Router`] and what the proxy keeps beside it,
+//! built at load.
 //!
 //! A [`Snapshot`] is immutable. The proxy reads the current one through an
-//! atomic pointer ([`SharedSnapshot`]); a reload compiles a new one off the
+//! atomic pointer ([`SharedSnapshot`]); a reload builds a new one off the
 //! request path and swaps it in, so a request always sees one whole
 //! configuration, never a mix.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use fleetgate_canary::CanaryRoute;
-use fleetgate_config::{Config, ConfigErrors};
-use fleetgate_ingress::RouteTable;
-use fleetgate_pool::{EndpointPool, HealthCheckConfig, HealthChecks};
+use fleetgate_ingress::PathNormalization;
+use fleetgate_router::{Router, Target};
 use fleetgate_tls::CertStore;
 
-use crate::target::Target;
+use crate::metrics::TargetCounters;
 
-/// A route: the Ingress that defined it and where its requests go.
-#[derive(Debug)]
-pub struct Route {
-    /// `namespace/name` of the Ingress.
-    pub ingress: Arc<str>,
-    /// The main destination.
-    pub main: Target,
-    /// Canary Ingresses bound to this route, if any.
-    pub canaries: Option<CanaryRoute<Target>>,
-    /// Answer plain HTTP with a 308 to `https://` (`ssl-redirect` on a TLS
-    /// host, or `force-ssl-redirect`).
-    pub https_redirect: bool,
-}
-
-/// What compiling a configuration found, for `check`, logs and status.
+/// What building a configuration found, for `check`, logs and status.
 #[derive(Debug, Clone, Default)]
 pub struct CompileReport {
     /// Served Ingresses (`namespace/name`).
@@ -61,44 +45,22 @@ impl CompileReport {
     }
 }
 
-/// One compiled configuration.
+/// One configuration, ready to serve.
 #[derive(Debug)]
 pub struct Snapshot {
     /// Increases with each reload.
     pub generation: u64,
-    /// The route table; targets index [`Snapshot::routes`].
-    pub table: RouteTable<u32>,
-    /// Route destinations.
-    pub routes: Vec<Route>,
-    /// One pool per Service port.
-    pub pools: Vec<Arc<EndpointPool>>,
-    /// Per pool: its active health-check settings (for reuse decisions).
-    pub pool_health: Vec<Option<HealthCheckConfig>>,
-    /// Per pool: retries and upgraded-connection settings (its protocol is
-    /// in the pool's options).
-    pub pool_policy: Vec<PoolPolicy>,
+    /// Routes, targets and pools.
+    pub router: Router,
     /// The certificates of the TLS listeners.
     pub certificates: Arc<CertStore>,
     /// How requests are judged at the edge (scheme, trusted proxies).
     pub edge: EdgePolicy,
-    /// What compiling found.
+    /// What building it found.
     pub report: CompileReport,
-}
-
-/// What a request needs to know about the pool it was sent to.
-#[derive(Debug, Clone)]
-pub struct PoolPolicy {
-    /// Extra tries after a failure.
-    pub retries: u32,
-    /// Whether requests with non-idempotent methods are retried after a
-    /// failure before any response byte.
-    pub retry_non_idempotent: bool,
-    /// Idle limit of an upgraded (WebSocket) connection, each direction.
-    pub websocket_idle_timeout: Duration,
-    /// Most requests in flight to one endpoint (0: no limit).
-    pub max_requests_per_endpoint: u32,
-    /// How long a request waits for room under that limit before a 503.
-    pub queue_timeout: Duration,
+    /// Metric handles per target, by [`fleetgate_router::TargetId`]: the
+    /// metrics observer's state, kept beside the router rather than in it.
+    counters: Box<[TargetCounters]>,
 }
 
 /// How the gateway judges where a request came from.
@@ -107,7 +69,7 @@ pub struct EdgePolicy {
     /// Peers whose `X-Forwarded-Proto` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// How request paths are normalised before routing.
-    pub path_normalization: fleetgate_config::PathNormalization,
+    pub path_normalization: PathNormalization,
 }
 
 impl EdgePolicy {
@@ -121,15 +83,44 @@ impl EdgePolicy {
 pub type SharedSnapshot = Arc<ArcSwap<Snapshot>>;
 
 impl Snapshot {
-    /// Compiles `config` (see the `compile` module). Errors are configuration
-    /// errors only compiling can find (two canaries on one route in the
-    /// `nginx` flavour).
-    pub fn compile(
-        config: &Config,
-        generation: u64,
-        checks: &Arc<HealthChecks>,
-        previous: Option<&Snapshot>,
-    ) -> Result<Snapshot, ConfigErrors> {
-        crate::compile::compile(config, generation, checks, previous)
+    /// A snapshot serving `router`, with TLS `certificates` (use
+    /// `CertStore::default()` without TLS listeners).
+    pub fn new(generation: u64, router: Router, certificates: Arc<CertStore>) -> Self {
+        let counters = router
+            .targets()
+            .map(|t| {
+                TargetCounters::new(
+                    Arc::clone(&t.ingress),
+                    Arc::clone(&t.service),
+                    t.canary,
+                    t.clusters(),
+                )
+            })
+            .collect();
+        Snapshot {
+            generation,
+            router,
+            certificates,
+            edge: EdgePolicy::default(),
+            report: CompileReport::default(),
+            counters,
+        }
+    }
+
+    /// Sets how requests are judged at the edge.
+    pub fn with_edge(mut self, edge: EdgePolicy) -> Self {
+        self.edge = edge;
+        self
+    }
+
+    /// Attaches what building the configuration found.
+    pub fn with_report(mut self, report: CompileReport) -> Self {
+        self.report = report;
+        self
+    }
+
+    /// The metric handles of `target`.
+    pub(crate) fn counters(&self, target: &Target) -> Option<&TargetCounters> {
+        self.counters.get(target.id().index())
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! Configurations are generated in code (a TOML file plus Ingress YAML in a
 //! temporary directory, loaded with `Config::load`, compiled with
-//! `Snapshot::compile`), shaped like the side-by-side benchmark's workloads
+//! `compile::compile`), shaped like the side-by-side benchmark's workloads
 //! (`bench/gen.py`): N hosts `host-i.example.com`, one `/` Prefix Ingress
 //! each, one Service each with endpoints in two clusters weighted 9:1.
 //! "plain" has just that; "canary" adds to every route a header canary, a
@@ -18,16 +18,16 @@
 //!   with every request head cache-cold too; `decision_peer/...` also builds
 //!   the `HttpPeer` as the proxy does;
 //! - `config/load/plain/1000`, `config/compile/plain/1000`: `Config::load`
-//!   and `Snapshot::compile` under criterion.
+//!   and `compile::compile` under criterion.
 //!
 //! Benchmark ids count Ingress objects (3 per host with canaries). Before
 //! the benchmarks, it prints, per size, the time of one `Config::load` and
-//! one `Snapshot::compile` (the 10,000-Ingress compile is the one timed for
+//! one `compile::compile` (the 10,000-Ingress compile is the one timed for
 //! the 200 ms target: too slow today to repeat under criterion) and the heap
 //! bytes the compiled snapshot holds (a counting global allocator;
 //! `memory:` lines).
 //!
-//! Run with `cargo bench -p fleetgate-proxy --bench routing -- --warm-up-time 1 --measurement-time 3`.
+//! Run with `cargo bench -p fleetgate --bench routing -- --warm-up-time 1 --measurement-time 3`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt::Write as _;
@@ -37,10 +37,12 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Instant;
 
 use criterion::{BenchmarkId, Criterion};
-use fleetgate_canary::{Dice, RequestView};
+use fleetgate::compile;
+use fleetgate_canary::Dice;
 use fleetgate_config::Config;
 use fleetgate_pool::HealthChecks;
 use fleetgate_proxy::Snapshot;
+use fleetgate_router::{Attempt, Attempts};
 use http::header::{HeaderValue, HOST};
 use http::request::Parts;
 
@@ -198,7 +200,7 @@ fn write_config(hosts: usize, canary: bool) -> PathBuf {
 
 /// Compiles `config` as `fleetgate run` does at start.
 fn compile(config: &Config) -> Snapshot {
-    Snapshot::compile(config, 1, &HealthChecks::new(), None).expect("compiles")
+    compile::compile(config, 1, &HealthChecks::new(), None).expect("compiles")
 }
 
 /// Request heads for the benchmarks. The proxy routes a request whose head
@@ -281,26 +283,18 @@ impl Requests {
 }
 
 /// The routing decision of `Gateway::request_filter` + `upstream_peer` for
-/// a first try: returns `(route, pool, endpoint)`.
+/// a first try: the router's lookup, plan and first pick.
 #[inline]
-fn decide(snapshot: &Snapshot, req: &Parts, dice: &Dice) -> Option<(u32, usize, usize)> {
+fn decide(snapshot: &Snapshot, req: &Parts, dice: &Dice) -> Option<Attempt> {
     let host = req
         .headers
         .get(http::header::HOST)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let route_index = *snapshot.table.lookup(host, req.uri.path())?.target;
-    let route = &snapshot.routes[route_index as usize];
-    let canary = route.canaries.as_ref().and_then(|c| {
-        c.decide(&RequestView::from_parts(req), || dice.roll())
-            .filter(|&i| c.target(i).has_available(&snapshot.pools))
-    });
-    let target = match (canary, &route.canaries) {
-        (Some(i), Some(c)) => c.target(i),
-        _ => &route.main,
-    };
-    let (pool, picked) = target.pick(&snapshot.pools, &[], || dice.roll())?;
-    Some((route_index, pool, picked.index))
+    let router = &snapshot.router;
+    let route = router.lookup(host, req.uri.path())?;
+    let plan = router.plan(route, req, || dice.roll());
+    router.next_peer(plan, &Attempts::new(), req, || dice.roll())
 }
 
 /// A compiled configuration and what building it cost.
@@ -335,9 +329,9 @@ fn build(hosts: usize, canary: bool) -> Built {
     }
     println!(
         "memory: {kind}/{hosts} hosts ({ingresses} Ingresses, {} pools): Config::load {loaded:?} \
-         ({:.1} MiB), Snapshot::compile {compiled:?}, compiled snapshot holds {held} bytes \
+         ({:.1} MiB), compile {compiled:?}, compiled snapshot holds {held} bytes \
          ({:.1} MiB, {} bytes/host)",
-        snapshot.pools.len(),
+        snapshot.router.pools().len(),
         config_bytes as f64 / 1048576.0,
         held as f64 / 1048576.0,
         held / hosts as isize,
@@ -374,14 +368,8 @@ fn bench_decision(c: &mut Criterion, built: &Built) {
         &built.ingresses,
         |b, _| {
             b.iter(|| {
-                let (_, pool, index) =
-                    decide(snapshot, black_box(reqs.next()), &dice).expect("routed");
-                let pool = &snapshot.pools[pool];
-                let picked = fleetgate_pool::Picked {
-                    endpoint: pool.endpoint(index),
-                    index,
-                };
-                black_box(pool.peer(picked))
+                let attempt = decide(snapshot, black_box(reqs.next()), &dice).expect("routed");
+                black_box(attempt.peer())
             })
         },
     );

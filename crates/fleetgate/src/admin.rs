@@ -25,7 +25,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use fleetgate_config::Disposition;
 use fleetgate_pool::EndpointPool;
-use fleetgate_proxy::{Snapshot, Target, TargetPools};
+use fleetgate_router::{Target, TargetPools};
 use http::{Response, StatusCode};
 use pingora_core::apps::http_app::ServeHttp;
 use pingora_core::protocols::http::ServerSession;
@@ -96,19 +96,19 @@ fn pool_json(pool: &EndpointPool) -> Value {
     json!({ "name": pool.name(), "available": available, "total": total, "endpoints": endpoints })
 }
 
-fn target_json(snapshot: &Snapshot, t: &Target) -> Value {
+fn target_json(t: &Target) -> Value {
     match &t.pools {
         TargetPools::Undeclared => {
             json!({ "service": &*t.service, "pools": [], "note": "service not declared" })
         }
-        TargetPools::Whole(i) => {
-            json!({ "service": &*t.service, "pools": [snapshot.pools[*i].name()] })
+        TargetPools::Whole(pool) => {
+            json!({ "service": &*t.service, "pools": [pool.name()] })
         }
         TargetPools::Tiered(tiers) => json!({
             "service": &*t.service,
             "subset": &*tiers.selector,
-            "pools": [snapshot.pools[tiers.subset].name(), snapshot.pools[tiers.rest].name()],
-            "tier_loads": tiers.loads(&snapshot.pools).to_string(),
+            "pools": [tiers.subset.name(), tiers.rest.name()],
+            "tier_loads": tiers.loads().to_string(),
         }),
     }
 }
@@ -125,7 +125,8 @@ impl AdminApp {
         // Endpoint health per cluster, counting each address once.
         let mut per_cluster: BTreeMap<&str, BTreeMap<std::net::SocketAddr, bool>> = BTreeMap::new();
         for pool in snapshot
-            .pools
+            .router
+            .pools()
             .iter()
             .filter(|p| config.service_keys.contains(p.name()))
         {
@@ -222,18 +223,24 @@ impl AdminApp {
 
     fn services(&self) -> Value {
         let snapshot = self.state.snapshot.load();
-        let pools: Vec<Value> = snapshot.pools.iter().map(|p| pool_json(p)).collect();
+        let pools: Vec<Value> = snapshot
+            .router
+            .pools()
+            .iter()
+            .map(|p| pool_json(p))
+            .collect();
         json!({ "generation": snapshot.generation, "pools": pools, "health_flips": self.state.checks.flips() })
     }
 
     fn routes(&self) -> Value {
         let snapshot = self.state.snapshot.load();
         let routes: Vec<Value> = snapshot
-            .table
+            .router
+            .table()
             .routes()
             .iter()
             .map(|r| {
-                let route = &snapshot.routes[r.target as usize];
+                let route = snapshot.router.route(r.target);
                 let canaries: Vec<Value> = route
                     .canaries
                     .as_ref()
@@ -242,7 +249,7 @@ impl AdminApp {
                             .into_iter()
                             .enumerate()
                             .map(|(i, (ingress, condition))| {
-                                json!({ "ingress": ingress, "condition": condition, "target": target_json(&snapshot, c.target(i)) })
+                                json!({ "ingress": ingress, "condition": condition, "target": target_json(c.target(i)) })
                             })
                             .collect()
                     })
@@ -252,7 +259,7 @@ impl AdminApp {
                     "path": r.path,
                     "path_type": r.path_type.as_str(),
                     "ingress": &*route.ingress,
-                    "target": target_json(&snapshot, &route.main),
+                    "target": target_json(&route.main),
                     "canaries": canaries,
                 })
             })

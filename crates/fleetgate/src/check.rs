@@ -16,7 +16,7 @@ pub fn check(args: &ConfigArgs) -> i32 {
         "  {} Ingress(es) served, {} ignored; {} route(s); {} Service port(s); {} endpoint(s) in {} of {} cluster(s); {} manifest file(s)",
         snapshot.report.served.len(),
         snapshot.report.ignored.len(),
-        snapshot.table.routes().len(),
+        snapshot.router.table().routes().len(),
         config.services.len(),
         endpoints,
         clusters,

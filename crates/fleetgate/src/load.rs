@@ -23,7 +23,7 @@ pub fn load_and_compile(
     checks: &Arc<HealthChecks>,
 ) -> Option<(Config, Snapshot)> {
     let config = load_config(path)?;
-    match Snapshot::compile(&config, 1, checks, None) {
+    match fleetgate::compile::compile(&config, 1, checks, None) {
         Ok(snapshot) => Some((config, snapshot)),
         Err(errors) => {
             eprint!("fleetgate: {errors}");

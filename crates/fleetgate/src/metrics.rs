@@ -25,7 +25,7 @@ pub fn gauges(state: &GatewayState) -> Vec<MetricFamily> {
     )
     .expect("valid metric");
     let mut ejections_total: u64 = 0;
-    for pool in &snapshot.pools {
+    for pool in snapshot.router.pools() {
         for (cluster, (up, total)) in pool.availability_by_cluster() {
             endpoints
                 .with_label_values(&[pool.name(), cluster, "available"])
@@ -36,7 +36,7 @@ pub fn gauges(state: &GatewayState) -> Vec<MetricFamily> {
         }
     }
     let mut seen = std::collections::HashSet::new();
-    for pool in &snapshot.pools {
+    for pool in snapshot.router.pools() {
         for (i, e) in pool.endpoints().enumerate() {
             if seen.insert(e.address) {
                 ejections_total += u64::from(pool.state(i).ejections());

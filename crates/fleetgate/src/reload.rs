@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use fleetgate_config::Config;
-use fleetgate_proxy::Snapshot;
 
 use crate::notify;
 use crate::state::{ConfigView, GatewayState};
@@ -82,14 +81,14 @@ fn load_and_swap(state: &GatewayState, path: &Path) -> Result<(u64, String), Str
     }
     let generation = state.generation() + 1;
     let previous = state.snapshot.load_full();
-    let snapshot = Snapshot::compile(&config, generation, &state.checks, Some(&previous))
+    let snapshot = fleetgate::compile::compile(&config, generation, &state.checks, Some(&previous))
         .map_err(|e| e.to_string())?;
     let summary = format!(
         "{} Ingress(es) served, {} ignored, {} route(s), {} pool(s)",
         snapshot.report.served.len(),
         snapshot.report.ignored.len(),
-        snapshot.table.routes().len(),
-        snapshot.pools.len()
+        snapshot.router.table().routes().len(),
+        snapshot.router.pools().len()
     );
     let certificates = Arc::clone(&snapshot.certificates);
     state.snapshot.store(Arc::new(snapshot));

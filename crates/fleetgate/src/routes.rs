@@ -3,7 +3,8 @@
 use std::fmt::Write;
 
 use fleetgate_pool::EndpointPool;
-use fleetgate_proxy::{Snapshot, Target, TargetPools};
+use fleetgate_proxy::Snapshot;
+use fleetgate_router::{Target, TargetPools};
 
 use crate::cli::ConfigArgs;
 use crate::load::load_and_compile;
@@ -26,16 +27,16 @@ fn per_cluster(pool: &EndpointPool) -> String {
 }
 
 /// Where a target's traffic goes, per cluster.
-fn describe_target(snapshot: &Snapshot, target: &Target) -> String {
+fn describe_target(target: &Target) -> String {
     match &target.pools {
         TargetPools::Undeclared => "(service not declared: 503)".to_string(),
-        TargetPools::Whole(i) if snapshot.pools[*i].is_empty() => "(no endpoints: 503)".to_string(),
-        TargetPools::Whole(i) => per_cluster(&snapshot.pools[*i]),
+        TargetPools::Whole(pool) if pool.is_empty() => "(no endpoints: 503)".to_string(),
+        TargetPools::Whole(pool) => per_cluster(pool),
         TargetPools::Tiered(t) => format!(
             "subset {}: {}; then the rest: {}",
             t.selector,
-            per_cluster(&snapshot.pools[t.subset]),
-            per_cluster(&snapshot.pools[t.rest])
+            per_cluster(&t.subset),
+            per_cluster(&t.rest)
         ),
     }
 }
@@ -50,15 +51,15 @@ pub fn render(snapshot: &Snapshot) -> String {
         "SERVICE".to_string(),
         "ENDPOINTS".to_string(),
     ]];
-    for r in snapshot.table.routes() {
-        let route = &snapshot.routes[r.target as usize];
+    for r in snapshot.router.table().routes() {
+        let route = snapshot.router.route(r.target);
         rows.push([
             r.host.to_string(),
             r.path.clone(),
             r.path_type.to_string(),
             route.ingress.to_string(),
             route.main.service.to_string(),
-            describe_target(snapshot, &route.main),
+            describe_target(&route.main),
         ]);
         if let Some(canaries) = &route.canaries {
             for (i, (ingress, condition)) in canaries.describe().into_iter().enumerate() {
@@ -69,31 +70,31 @@ pub fn render(snapshot: &Snapshot) -> String {
                     String::new(),
                     ingress,
                     target.service.to_string(),
-                    describe_target(snapshot, target),
+                    describe_target(target),
                 ]);
             }
         }
     }
-    for (host, target) in snapshot.table.host_defaults() {
-        let route = &snapshot.routes[*target as usize];
+    for (host, target) in snapshot.router.table().host_defaults() {
+        let route = snapshot.router.route(*target);
         rows.push([
             host.to_string(),
             "(default backend)".to_string(),
             "-".to_string(),
             route.ingress.to_string(),
             route.main.service.to_string(),
-            describe_target(snapshot, &route.main),
+            describe_target(&route.main),
         ]);
     }
-    if let Some(target) = snapshot.table.global_default() {
-        let route = &snapshot.routes[*target as usize];
+    if let Some(target) = snapshot.router.table().global_default() {
+        let route = snapshot.router.route(*target);
         rows.push([
             "*".to_string(),
             "(gateway default backend)".to_string(),
             "-".to_string(),
             "-".to_string(),
             route.main.service.to_string(),
-            describe_target(snapshot, &route.main),
+            describe_target(&route.main),
         ]);
     }
     let mut widths = [0usize; 6];
@@ -115,7 +116,9 @@ pub fn render(snapshot: &Snapshot) -> String {
         out.push_str(line.trim_end());
         out.push('\n');
     }
-    if snapshot.table.routes().is_empty() && snapshot.table.global_default().is_none() {
+    if snapshot.router.table().routes().is_empty()
+        && snapshot.router.table().global_default().is_none()
+    {
         out.push_str("(no routes: every request gets 404)\n");
     }
     out

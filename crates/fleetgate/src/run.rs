@@ -112,16 +112,20 @@ pub fn run(args: &RunArgs) -> i32 {
     let (endpoints, clusters) = endpoint_counts(&config);
     let served = snapshot.report.served.len();
     let ignored = snapshot.report.ignored.len();
-    let route_count = snapshot.table.routes().len();
+    let route_count = snapshot.router.table().routes().len();
     let services = config.services.len();
     let shared = Arc::new(ArcSwap::from_pointee(snapshot));
     let metrics = Metrics::new();
     let mut gateway = Gateway::new(Arc::clone(&shared))
         .with_seed(config.gateway.canary_seed)
-        .with_forwarded_headers(config.gateway.forwarded_headers)
+        .with_forwarded_headers(fleetgate::compile::forwarded_headers(
+            config.gateway.forwarded_headers,
+        ))
         .with_https_port(config.gateway.listen_tls.first().map(|a| a.port()))
         .with_keepalive_timeout(config.gateway.keepalive_timeout)
-        .with_client_limits(config.gateway.client_limits)
+        .with_body_limits(fleetgate::compile::body_limits(
+            &config.gateway.client_limits,
+        ))
         .with_metrics(metrics.clone());
     if let Some(log) = access_log {
         gateway = gateway.with_access_log(log);

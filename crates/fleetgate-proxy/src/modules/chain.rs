@@ -1,0 +1,139 @@
+//! An ordered list of modules, split by step when built so that a step
+//! calls only the modules that act at it.
+
+use std::sync::Arc;
+
+use fleetgate_router::Route;
+use pingora_core::Result;
+use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_proxy::Session;
+
+use super::{Flow, GatewayModule, Steps};
+use crate::gateway::RequestCtx;
+
+/// Modules in order (see the module docs). Cheap to clone: modules are
+/// shared.
+#[derive(Clone, Default)]
+pub struct ModuleChain {
+    all: Vec<Arc<dyn GatewayModule>>,
+    before_match: Vec<Arc<dyn GatewayModule>>,
+    after_match: Vec<Arc<dyn GatewayModule>>,
+    upstream_request: Vec<Arc<dyn GatewayModule>>,
+    upstream_response: Vec<Arc<dyn GatewayModule>>,
+    response: Vec<Arc<dyn GatewayModule>>,
+    logging: Vec<Arc<dyn GatewayModule>>,
+}
+
+impl std::fmt::Debug for ModuleChain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.names()).finish()
+    }
+}
+
+impl ModuleChain {
+    /// An empty chain.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends `module`.
+    pub fn with(mut self, module: impl GatewayModule) -> Self {
+        self.push(Arc::new(module));
+        self
+    }
+
+    /// Appends a shared module.
+    pub fn push(&mut self, module: Arc<dyn GatewayModule>) {
+        let steps = module.steps();
+        for (step, list) in [
+            (Steps::BEFORE_MATCH, &mut self.before_match),
+            (Steps::AFTER_MATCH, &mut self.after_match),
+            (Steps::UPSTREAM_REQUEST, &mut self.upstream_request),
+            (Steps::UPSTREAM_RESPONSE, &mut self.upstream_response),
+            (Steps::RESPONSE, &mut self.response),
+            (Steps::LOGGING, &mut self.logging),
+        ] {
+            if steps.contains(step) {
+                list.push(Arc::clone(&module));
+            }
+        }
+        self.all.push(module);
+    }
+
+    /// The modules' names, in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.all.iter().map(|m| m.name())
+    }
+
+    /// Whether it has no module.
+    pub fn is_empty(&self) -> bool {
+        self.all.is_empty()
+    }
+
+    pub(crate) fn before_match(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Flow> {
+        for m in &self.before_match {
+            if let Flow::Answer(a) = m.before_match(session, ctx)? {
+                return Ok(Flow::Answer(a));
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    pub(crate) fn after_match(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Flow> {
+        for m in &self.after_match {
+            if let Flow::Answer(a) = m.after_match(session, ctx)? {
+                return Ok(Flow::Answer(a));
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    pub(crate) fn upstream_request(
+        &self,
+        session: &Session,
+        request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        for m in &self.upstream_request {
+            m.upstream_request(session, request, ctx)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn upstream_response(
+        &self,
+        session: &Session,
+        response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        for m in &self.upstream_response {
+            m.upstream_response(session, response, ctx)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn response(
+        &self,
+        session: &Session,
+        response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        for m in &self.response {
+            m.response(session, response, ctx)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn logging(&self, session: &Session, ctx: &RequestCtx, status: u16) {
+        for m in &self.logging {
+            m.logging(session, ctx, status);
+        }
+    }
+}
+
+/// Attaches `chain` to `route`: its modules run for requests on that route
+/// only, after the gateway's own (from `AFTER_MATCH` on: before the match
+/// nothing knows the route).
+pub fn route_modules(route: Route, chain: ModuleChain) -> Route {
+    route.with_extension(Arc::new(chain))
+}

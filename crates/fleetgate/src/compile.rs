@@ -1,0 +1,460 @@
+//! Compiling a [`Config`] into a [`Snapshot`]: the configuration's
+//! Ingresses, Services and settings, fed to a [`RouterBuilder`].
+//!
+//! All the work a request would otherwise repeat happens here, once per
+//! load: Services are resolved to pools, subsets are split into priority
+//! tiers with pools of their own, and rules go into the route table. Pools
+//! whose endpoints and settings did not change are taken over from the
+//! previous snapshot, keeping their connections and health.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use fleetgate_config::{
+    BackendRef, Config, ConfigError, ConfigErrors, Disposition, HealthCheckKind, Ingress, Service,
+    UpstreamProtocol,
+};
+use fleetgate_ingress::HostPattern;
+use fleetgate_pool::{
+    Endpoint, HealthCheckConfig, HealthChecks, OutlierConfig, PeerProtocol, PeerTls, PoolOptions,
+    Probe, UpstreamTimeouts,
+};
+use fleetgate_proxy::{BodyLimits, CompileReport, EdgePolicy, ForwardedHeaders, Snapshot};
+use fleetgate_router::{
+    PoolSpec, RequestPolicy, Route, RouterBuilder, ServicePool, Target, TargetPools, Tiers,
+};
+use fleetgate_subset::{PriorityConfig, SubsetSelector};
+use fleetgate_tls::{CertStore, CertStoreBuilder};
+
+/// The pool crate's protocol settings for a Service spoken to with
+/// `protocol`.
+fn peer_protocol(s: &Service, protocol: UpstreamProtocol) -> PeerProtocol {
+    PeerProtocol {
+        http2: protocol.http2(),
+        tls: protocol.tls().then(|| PeerTls {
+            sni: s.tls.sni.clone().unwrap_or_default(),
+            verify: s.tls.verify,
+            ca_pem: s.tls.ca_pem.clone(),
+        }),
+    }
+}
+
+/// Pool settings for a Service, from the config model.
+fn pool_options(s: &Service, protocol: UpstreamProtocol) -> PoolOptions {
+    let u = &s.timeouts;
+    PoolOptions {
+        protocol: peer_protocol(s, protocol),
+        timeouts: UpstreamTimeouts {
+            connect: u.connect_timeout,
+            read: u.read_timeout,
+            write: u.write_timeout,
+            idle: u.idle_timeout,
+        },
+        outlier: OutlierConfig {
+            consecutive_failures: u.outlier.consecutive_failures,
+            base_ejection_time: u.outlier.base_ejection_time,
+            max_ejection_percent: u.outlier.max_ejection_percent,
+            max_ejection_time: u.outlier.max_ejection_time,
+        },
+    }
+}
+
+/// Active health-check settings for a Service, from the config model.
+fn health_config(s: &Service, protocol: UpstreamProtocol) -> Option<HealthCheckConfig> {
+    let h = s.health_check.as_ref()?;
+    Some(HealthCheckConfig {
+        protocol: peer_protocol(s, protocol),
+        probe: match &h.kind {
+            HealthCheckKind::Http { path, host, expect } => Probe::Http {
+                path: path.clone(),
+                host: host.clone(),
+                expect: *expect,
+            },
+            HealthCheckKind::Tcp => Probe::Tcp,
+        },
+        interval: h.interval,
+        timeout: h.timeout,
+        healthy_threshold: h.healthy_threshold,
+        unhealthy_threshold: h.unhealthy_threshold,
+    })
+}
+
+/// Endpoints interned by everything that defines them, so that a pod listed
+/// by many Services (or subsets, or both tiers) is one object.
+type EndpointKey = (
+    std::net::SocketAddr,
+    String,
+    u32,
+    std::collections::BTreeMap<String, String>,
+);
+
+/// Builds the endpoints of a Service with their cluster and zone labels,
+/// sharing identical ones through `interned`.
+fn endpoints(
+    config: &Config,
+    s: &Service,
+    interned: &mut HashMap<EndpointKey, Arc<Endpoint>>,
+) -> Vec<Arc<Endpoint>> {
+    s.endpoints
+        .iter()
+        .map(|e| {
+            let key = (e.address, e.cluster.clone(), e.weight, e.labels.clone());
+            let ep = interned.entry(key).or_insert_with(|| {
+                let mut ep = Endpoint::new(e.address, &e.cluster)
+                    .with_weight(e.weight)
+                    .with_labels(&e.labels);
+                if let Some(zone) = config
+                    .clusters
+                    .iter()
+                    .find(|c| c.id == e.cluster)
+                    .and_then(|c| c.zone.as_deref())
+                {
+                    ep = ep.with_zone(zone);
+                }
+                Arc::new(ep)
+            });
+            Arc::clone(ep)
+        })
+        .collect()
+}
+
+/// The state of one compilation.
+struct Compiler<'a> {
+    config: &'a Config,
+    builder: RouterBuilder,
+    /// Shared endpoint objects.
+    interned: HashMap<EndpointKey, Arc<Endpoint>>,
+    report: CompileReport,
+}
+
+/// The request policy of a Service's pools, from the config model.
+fn request_policy(service: &Service) -> RequestPolicy {
+    let t = &service.timeouts;
+    RequestPolicy {
+        retries: t.retries,
+        retry_non_idempotent: t.retry_non_idempotent,
+        websocket_idle_timeout: t.websocket_idle_timeout,
+        max_requests_per_endpoint: t.max_requests_per_endpoint,
+        queue_timeout: t.queue_timeout,
+    }
+}
+
+impl Compiler<'_> {
+    /// Adds (or reuses) a pool named `name` over `eps`, spoken to with
+    /// `protocol`.
+    fn add_pool(
+        &mut self,
+        name: String,
+        eps: Vec<Arc<Endpoint>>,
+        service: &Service,
+        protocol: UpstreamProtocol,
+    ) -> Arc<ServicePool> {
+        self.builder.pool(PoolSpec {
+            name,
+            endpoints: eps,
+            options: pool_options(service, protocol),
+            health_check: health_config(service, protocol),
+            policy: request_policy(service),
+        })
+    }
+
+    /// The target for a backend of an Ingress, split by `subset` if given;
+    /// `protocol` is the Ingress's `backend-protocol`, if it has one.
+    fn target(
+        &mut self,
+        ns: &str,
+        ingress: &str,
+        b: &BackendRef,
+        subset: Option<&SubsetSelector>,
+        protocol: Option<UpstreamProtocol>,
+    ) -> Target {
+        let config = self.config;
+        let Some(service) = config.resolve_service(ns, b) else {
+            self.report.warnings.push(format!(
+                "Ingress {ingress}: backend service {ns}/{b} is not declared; its requests get 503"
+            ));
+            return Target::new(ingress, &format!("{ns}/{b}"), TargetPools::Undeclared);
+        };
+        let service_key = service.key();
+        let protocol = protocol.unwrap_or(service.protocol);
+        // A pool speaks one protocol: an Ingress that overrides the
+        // Service's gets pools of its own.
+        let key = if protocol == service.protocol {
+            service_key.clone()
+        } else {
+            format!("{service_key}[{protocol}]")
+        };
+        if service.endpoints.is_empty() {
+            self.report.warnings.push(format!(
+                "Ingress {ingress}: backend service {service_key} has no endpoints; its requests get 503"
+            ));
+        }
+        let all = endpoints(config, service, &mut self.interned);
+        let pools = match subset {
+            None => TargetPools::Whole(self.add_pool(key.clone(), all, service, protocol)),
+            Some(sel) => {
+                let (inside, outside): (Vec<_>, Vec<_>) =
+                    all.into_iter().partition(|e| sel.matches(&e.labels));
+                if inside.is_empty() {
+                    self.report.warnings.push(format!(
+                        "Ingress {ingress}: subset {sel} of {key} has no endpoints; the whole Service is used"
+                    ));
+                }
+                let subset_pool = self.add_pool(
+                    format!("{key}[subset {}]", sel.name()),
+                    inside,
+                    service,
+                    protocol,
+                );
+                let rest_pool = self.add_pool(
+                    format!("{key}[outside subset {}]", sel.name()),
+                    outside,
+                    service,
+                    protocol,
+                );
+                let priority = PriorityConfig {
+                    overprovisioning_factor: service.timeouts.overprovisioning_factor,
+                    panic_threshold: service.timeouts.panic_threshold,
+                };
+                TargetPools::Tiered(Tiers::new(
+                    subset_pool,
+                    rest_pool,
+                    sel.to_string().into(),
+                    priority,
+                ))
+            }
+        };
+        Target::new(ingress, &service_key, pools)
+    }
+}
+
+/// Whether plain-HTTP requests for `host` of this Ingress are redirected to
+/// HTTPS: `force-ssl-redirect: "true"`; or, on a host listed under
+/// `spec.tls`, `ssl-redirect: "true"` (or, with `[gateway]
+/// ssl_redirect_default`, unless `ssl-redirect: "false"`). Otherwise plain
+/// HTTP is served, as MSE and Higress do.
+fn https_redirect(ing: &Ingress, host: &HostPattern, redirect_by_default: bool) -> bool {
+    let value = |key: &str| {
+        fleetgate_canary::annotation(&ing.annotations, key).map(|(_, v)| v.trim() == "true")
+    };
+    if value("force-ssl-redirect") == Some(true) {
+        return true;
+    }
+    value("ssl-redirect").unwrap_or(redirect_by_default)
+        && ing
+            .tls_hosts
+            .iter()
+            .any(|h| HostPattern::parse(h).ok().as_ref() == Some(host))
+}
+
+/// Adds the routes of a main (non-canary) Ingress.
+fn add_main_routes(c: &mut Compiler<'_>, ing: &Ingress) {
+    let key = ing.key();
+    for rule in &ing.rules {
+        for p in &rule.paths {
+            let main = c.target(
+                &ing.namespace,
+                &key,
+                &p.backend,
+                ing.subset.as_ref(),
+                ing.backend_protocol,
+            );
+            let redirect = https_redirect(ing, &rule.host, c.config.gateway.ssl_redirect_default);
+            let route = Route::new(&key, main).with_https_redirect(redirect);
+            if c.builder
+                .add_path(&rule.host, &p.path, p.path_type, route)
+                .is_err()
+            {
+                c.report.warnings.push(format!(
+                    "Ingress {key}: host {} path {} ({}) is already routed by an earlier Ingress; this rule is not used",
+                    rule.host, p.path, p.path_type
+                ));
+            }
+        }
+    }
+    if let Some(b) = &ing.default_backend {
+        let main = c.target(
+            &ing.namespace,
+            &key,
+            b,
+            ing.subset.as_ref(),
+            ing.backend_protocol,
+        );
+        let id = c.builder.add_default_route(Route::new(&key, main));
+        let mut hosts: Vec<_> = ing.rules.iter().map(|r| r.host.clone()).collect();
+        if hosts.is_empty() {
+            hosts.push(HostPattern::Any);
+        }
+        hosts.sort();
+        hosts.dedup();
+        for h in hosts {
+            if c.builder.set_host_default(&h, id).is_err() {
+                c.report.warnings.push(format!(
+                    "Ingress {key}: host {h} already has a default backend from an earlier Ingress"
+                ));
+            }
+        }
+    }
+}
+
+/// Binds a canary Ingress to the main routes with the same host, path and
+/// pathType; rules without one are reported as unbound.
+fn bind_canary(c: &mut Compiler<'_>, ing: &Ingress, errors: &mut Vec<ConfigError>) {
+    let Some(annotations) = &ing.canary else {
+        return;
+    };
+    let key = ing.key();
+    if ing.default_backend.is_some() {
+        c.report.warnings.push(format!(
+            "Ingress {key}: a canary Ingress's defaultBackend is not used"
+        ));
+    }
+    for rule in &ing.rules {
+        for p in &rule.paths {
+            let Some(id) = c.builder.route_at(&rule.host, &p.path, p.path_type) else {
+                let what = format!("host {} path {} ({})", rule.host, p.path, p.path_type);
+                log::warn!("canary Ingress {key} is unbound: no main route for {what}");
+                c.report.unbound.push((key.clone(), what));
+                continue;
+            };
+            let target = c.target(
+                &ing.namespace,
+                &key,
+                &p.backend,
+                ing.subset.as_ref(),
+                ing.backend_protocol,
+            );
+            if let Err(conflict) = c.builder.add_canary(id, &key, annotations, target) {
+                errors.push(
+                    ConfigError::new(format!(
+                        "host {} path {} ({}): {conflict}",
+                        rule.host, p.path, p.path_type
+                    ))
+                    .at(ing.origin.clone())
+                    .object(format!("Ingress {key}")),
+                );
+            }
+        }
+    }
+}
+
+/// Compiles `config` into generation `generation` of the snapshot, taking
+/// over the unchanged pools of `previous`. Errors are configuration errors
+/// only compiling can find (two canaries on one route in the `nginx`
+/// flavour).
+pub fn compile(
+    config: &Config,
+    generation: u64,
+    checks: &Arc<HealthChecks>,
+    previous: Option<&Snapshot>,
+) -> Result<Snapshot, ConfigErrors> {
+    let mut builder = RouterBuilder::new(checks).canary_flavour(config.gateway.canary_flavour);
+    if let Some(previous) = previous {
+        builder = builder.reuse_pools_of(&previous.router);
+    }
+    let mut c = Compiler {
+        config,
+        builder,
+        interned: HashMap::new(),
+        report: CompileReport::default(),
+    };
+    // Every Service port gets its pool, referenced or not, so status and
+    // health cover all of them.
+    for s in &config.services {
+        let eps = endpoints(config, s, &mut c.interned);
+        c.add_pool(s.key(), eps, s, s.protocol);
+    }
+    c.report.warnings.extend(config.warnings.iter().cloned());
+
+    for ing in &config.ingresses {
+        if let Disposition::Ignored(reason) = &ing.disposition {
+            log::info!("Ingress {} ignored: {reason}", ing.key());
+            c.report.ignored.push((ing.key(), reason.clone()));
+            continue;
+        }
+        c.report.served.push(ing.key());
+        if ing.canary.is_none() {
+            add_main_routes(&mut c, ing);
+        }
+    }
+    let mut errors = Vec::new();
+    for ing in config.served_ingresses() {
+        bind_canary(&mut c, ing, &mut errors);
+    }
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    if let Some(d) = &config.gateway.default_backend {
+        let main = c.target(
+            &d.namespace,
+            "(gateway default backend)",
+            &d.backend,
+            None,
+            None,
+        );
+        let id = c
+            .builder
+            .add_default_route(Route::new("(gateway default backend)", main));
+        c.builder.set_global_default(id);
+    }
+    for w in &c.report.warnings {
+        log::warn!("{w}");
+    }
+    let certificates = Arc::new(certificate_store(config, &mut c.report));
+    let edge = EdgePolicy {
+        trusted_proxies: config.gateway.trusted_proxies.clone(),
+        path_normalization: config.gateway.path_normalization,
+    };
+    Ok(Snapshot::new(generation, c.builder.build(), certificates)
+        .with_edge(edge)
+        .with_report(c.report))
+}
+
+/// The certificates of the TLS listeners, by host. A host bound twice keeps
+/// its first certificate; the second binding is reported. A certificate is
+/// never bound to a host it does not cover (the loader warned): that host
+/// gets the default certificate, as in ingress-nginx.
+fn certificate_store(config: &Config, report: &mut CompileReport) -> CertStore {
+    let mut store = CertStoreBuilder::new();
+    for b in &config.tls.certificates {
+        for host in b.hosts.iter().filter(|h| b.certificate.covers(h)) {
+            if let Err(first) = store.add(host, Arc::clone(&b.certificate), &b.source) {
+                if *first != *b.source {
+                    report.warnings.push(format!(
+                        "{} ({}): host {host} already has the certificate of {first}; this one is not used for it",
+                        b.source, b.origin
+                    ));
+                }
+            }
+        }
+    }
+    if let Some(d) = &config.tls.default_certificate {
+        store.default_certificate(Arc::clone(&d.certificate), &d.source);
+    }
+    let store = store.build();
+    if store.is_empty() && !config.gateway.listen_tls.is_empty() {
+        report.warnings.push(
+            "gateway.listen_tls is set but no certificate is configured: every TLS handshake fails"
+                .to_string(),
+        );
+    }
+    store
+}
+
+/// The proxy's forwarding-header mode for the configured one.
+pub fn forwarded_headers(mode: fleetgate_config::ForwardedHeaders) -> ForwardedHeaders {
+    match mode {
+        fleetgate_config::ForwardedHeaders::Off => ForwardedHeaders::Off,
+        fleetgate_config::ForwardedHeaders::Append => ForwardedHeaders::Append,
+        fleetgate_config::ForwardedHeaders::Overwrite => ForwardedHeaders::Overwrite,
+    }
+}
+
+/// The proxy's body limits from the configured client limits (the head
+/// and connection limits go to the connection guard).
+pub fn body_limits(limits: &fleetgate_config::ClientLimits) -> BodyLimits {
+    BodyLimits {
+        timeout: limits.body_timeout,
+        max_size: limits.max_body_size,
+    }
+}
