@@ -2,7 +2,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use pingora_core::upstreams::peer::HttpPeer;
@@ -18,12 +18,13 @@ use fleetgate_router::{
 };
 use pingora_core::modules::http::{HttpModules, ModuleBuilder};
 
-use crate::access_log::{AccessLog, AccessRecord};
+use crate::access_log::AccessLog;
 use crate::client_guard;
 use crate::edge::{self, Origin};
-use crate::metrics::{Metrics, TargetCounters};
+use crate::metrics::Metrics;
 use crate::modules::{
-    Flow, ForwardedHeadersModule, GatewayModule, HttpsRedirect, ModuleChain, ServerHeader,
+    AccessLogObserver, Flow, ForwardedHeadersModule, GatewayModule, HttpsRedirect, MetricsObserver,
+    ModuleChain, ServerHeader,
 };
 use crate::options::{BodyLimits, ForwardedHeaders};
 use crate::request_checks;
@@ -95,8 +96,6 @@ pub struct Gateway<P: EndpointPicker = WeightedRoundRobin> {
     stats: Arc<GatewayStats>,
     dice: Dice,
     metrics: Metrics,
-    /// Counters of requests that matched no route.
-    unrouted: TargetCounters,
     access_log: Option<AccessLog>,
     forwarded_headers: ForwardedHeaders,
     /// The port of the TLS listener redirects send clients to, if one runs.
@@ -123,7 +122,6 @@ impl Gateway {
             stats: Arc::new(GatewayStats::default()),
             dice: Dice::default(),
             metrics: Metrics::new(),
-            unrouted: unrouted_counters(),
             access_log: None,
             forwarded_headers: ForwardedHeaders::Append,
             https_port: None,
@@ -149,7 +147,6 @@ impl<P: EndpointPicker> Gateway<P> {
             stats: self.stats,
             dice: self.dice,
             metrics: self.metrics,
-            unrouted: self.unrouted,
             access_log: self.access_log,
             forwarded_headers: self.forwarded_headers,
             https_port: self.https_port,
@@ -198,6 +195,10 @@ impl<P: EndpointPicker> Gateway<P> {
             });
         }
         chain = chain.with(ServerHeader);
+        chain = chain.with(MetricsObserver::new(self.metrics.clone()));
+        if let Some(log) = &self.access_log {
+            chain = chain.with(AccessLogObserver::new(log.clone()));
+        }
         for m in &self.extra_modules {
             chain.push(Arc::clone(m));
         }
@@ -248,13 +249,14 @@ impl<P: EndpointPicker> Gateway<P> {
     /// Records metrics in `metrics` (to share its registry with an admin API).
     pub fn with_metrics(mut self, metrics: Metrics) -> Self {
         self.metrics = metrics;
-        self.unrouted = unrouted_counters();
+        self.rebuild_modules();
         self
     }
 
     /// Writes an access log line per request.
     pub fn with_access_log(mut self, log: AccessLog) -> Self {
         self.access_log = Some(log);
+        self.rebuild_modules();
         self
     }
 
@@ -279,11 +281,6 @@ fn is_websocket_upgrade(session: &Session) -> bool {
                     .split(|b| *b == b',')
                     .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"websocket"))
             })
-}
-
-/// Counters for requests no route matched.
-fn unrouted_counters() -> TargetCounters {
-    TargetCounters::new("-".into(), "-".into(), false, Vec::new())
 }
 
 fn no_endpoint() -> Box<Error> {
@@ -700,20 +697,6 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.response_started = true;
-        if let (Some(attempt), Some(t), Some(snapshot), Some(target)) = (
-            ctx.attempts.last(),
-            ctx.upstream_started,
-            ctx.snapshot.as_ref(),
-            ctx.target(),
-        ) {
-            if let Some(counters) = snapshot.counters(target) {
-                counters.observe_latency(
-                    &self.metrics,
-                    &attempt.endpoint().cluster,
-                    t.elapsed().as_secs_f64(),
-                );
-            }
-        }
         ctx.attempts
             .report(TryResult::Answered(upstream_response.status.as_u16()));
         self.modules
@@ -780,57 +763,9 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
         let status = ctx
             .own_status
             .unwrap_or_else(|| session.response_written().map_or(0, |r| r.status.as_u16()));
-        let route = ctx.route();
-        let canary = route.and_then(|r| r.canary_ingress(ctx.plan.and_then(|p| p.canary)));
-        let target = ctx.target();
-        let endpoint = ctx.attempts.last().map(|a| a.endpoint());
-        let service = target.map_or("-", |t| &*t.service);
-        let counters = ctx
-            .snapshot
-            .as_ref()
-            .zip(target)
-            .and_then(|(s, t)| s.counters(t));
-        counters.unwrap_or(&self.unrouted).count(
-            &self.metrics,
-            endpoint.map(|e| e.cluster.as_str()),
-            status,
-        );
-        let retries = ctx.attempts.retries();
-        if retries > 0 {
-            self.metrics
-                .retries
-                .with_label_values(&[service])
-                .inc_by(u64::from(retries));
-        }
         self.modules.logging(session, ctx, status);
         if let Some(chain) = route_chain(ctx) {
             chain.logging(session, ctx, status);
-        }
-        if let Some(log) = &self.access_log {
-            let req = session.req_header();
-            log.log(AccessRecord {
-                time: SystemTime::now()
-                    .checked_sub(ctx.started.elapsed())
-                    .unwrap_or_else(SystemTime::now),
-                client: session
-                    .client_addr()
-                    .map_or_else(String::new, |a| a.to_string()),
-                host: request_host(req).to_string(),
-                method: req.method.as_str().to_string(),
-                path: req
-                    .uri
-                    .path_and_query()
-                    .map_or_else(|| req.uri.path().to_string(), |p| p.as_str().to_string()),
-                status,
-                bytes: session.body_bytes_sent(),
-                duration: ctx.started.elapsed(),
-                ingress: route.map(|r| Arc::clone(&r.ingress)),
-                service: target.map(|t| Arc::clone(&t.service)),
-                cluster: endpoint.map(|e| e.cluster.clone()),
-                endpoint: endpoint.map(|e| e.address),
-                canary: canary.map(str::to_string),
-                retries,
-            });
         }
     }
 

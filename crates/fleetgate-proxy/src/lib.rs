@@ -6,17 +6,24 @@
 //! Pingora's request life cycle and adds what an edge needs around it.
 //! [`Gateway`]'s callbacks, in the order a request meets them:
 //!
-//! | Pingora callback | what the gateway does |
-//! |---|---|
-//! | `request_filter` | head limits settle; refuses malformed framing (400/501), bodies declared too large (413), bad paths (400); normalises the path; **match** (`Router::lookup`: 404 when nothing matches); HTTPS redirect (308) |
-//! | `upstream_peer` (first try and every retry) | **plan** once (`Router::plan`: main or canary); **pick** (`Router::next_peer`: no endpoint that failed, out of a cluster that looks down, across subset tiers); waits for room under `max_requests_per_endpoint`; builds the peer (SNI, WebSocket timeouts) |
-//! | `upstream_request_filter` | origin-form target; `X-Forwarded-*` |
-//! | `request_body_filter` | body size limit (413) |
-//! | `fail_to_connect`, `error_while_proxy` | **report** the failure (`Attempts::report`); retry within the pool's budget, never for a client's fault |
-//! | `upstream_response_filter` | **report** the answer; latency metric |
-//! | `response_filter` | `Server` header; HTTP/1.0 framing |
-//! | `fail_to_proxy` | the gateway's own error answer, or a cut connection once a response has started |
-//! | `logging` | metrics and the access log |
+//! | Pingora callback | what the gateway does | module step |
+//! |---|---|---|
+//! | `request_filter` | head limits settle; refuses malformed framing (400/501), bodies declared too large (413) | `BEFORE_MATCH` |
+//! | | normalises the path (400 above the root); **match** (`Router::lookup`: 404 when nothing matches) | `AFTER_MATCH` (built-in: HTTPS redirect, 308), then the route's chain |
+//! | `upstream_peer` (first try and every retry) | **plan** once (`Router::plan`: main or canary); **pick** (`Target::pick`: no endpoint that failed, out of a cluster that looks down, across subset tiers, then the `EndpointPicker`); waits for room under `max_requests_per_endpoint`; builds the peer (SNI, WebSocket timeouts) | |
+//! | `upstream_request_filter` | origin-form target | `UPSTREAM_REQUEST` (built-in: `X-Forwarded-*`) |
+//! | `request_body_filter` | body size limit (413) | |
+//! | `fail_to_connect`, `error_while_proxy` | **report** the failure (`Attempts::report`); retry within the pool's budget, never for a client's fault | |
+//! | `upstream_response_filter` | **report** the answer | `UPSTREAM_RESPONSE` (built-in: latency metric) |
+//! | `response_filter` | HTTP/1.0 framing; close when the body was not read | `RESPONSE` (built-in: `Server` header) |
+//! | `fail_to_proxy` | the gateway's own error answer, or a cut connection once a response has started | |
+//! | `logging` | gives back the endpoint's place | `LOGGING` (built-in: metrics, access log) |
+//!
+//! Modules (see [`modules`]) are how behaviour is added at those steps, for
+//! the whole gateway ([`Gateway::with_module`]) or one route
+//! ([`modules::route_modules`]); [`Gateway::with_picker`] replaces the
+//! endpoint choice; [`Gateway::with_http_module`] adds Pingora HTTP
+//! modules.
 //!
 //! All routing state lives in an immutable [`Snapshot`] (the router, the
 //! TLS certificates, the edge policy and the metric handles of each

@@ -22,13 +22,17 @@
 //! built-in modules, then the embedder's), then the matched route's chain,
 //! if the route carries one (see [`route_modules`]). fleetgate's own edge
 //! behaviour is written as built-in modules: [`HttpsRedirect`],
-//! [`ForwardedHeadersModule`] and [`ServerHeader`].
+//! [`ForwardedHeadersModule`] and [`ServerHeader`]; metrics and the
+//! access log observe requests the same way ([`MetricsObserver`],
+//! [`AccessLogObserver`]).
 
 mod builtin;
 mod chain;
+mod observers;
 
 pub use builtin::{ForwardedHeadersModule, HttpsRedirect, ServerHeader};
 pub use chain::{route_modules, ModuleChain};
+pub use observers::{AccessLogObserver, MetricsObserver};
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
