@@ -14,23 +14,46 @@ use std::sync::Arc;
 use fleetgate_pool::{Endpoint, Outcome, Picked};
 use pingora_core::upstreams::peer::HttpPeer;
 
-use crate::service_pool::ServicePool;
+use crate::router::Router;
+use crate::service_pool::{PoolId, ServicePool};
 
-/// One try: an endpoint of a pool.
-#[derive(Debug, Clone)]
-pub struct Attempt {
-    pool: Arc<ServicePool>,
+/// Where a try went, by position in its router: small and `Copy`, to keep
+/// in a request's state; [`Router::attempt`] turns it back into an
+/// [`Attempt`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndpointRef {
+    pool: PoolId,
+    index: u32,
+}
+
+impl EndpointRef {
+    /// The pool.
+    pub fn pool(self) -> PoolId {
+        self.pool
+    }
+
+    /// The endpoint's position in its pool.
+    pub fn index(self) -> usize {
+        self.index as usize
+    }
+}
+
+/// One try: an endpoint of a pool, borrowed from the router (no reference
+/// count is touched on the request path).
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt<'r> {
+    pool: &'r Arc<ServicePool>,
     index: usize,
 }
 
-impl Attempt {
-    pub(crate) fn new(pool: Arc<ServicePool>, index: usize) -> Self {
+impl<'r> Attempt<'r> {
+    pub(crate) fn new(pool: &'r Arc<ServicePool>, index: usize) -> Self {
         Attempt { pool, index }
     }
 
     /// The pool the endpoint was picked from.
-    pub fn pool(&self) -> &Arc<ServicePool> {
-        &self.pool
+    pub fn pool(&self) -> &'r Arc<ServicePool> {
+        self.pool
     }
 
     /// The endpoint's position in its pool.
@@ -39,7 +62,7 @@ impl Attempt {
     }
 
     /// The endpoint.
-    pub fn endpoint(&self) -> &Arc<Endpoint> {
+    pub fn endpoint(&self) -> &'r Arc<Endpoint> {
         self.pool.endpoint(self.index)
     }
 
@@ -49,6 +72,14 @@ impl Attempt {
             endpoint: self.endpoint(),
             index: self.index,
         })
+    }
+
+    /// Where it is, to keep beyond the borrow.
+    pub fn id(&self) -> EndpointRef {
+        EndpointRef {
+            pool: self.pool.id(),
+            index: u32::try_from(self.index).unwrap_or(u32::MAX),
+        }
     }
 }
 
@@ -68,7 +99,7 @@ pub enum TryResult {
 /// The tries of one request.
 #[derive(Debug, Default)]
 pub struct Attempts {
-    last: Option<Attempt>,
+    last: Option<EndpointRef>,
     failed: Vec<SocketAddr>,
     retries: u32,
     last_failure_timed_out: bool,
@@ -86,13 +117,13 @@ impl Attempts {
     }
 
     /// Records the endpoint chosen for the next try.
-    pub fn start(&mut self, attempt: Attempt) {
-        self.last = Some(attempt);
+    pub fn start(&mut self, attempt: &Attempt<'_>) {
+        self.last = Some(attempt.id());
     }
 
-    /// The endpoint of the latest try.
-    pub fn last(&self) -> Option<&Attempt> {
-        self.last.as_ref()
+    /// Where the latest try went ([`Router::attempt`] resolves it).
+    pub fn last(&self) -> Option<EndpointRef> {
+        self.last
     }
 
     /// Endpoints tries failed on, in order (empty, and unallocated, unless
@@ -114,9 +145,9 @@ impl Attempts {
     /// Reports how the latest try ended: to its endpoint's outlier
     /// detection (a 5xx or a failure counts against it, anything else
     /// clears its failure count), and, for a failure, so that no later try
-    /// of this request goes there.
-    pub fn report(&mut self, result: TryResult) {
-        let Some(attempt) = &self.last else {
+    /// of this request goes there. `router` is the one the try came from.
+    pub fn report(&mut self, router: &Router, result: TryResult) {
+        let Some(attempt) = self.last.and_then(|r| router.attempt(r)) else {
             return;
         };
         match result {
@@ -138,8 +169,8 @@ impl Attempts {
 
     /// Takes a retry from the budget of the latest try's pool, if one is
     /// left.
-    pub fn take_retry(&mut self) -> bool {
-        let Some(attempt) = &self.last else {
+    pub fn take_retry(&mut self, router: &Router) -> bool {
+        let Some(attempt) = self.last.and_then(|r| router.attempt(r)) else {
             return false;
         };
         let allowed = self.retries < attempt.pool.policy().retries;

@@ -38,7 +38,7 @@ use fleetgate_pool::{Endpoint, EndpointPool, HealthCheckConfig, HealthChecks, Po
 
 use crate::route::{Route, RouteId};
 use crate::router::Router;
-use crate::service_pool::{RequestPolicy, ServicePool};
+use crate::service_pool::{PoolId, RequestPolicy, ServicePool};
 use crate::target::{Target, TargetId};
 
 /// What a pool is made of.
@@ -143,7 +143,8 @@ impl RouterBuilder {
                 &self.checks,
             )),
         };
-        let pool = Arc::new(ServicePool::new(pool, spec.health_check, spec.policy));
+        let id = PoolId(u32::try_from(self.pools.len()).unwrap_or(u32::MAX));
+        let pool = Arc::new(ServicePool::new(pool, spec.health_check, spec.policy).with_id(id));
         self.pool_index.insert(spec.name, self.pools.len());
         self.pools.push(Arc::clone(&pool));
         pool

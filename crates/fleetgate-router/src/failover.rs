@@ -25,13 +25,13 @@ use crate::service_pool::ServicePool;
 /// `panic` (a tier with too few healthy endpoints), health is ignored as
 /// Envoy does.
 #[inline]
-pub(crate) fn pick_from<P: EndpointPicker + ?Sized>(
+pub(crate) fn pick_from<'r, P: EndpointPicker + ?Sized>(
     picker: &P,
-    pool: &Arc<ServicePool>,
+    pool: &'r Arc<ServicePool>,
     failed: &[SocketAddr],
     panic: bool,
     request: &http::request::Parts,
-) -> Option<Attempt> {
+) -> Option<Attempt<'r>> {
     let index = if failed.is_empty() {
         let eligible = Eligible {
             ignore_health: panic,
@@ -41,7 +41,7 @@ pub(crate) fn pick_from<P: EndpointPicker + ?Sized>(
     } else {
         pick_avoiding(picker, pool, failed, panic, request)
     };
-    index.map(|i| Attempt::new(Arc::clone(pool), i))
+    index.map(|i| Attempt::new(pool, i))
 }
 
 fn pick_avoiding<P: EndpointPicker + ?Sized>(

@@ -38,11 +38,11 @@ mod target;
 #[cfg(test)]
 mod tests;
 
-pub use attempts::{Attempt, Attempts, TryResult};
+pub use attempts::{Attempt, Attempts, EndpointRef, TryResult};
 pub use builder::{PoolSpec, RouterBuilder};
 pub use host::{request_host, target_authority};
 pub use picker::{Eligible, EndpointPicker, WeightedRoundRobin};
 pub use route::{Plan, Route, RouteId};
 pub use router::Router;
-pub use service_pool::{RequestPolicy, ServicePool};
+pub use service_pool::{PoolId, RequestPolicy, ServicePool};
 pub use target::{Target, TargetId, TargetPools, Tiers, TIER_REFRESH_MS};

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use fleetgate_canary::RequestView;
 use fleetgate_ingress::RouteTable;
 
-use crate::attempts::{Attempt, Attempts};
+use crate::attempts::{Attempt, Attempts, EndpointRef};
 use crate::picker::{EndpointPicker, WeightedRoundRobin};
 use crate::route::{Plan, Route, RouteId};
-use crate::service_pool::ServicePool;
+use crate::service_pool::{PoolId, ServicePool};
 use crate::target::Target;
 
 /// Everything routing needs, immutable once built (see
@@ -85,7 +85,7 @@ impl Router {
         attempts: &Attempts,
         request: &http::request::Parts,
         roll: impl FnOnce() -> u64,
-    ) -> Option<Attempt> {
+    ) -> Option<Attempt<'_>> {
         self.target(plan)
             .pick(&WeightedRoundRobin, attempts.failed(), request, roll)
     }
@@ -101,8 +101,20 @@ impl Router {
         excluded: &[SocketAddr],
         request: &http::request::Parts,
         roll: impl FnOnce() -> u64,
-    ) -> Option<Attempt> {
+    ) -> Option<Attempt<'_>> {
         self.target(plan).pick(picker, excluded, request, roll)
+    }
+
+    /// The try `r` refers to, if `r` is this router's.
+    #[inline]
+    pub fn attempt(&self, r: EndpointRef) -> Option<Attempt<'_>> {
+        let pool = self.pools.get(r.pool().0 as usize)?;
+        (r.index() < pool.endpoints().len()).then(|| Attempt::new(pool, r.index()))
+    }
+
+    /// The pool `id`, if it is this router's.
+    pub fn pool(&self, id: PoolId) -> Option<&Arc<ServicePool>> {
+        self.pools.get(id.0 as usize)
     }
 
     /// The route table (for listings: rules, host defaults, the global

@@ -42,10 +42,15 @@ impl Default for RequestPolicy {
     }
 }
 
+/// A pool's position in its router.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct PoolId(pub u32);
+
 /// One endpoint pool with its active health-check settings and request
 /// policy. Dereferences to the [`EndpointPool`].
 #[derive(Debug)]
 pub struct ServicePool {
+    id: PoolId,
     pool: Arc<EndpointPool>,
     health_check: Option<HealthCheckConfig>,
     policy: RequestPolicy,
@@ -60,10 +65,21 @@ impl ServicePool {
         policy: RequestPolicy,
     ) -> Self {
         ServicePool {
+            id: PoolId::default(),
             pool,
             health_check,
             policy,
         }
+    }
+
+    /// Its position in its router (set when the router's builder adds it).
+    pub fn id(&self) -> PoolId {
+        self.id
+    }
+
+    pub(crate) fn with_id(mut self, id: PoolId) -> Self {
+        self.id = id;
+        self
     }
 
     /// The endpoint pool, shareable (a rebuilt router keeps an unchanged

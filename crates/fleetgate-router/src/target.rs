@@ -206,7 +206,7 @@ impl Target {
         excluded: &[SocketAddr],
         request: &http::request::Parts,
         roll: impl FnOnce() -> u64,
-    ) -> Option<Attempt> {
+    ) -> Option<Attempt<'_>> {
         match &self.pools {
             TargetPools::Undeclared => None,
             TargetPools::Whole(pool) => pick_from(picker, pool, excluded, false, request),

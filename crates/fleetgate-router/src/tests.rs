@@ -50,6 +50,21 @@ fn three_endpoints() -> Vec<Arc<Endpoint>> {
     ]
 }
 
+/// Canary annotations: requests with `header: always` go to the canary.
+fn header_canary(header: &str) -> fleetgate_canary::CanaryAnnotations {
+    let annotations = BTreeMap::from([
+        (
+            "nginx.ingress.kubernetes.io/canary".to_string(),
+            "true".to_string(),
+        ),
+        (
+            "nginx.ingress.kubernetes.io/canary-by-header".to_string(),
+            header.to_string(),
+        ),
+    ]);
+    parse_canary(&annotations).unwrap().unwrap()
+}
+
 fn request() -> http::request::Parts {
     http::Request::new(()).into_parts().0
 }
@@ -66,8 +81,8 @@ fn a_retry_never_returns_to_a_failed_endpoint() {
         let mut attempts = Attempts::new();
         let first = router.next_peer(plan, &attempts, &request(), || 0).unwrap();
         let failed = first.endpoint().address;
-        attempts.start(first);
-        attempts.report(TryResult::Failed { timed_out: false });
+        attempts.start(&first);
+        attempts.report(&router, TryResult::Failed { timed_out: false });
         let second = router.next_peer(plan, &attempts, &request(), || 0).unwrap();
         assert_ne!(second.endpoint().address, failed);
     }
@@ -89,7 +104,7 @@ fn a_retry_leaves_a_cluster_that_looks_down() {
     for _ in 0..20 {
         let mut attempts = Attempts::new();
         attempts.start(
-            router
+            &router
                 .next_peer_with(
                     &WeightedRoundRobin,
                     plan,
@@ -99,7 +114,7 @@ fn a_retry_leaves_a_cluster_that_looks_down() {
                 )
                 .unwrap(),
         );
-        attempts.report(TryResult::Failed { timed_out: true });
+        attempts.report(&router, TryResult::Failed { timed_out: true });
         assert!(attempts.last_failure_timed_out());
         let tried = attempts.failed()[0];
         if tried != addr("10.0.0.1:80") {
@@ -149,11 +164,14 @@ fn the_retry_budget_is_the_pools() {
     let router = b.build();
     let plan = router.plan(id, &request(), || 0);
     let mut attempts = Attempts::new();
-    assert!(!attempts.take_retry(), "nothing to retry before a try");
-    attempts.start(router.next_peer(plan, &attempts, &request(), || 0).unwrap());
-    assert!(attempts.take_retry());
-    assert!(attempts.take_retry());
-    assert!(!attempts.take_retry(), "two retries, then no more");
+    assert!(
+        !attempts.take_retry(&router),
+        "nothing to retry before a try"
+    );
+    attempts.start(&router.next_peer(plan, &attempts, &request(), || 0).unwrap());
+    assert!(attempts.take_retry(&router));
+    assert!(attempts.take_retry(&router));
+    assert!(!attempts.take_retry(&router), "two retries, then no more");
     assert_eq!(attempts.retries(), 2);
 }
 
@@ -166,10 +184,10 @@ fn reported_failures_eject_and_a_5xx_counts() {
     let router = b.build();
     let plan = router.plan(id, &request(), || 0);
     let mut attempts = Attempts::new();
-    attempts.start(router.next_peer(plan, &attempts, &request(), || 0).unwrap());
-    attempts.report(TryResult::Answered(503));
+    attempts.start(&router.next_peer(plan, &attempts, &request(), || 0).unwrap());
+    attempts.report(&router, TryResult::Answered(503));
     assert!(pool.is_available(0));
-    attempts.report(TryResult::Answered(502));
+    attempts.report(&router, TryResult::Answered(502));
     assert!(!pool.is_available(0), "two 5xx in a row eject it");
     assert!(router
         .next_peer(plan, &Attempts::new(), &request(), || 0)
@@ -246,34 +264,12 @@ fn a_canary_without_endpoints_falls_back_to_main() {
     let empty = b.pool(spec("web-v2", Vec::new(), 0));
     let live = b.pool(spec("web-v3", vec![endpoint("10.2.0.1:80", "zone-c")], 0));
     let id = router_with(&mut b, Target::whole("shop/web", "web", main));
-    let mut annotations = BTreeMap::new();
-    annotations.insert("nginx.ingress.kubernetes.io/canary".into(), "true".into());
-    annotations.insert(
-        "nginx.ingress.kubernetes.io/canary-by-header".into(),
-        "x-v2".into(),
-    );
-    let canary = parse_canary(&annotations).unwrap().unwrap();
-    b.add_canary(
-        id,
-        "shop/web-v2",
-        &canary,
-        Target::whole("shop/web-v2", "web-v2", empty),
-    )
-    .unwrap();
-    let mut annotations = BTreeMap::new();
-    annotations.insert("nginx.ingress.kubernetes.io/canary".into(), "true".into());
-    annotations.insert(
-        "nginx.ingress.kubernetes.io/canary-by-header".into(),
-        "x-v3".into(),
-    );
-    let canary = parse_canary(&annotations).unwrap().unwrap();
-    b.add_canary(
-        id,
-        "shop/web-v3",
-        &canary,
-        Target::whole("shop/web-v3", "web-v3", live),
-    )
-    .unwrap();
+    for (name, header, pool) in [("web-v2", "x-v2", empty), ("web-v3", "x-v3", live)] {
+        let ingress = format!("shop/{name}");
+        let target = Target::whole(&ingress, name, pool);
+        b.add_canary(id, &ingress, &header_canary(header), target)
+            .unwrap();
+    }
     let router = b.build();
 
     let mut req = request();
