@@ -7,6 +7,9 @@
 //! - `Stamp`, on the whole gateway: adds `x-stamped-by` to every proxied
 //!   response.
 //!
+//! It also hands Pingora's own response compression module to the gateway
+//! (`Gateway::with_http_module`): clients that accept gzip get gzip.
+//!
 //! ```text
 //! cargo run -p fleetgate-examples --example custom_module -- 127.0.0.1:6188 127.0.0.1:18001 s3cret
 //! curl -H 'Host: api.example.com' http://127.0.0.1:6188/private            # 401
@@ -25,6 +28,7 @@ use fleetgate_proxy::{
 };
 use fleetgate_router::{PoolSpec, Route, RouterBuilder, Target};
 use http::HeaderValue;
+use pingora_core::modules::http::compression::ResponseCompressionBuilder;
 use pingora_core::server::Server;
 use pingora_core::Result;
 use pingora_http::ResponseHeader;
@@ -115,7 +119,9 @@ fn main() {
         }
     }
     let snapshot = Snapshot::new(1, builder.build(), Default::default());
-    let gateway = Gateway::new(Arc::new(ArcSwap::from_pointee(snapshot))).with_module(Stamp);
+    let gateway = Gateway::new(Arc::new(ArcSwap::from_pointee(snapshot)))
+        .with_module(Stamp)
+        .with_http_module(ResponseCompressionBuilder::enable(6));
 
     let mut server = Server::new(None).expect("pingora server");
     server.bootstrap();

@@ -79,7 +79,7 @@ impl ProxyHttp for EmbeddedRouter {
             })
             .ok_or_else(|| Error::explain(ErrorType::HTTPStatus(503), "no endpoint left"))?;
         let peer = attempt.peer();
-        ctx.attempts.start(attempt);
+        ctx.attempts.start(&attempt);
         Ok(peer)
     }
 
@@ -92,8 +92,9 @@ impl ProxyHttp for EmbeddedRouter {
     ) -> Box<Error> {
         // Stage 4, report: a refused connection counts against the
         // endpoint, and the next try goes elsewhere within the budget.
-        ctx.attempts.report(TryResult::Failed { timed_out: false });
-        if ctx.attempts.take_retry() {
+        ctx.attempts
+            .report(&self.router, TryResult::Failed { timed_out: false });
+        if ctx.attempts.take_retry(&self.router) {
             e.set_retry(true);
         }
         e
@@ -106,7 +107,7 @@ impl ProxyHttp for EmbeddedRouter {
         ctx: &mut Ctx,
     ) -> Result<()> {
         ctx.attempts
-            .report(TryResult::Answered(response.status.as_u16()));
+            .report(&self.router, TryResult::Answered(response.status.as_u16()));
         Ok(())
     }
 }

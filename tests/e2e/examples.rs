@@ -81,7 +81,8 @@ fn the_embedded_router_matches_plans_picks_and_fails_over() {
 
 #[test]
 fn a_route_module_answers_401_and_a_gateway_module_stamps_responses() {
-    let backend = Backend::start("api-pod");
+    // A body of 20 bytes or more: Pingora does not compress shorter ones.
+    let backend = Backend::start("api-pod-answering-at-some-length");
     let example = Example::start(
         "custom_module",
         &[backend.addr.to_string(), "k3y-for-tests".to_string()],
@@ -109,7 +110,7 @@ fn a_route_module_answers_401_and_a_gateway_module_stamps_responses() {
         )
         .unwrap();
     assert_eq!(allowed.status, 200);
-    assert_eq!(allowed.body.trim(), "api-pod");
+    assert_eq!(allowed.body.trim(), "api-pod-answering-at-some-length");
     assert_eq!(allowed.header("x-stamped-by"), Some("custom_module"));
     assert_eq!(
         allowed.header("server"),
@@ -120,6 +121,25 @@ fn a_route_module_answers_401_and_a_gateway_module_stamps_responses() {
     let public = client.get("api.example.com", "/public").unwrap();
     assert_eq!(public.status, 200, "the key guards one route only");
     assert_eq!(public.header("x-stamped-by"), Some("custom_module"));
+    assert_eq!(public.header("content-encoding"), None);
+
+    // The Pingora compression module the example hands to the gateway.
+    let gzipped = client
+        .request(
+            "GET",
+            "api.example.com",
+            "/public",
+            &[("accept-encoding", "gzip")],
+            "",
+        )
+        .unwrap();
+    assert_eq!(gzipped.status, 200);
+    assert_eq!(gzipped.header("content-encoding"), Some("gzip"));
+    assert_ne!(
+        gzipped.body.trim(),
+        "api-pod-answering-at-some-length",
+        "the body is compressed"
+    );
 }
 
 #[test]

@@ -13,9 +13,10 @@ use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use fleetgate_canary::Dice;
 use fleetgate_pool::EndpointPermit;
 use fleetgate_router::{
-    request_host, Attempts, EndpointPicker, Plan, Route, RouteId, Target, TryResult,
+    request_host, Attempt, Attempts, EndpointPicker, Plan, Route, RouteId, Target, TryResult,
     WeightedRoundRobin,
 };
+use pingora_core::modules::http::compression::ResponseCompressionBuilder;
 use pingora_core::modules::http::{HttpModules, ModuleBuilder};
 
 use crate::access_log::AccessLog;
@@ -74,6 +75,8 @@ pub struct RequestCtx {
     pub body_too_large: bool,
     /// Whatever an embedder's code wants to carry through a request.
     pub extensions: http::Extensions,
+    /// The matched route's module chain, if it has one.
+    route_modules: Option<Arc<ModuleChain>>,
     in_flight: InFlight,
 }
 
@@ -298,16 +301,34 @@ impl RequestCtx {
         Some(self.route()?.target(self.plan.and_then(|p| p.canary)))
     }
 
+    /// The endpoint the latest try went to.
+    pub fn last_attempt(&self) -> Option<Attempt<'_>> {
+        self.snapshot
+            .as_ref()?
+            .router
+            .attempt(self.attempts.last()?)
+    }
+
+    /// Reports how the latest try ended (see [`Attempts::report`]).
+    fn report(&mut self, result: TryResult) {
+        if let Some(snapshot) = &self.snapshot {
+            self.attempts.report(&snapshot.router, result);
+        }
+    }
+
     /// Records a failure of the last endpoint (for outlier detection, and
     /// so that a retry goes elsewhere); `timed_out` when it did not answer
     /// in time.
     fn record_failure(&mut self, timed_out: bool) {
-        self.attempts.report(TryResult::Failed { timed_out });
+        self.report(TryResult::Failed { timed_out });
     }
 
     /// Takes a retry from the pool's budget, if one is left, and counts it.
     fn take_retry(&mut self) -> bool {
-        let allowed = self.attempts.take_retry();
+        let Some(snapshot) = &self.snapshot else {
+            return false;
+        };
+        let allowed = self.attempts.take_retry(&snapshot.router);
         if allowed {
             self.in_flight.0.retries.fetch_add(1, Ordering::Relaxed);
         }
@@ -315,9 +336,10 @@ impl RequestCtx {
     }
 }
 
-/// The matched route's own module chain, if it has one.
+/// The matched route's own module chain, if it has one (looked up once,
+/// at the match).
 fn route_chain(ctx: &RequestCtx) -> Option<Arc<ModuleChain>> {
-    ctx.route()?.extensions.get::<Arc<ModuleChain>>().cloned()
+    ctx.route_modules.clone()
 }
 
 impl<P: EndpointPicker> Gateway<P> {
@@ -339,10 +361,9 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
     type CTX = RequestCtx;
 
     fn init_downstream_modules(&self, modules: &mut HttpModules) {
-        // Pingora's default: response compression, off unless enabled.
-        modules.add_module(
-            pingora_core::modules::http::compression::ResponseCompressionBuilder::enable(0),
-        );
+        // Pingora refuses two modules of one type (it panics when the first
+        // request builds their contexts): keep the first of each type.
+        let mut types = Vec::new();
         let extra = std::mem::take(
             &mut *self
                 .http_modules
@@ -350,7 +371,19 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
         for module in extra {
+            let type_id = module.init().as_any().type_id();
+            if types.contains(&type_id) {
+                log::warn!("a second Pingora HTTP module of the same type is ignored");
+                continue;
+            }
+            types.push(type_id);
             modules.add_module(module);
+        }
+        // Pingora's default: response compression, off, unless the embedder
+        // brought a compression module of their own.
+        let compression = ResponseCompressionBuilder::enable(0);
+        if !types.contains(&compression.init().as_any().type_id()) {
+            modules.add_module(compression);
         }
     }
 
@@ -374,6 +407,7 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
             body_bytes: 0,
             body_too_large: false,
             extensions: http::Extensions::new(),
+            route_modules: None,
             in_flight: InFlight(Arc::clone(&self.stats)),
         }
     }
@@ -450,6 +484,12 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
             return Ok(true);
         };
         ctx.route = Some(route);
+        ctx.route_modules = snapshot
+            .router
+            .route(route)
+            .extensions
+            .get::<Arc<ModuleChain>>()
+            .cloned();
         if let Flow::Answer(answer) = self.modules.after_match(session, ctx)? {
             return self.answer(session, ctx, answer).await;
         }
@@ -562,7 +602,7 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
         let mut peer = attempt.peer();
         let sni_from_request = attempt.pool().options().protocol.sni_from_request();
         let websocket_idle = attempt.pool().policy().websocket_idle_timeout;
-        ctx.attempts.start(attempt);
+        ctx.attempts.start(&attempt);
         ctx.upstream_started = Some(Instant::now());
         if sni_from_request {
             let mut buf = [0u8; 256];
@@ -641,8 +681,7 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
         // A stale pooled connection is not the endpoint's fault.
         let stale_reuse = client_reused && !ctx.response_started;
         let retry_any_method = ctx
-            .attempts
-            .last()
+            .last_attempt()
             .is_some_and(|a| a.pool().policy().retry_non_idempotent);
         let idempotent = (retry_any_method || session.req_header().method.is_idempotent())
             && !session.as_ref().retry_buffer_truncated()
@@ -697,8 +736,7 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.response_started = true;
-        ctx.attempts
-            .report(TryResult::Answered(upstream_response.status.as_u16()));
+        ctx.report(TryResult::Answered(upstream_response.status.as_u16()));
         self.modules
             .upstream_response(session, upstream_response, ctx)?;
         if let Some(chain) = route_chain(ctx) {

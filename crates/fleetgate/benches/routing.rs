@@ -285,7 +285,7 @@ impl Requests {
 /// The routing decision of `Gateway::request_filter` + `upstream_peer` for
 /// a first try: the router's lookup, plan and first pick.
 #[inline]
-fn decide(snapshot: &Snapshot, req: &Parts, dice: &Dice) -> Option<Attempt> {
+fn decide<'s>(snapshot: &'s Snapshot, req: &Parts, dice: &Dice) -> Option<Attempt<'s>> {
     let host = req
         .headers
         .get(http::header::HOST)

@@ -137,3 +137,38 @@ impl ModuleChain {
 pub fn route_modules(route: Route, chain: ModuleChain) -> Route {
     route.with_extension(Arc::new(chain))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Named(&'static str, Steps);
+
+    impl GatewayModule for Named {
+        fn name(&self) -> &str {
+            self.0
+        }
+
+        fn steps(&self) -> Steps {
+            self.1
+        }
+    }
+
+    #[test]
+    fn a_step_lists_only_the_modules_that_declared_it_in_order() {
+        let chain = ModuleChain::new()
+            .with(Named("a", Steps::AFTER_MATCH | Steps::LOGGING))
+            .with(Named("b", Steps::RESPONSE))
+            .with(Named("c", Steps::AFTER_MATCH));
+        let names = |list: &[Arc<dyn GatewayModule>]| -> Vec<String> {
+            list.iter().map(|m| m.name().to_string()).collect()
+        };
+        assert_eq!(chain.names().collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert_eq!(names(&chain.after_match), ["a", "c"]);
+        assert_eq!(names(&chain.response), ["b"]);
+        assert_eq!(names(&chain.logging), ["a"]);
+        assert!(chain.before_match.is_empty() && chain.upstream_request.is_empty());
+        assert!(!Steps::AFTER_MATCH.contains(Steps::LOGGING));
+        assert!((Steps::AFTER_MATCH | Steps::LOGGING).contains(Steps::LOGGING));
+    }
+}

@@ -49,7 +49,7 @@ impl GatewayModule for MetricsObserver {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         if let (Some(attempt), Some(t), Some(snapshot), Some(target)) = (
-            ctx.attempts.last(),
+            ctx.last_attempt(),
             ctx.upstream_started,
             ctx.snapshot.as_ref(),
             ctx.target(),
@@ -67,7 +67,7 @@ impl GatewayModule for MetricsObserver {
 
     fn logging(&self, _session: &Session, ctx: &RequestCtx, status: u16) {
         let target = ctx.target();
-        let endpoint = ctx.attempts.last().map(|a| a.endpoint());
+        let endpoint = ctx.last_attempt().map(|a| a.endpoint());
         let counters = ctx
             .snapshot
             .as_ref()
@@ -114,7 +114,7 @@ impl GatewayModule for AccessLogObserver {
         let req = session.req_header();
         let route = ctx.route();
         let target = ctx.target();
-        let endpoint = ctx.attempts.last().map(|a| a.endpoint());
+        let endpoint = ctx.last_attempt().map(|a| a.endpoint());
         let canary = route.and_then(|r| r.canary_ingress(ctx.plan.and_then(|p| p.canary)));
         self.log.log(AccessRecord {
             time: SystemTime::now()
