@@ -24,8 +24,10 @@ use pingora_core::server::Server;
 
 /// Rendezvous (highest random weight) hashing: each eligible endpoint
 /// scores hash(user, address); the highest wins. Removing an endpoint
-/// moves only its own users. The hash has fixed keys, so every gateway
-/// replica sends a user to the same place.
+/// moves only its own users. The hash has fixed keys, so replicas built
+/// with the same toolchain send a user to the same place (a production
+/// picker would pin its hash function and precompute each endpoint's
+/// part).
 struct UserAffinity;
 
 impl UserAffinity {

@@ -6,7 +6,9 @@
 //! canary, here the header canary `x-canary: always`), **pick**
 //! (`next_peer`, for the first try and every retry: never an endpoint that
 //! already failed, out of a cluster that looks down) and **report**
-//! (`Attempts::report`: each outcome goes to outlier detection). Run it with
+//! (`Attempts::report`: refused connections and response statuses go to
+//! outlier detection; a full proxy also reports resets and timeouts from
+//! `error_while_proxy`, as `fleetgate-proxy` does). Run it with
 //!
 //! ```text
 //! cargo run -p fleetgate-examples --example embed -- 127.0.0.1:6188 127.0.0.1:18001 127.0.0.1:18011 127.0.0.1:18021

@@ -109,7 +109,8 @@ pub struct Gateway<P: EndpointPicker = WeightedRoundRobin> {
     body_limits: BodyLimits,
     /// The embedder's modules, after the built-in ones.
     extra_modules: Vec<Arc<dyn GatewayModule>>,
-    /// Built-in and embedder modules, rebuilt by each builder method.
+    /// Built-in and embedder modules, rebuilt by the builder methods that
+    /// configure a built-in module.
     modules: ModuleChain,
     /// Pingora HTTP modules for the downstream session, handed to Pingora
     /// once, when the service starts.

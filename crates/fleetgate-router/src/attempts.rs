@@ -75,7 +75,7 @@ impl<'r> Attempt<'r> {
     }
 
     /// Where it is, to keep beyond the borrow.
-    pub fn id(&self) -> EndpointRef {
+    pub fn endpoint_ref(&self) -> EndpointRef {
         EndpointRef {
             pool: self.pool.id(),
             index: u32::try_from(self.index).unwrap_or(u32::MAX),
@@ -111,14 +111,9 @@ impl Attempts {
         Self::default()
     }
 
-    /// Whether no try has been made yet.
-    pub fn is_first(&self) -> bool {
-        self.last.is_none() && self.failed.is_empty()
-    }
-
     /// Records the endpoint chosen for the next try.
     pub fn start(&mut self, attempt: &Attempt<'_>) {
-        self.last = Some(attempt.id());
+        self.last = Some(attempt.endpoint_ref());
     }
 
     /// Where the latest try went ([`Router::attempt`] resolves it).

@@ -190,15 +190,22 @@ impl RouterBuilder {
     /// [`HostPattern::Any`], hosts no rule names). The first default of a
     /// host wins: `Err` when it already has one.
     pub fn set_host_default(&mut self, host: &HostPattern, id: RouteId) -> Result<(), RouteId> {
+        if id.index() >= self.routes.len() {
+            return Err(id);
+        }
         self.table
             .set_host_default(host, id)
             .map_err(|duplicate| duplicate.target)
     }
 
     /// Makes route `id` the gateway-wide default, for requests nothing
-    /// else matches.
-    pub fn set_global_default(&mut self, id: RouteId) {
+    /// else matches. `Err` when `id` is not one of this builder's routes.
+    pub fn set_global_default(&mut self, id: RouteId) -> Result<(), RouteId> {
+        if id.index() >= self.routes.len() {
+            return Err(id);
+        }
         self.table.set_global_default(id);
+        Ok(())
     }
 
     /// The route with exactly this host, path and path type, if one was
@@ -212,10 +219,12 @@ impl RouterBuilder {
         self.table.route_mut(host, path, path_type).copied()
     }
 
-    /// Binds the canary Ingress `ingress` to route `id`: requests that meet
-    /// its `annotations` (conditions or weight) go to `target`. Canaries are
-    /// tried in the order they are added; in the nginx flavour a route
-    /// takes one, and a second is a [`CanaryConflict`].
+    /// Binds the canary Ingress `ingress` to route `id` (one of this
+    /// builder's, from [`RouterBuilder::add_path`] or
+    /// [`RouterBuilder::route_at`]): requests that meet its `annotations`
+    /// (conditions or weight) go to `target`. Canaries are tried in the
+    /// order they are added; in the nginx flavour a route takes one, and a
+    /// second is a [`CanaryConflict`].
     pub fn add_canary(
         &mut self,
         id: RouteId,

@@ -41,7 +41,11 @@ pub(crate) fn pick_from<'r, P: EndpointPicker + ?Sized>(
     } else {
         pick_avoiding(picker, pool, failed, panic, request)
     };
-    index.map(|i| Attempt::new(pool, i))
+    // A picker's index out of range is its bug; it must not become a
+    // panic on the request path.
+    index
+        .filter(|&i| i < pool.endpoints().len())
+        .map(|i| Attempt::new(pool, i))
 }
 
 fn pick_avoiding<P: EndpointPicker + ?Sized>(

@@ -1,7 +1,8 @@
 //! fleetgate's router, as a library: Kubernetes Ingress matching, canary
 //! choice, cluster subsets with spill-over, and failover across clusters,
 //! over health-checked endpoint pools. Built in code with
-//! [`RouterBuilder`]; no configuration format, no proxy framework.
+//! [`RouterBuilder`]; no configuration format, and no proxy framework
+//! beyond Pingora's core types (`HttpPeer`, `RequestHeader`).
 //!
 //! It composes the stage crates, each usable on its own:
 //! `fleetgate-ingress` (host and path matching), `fleetgate-canary`
@@ -20,8 +21,9 @@
 //!
 //! A proxy uses it per request as [`Router`]'s docs list: `lookup`,
 //! `plan`, `next_peer` per try, and [`Attempts::report`] per outcome. The
-//! `fleetgate-proxy` crate does exactly this inside Pingora; a proxy of
-//! your own can too.
+//! `fleetgate-proxy` crate does this inside Pingora (picking through
+//! [`Target::pick`] itself, to add the endpoints it finds full to the
+//! excluded ones); a proxy of your own can too.
 
 #![warn(missing_docs)]
 

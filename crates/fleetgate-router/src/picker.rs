@@ -55,9 +55,12 @@ impl Eligible<'_> {
 
 /// Chooses one endpoint for a try.
 pub trait EndpointPicker: Send + Sync + 'static {
-    /// The index in `pool` of an endpoint `eligible` allows, for a try of
-    /// the request whose head is `request`; `None` if there is none.
-    /// Called on the request path: no blocking, no locks held long.
+    /// The index in `pool` of an endpoint `eligible` allows (see
+    /// [`Eligible::allows`]), for a try of the request whose head is
+    /// `request`; `None` if there is none. The router trusts the answer to
+    /// be eligible (it checks only that the index exists): a picker that
+    /// ignores `eligible` sends retries back to failed endpoints. Called on
+    /// the request path: no blocking, no locks held long.
     fn pick(
         &self,
         pool: &EndpointPool,

@@ -6,9 +6,9 @@ use fleetgate_canary::CanaryRoute;
 
 use crate::target::Target;
 
-/// A route's position in its router.
+/// A route's position in its router; only its builder hands them out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RouteId(pub u32);
+pub struct RouteId(pub(crate) u32);
 
 impl RouteId {
     /// As an index.

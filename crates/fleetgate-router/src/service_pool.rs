@@ -58,8 +58,9 @@ pub struct ServicePool {
 
 impl ServicePool {
     /// Wraps `pool`, probed with `health_check` (if any), for requests
-    /// that obey `policy`.
-    pub fn new(
+    /// that obey `policy`. Only a [`crate::RouterBuilder`] makes them, so
+    /// that every pool a route reaches is one its router knows.
+    pub(crate) fn new(
         pool: Arc<EndpointPool>,
         health_check: Option<HealthCheckConfig>,
         policy: RequestPolicy,

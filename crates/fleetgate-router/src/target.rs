@@ -87,15 +87,12 @@ impl Tiers {
         }
     }
 
-    /// Both pools' health epochs, as one number that moves when either does.
+    /// Both pools' health epochs, as one number that moves when either
+    /// does (both only grow, so their sum moves whenever one does, also
+    /// when the two pools share one epoch).
     fn epoch_now(&self) -> u64 {
         let subset = self.subset.health_epoch().get();
-        let rest = self.rest.health_epoch();
-        if Arc::ptr_eq(self.subset.endpoint_pool(), self.rest.endpoint_pool()) {
-            subset
-        } else {
-            subset.wrapping_add(rest.get())
-        }
+        subset.wrapping_add(self.rest.health_epoch().get())
     }
 
     /// Current tier loads (recomputed after a health change, else when older

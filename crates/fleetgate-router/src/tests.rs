@@ -312,7 +312,7 @@ fn targets_are_numbered_in_route_order() {
     );
     let fallback =
         b.add_default_route(Route::new("default", Target::whole("default", "web", pool)));
-    b.set_global_default(fallback);
+    b.set_global_default(fallback).unwrap();
     let router = b.build();
     let ids: Vec<_> = router.targets().map(|t| t.id().index()).collect();
     assert_eq!(ids, [0, 1]);

@@ -395,7 +395,8 @@ pub fn compile(
         let id = c
             .builder
             .add_default_route(Route::new("(gateway default backend)", main));
-        c.builder.set_global_default(id);
+        // The id was just handed out by this builder: it cannot be refused.
+        let _ = c.builder.set_global_default(id);
     }
     for w in &c.report.warnings {
         log::warn!("{w}");
