@@ -337,13 +337,28 @@ impl RequestCtx {
     }
 }
 
-/// The matched route's own module chain, if it has one (looked up once,
-/// at the match).
-fn route_chain(ctx: &RequestCtx) -> Option<Arc<ModuleChain>> {
-    ctx.route_modules.clone()
-}
-
 impl<P: EndpointPicker> Gateway<P> {
+    /// Runs one step of the module chains: the gateway's, then the matched
+    /// route's (if it has one), stopping at the first answer. Every step
+    /// goes through here, so the order is defined once.
+    fn run_chains(
+        &self,
+        ctx: &mut RequestCtx,
+        mut step: impl FnMut(&ModuleChain, &mut RequestCtx) -> Result<Flow>,
+    ) -> Result<Flow> {
+        if let Flow::Answer(answer) = step(&self.modules, ctx)? {
+            return Ok(Flow::Answer(answer));
+        }
+        // Taken out for the step (modules get the context mutably) and put
+        // back: no reference count is touched.
+        let Some(chain) = ctx.route_modules.take() else {
+            return Ok(Flow::Continue);
+        };
+        let flow = step(&chain, ctx);
+        ctx.route_modules = Some(chain);
+        flow
+    }
+
     /// Writes a module's answer and ends the request.
     async fn answer(
         &self,
@@ -461,7 +476,8 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
             responses::send(session, status, ctx.grpc).await?;
             return Ok(true);
         }
-        if let Flow::Answer(answer) = self.modules.before_match(session, ctx)? {
+        let flow = self.run_chains(ctx, |chain, ctx| chain.before_match(session, ctx))?;
+        if let Flow::Answer(answer) = flow {
             return self.answer(session, ctx, answer).await;
         }
         let Some(snapshot) = ctx.snapshot.as_deref() else {
@@ -491,13 +507,9 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
             .extensions
             .get::<Arc<ModuleChain>>()
             .cloned();
-        if let Flow::Answer(answer) = self.modules.after_match(session, ctx)? {
+        let flow = self.run_chains(ctx, |chain, ctx| chain.after_match(session, ctx))?;
+        if let Flow::Answer(answer) = flow {
             return self.answer(session, ctx, answer).await;
-        }
-        if let Some(chain) = route_chain(ctx) {
-            if let Flow::Answer(answer) = chain.after_match(session, ctx)? {
-                return self.answer(session, ctx, answer).await;
-            }
         }
         Ok(false)
     }
@@ -738,11 +750,10 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
     ) -> Result<()> {
         ctx.response_started = true;
         ctx.report(TryResult::Answered(upstream_response.status.as_u16()));
-        self.modules
-            .upstream_response(session, upstream_response, ctx)?;
-        if let Some(chain) = route_chain(ctx) {
+        self.run_chains(ctx, |chain, ctx| {
             chain.upstream_response(session, upstream_response, ctx)?;
-        }
+            Ok(Flow::Continue)
+        })?;
         Ok(())
     }
 
@@ -762,11 +773,10 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
                 .map_or_else(|| "/".to_string(), |p| p.as_str().to_string());
             upstream_request.set_raw_path(origin_form.as_bytes())?;
         }
-        self.modules
-            .upstream_request(session, upstream_request, ctx)?;
-        if let Some(chain) = route_chain(ctx) {
+        self.run_chains(ctx, |chain, ctx| {
             chain.upstream_request(session, upstream_request, ctx)?;
-        }
+            Ok(Flow::Continue)
+        })?;
         Ok(())
     }
 
@@ -776,10 +786,10 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        self.modules.response(session, upstream_response, ctx)?;
-        if let Some(chain) = route_chain(ctx) {
+        self.run_chains(ctx, |chain, ctx| {
             chain.response(session, upstream_response, ctx)?;
-        }
+            Ok(Flow::Continue)
+        })?;
         responses::close_if_body_unread(session);
         // Pingora turns a response without a length into a chunked one so
         // that the connection can stay; an HTTP/1.0 client cannot read
@@ -802,10 +812,11 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
         let status = ctx
             .own_status
             .unwrap_or_else(|| session.response_written().map_or(0, |r| r.status.as_u16()));
-        self.modules.logging(session, ctx, status);
-        if let Some(chain) = route_chain(ctx) {
+        // Logging cannot fail.
+        let _ = self.run_chains(ctx, |chain, ctx| {
             chain.logging(session, ctx, status);
-        }
+            Ok(Flow::Continue)
+        });
     }
 
     async fn fail_to_proxy(
