@@ -107,10 +107,10 @@ pub struct Gateway<P: EndpointPicker = WeightedRoundRobin> {
     keepalive_secs: u64,
     /// How slowly and how much a client may send as a body.
     body_limits: BodyLimits,
-    /// The embedder's modules, after the built-in ones.
-    extra_modules: Vec<Arc<dyn GatewayModule>>,
-    /// Built-in and embedder modules, rebuilt by the builder methods that
-    /// configure a built-in module.
+    /// The built-in modules, called directly (no dynamic dispatch), and
+    /// rebuilt by the builder methods that configure one.
+    builtins: Builtins,
+    /// The embedder's modules, run after the built-in ones.
     modules: ModuleChain,
     /// Pingora HTTP modules for the downstream session, handed to Pingora
     /// once, when the service starts.
@@ -121,23 +121,22 @@ pub struct Gateway<P: EndpointPicker = WeightedRoundRobin> {
 impl Gateway {
     /// A gateway routing with whatever `snapshot` currently holds.
     pub fn new(snapshot: SharedSnapshot) -> Self {
-        let mut gateway = Gateway {
+        let metrics = Metrics::new();
+        Gateway {
             snapshot,
             stats: Arc::new(GatewayStats::default()),
             dice: Dice::default(),
-            metrics: Metrics::new(),
+            builtins: Builtins::new(None, ForwardedHeaders::Append, &metrics, None),
+            metrics,
             access_log: None,
             forwarded_headers: ForwardedHeaders::Append,
             https_port: None,
             keepalive_secs: 75,
             body_limits: BodyLimits::default(),
-            extra_modules: Vec::new(),
             modules: ModuleChain::new(),
             http_modules: std::sync::Mutex::new(Vec::new()),
             picker: WeightedRoundRobin,
-        };
-        gateway.rebuild_modules();
-        gateway
+        }
     }
 }
 
@@ -156,7 +155,7 @@ impl<P: EndpointPicker> Gateway<P> {
             https_port: self.https_port,
             keepalive_secs: self.keepalive_secs,
             body_limits: self.body_limits,
-            extra_modules: self.extra_modules,
+            builtins: self.builtins,
             modules: self.modules,
             http_modules: self.http_modules,
             picker,
@@ -168,8 +167,7 @@ impl<P: EndpointPicker> Gateway<P> {
     /// only, attach a chain to the route instead
     /// ([`crate::modules::route_modules`]).
     pub fn with_module(mut self, module: impl GatewayModule) -> Self {
-        self.extra_modules.push(Arc::new(module));
-        self.rebuild_modules();
+        self.modules.push(Arc::new(module));
         self
     }
 
@@ -184,29 +182,19 @@ impl<P: EndpointPicker> Gateway<P> {
         self
     }
 
-    /// The gateway's module chain, in order.
-    pub fn modules(&self) -> &ModuleChain {
-        &self.modules
+    /// The names of the gateway's modules, in the order they run: the
+    /// built-in ones, then the embedder's.
+    pub fn module_names(&self) -> Vec<&str> {
+        self.builtins.names().chain(self.modules.names()).collect()
     }
 
-    fn rebuild_modules(&mut self) {
-        let mut chain = ModuleChain::new().with(HttpsRedirect {
-            https_port: self.https_port,
-        });
-        if self.forwarded_headers != ForwardedHeaders::Off {
-            chain = chain.with(ForwardedHeadersModule {
-                mode: self.forwarded_headers,
-            });
-        }
-        chain = chain.with(ServerHeader);
-        chain = chain.with(MetricsObserver::new(self.metrics.clone()));
-        if let Some(log) = &self.access_log {
-            chain = chain.with(AccessLogObserver::new(log.clone()));
-        }
-        for m in &self.extra_modules {
-            chain.push(Arc::clone(m));
-        }
-        self.modules = chain;
+    fn rebuild_builtins(&mut self) {
+        self.builtins = Builtins::new(
+            self.https_port,
+            self.forwarded_headers,
+            &self.metrics,
+            self.access_log.as_ref(),
+        );
     }
 
     /// How long an idle client keep-alive connection is kept (rounded up
@@ -229,7 +217,7 @@ impl<P: EndpointPicker> Gateway<P> {
     /// certificate covers their host).
     pub fn with_https_port(mut self, port: Option<u16>) -> Self {
         self.https_port = port;
-        self.rebuild_modules();
+        self.rebuild_builtins();
         self
     }
 
@@ -237,7 +225,7 @@ impl<P: EndpointPicker> Gateway<P> {
     /// on upstream requests (default: append).
     pub fn with_forwarded_headers(mut self, mode: ForwardedHeaders) -> Self {
         self.forwarded_headers = mode;
-        self.rebuild_modules();
+        self.rebuild_builtins();
         self
     }
 
@@ -253,14 +241,14 @@ impl<P: EndpointPicker> Gateway<P> {
     /// Records metrics in `metrics` (to share its registry with an admin API).
     pub fn with_metrics(mut self, metrics: Metrics) -> Self {
         self.metrics = metrics;
-        self.rebuild_modules();
+        self.rebuild_builtins();
         self
     }
 
     /// Writes an access log line per request.
     pub fn with_access_log(mut self, log: AccessLog) -> Self {
         self.access_log = Some(log);
-        self.rebuild_modules();
+        self.rebuild_builtins();
         self
     }
 
@@ -289,6 +277,95 @@ fn is_websocket_upgrade(session: &Session) -> bool {
 
 fn no_endpoint() -> Box<Error> {
     Error::explain(ErrorType::HTTPStatus(503), "no healthy endpoint")
+}
+
+/// The gateway's built-in modules. They run before the embedder's
+/// modules at every step, and are called as the concrete types they are:
+/// every request goes through them, so no dynamic call and no empty
+/// loop is paid for them.
+struct Builtins {
+    https_redirect: HttpsRedirect,
+    forwarded_headers: Option<ForwardedHeadersModule>,
+    server_header: ServerHeader,
+    metrics: MetricsObserver,
+    access_log: Option<AccessLogObserver>,
+}
+
+impl Builtins {
+    fn new(
+        https_port: Option<u16>,
+        forwarded_headers: ForwardedHeaders,
+        metrics: &Metrics,
+        access_log: Option<&AccessLog>,
+    ) -> Self {
+        Builtins {
+            https_redirect: HttpsRedirect { https_port },
+            forwarded_headers: (forwarded_headers != ForwardedHeaders::Off).then_some(
+                ForwardedHeadersModule {
+                    mode: forwarded_headers,
+                },
+            ),
+            server_header: ServerHeader,
+            metrics: MetricsObserver::new(metrics.clone()),
+            access_log: access_log.cloned().map(AccessLogObserver::new),
+        }
+    }
+
+    /// Their names, in order.
+    fn names(&self) -> impl Iterator<Item = &str> {
+        let forwarded = self.forwarded_headers.as_ref();
+        let access_log = self.access_log.as_ref();
+        [
+            Some(self.https_redirect.name()),
+            forwarded.map(|m| m.name()),
+            Some(self.server_header.name()),
+            Some(self.metrics.name()),
+            access_log.map(|m| m.name()),
+        ]
+        .into_iter()
+        .flatten()
+    }
+
+    fn after_match(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Flow> {
+        self.https_redirect.after_match(session, ctx)
+    }
+
+    fn upstream_request(
+        &self,
+        session: &Session,
+        request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        match &self.forwarded_headers {
+            Some(m) => m.upstream_request(session, request, ctx),
+            None => Ok(()),
+        }
+    }
+
+    fn upstream_response(
+        &self,
+        session: &Session,
+        response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        self.metrics.upstream_response(session, response, ctx)
+    }
+
+    fn response(
+        &self,
+        session: &Session,
+        response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        self.server_header.response(session, response, ctx)
+    }
+
+    fn logging(&self, session: &Session, ctx: &RequestCtx, status: u16) {
+        self.metrics.logging(session, ctx, status);
+        if let Some(m) = &self.access_log {
+            m.logging(session, ctx, status);
+        }
+    }
 }
 
 impl RequestCtx {
@@ -338,9 +415,10 @@ impl RequestCtx {
 }
 
 impl<P: EndpointPicker> Gateway<P> {
-    /// Runs one step of the module chains: the gateway's, then the matched
-    /// route's (if it has one), stopping at the first answer. Every step
-    /// goes through here, so the order is defined once.
+    /// Runs one step of the module chains, after the built-in modules:
+    /// the gateway's chain, then the matched route's (if it has one),
+    /// stopping at the first answer. Every step goes through here, so the
+    /// order is defined once.
     fn run_chains(
         &self,
         ctx: &mut RequestCtx,
@@ -507,7 +585,10 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
             .extensions
             .get::<Arc<ModuleChain>>()
             .cloned();
-        let flow = self.run_chains(ctx, |chain, ctx| chain.after_match(session, ctx))?;
+        let mut flow = self.builtins.after_match(session, ctx)?;
+        if let Flow::Continue = flow {
+            flow = self.run_chains(ctx, |chain, ctx| chain.after_match(session, ctx))?;
+        }
         if let Flow::Answer(answer) = flow {
             return self.answer(session, ctx, answer).await;
         }
@@ -750,6 +831,8 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
     ) -> Result<()> {
         ctx.response_started = true;
         ctx.report(TryResult::Answered(upstream_response.status.as_u16()));
+        self.builtins
+            .upstream_response(session, upstream_response, ctx)?;
         self.run_chains(ctx, |chain, ctx| {
             chain.upstream_response(session, upstream_response, ctx)?;
             Ok(Flow::Continue)
@@ -773,6 +856,8 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
                 .map_or_else(|| "/".to_string(), |p| p.as_str().to_string());
             upstream_request.set_raw_path(origin_form.as_bytes())?;
         }
+        self.builtins
+            .upstream_request(session, upstream_request, ctx)?;
         self.run_chains(ctx, |chain, ctx| {
             chain.upstream_request(session, upstream_request, ctx)?;
             Ok(Flow::Continue)
@@ -786,6 +871,7 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        self.builtins.response(session, upstream_response, ctx)?;
         self.run_chains(ctx, |chain, ctx| {
             chain.response(session, upstream_response, ctx)?;
             Ok(Flow::Continue)
@@ -812,6 +898,7 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
         let status = ctx
             .own_status
             .unwrap_or_else(|| session.response_written().map_or(0, |r| r.status.as_u16()));
+        self.builtins.logging(session, ctx, status);
         // Logging cannot fail.
         let _ = self.run_chains(ctx, |chain, ctx| {
             chain.logging(session, ctx, status);

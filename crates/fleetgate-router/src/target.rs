@@ -65,7 +65,16 @@ pub struct Tiers {
     /// The health epochs (both pools' summed) the cached loads were
     /// computed at.
     epoch: AtomicU64,
+    /// The health the cached loads were computed from, one word per tier
+    /// (see [`health_word`]).
+    inputs: [AtomicU64; 2],
     loads: ArcSwap<TierLoads>,
+}
+
+/// A tier's health as one word: healthy count in the high half, total in
+/// the low half.
+fn health_word(health: TierHealth) -> u64 {
+    (u64::from(health.healthy) << 32) | u64::from(health.total)
 }
 
 impl Tiers {
@@ -83,6 +92,7 @@ impl Tiers {
             priority,
             computed_ms: AtomicU64::new(0),
             epoch: AtomicU64::new(0),
+            inputs: [AtomicU64::new(0), AtomicU64::new(0)],
             loads: ArcSwap::from_pointee(tier_loads(&[], &priority)),
         }
     }
@@ -96,7 +106,9 @@ impl Tiers {
     }
 
     /// Current tier loads (recomputed after a health change, else when older
-    /// than [`TIER_REFRESH_MS`]).
+    /// than [`TIER_REFRESH_MS`]). Loads depend only on the tiers' health
+    /// counts, so a refresh that finds the same counts keeps the cached
+    /// loads (no allocation).
     pub fn loads(&self) -> arc_swap::Guard<Arc<TierLoads>> {
         let now = now_ms().max(1);
         let computed = self.computed_ms.load(Ordering::Relaxed);
@@ -111,8 +123,16 @@ impl Tiers {
                 let (healthy, total) = pool.availability();
                 TierHealth { healthy, total }
             };
-            let loads = tier_loads(&[health(&self.subset), health(&self.rest)], &self.priority);
-            self.loads.store(Arc::new(loads));
+            let tiers = [health(&self.subset), health(&self.rest)];
+            let mut changed = computed == 0;
+            for (input, tier) in self.inputs.iter().zip(&tiers) {
+                let word = health_word(*tier);
+                changed |= input.swap(word, Ordering::Relaxed) != word;
+            }
+            if changed {
+                self.loads
+                    .store(Arc::new(tier_loads(&tiers, &self.priority)));
+            }
             self.computed_ms.store(now, Ordering::Relaxed);
         }
         self.loads.load()
@@ -225,5 +245,52 @@ impl Target {
                 })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fleetgate_pool::{Endpoint, HealthChecks, OutlierConfig, PoolOptions};
+
+    use crate::{PoolSpec, RouterBuilder};
+
+    fn pool(builder: &mut RouterBuilder, name: &str, address: &str) -> Arc<ServicePool> {
+        let endpoint = Arc::new(Endpoint::new(address.parse().unwrap(), "c1"));
+        let mut spec = PoolSpec::new(name, vec![endpoint]);
+        spec.options = PoolOptions {
+            outlier: OutlierConfig {
+                consecutive_failures: 1,
+                max_ejection_percent: 100,
+                ..OutlierConfig::default()
+            },
+            ..PoolOptions::default()
+        };
+        builder.pool(spec)
+    }
+
+    #[test]
+    fn a_refresh_with_unchanged_health_keeps_the_cached_loads() {
+        let checks = HealthChecks::new();
+        let mut b = RouterBuilder::new(&checks);
+        let subset = pool(&mut b, "web[subset]", "10.0.0.1:80");
+        let rest = pool(&mut b, "web[rest]", "10.1.0.1:80");
+        let tiers = Tiers::new(
+            Arc::clone(&subset),
+            rest,
+            "c1".into(),
+            PriorityConfig::default(),
+        );
+        let first = Arc::clone(&tiers.loads());
+        assert_eq!(first.loads(), [100, 0]);
+        // A refresh is due (as after an epoch moved for another endpoint
+        // of a shared health state), but the tiers' health is the same.
+        tiers.epoch.store(u64::MAX, Ordering::Relaxed);
+        assert!(Arc::ptr_eq(&first, &tiers.loads()), "no new loads");
+        // The subset's endpoint is ejected: new loads.
+        subset.report(0, fleetgate_pool::Outcome::Failure);
+        let after = tiers.loads();
+        assert!(!Arc::ptr_eq(&first, &after));
+        assert_eq!(after.loads(), [0, 100]);
     }
 }
