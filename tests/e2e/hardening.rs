@@ -259,9 +259,8 @@ fn keep_alive_connections_are_bounded_and_pipelined_requests_all_answered() {
 fn a_content_length_that_could_be_read_two_ways_is_made_one_or_refused() {
     // It closes each connection, and says so: a pooled connection it
     // closed would fail the next POST, which is not retried.
-    let (upstream, recorded) = recording_upstream(
-        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
-    );
+    let (upstream, recorded) =
+        recording_upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
     let dir = TempDir::new("content-length");
     let listen = listen_addr();
     let config = format!(

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use fleetgate_ingress::{validate_path, ClassFilter, HostPattern, PathType};
 
+use crate::annotations::{self, UnsupportedAnnotations};
 use crate::error::{ConfigError, Location};
 use crate::model::{BackendRef, Disposition, Ingress, IngressPath, PortRef, Rule};
 
@@ -65,6 +66,7 @@ impl IngressDraft {
         self,
         classes: &ClassFilter,
         flavour: fleetgate_canary::Flavour,
+        unsupported: UnsupportedAnnotations,
     ) -> Result<Ingress, Vec<ConfigError>> {
         let disposition = match classes.accepts(self.class.as_deref()) {
             Ok(()) => Disposition::Served,
@@ -76,6 +78,11 @@ impl IngressDraft {
         let mut subset = None;
         let mut canary = None;
         let mut backend_protocol = None;
+        let mut source_ranges = None;
+        let mut redirect = None;
+        let mut app_root = None;
+        let mut server_aliases = Vec::new();
+        let mut warnings = Vec::new();
         if disposition == Disposition::Served {
             match fleetgate_canary::annotation(&self.annotations, "backend-protocol") {
                 None => {}
@@ -99,6 +106,49 @@ impl IngressDraft {
                     format!("metadata.annotations[\"{}\"]", e.key),
                     format!("value {:?}: {}", e.value, e.reason),
                 )),
+            }
+            match crate::source_ranges::parse(&self.annotations) {
+                Ok(r) => source_ranges = r,
+                Err(e) => errors
+                    .push(self.error(format!("metadata.annotations[\"{}\"]", e.key), e.message)),
+            }
+            match crate::redirects::parse_redirect(&self.annotations) {
+                Ok(r) => redirect = r,
+                Err(e) => errors
+                    .push(self.error(format!("metadata.annotations[\"{}\"]", e.key), e.message)),
+            }
+            match crate::redirects::parse_app_root(&self.annotations) {
+                Ok(r) => app_root = r,
+                Err(e) => errors
+                    .push(self.error(format!("metadata.annotations[\"{}\"]", e.key), e.message)),
+            }
+            if let Some((key, value)) =
+                fleetgate_canary::annotation(&self.annotations, "server-alias")
+            {
+                for alias in value.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+                    match HostPattern::parse(alias) {
+                        Ok(h) if h != HostPattern::Any => server_aliases.push(h),
+                        Ok(_) => errors.push(self.error(
+                            format!("metadata.annotations[\"{key}\"]"),
+                            format!("value {value:?}: an alias needs a host name"),
+                        )),
+                        Err(e) => errors.push(self.error(
+                            format!("metadata.annotations[\"{key}\"]"),
+                            format!("value {value:?}: {alias:?}: {e}"),
+                        )),
+                    }
+                }
+            }
+            let findings = annotations::review(&self.annotations, canary.is_some(), unsupported);
+            for (key, why) in findings.errors {
+                errors.push(self.error(format!("metadata.annotations[\"{key}\"]"), why));
+            }
+            for (key, why) in findings.warnings {
+                warnings.push(format!(
+                    "{} ({}): metadata.annotations[\"{key}\"] {why}",
+                    self.object(),
+                    self.origin
+                ));
             }
             if let Some(b) = &self.default_backend {
                 match self.backend(b, "spec.defaultBackend") {
@@ -141,6 +191,11 @@ impl IngressDraft {
             backend_protocol,
             subset,
             canary,
+            source_ranges,
+            redirect,
+            app_root,
+            server_aliases,
+            warnings,
             origin: self.origin,
             disposition,
         })

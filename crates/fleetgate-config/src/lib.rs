@@ -22,6 +22,7 @@
 
 #![warn(missing_docs)]
 
+mod annotations;
 mod byte_size;
 mod certificates;
 mod draft;
@@ -33,11 +34,14 @@ mod input_limits;
 mod load;
 mod manifests;
 mod model;
+mod redirects;
 mod sections;
 mod services;
+mod source_ranges;
 mod toml_ingress;
 mod toml_schema;
 
+pub use annotations::{known, KnownAnnotation, Support, UnsupportedAnnotations, KNOWN};
 pub use byte_size::ByteSize;
 pub use duration::HumanDuration;
 pub use error::{ConfigError, ConfigErrors, Location};
@@ -45,3 +49,5 @@ pub use input_limits::{MAX_FILE_SIZE, MAX_NESTING_DEPTH};
 pub use load::{DEFAULT_ADMIN_LISTEN, DEFAULT_GRACE_PERIOD, DEFAULT_NAMESPACE};
 pub use manifests::{parse_manifests, ManifestSummary};
 pub use model::*;
+pub use redirects::RedirectRule;
+pub use source_ranges::SourceRanges;

@@ -168,8 +168,15 @@ impl Config {
                 continue;
             }
             seen.insert(key, d.origin.clone());
-            match d.validate(&classes, gateway.canary_flavour) {
-                Ok(i) => ingresses.push(i),
+            match d.validate(
+                &classes,
+                gateway.canary_flavour,
+                gateway.unsupported_annotations,
+            ) {
+                Ok(i) => {
+                    warnings.extend(i.warnings.iter().cloned());
+                    ingresses.push(i);
+                }
                 Err(errs) => l.errors.extend(errs),
             }
         }

@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use fleetgate_ingress::{HostPattern, PathType};
 
+use crate::annotations::UnsupportedAnnotations;
 use crate::error::Location;
+use crate::redirects::RedirectRule;
+use crate::source_ranges::SourceRanges;
 
 /// A complete, validated configuration.
 #[derive(Debug, Clone)]
@@ -273,6 +276,9 @@ pub struct Gateway {
     pub client_limits: ClientLimits,
     /// How request paths are normalised before routing.
     pub path_normalization: PathNormalization,
+    /// What to do with an Ingress carrying an unsupported annotation that
+    /// restricts access (default: refuse the configuration).
+    pub unsupported_annotations: UnsupportedAnnotations,
 }
 
 /// How request paths are normalised before routing (defined with the
@@ -518,6 +524,19 @@ pub struct Ingress {
     pub subset: Option<fleetgate_subset::SubsetSelector>,
     /// Its canary annotations, when it is a canary Ingress.
     pub canary: Option<fleetgate_canary::CanaryAnnotations>,
+    /// The client addresses its routes admit (`whitelist-source-range`,
+    /// `denylist-source-range`), if it restricts them.
+    pub source_ranges: Option<SourceRanges>,
+    /// The redirect every request on its routes gets
+    /// (`permanent-redirect`, `temporal-redirect`), if any.
+    pub redirect: Option<RedirectRule>,
+    /// Where requests for `/` are redirected (`app-root`), if anywhere.
+    pub app_root: Option<String>,
+    /// More hosts serving its rules (`server-alias`).
+    pub server_aliases: Vec<HostPattern>,
+    /// What the review of its annotations reported (unsupported or
+    /// misplaced annotations), one line each, naming the Ingress.
+    pub warnings: Vec<String>,
     /// Where it was defined.
     pub origin: Location,
     /// Served or ignored.

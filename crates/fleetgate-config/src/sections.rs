@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::annotations::UnsupportedAnnotations;
 use crate::byte_size::ByteSize;
 use crate::error::{ConfigError, Location};
 use crate::load::{Loader, DEFAULT_ADMIN_LISTEN, DEFAULT_GRACE_PERIOD, DEFAULT_NAMESPACE};
@@ -221,6 +222,19 @@ pub(crate) fn gateway(l: &mut Loader<'_>, g: &GatewayToml) -> Gateway {
         },
         client_limits: client_limits(l, g),
         path_normalization: path_normalization(l, g),
+        unsupported_annotations: match g.unsupported_annotations.as_deref() {
+            None => UnsupportedAnnotations::default(),
+            Some(v) => UnsupportedAnnotations::parse(v).unwrap_or_else(|| {
+                l.errors.push(
+                    ConfigError::new(format!(
+                        "\"{v}\" is not a policy: use \"refuse\" (the default) or \"warn\""
+                    ))
+                    .at(Location::file(l.file))
+                    .field("gateway.unsupported_annotations"),
+                );
+                UnsupportedAnnotations::default()
+            }),
+        },
         ingress_class: g.ingress_class.clone(),
         default_class: g.default_class,
         advertise: g.advertise.clone(),

@@ -109,6 +109,8 @@ pub(crate) struct GatewayToml {
     #[serde(default)]
     pub path_normalization: Option<String>,
     #[serde(default)]
+    pub unsupported_annotations: Option<String>,
+    #[serde(default)]
     pub merge_slashes: Option<bool>,
 }
 

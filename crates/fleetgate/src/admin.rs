@@ -213,6 +213,11 @@ impl AdminApp {
                     "canary": i.canary,
                     "subset": i.subset,
                     "unbound_rules": unbound,
+                    "source_ranges": i.source_ranges.as_ref().map(|(allow, deny)| json!({
+                        "allow": allow,
+                        "deny": deny,
+                    })),
+                    "warnings": i.warnings,
                     "source": i.origin,
                     "status": { "loadBalancer": { "ingress": if served { lb.clone() } else { Vec::new() } } },
                 })

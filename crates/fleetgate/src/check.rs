@@ -1,12 +1,12 @@
 //! `fleetgate check`: validate and summarise.
 
-use crate::cli::ConfigArgs;
+use crate::cli::CheckArgs;
 use crate::load::{endpoint_counts, load_and_compile};
 
 /// Runs `check`; returns the exit code.
-pub fn check(args: &ConfigArgs) -> i32 {
+pub fn check(args: &CheckArgs) -> i32 {
     let Some((config, snapshot)) =
-        load_and_compile(&args.config, &fleetgate_pool::HealthChecks::new())
+        load_and_compile(&args.config.config, &fleetgate_pool::HealthChecks::new())
     else {
         return 1;
     };
@@ -30,6 +30,14 @@ pub fn check(args: &ConfigArgs) -> i32 {
     }
     for line in snapshot.report.lines() {
         println!("  {line}");
+    }
+    let problems = snapshot.report.warnings.len() + snapshot.report.unbound.len();
+    if args.strict && problems > 0 {
+        eprintln!(
+            "{}: {problems} warning(s), and --strict treats them as errors",
+            config.source.display()
+        );
+        return 1;
     }
     0
 }

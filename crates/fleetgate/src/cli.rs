@@ -22,7 +22,7 @@ pub enum Command {
     Run(RunArgs),
     /// Validate the configuration and every manifest it names; print a
     /// summary and exit 0, or print every error and exit 1.
-    Check(ConfigArgs),
+    Check(CheckArgs),
     /// Print the compiled route table: host, path, type, Ingress, Service
     /// and endpoints per cluster.
     Routes(ConfigArgs),
@@ -34,6 +34,19 @@ pub struct ConfigArgs {
     /// The TOML configuration file.
     #[arg(short = 'c', long = "config", value_name = "FILE")]
     pub config: PathBuf,
+}
+
+/// Arguments of `check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The configuration file.
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Also fail (exit 1) on warnings: unsupported or unknown annotations,
+    /// backends without a declared Service or endpoints, unbound canaries,
+    /// certificate problems. For CI gates.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// Arguments of `run`.

@@ -11,14 +11,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use fleetgate_config::{
-    BackendRef, Config, ConfigError, ConfigErrors, Disposition, HealthCheckKind, Ingress, Service,
-    UpstreamProtocol,
+    BackendRef, Config, ConfigError, ConfigErrors, Disposition, HealthCheckKind, Ingress, Rule,
+    Service, UpstreamProtocol,
 };
 use fleetgate_ingress::HostPattern;
 use fleetgate_pool::{
     Endpoint, HealthCheckConfig, HealthChecks, OutlierConfig, PeerProtocol, PeerTls, PoolOptions,
     Probe, UpstreamTimeouts,
 };
+use fleetgate_proxy::modules::{route_modules, AppRoot, ModuleChain, Redirect, SourceRangeFilter};
 use fleetgate_proxy::{BodyLimits, CompileReport, EdgePolicy, ForwardedHeaders, Snapshot};
 use fleetgate_router::{
     PoolSpec, RequestPolicy, Route, RouterBuilder, ServicePool, Target, TargetPools, Tiers,
@@ -247,10 +248,71 @@ fn https_redirect(ing: &Ingress, host: &HostPattern, redirect_by_default: bool) 
             .any(|h| HostPattern::parse(h).ok().as_ref() == Some(host))
 }
 
+/// Attaches the Ingress's per-route policies (its annotations' modules) to
+/// `route`; a route without any gets no chain and costs nothing more.
+fn with_policies(ing: &Ingress, route: Route) -> Route {
+    let mut chain = ModuleChain::new();
+    // Access first: a client the lists refuse learns nothing, not even
+    // where the route redirects.
+    if let Some(ranges) = &ing.source_ranges {
+        chain = chain.with(SourceRangeFilter::new(
+            ranges.allow.clone(),
+            ranges.deny.clone(),
+        ));
+    }
+    if let Some(r) = &ing.redirect {
+        // The loader checked the location is visible ASCII.
+        if let Some(m) = Redirect::new(r.code, &r.location) {
+            chain = chain.with(m);
+        }
+    }
+    if let Some(path) = &ing.app_root {
+        chain = chain.with(AppRoot::new(path));
+    }
+    if chain.is_empty() {
+        route
+    } else {
+        route_modules(route, chain)
+    }
+}
+
+/// The hosts an Ingress's `server-alias` adds: those no Ingress names in
+/// a rule (a host routed on its own keeps its own routes, as in
+/// ingress-nginx); the others are reported.
+fn usable_aliases(c: &mut Compiler<'_>, ing: &Ingress) -> Vec<HostPattern> {
+    let key = ing.key();
+    let config = c.config;
+    let mut usable = Vec::new();
+    for alias in &ing.server_aliases {
+        let taken = config
+            .served_ingresses()
+            .any(|other| other.rules.iter().any(|r| &r.host == alias));
+        if taken {
+            c.report.warnings.push(format!(
+                "Ingress {key}: server-alias {alias} is a host of an Ingress rule; the alias is not used"
+            ));
+        } else if !usable.contains(alias) {
+            usable.push(alias.clone());
+        }
+    }
+    usable
+}
+
 /// Adds the routes of a main (non-canary) Ingress.
 fn add_main_routes(c: &mut Compiler<'_>, ing: &Ingress) {
     let key = ing.key();
-    for rule in &ing.rules {
+    let aliases = usable_aliases(c, ing);
+    // Each rule under its own host, then every rule under each alias.
+    let hosts = ing.rules.iter().map(|r| (r, r.host.clone())).chain(
+        aliases
+            .iter()
+            .flat_map(|a| ing.rules.iter().map(move |r| (r, a.clone()))),
+    );
+    for (rule, host) in hosts.collect::<Vec<_>>() {
+        let rule = &Rule {
+            host,
+            paths: rule.paths.clone(),
+        };
         for p in &rule.paths {
             let main = c.target(
                 &ing.namespace,
@@ -260,7 +322,7 @@ fn add_main_routes(c: &mut Compiler<'_>, ing: &Ingress) {
                 ing.backend_protocol,
             );
             let redirect = https_redirect(ing, &rule.host, c.config.gateway.ssl_redirect_default);
-            let route = Route::new(&key, main).with_https_redirect(redirect);
+            let route = with_policies(ing, Route::new(&key, main).with_https_redirect(redirect));
             if c.builder
                 .add_path(&rule.host, &p.path, p.path_type, route)
                 .is_err()
@@ -280,11 +342,14 @@ fn add_main_routes(c: &mut Compiler<'_>, ing: &Ingress) {
             ing.subset.as_ref(),
             ing.backend_protocol,
         );
-        let id = c.builder.add_default_route(Route::new(&key, main));
+        let id = c
+            .builder
+            .add_default_route(with_policies(ing, Route::new(&key, main)));
         let mut hosts: Vec<_> = ing.rules.iter().map(|r| r.host.clone()).collect();
         if hosts.is_empty() {
             hosts.push(HostPattern::Any);
         }
+        hosts.extend(aliases.iter().cloned());
         hosts.sort();
         hosts.dedup();
         for h in hosts {

@@ -64,6 +64,10 @@ pub struct IngressView {
     pub paths: usize,
     /// Where it was defined.
     pub origin: String,
+    /// Its source address lists, displayed: `(allow, deny)`.
+    pub source_ranges: Option<(Vec<String>, Vec<String>)>,
+    /// What the review of its annotations reported.
+    pub warnings: Vec<String>,
 }
 
 impl IngressView {
@@ -98,6 +102,11 @@ impl From<&Config> for ConfigView {
                     subset: i.subset.as_ref().map(|s| s.to_string()),
                     paths: i.rules.iter().map(|r| r.paths.len()).sum(),
                     origin: i.origin.to_string(),
+                    source_ranges: i.source_ranges.as_ref().map(|r| {
+                        let text = |nets: &[_]| nets.iter().map(ToString::to_string).collect();
+                        (text(&r.allow), text(&r.deny))
+                    }),
+                    warnings: i.warnings.clone(),
                 })
                 .collect(),
         }

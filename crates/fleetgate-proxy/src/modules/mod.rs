@@ -24,15 +24,21 @@
 //! behaviour is written as built-in modules: [`HttpsRedirect`],
 //! [`ForwardedHeadersModule`] and [`ServerHeader`]; metrics and the
 //! access log observe requests the same way ([`MetricsObserver`],
-//! [`AccessLogObserver`]).
+//! [`AccessLogObserver`]). Per-route policies from Ingress annotations are
+//! modules on the route's chain ([`SourceRangeFilter`], [`Redirect`],
+//! [`AppRoot`]).
 
 mod builtin;
 mod chain;
 mod observers;
+mod redirects;
+mod source_ranges;
 
 pub use builtin::{ForwardedHeadersModule, HttpsRedirect, ServerHeader};
 pub use chain::{route_modules, ModuleChain};
 pub use observers::{AccessLogObserver, MetricsObserver};
+pub use redirects::{AppRoot, Redirect};
+pub use source_ranges::SourceRangeFilter;
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};

@@ -1,0 +1,552 @@
+//! The registry of Ingress annotations: every key fleetgate knows under the
+//! `nginx.ingress.kubernetes.io/`, `mse.ingress.kubernetes.io/` and
+//! `higress.io/` prefixes, whether it is implemented, and what ignoring it
+//! would do.
+//!
+//! Users move to fleetgate by copying Ingress YAML written for
+//! ingress-nginx, MSE or Higress. An annotation the gateway does not
+//! implement is therefore never silently dropped: it is reported (by
+//! `check`, `routes`, the log and the admin API's `/ingresses`), and one
+//! that restricts access (authentication, allow and deny lists, rate and
+//! connection limits, client certificates, and snippets, which may hold
+//! any of these) keeps its Ingress from being served at all, unless
+//! `[gateway] unsupported_annotations = "warn"`: an application published
+//! without the protection its owner asked for is worse than one not
+//! published. docs/annotations.md is this table for users.
+
+use std::collections::BTreeMap;
+
+use fleetgate_canary::{KeyScope, MSE_PREFIX, PREFIXES};
+
+/// Whether fleetgate implements an annotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Support {
+    /// Implemented as documented.
+    Implemented,
+    /// Known, not implemented: reported, and refused when it restricts
+    /// access.
+    Unsupported,
+}
+
+/// One annotation fleetgate knows (its key without prefix).
+#[derive(Debug, Clone, Copy)]
+pub struct KnownAnnotation {
+    /// The key without prefix, e.g. `canary-weight`.
+    pub key: &'static str,
+    /// Whether it is implemented.
+    pub support: Support,
+    /// Whether ignoring it would let through requests its owner meant to
+    /// keep out (refused when unsupported).
+    pub restricts_access: bool,
+}
+
+const fn implemented(key: &'static str) -> KnownAnnotation {
+    KnownAnnotation {
+        key,
+        support: Support::Implemented,
+        restricts_access: false,
+    }
+}
+
+const fn implemented_access(key: &'static str) -> KnownAnnotation {
+    KnownAnnotation {
+        key,
+        support: Support::Implemented,
+        restricts_access: true,
+    }
+}
+
+const fn unsupported(key: &'static str) -> KnownAnnotation {
+    KnownAnnotation {
+        key,
+        support: Support::Unsupported,
+        restricts_access: false,
+    }
+}
+
+const fn unsupported_access(key: &'static str) -> KnownAnnotation {
+    KnownAnnotation {
+        key,
+        support: Support::Unsupported,
+        restricts_access: true,
+    }
+}
+
+/// Every annotation fleetgate knows, by family. Keys are looked up under
+/// any of the three prefixes (the MSE-only ones under the MSE prefix only,
+/// see [`fleetgate_canary::KeyScope`]).
+pub const KNOWN: &[KnownAnnotation] = &[
+    // Canary releases.
+    implemented("canary"),
+    implemented("canary-by-header"),
+    implemented("canary-by-header-value"),
+    implemented("canary-by-header-pattern"),
+    implemented("canary-by-cookie"),
+    implemented("canary-by-cookie-value"),
+    implemented("canary-by-query"),
+    implemented("canary-by-query-value"),
+    implemented("canary-by-query-pattern"),
+    implemented("canary-weight"),
+    implemented("canary-weight-total"),
+    // Cluster subsets.
+    implemented("service-subset"),
+    implemented("subset-labels"),
+    // Upstream protocol, HTTPS redirects.
+    implemented("backend-protocol"),
+    implemented("ssl-redirect"),
+    implemented("force-ssl-redirect"),
+    // Redirects and host aliases.
+    implemented("permanent-redirect"),
+    implemented("permanent-redirect-code"),
+    implemented("temporal-redirect"),
+    implemented("temporal-redirect-code"),
+    implemented("app-root"),
+    implemented("server-alias"),
+    // Source address lists.
+    implemented_access("whitelist-source-range"),
+    implemented_access("allowlist-source-range"),
+    implemented_access("denylist-source-range"),
+    implemented_access("blacklist-source-range"),
+    unsupported_access("domain-whitelist-source-range"),
+    unsupported_access("domain-blacklist-source-range"),
+    // Authentication.
+    unsupported_access("auth-type"),
+    unsupported_access("auth-secret"),
+    unsupported_access("auth-secret-type"),
+    unsupported_access("auth-realm"),
+    unsupported_access("auth-url"),
+    unsupported_access("auth-method"),
+    unsupported_access("auth-signin"),
+    unsupported_access("auth-signin-redirect-param"),
+    unsupported_access("auth-response-headers"),
+    unsupported_access("auth-request-redirect"),
+    unsupported_access("auth-cache-key"),
+    unsupported_access("auth-cache-duration"),
+    unsupported_access("auth-keepalive"),
+    unsupported_access("auth-keepalive-requests"),
+    unsupported_access("auth-keepalive-timeout"),
+    unsupported_access("auth-keepalive-share-vars"),
+    unsupported_access("auth-proxy-set-headers"),
+    unsupported_access("auth-snippet"),
+    unsupported_access("auth-always-set-cookie"),
+    unsupported_access("enable-global-auth"),
+    unsupported_access("satisfy"),
+    // Client certificates.
+    unsupported_access("auth-tls-secret"),
+    unsupported_access("auth-tls-verify-client"),
+    unsupported_access("auth-tls-verify-depth"),
+    unsupported_access("auth-tls-error-page"),
+    unsupported_access("auth-tls-pass-certificate-to-upstream"),
+    unsupported_access("auth-tls-match-cn"),
+    // Rate and connection limits.
+    unsupported_access("limit-rps"),
+    unsupported_access("limit-rpm"),
+    unsupported_access("limit-connections"),
+    unsupported_access("limit-burst-multiplier"),
+    unsupported_access("limit-whitelist"),
+    unsupported_access("limit-allowlist"),
+    unsupported_access("route-limit-rps"),
+    unsupported_access("route-limit-rpm"),
+    unsupported_access("route-limit-burst-multiplier"),
+    unsupported_access("global-rate-limit"),
+    unsupported_access("global-rate-limit-window"),
+    unsupported_access("global-rate-limit-key"),
+    unsupported_access("global-rate-limit-ignored-cidrs"),
+    // Web application firewall.
+    unsupported_access("enable-modsecurity"),
+    unsupported_access("enable-owasp-core-rules"),
+    unsupported_access("modsecurity-transaction-id"),
+    unsupported_access("modsecurity-snippet"),
+    // nginx configuration snippets: they may hold `deny`, `auth_*`,
+    // `limit_req`, anything.
+    unsupported_access("configuration-snippet"),
+    unsupported_access("server-snippet"),
+    unsupported_access("stream-snippet"),
+    // Paths, rewrites and redirects.
+    unsupported("use-regex"),
+    unsupported("rewrite-target"),
+    unsupported("rewrite-path"),
+    unsupported("rewrite-host"),
+    unsupported("from-to-www-redirect"),
+    unsupported("preserve-trailing-slash"),
+    unsupported("enable-rewrite-log"),
+    // The upstream request.
+    unsupported("upstream-vhost"),
+    unsupported("proxy-connect-timeout"),
+    unsupported("proxy-read-timeout"),
+    unsupported("proxy-send-timeout"),
+    unsupported("timeout"),
+    unsupported("proxy-next-upstream"),
+    unsupported("proxy-next-upstream-tries"),
+    unsupported("proxy-next-upstream-timeout"),
+    unsupported("proxy-body-size"),
+    unsupported("client-body-buffer-size"),
+    unsupported("proxy-request-buffering"),
+    unsupported("proxy-buffering"),
+    unsupported("proxy-buffers-number"),
+    unsupported("proxy-buffer-size"),
+    unsupported("proxy-max-temp-file-size"),
+    unsupported("proxy-http-version"),
+    unsupported("proxy-set-headers"),
+    unsupported("proxy-redirect-from"),
+    unsupported("proxy-redirect-to"),
+    unsupported("proxy-cookie-domain"),
+    unsupported("proxy-cookie-path"),
+    unsupported("connection-proxy-header"),
+    unsupported("x-forwarded-prefix"),
+    unsupported("request-header-control-add"),
+    unsupported("request-header-control-update"),
+    unsupported("request-header-control-remove"),
+    unsupported("response-header-control-add"),
+    unsupported("response-header-control-update"),
+    unsupported("response-header-control-remove"),
+    unsupported("service-upstream"),
+    unsupported("custom-http-errors"),
+    unsupported("default-backend"),
+    // Upstream TLS (fleetgate's own is [service.tls]).
+    unsupported("proxy-ssl-secret"),
+    unsupported("proxy-ssl-ciphers"),
+    unsupported("proxy-ssl-name"),
+    unsupported("proxy-ssl-protocols"),
+    unsupported("proxy-ssl-verify"),
+    unsupported("proxy-ssl-verify-depth"),
+    unsupported("proxy-ssl-server-name"),
+    unsupported("ssl-passthrough"),
+    unsupported("ssl-ciphers"),
+    unsupported("ssl-prefer-server-ciphers"),
+    unsupported("http2-push-preload"),
+    // Load balancing and affinity.
+    unsupported("load-balance"),
+    unsupported("upstream-hash-by"),
+    unsupported("upstream-hash-by-subset"),
+    unsupported("upstream-hash-by-subset-size"),
+    unsupported("affinity"),
+    unsupported("affinity-mode"),
+    unsupported("affinity-canary-behavior"),
+    unsupported("session-cookie-name"),
+    unsupported("session-cookie-path"),
+    unsupported("session-cookie-domain"),
+    unsupported("session-cookie-max-age"),
+    unsupported("session-cookie-expires"),
+    unsupported("session-cookie-secure"),
+    unsupported("session-cookie-samesite"),
+    unsupported("session-cookie-conditional-samesite-none"),
+    unsupported("session-cookie-change-on-failure"),
+    // CORS, mirroring, observability.
+    unsupported("enable-cors"),
+    unsupported("cors-allow-origin"),
+    unsupported("cors-allow-methods"),
+    unsupported("cors-allow-headers"),
+    unsupported("cors-expose-headers"),
+    unsupported("cors-allow-credentials"),
+    unsupported("cors-max-age"),
+    unsupported("mirror-target"),
+    unsupported("mirror-request-body"),
+    unsupported("mirror-host"),
+    unsupported("mirror-target-service"),
+    unsupported("mirror-percentage"),
+    unsupported("enable-access-log"),
+    unsupported("enable-opentracing"),
+    unsupported("opentracing-trust-incoming-span"),
+    unsupported("enable-opentelemetry"),
+    unsupported("opentelemetry-trust-incoming-span"),
+];
+
+/// Parts of a key that mark an annotation fleetgate does not know as one
+/// that restricts access, so that it fails closed too.
+const ACCESS_MARKERS: [&str; 12] = [
+    "auth",
+    "allowlist",
+    "whitelist",
+    "denylist",
+    "blacklist",
+    "limit",
+    "access-control",
+    "ip-access",
+    "modsecurity",
+    "waf",
+    "jwt",
+    "snippet",
+];
+
+/// Implemented annotations that a canary Ingress takes from its main
+/// Ingress (its own are ignored, as in ingress-nginx): they act on the
+/// route, which the main Ingress owns. A canary's subset and
+/// `backend-protocol` are its own.
+const FROM_MAIN_ON_CANARY: [&str; 12] = [
+    "ssl-redirect",
+    "force-ssl-redirect",
+    "permanent-redirect",
+    "permanent-redirect-code",
+    "temporal-redirect",
+    "temporal-redirect-code",
+    "app-root",
+    "server-alias",
+    "whitelist-source-range",
+    "allowlist-source-range",
+    "denylist-source-range",
+    "blacklist-source-range",
+];
+
+/// What to do with an Ingress carrying an unsupported annotation that
+/// restricts access (`[gateway] unsupported_annotations`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnsupportedAnnotations {
+    /// The configuration is refused (`"refuse"`, the default).
+    #[default]
+    Refuse,
+    /// The Ingress is served without it, with a warning (`"warn"`).
+    Warn,
+}
+
+impl UnsupportedAnnotations {
+    /// Parses `"refuse"` or `"warn"`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "refuse" => Some(Self::Refuse),
+            "warn" => Some(Self::Warn),
+            _ => None,
+        }
+    }
+}
+
+/// The registry entry for `key` (without prefix).
+pub fn known(key: &str) -> Option<&'static KnownAnnotation> {
+    KNOWN.iter().find(|a| a.key == key)
+}
+
+/// The prefix `full` is under, and the rest of it.
+fn split_prefix(full: &str) -> Option<(&'static str, &str)> {
+    PREFIXES
+        .iter()
+        .find_map(|p| full.strip_prefix(p).map(|rest| (*p, rest)))
+}
+
+/// What the review of one Ingress's annotations found: each finding names
+/// the annotation (as written) and says why.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Findings {
+    /// Reported; the Ingress is served.
+    pub warnings: Vec<(String, String)>,
+    /// The Ingress cannot be served as written.
+    pub errors: Vec<(String, String)>,
+}
+
+/// Reviews the annotations of a served Ingress (`canary`: it is a canary
+/// Ingress, whose other annotations its main Ingress decides).
+pub(crate) fn review(
+    annotations: &BTreeMap<String, String>,
+    canary: bool,
+    policy: UnsupportedAnnotations,
+) -> Findings {
+    let mut found = Findings::default();
+    for full in annotations.keys() {
+        let Some((prefix, key)) = split_prefix(full) else {
+            continue;
+        };
+        let entry = known(key);
+        let restricts = entry.map_or_else(
+            || ACCESS_MARKERS.iter().any(|m| key.contains(m)),
+            |e| e.restricts_access,
+        );
+        match entry {
+            Some(e) if e.support == Support::Implemented => {
+                if KeyScope::of(key) == KeyScope::MseOnly && prefix != MSE_PREFIX {
+                    found.warnings.push((
+                        full.clone(),
+                        format!("is read only as {MSE_PREFIX}{key}; ignored"),
+                    ));
+                } else if let Some(winner) = shadowed_by(annotations, prefix, key) {
+                    found.warnings.push((
+                        full.clone(),
+                        format!("is also set as {winner}, which takes precedence; ignored"),
+                    ));
+                } else if canary && FROM_MAIN_ON_CANARY.contains(&key) {
+                    found.warnings.push((
+                        full.clone(),
+                        "is ignored on a canary Ingress: the main Ingress's applies (as in ingress-nginx)".into(),
+                    ));
+                }
+            }
+            _ if canary && !restricts => found
+                .warnings
+                .push((full.clone(), unsupported_text(entry.is_some()).into())),
+            _ if restricts => {
+                let what = if entry.is_some() {
+                    "restricts access and is not implemented by fleetgate"
+                } else {
+                    "is not an annotation fleetgate knows, and its name says it restricts access"
+                };
+                match policy {
+                    UnsupportedAnnotations::Refuse => found.errors.push((
+                        full.clone(),
+                        format!(
+                            "{what}: the Ingress is not served rather than served without it \
+                             (remove it, or set [gateway] unsupported_annotations = \"warn\" to serve without it)"
+                        ),
+                    )),
+                    UnsupportedAnnotations::Warn => found.warnings.push((
+                        full.clone(),
+                        format!("{what}: served WITHOUT it (unsupported_annotations = \"warn\")"),
+                    )),
+                }
+            }
+            _ => found
+                .warnings
+                .push((full.clone(), unsupported_text(entry.is_some()).into())),
+        }
+    }
+    found
+}
+
+fn unsupported_text(known: bool) -> &'static str {
+    if known {
+        "is not implemented by fleetgate; ignored"
+    } else {
+        "is not an annotation fleetgate knows; ignored"
+    }
+}
+
+/// The key under a prefix of higher precedence than `prefix` that is also
+/// set, if any.
+fn shadowed_by<'a>(
+    annotations: &'a BTreeMap<String, String>,
+    prefix: &str,
+    key: &str,
+) -> Option<&'a str> {
+    PREFIXES.iter().take_while(|p| **p != prefix).find_map(|p| {
+        annotations
+            .get_key_value(&format!("{p}{key}"))
+            .map(|(k, _)| k.as_str())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn keys(list: &[(String, String)]) -> Vec<&str> {
+        list.iter().map(|(k, _)| k.as_str()).collect()
+    }
+
+    #[test]
+    fn every_key_is_listed_once() {
+        for (i, a) in KNOWN.iter().enumerate() {
+            assert!(KNOWN[..i].iter().all(|b| b.key != a.key), "{} twice", a.key);
+        }
+    }
+
+    #[test]
+    fn the_user_docs_list_every_annotation_in_its_section() {
+        let docs = include_str!("../../../docs/annotations.md");
+        let section = |title: &str| {
+            let start = docs.find(title).unwrap_or_else(|| panic!("{title}"));
+            let rest = &docs[start + title.len()..];
+            &rest[..rest.find("\n## ").unwrap_or(rest.len())]
+        };
+        let implemented = section("## Implemented");
+        let refused = section("## Not implemented, refused");
+        let reported = section("## Not implemented, reported");
+        for a in KNOWN {
+            let quoted = format!("`{}`", a.key);
+            let home = match (a.support, a.restricts_access) {
+                (Support::Implemented, _) => implemented,
+                (Support::Unsupported, true) => refused,
+                (Support::Unsupported, false) => reported,
+            };
+            assert!(
+                home.contains(&quoted),
+                "{} is not where docs/annotations.md should list it",
+                a.key
+            );
+        }
+    }
+
+    #[test]
+    fn access_restrictions_fail_closed_and_the_rest_warn() {
+        let annotations = map(&[
+            ("nginx.ingress.kubernetes.io/auth-url", "http://auth/check"),
+            ("higress.io/limit-rps", "10"),
+            ("mse.ingress.kubernetes.io/my-own-jwt-check", "on"),
+            ("nginx.ingress.kubernetes.io/rewrite-target", "/"),
+            ("nginx.ingress.kubernetes.io/no-such-thing", "1"),
+            (
+                "nginx.ingress.kubernetes.io/whitelist-source-range",
+                "10.0.0.0/8",
+            ),
+            ("nginx.ingress.kubernetes.io/canary-weight", "10"),
+            ("example.com/anything", "x"),
+        ]);
+        let found = review(&annotations, false, UnsupportedAnnotations::Refuse);
+        assert_eq!(
+            keys(&found.errors),
+            [
+                "higress.io/limit-rps",
+                "mse.ingress.kubernetes.io/my-own-jwt-check",
+                "nginx.ingress.kubernetes.io/auth-url",
+            ]
+        );
+        assert_eq!(
+            keys(&found.warnings),
+            [
+                "nginx.ingress.kubernetes.io/no-such-thing",
+                "nginx.ingress.kubernetes.io/rewrite-target",
+            ]
+        );
+        let relaxed = review(&annotations, false, UnsupportedAnnotations::Warn);
+        assert!(relaxed.errors.is_empty());
+        assert_eq!(relaxed.warnings.len(), 5);
+        assert!(relaxed
+            .warnings
+            .iter()
+            .any(|(_, why)| why.contains("WITHOUT")));
+    }
+
+    #[test]
+    fn misplaced_and_shadowed_keys_warn() {
+        let annotations = map(&[
+            ("nginx.ingress.kubernetes.io/service-subset", "c1"),
+            ("nginx.ingress.kubernetes.io/canary-weight", "10"),
+            ("mse.ingress.kubernetes.io/canary-weight", "20"),
+        ]);
+        let found = review(&annotations, false, UnsupportedAnnotations::Refuse);
+        assert!(found.errors.is_empty());
+        assert_eq!(
+            keys(&found.warnings),
+            [
+                "mse.ingress.kubernetes.io/canary-weight",
+                "nginx.ingress.kubernetes.io/service-subset",
+            ]
+        );
+    }
+
+    #[test]
+    fn on_a_canary_the_main_ingress_decides() {
+        let annotations = map(&[
+            ("nginx.ingress.kubernetes.io/canary", "true"),
+            (
+                "nginx.ingress.kubernetes.io/whitelist-source-range",
+                "10.0.0.0/8",
+            ),
+            ("nginx.ingress.kubernetes.io/auth-url", "http://auth/check"),
+        ]);
+        let found = review(&annotations, true, UnsupportedAnnotations::Refuse);
+        // An unsupported access restriction still fails closed: the
+        // canary's owner asked for it.
+        assert_eq!(
+            keys(&found.errors),
+            ["nginx.ingress.kubernetes.io/auth-url"]
+        );
+        assert_eq!(
+            keys(&found.warnings),
+            ["nginx.ingress.kubernetes.io/whitelist-source-range"]
+        );
+    }
+}
