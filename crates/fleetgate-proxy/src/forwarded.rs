@@ -5,8 +5,8 @@
 //! `X-Real-IP` and `X-Forwarded-Proto`, the headers ingress-nginx sets.
 //! `X-Forwarded-Proto` is the scheme the client really used. This
 //! runs on every proxied request: the address is formatted on the stack and
-//! each value is built in one allocation (Pingora's header map owns its
-//! values); the names and the constant value are static.
+//! copied once, shared by `X-Real-IP` and (without earlier hops)
+//! `X-Forwarded-For`; the names and the constant value are static.
 
 use std::io::Write as _;
 
@@ -37,11 +37,15 @@ pub(crate) fn add_headers(
         write!(rest, "{}", addr.ip()).map_err(|_| invalid("client address"))?;
         let len = IP_TEXT_MAX - rest.len();
         let ip = &text[..len];
+        // One allocation for the address, shared by both headers (a
+        // `HeaderValue` over `Bytes` clones by reference count).
+        let real_ip = HeaderValue::from_maybe_shared(bytes::Bytes::copy_from_slice(ip))
+            .map_err(|_| invalid("X-Real-IP"))?;
         // Every earlier hop's list, in order (a proxy may have added its
         // own line rather than appended to the client's), then this one.
         let prior = req.headers.get_all(X_FORWARDED_FOR);
         let forwarded_for = if prior.iter().next().is_none() {
-            HeaderValue::from_bytes(ip)
+            Ok(real_ip.clone())
         } else {
             let len: usize = prior.iter().map(|v| v.len() + 2).sum();
             let mut v = Vec::with_capacity(len + ip.len());
@@ -53,7 +57,6 @@ pub(crate) fn add_headers(
             HeaderValue::from_maybe_shared(bytes::Bytes::from(v))
         }
         .map_err(|_| invalid("X-Forwarded-For"))?;
-        let real_ip = HeaderValue::from_bytes(ip).map_err(|_| invalid("X-Real-IP"))?;
         req.insert_header("X-Forwarded-For", forwarded_for)?;
         req.insert_header("X-Real-IP", real_ip)?;
     }
