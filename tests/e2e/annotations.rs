@@ -60,7 +60,10 @@ fn an_unimplemented_access_restriction_fails_closed() {
         "guarded.test",
         "web",
         None,
-        &["auth-url: http://auth.internal/check", "limit-rps: \"10\""],
+        &[
+            "auth-url: http://auth.internal/check",
+            "auth-tls-verify-client: \"on\"",
+        ],
     );
     let (path, _) = config(&dir, &web, "", &ingress);
     let (code, _, err) = check(&path, &[]);
@@ -69,7 +72,7 @@ fn an_unimplemented_access_restriction_fails_closed() {
         "Ingress gateway-demo/guarded",
         "ingresses.yaml:",
         "metadata.annotations[\"nginx.ingress.kubernetes.io/auth-url\"]",
-        "metadata.annotations[\"nginx.ingress.kubernetes.io/limit-rps\"]",
+        "metadata.annotations[\"nginx.ingress.kubernetes.io/auth-tls-verify-client\"]",
         "restricts access and is not implemented",
         "unsupported_annotations = \"warn\"",
     ] {
@@ -322,4 +325,433 @@ fn redirects_app_root_and_server_aliases() {
         .contains("\r\nlocation: http://www.app.test/app1\r\n"));
     // A host with its own Ingress keeps it: no app-root there.
     assert!(get("app.example", "/").starts_with("HTTP/1.1 200"));
+}
+
+/// Runs `htpasswd` (apache2-utils) with `args`; panics when it fails.
+fn htpasswd(args: &[&str]) {
+    let out = Command::new("htpasswd")
+        .args(args)
+        .output()
+        .expect("htpasswd (apache2-utils) is installed by scripts/setup.sh");
+    assert!(out.status.success(), "htpasswd {args:?}: {out:?}");
+}
+
+/// A Secret `gateway-demo/{name}` with `data` (key, bytes), base64-encoded.
+fn secret_yaml(name: &str, data: &[(&str, &[u8])]) -> String {
+    use base64::Engine as _;
+    let lines: Vec<String> = data
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "  {k}: {}\n",
+                base64::engine::general_purpose::STANDARD.encode(v)
+            )
+        })
+        .collect();
+    format!(
+        "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: gateway-demo\ntype: Opaque\ndata:\n{}",
+        lines.concat()
+    )
+}
+
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "Authorization: Basic {}\r\n",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+#[test]
+fn basic_auth_with_files_the_htpasswd_tool_wrote() {
+    let web = Backend::start("web");
+    let dir = TempDir::new("basic-auth");
+    let file = dir.path().join("users");
+    let file_s = file.to_str().unwrap();
+    // One user per hash the tool writes: bcrypt, MD5 (apr1), SHA1.
+    htpasswd(&["-c", "-b", "-B", file_s, "alice", "s3cret"]);
+    htpasswd(&["-b", "-m", file_s, "bob", "hunter2"]);
+    htpasswd(&["-b", "-s", file_s, "carol", "pa:ss"]);
+    let users = std::fs::read(&file).unwrap();
+    let ingresses = [
+        secret_yaml("shop-users", &[("auth", &users)]),
+        secret_yaml("ops-map", &[("dave", b"{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=")]),
+        host_ingress(
+            "shop",
+            "shop.test",
+            "web",
+            None,
+            &[
+                "auth-type: basic",
+                "auth-secret: shop-users",
+                "auth-realm: Shop staff",
+            ],
+        ),
+        host_ingress(
+            "ops",
+            "ops.test",
+            "web",
+            None,
+            &[
+                "auth-type: basic",
+                "auth-secret: gateway-demo/ops-map",
+                "auth-secret-type: auth-map",
+            ],
+        ),
+    ]
+    .concat();
+    let (path, listen) = config(&dir, &web, "", &ingresses);
+    let gw = Gateway::start(&path, listen);
+    let none = exchange(
+        gw.addr,
+        b"GET / HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n\r\n",
+    );
+    assert!(none.starts_with("HTTP/1.1 401"), "{none}");
+    assert!(
+        none.to_ascii_lowercase()
+            .contains("\r\nwww-authenticate: basic realm=\"shop staff\"\r\n"),
+        "{none}"
+    );
+    for (user, password) in [("alice", "s3cret"), ("bob", "hunter2"), ("carol", "pa:ss")] {
+        let got = status_of(&gw, "shop.test", &basic(user, password));
+        assert!(got.starts_with("HTTP/1.1 200"), "{user}: {got}");
+        let wrong = status_of(&gw, "shop.test", &basic(user, "wrong"));
+        assert!(wrong.starts_with("HTTP/1.1 401"), "{user}: {wrong}");
+    }
+    assert!(status_of(&gw, "shop.test", &basic("mallory", "s3cret")).starts_with("HTTP/1.1 401"));
+    assert!(status_of(&gw, "ops.test", &basic("dave", "password")).starts_with("HTTP/1.1 200"));
+    assert!(status_of(&gw, "ops.test", &basic("alice", "s3cret")).starts_with("HTTP/1.1 401"));
+}
+
+#[test]
+fn basic_auth_that_cannot_work_refuses_the_configuration() {
+    let web = Backend::start("web");
+    let dir = TempDir::new("basic-auth-broken");
+    let file = dir.path().join("users");
+    let file_s = file.to_str().unwrap();
+    // crypt(3) DES: the tool can still write it; fleetgate does not take it.
+    htpasswd(&["-c", "-b", "-d", file_s, "old", "secret"]);
+    let users = std::fs::read(&file).unwrap();
+    let guarded = |secret: &str| {
+        host_ingress(
+            "shop",
+            "shop.test",
+            "web",
+            None,
+            &["auth-type: basic", &format!("auth-secret: {secret}")],
+        )
+    };
+    let cases = [
+        (
+            [secret_yaml("weak", &[("auth", &users)]), guarded("weak")].concat(),
+            "user \"old\": unsupported hash",
+        ),
+        (
+            guarded("missing"),
+            "Secret gateway-demo/missing is not in any manifest file",
+        ),
+        (
+            [secret_yaml("nokey", &[("users", &users)]), guarded("nokey")].concat(),
+            "has no key \"auth\"",
+        ),
+        (
+            host_ingress(
+                "shop",
+                "shop.test",
+                "web",
+                None,
+                &["auth-type: digest", "auth-secret: x"],
+            ),
+            "only \"basic\" is implemented",
+        ),
+    ];
+    for (manifest, needle) in cases {
+        let (path, _) = config(&dir, &web, "", &manifest);
+        let (code, _, err) = check(&path, &[]);
+        assert_eq!(code, 1, "{needle}: {err}");
+        assert!(err.contains(needle), "{needle}: {err}");
+        assert!(err.contains("ingresses.yaml:"), "{err}");
+    }
+}
+
+#[test]
+fn rate_limits_per_client_with_a_burst_and_exemptions() {
+    let web = Backend::start("web");
+    let dir = TempDir::new("rate-limits");
+    let ingresses = [
+        // 2 per minute, burst 2 x 2 = 4: in a test far shorter than the
+        // 30 s a token takes to come back, exactly 4 pass.
+        host_ingress(
+            "limited",
+            "limited.test",
+            "web",
+            None,
+            &["limit-rpm: \"2\"", "limit-burst-multiplier: \"2\""],
+        ),
+        host_ingress(
+            "exempt",
+            "exempt.test",
+            "web",
+            None,
+            &["limit-rpm: \"1\"", "limit-whitelist: 127.0.0.0/8"],
+        ),
+    ]
+    .concat();
+    let (path, listen) = config(&dir, &web, "limit_status = 429", &ingresses);
+    let gw = Gateway::start(&path, listen);
+    let mut passed = 0;
+    for _ in 0..10 {
+        let got = exchange(
+            gw.addr,
+            b"GET / HTTP/1.1\r\nHost: limited.test\r\nConnection: close\r\n\r\n",
+        );
+        if got.starts_with("HTTP/1.1 200") {
+            passed += 1;
+        } else {
+            assert!(got.starts_with("HTTP/1.1 429"), "{got}");
+            let retry_after: u64 = got
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("retry-after: ")
+                        .map(str::to_string)
+                })
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or_else(|| panic!("Retry-After: {got}"));
+            assert!((1..=30).contains(&retry_after), "{got}");
+        }
+    }
+    assert_eq!(passed, 4);
+    for _ in 0..10 {
+        assert!(status_of(&gw, "exempt.test", "").starts_with("HTTP/1.1 200"));
+    }
+}
+
+#[test]
+fn a_concurrency_limit_counts_requests_in_progress() {
+    use std::io::{Read, Write};
+    use std::sync::mpsc;
+    // An upstream that holds each request until the test says go.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream = listener.local_addr().unwrap();
+    let (arrived_tx, arrived) = mpsc::channel::<()>();
+    let (go, go_rx) = mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+                head.push(byte[0]);
+            }
+            if head.starts_with(b"GET /held") {
+                let _ = arrived_tx.send(());
+                if go_rx.recv().is_err() {
+                    return;
+                }
+            }
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+        }
+    });
+    let dir = TempDir::new("concurrency");
+    let listen = listen_addr();
+    let text = format!(
+        "{}{}{}",
+        header(listen, ""),
+        fleetgate_e2e::config::service_at("slow", upstream, ""),
+        manifests(&[dir.write(
+            "ingresses.yaml",
+            &host_ingress(
+                "one-at-a-time",
+                "one.test",
+                "slow",
+                None,
+                &["limit-connections: \"1\""]
+            ),
+        )]),
+    );
+    let gw = Gateway::start(&dir.write("gw.toml", &text), listen);
+    let addr = gw.addr;
+    let first = std::thread::spawn(move || {
+        exchange(
+            addr,
+            b"GET /held HTTP/1.1\r\nHost: one.test\r\nConnection: close\r\n\r\n",
+        )
+    });
+    arrived
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the first request reached the upstream");
+    // While it is in progress, a second from the same client is refused.
+    let second = exchange(
+        gw.addr,
+        b"GET /other HTTP/1.1\r\nHost: one.test\r\nConnection: close\r\n\r\n",
+    );
+    assert!(second.starts_with("HTTP/1.1 503"), "{second}");
+    assert!(
+        second
+            .to_ascii_lowercase()
+            .contains("\r\nretry-after: 1\r\n"),
+        "{second}"
+    );
+    go.send(()).unwrap();
+    assert!(first.join().unwrap().starts_with("HTTP/1.1 200"));
+    // Its place is given back when it ends (the request's state goes
+    // after its log line): wait for that, then one more passes.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let got = exchange(
+            gw.addr,
+            b"GET /other HTTP/1.1\r\nHost: one.test\r\nConnection: close\r\n\r\n",
+        );
+        if got.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the place never came back: {got}"
+        );
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn header_changes_reach_the_upstream_and_the_client() {
+    let (upstream, recorded) = fleetgate_e2e::upstream::recording_upstream(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Powered-By: php\r\nCache-Control: public\r\nConnection: close\r\n\r\nok",
+    );
+    let dir = TempDir::new("headers");
+    let listen = listen_addr();
+    let ingress = "apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: shop
+  namespace: gateway-demo
+  annotations:
+    nginx.ingress.kubernetes.io/upstream-vhost: internal.shop:8080
+    nginx.ingress.kubernetes.io/x-forwarded-prefix: /shop
+    mse.ingress.kubernetes.io/request-header-control-add: |
+      X-Team shop
+      X-Env prod eu
+    mse.ingress.kubernetes.io/request-header-control-update: User-Agent fleetgate-test
+    mse.ingress.kubernetes.io/request-header-control-remove: X-Debug
+    higress.io/response-header-control-add: X-Frame-Options DENY
+    higress.io/response-header-control-update: Cache-Control no-store
+    higress.io/response-header-control-remove: X-Powered-By
+spec:
+  ingressClassName: mse
+  rules:
+  - host: shop.test
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: rec, port: {number: 80}}}}
+";
+    let text = format!(
+        "{}{}{}",
+        header(listen, ""),
+        fleetgate_e2e::config::service_at("rec", upstream, ""),
+        manifests(&[dir.write("ingresses.yaml", ingress)]),
+    );
+    let gw = Gateway::start(&dir.write("gw.toml", &text), listen);
+    while recorded.try_recv().is_ok() {}
+    let got = exchange(
+        gw.addr,
+        b"GET /cart HTTP/1.1\r\nHost: shop.test\r\nUser-Agent: curl\r\nX-Debug: 1\r\nConnection: close\r\n\r\n",
+    );
+    let lower = got.to_ascii_lowercase();
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    assert!(lower.contains("\r\nx-frame-options: deny\r\n"), "{got}");
+    assert!(lower.contains("\r\ncache-control: no-store\r\n"), "{got}");
+    assert!(!lower.contains("x-powered-by"), "{got}");
+    let saw = recorded
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap()
+        .to_ascii_lowercase();
+    for line in [
+        "\r\nhost: internal.shop:8080\r\n",
+        "\r\nx-forwarded-prefix: /shop\r\n",
+        "\r\nx-team: shop\r\n",
+        "\r\nx-env: prod eu\r\n",
+        "\r\nuser-agent: fleetgate-test\r\n",
+    ] {
+        assert!(saw.contains(line), "{line:?} in {saw}");
+    }
+    assert!(!saw.contains("x-debug"), "{saw}");
+    assert!(!saw.contains("user-agent: curl"), "{saw}");
+}
+
+#[test]
+fn a_route_sets_its_own_upstream_timeouts_and_body_size() {
+    // An upstream that reads the request and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let web = Backend::start("web");
+    let dir = TempDir::new("route-upstream");
+    let listen = listen_addr();
+    let ingresses = [
+        host_ingress(
+            "impatient",
+            "impatient.test",
+            "silent",
+            None,
+            &["proxy-read-timeout: \"1\""],
+        ),
+        host_ingress("small", "small.test", "web", None, &["proxy-body-size: 1k"]),
+        host_ingress(
+            "large",
+            "large.test",
+            "web",
+            None,
+            &["proxy-body-size: \"0\""],
+        ),
+        host_ingress("default", "default.test", "web", None, &[]),
+    ]
+    .concat();
+    let text = format!(
+        "{}{}{}{}",
+        // The gateway's own limit is 2k; the Service's read timeout 60 s.
+        header(listen, "client_max_body_size = \"2k\""),
+        service("web", 80, &[("c7fb82a1", &web)], ""),
+        fleetgate_e2e::config::service_at("silent", silent_addr, ""),
+        manifests(&[dir.write("ingresses.yaml", &ingresses)]),
+    );
+    let gw = Gateway::start(&dir.write("gw.toml", &text), listen);
+    let started = std::time::Instant::now();
+    let got = status_of(&gw, "impatient.test", "");
+    assert!(got.starts_with("HTTP/1.1 504"), "{got}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the route's 1 s, not 60 s"
+    );
+
+    let post = |host: &str, body: usize| {
+        let head = format!(
+            "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Length: {body}\r\nConnection: close\r\n\r\n"
+        );
+        let mut request = head.into_bytes();
+        request.extend(std::iter::repeat_n(b'x', body));
+        let got = exchange(gw.addr, &request);
+        got.lines().next().unwrap_or_default().to_string()
+    };
+    assert!(post("small.test", 512).starts_with("HTTP/1.1 200"));
+    assert!(post("small.test", 1500).starts_with("HTTP/1.1 413"));
+    // Without a declared length the limit holds while the body streams.
+    let chunked = exchange(
+        gw.addr,
+        format!(
+            "POST / HTTP/1.1\r\nHost: small.test\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n800\r\n{}\r\n0\r\n\r\n",
+            "x".repeat(0x800)
+        )
+        .as_bytes(),
+    );
+    assert!(chunked.starts_with("HTTP/1.1 413"), "{chunked}");
+    // "0" lifts the gateway's limit for that route only.
+    assert!(post("large.test", 4096).starts_with("HTTP/1.1 200"));
+    assert!(post("default.test", 4096).starts_with("HTTP/1.1 413"));
+    assert!(post("default.test", 1500).starts_with("HTTP/1.1 200"));
 }

@@ -370,10 +370,9 @@ fn metrics_and_access_log_count_what_was_sent() {
     for _ in 0..3 {
         assert_eq!(c.get("example.com", "/missing").unwrap().status, 404);
     }
-    let r = gw.admin_get("/metrics", None);
-    assert_eq!(r.status, 200);
-    let samples = parse_prometheus(&r.body);
-    let count = |cluster: &str, code: &str| -> f64 {
+    // A request is counted when it is logged, which can come a moment
+    // after its response reached the client: read until the counts settle.
+    let count_in = |samples: &[(String, String, f64)], cluster: &str, code: &str| -> f64 {
         samples
             .iter()
             .filter(|(name, labels, _)| {
@@ -384,6 +383,20 @@ fn metrics_and_access_log_count_what_was_sent() {
             .map(|(_, _, v)| v)
             .sum()
     };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let (r, samples) = loop {
+        let r = gw.admin_get("/metrics", None);
+        assert_eq!(r.status, 200);
+        let samples = parse_prometheus(&r.body);
+        let settled = count_in(&samples, "-", "4xx") >= 4.0
+            && count_in(&samples, "c7fb82a1", "2xx") + count_in(&samples, "cd3007b2", "2xx")
+                >= 40.0;
+        if settled || Instant::now() > deadline {
+            break (r, samples);
+        }
+        std::thread::yield_now();
+    };
+    let count = |cluster: &str, code: &str| count_in(&samples, cluster, code);
     assert_eq!(count("c7fb82a1", "2xx"), 20.0, "{}", r.body);
     assert_eq!(count("cd3007b2", "2xx"), 20.0, "{}", r.body);
     // Three 404s of ours plus the harness's readiness probe.

@@ -82,6 +82,10 @@ impl IngressDraft {
         let mut redirect = None;
         let mut app_root = None;
         let mut server_aliases = Vec::new();
+        let mut basic_auth_request = None;
+        let mut rate_limits = None;
+        let mut header_rules = None;
+        let mut upstream = None;
         let mut warnings = Vec::new();
         if disposition == Disposition::Served {
             match fleetgate_canary::annotation(&self.annotations, "backend-protocol") {
@@ -114,6 +118,26 @@ impl IngressDraft {
             }
             match crate::redirects::parse_redirect(&self.annotations) {
                 Ok(r) => redirect = r,
+                Err(e) => errors
+                    .push(self.error(format!("metadata.annotations[\"{}\"]", e.key), e.message)),
+            }
+            match crate::basic_auth::parse_request(&self.annotations, &self.namespace) {
+                Ok(r) => basic_auth_request = r,
+                Err(e) => errors
+                    .push(self.error(format!("metadata.annotations[\"{}\"]", e.key), e.message)),
+            }
+            match crate::route_upstream::parse(&self.annotations) {
+                Ok(r) => upstream = r,
+                Err(e) => errors
+                    .push(self.error(format!("metadata.annotations[\"{}\"]", e.key), e.message)),
+            }
+            match crate::header_rules::parse(&self.annotations) {
+                Ok(r) => header_rules = r,
+                Err(e) => errors
+                    .push(self.error(format!("metadata.annotations[\"{}\"]", e.key), e.message)),
+            }
+            match crate::rate_limits::parse(&self.annotations) {
+                Ok(r) => rate_limits = r,
                 Err(e) => errors
                     .push(self.error(format!("metadata.annotations[\"{}\"]", e.key), e.message)),
             }
@@ -195,6 +219,11 @@ impl IngressDraft {
             redirect,
             app_root,
             server_aliases,
+            basic_auth_request,
+            basic_auth: None,
+            rate_limits,
+            header_rules,
+            upstream,
             warnings,
             origin: self.origin,
             disposition,

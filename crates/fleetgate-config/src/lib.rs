@@ -23,6 +23,7 @@
 #![warn(missing_docs)]
 
 mod annotations;
+mod basic_auth;
 mod byte_size;
 mod certificates;
 mod draft;
@@ -30,11 +31,14 @@ mod duplicate_keys;
 mod duration;
 mod error;
 mod files;
+mod header_rules;
 mod input_limits;
 mod load;
 mod manifests;
 mod model;
+mod rate_limits;
 mod redirects;
+mod route_upstream;
 mod sections;
 mod services;
 mod source_ranges;
@@ -42,12 +46,16 @@ mod toml_ingress;
 mod toml_schema;
 
 pub use annotations::{known, KnownAnnotation, Support, UnsupportedAnnotations, KNOWN};
+pub use basic_auth::{BasicAuth, BasicAuthRequest, DEFAULT_REALM};
 pub use byte_size::ByteSize;
 pub use duration::HumanDuration;
 pub use error::{ConfigError, ConfigErrors, Location};
+pub use header_rules::{HeaderOp, HeaderRules};
 pub use input_limits::{MAX_FILE_SIZE, MAX_NESTING_DEPTH};
 pub use load::{DEFAULT_ADMIN_LISTEN, DEFAULT_GRACE_PERIOD, DEFAULT_NAMESPACE};
 pub use manifests::{parse_manifests, ManifestSummary};
 pub use model::*;
+pub use rate_limits::{RateLimits, DEFAULT_BURST_MULTIPLIER};
 pub use redirects::RedirectRule;
+pub use route_upstream::RouteUpstream;
 pub use source_ranges::SourceRanges;

@@ -181,6 +181,7 @@ impl Config {
             }
         }
 
+        crate::basic_auth::resolve(&mut l, &mut ingresses, &secrets);
         let tls = tls_config(&mut l, &raw, &ingresses, &secrets, &mut warnings);
         if !l.errors.is_empty() {
             return Err(ConfigErrors(l.errors));

@@ -12,8 +12,12 @@ use std::time::Duration;
 use fleetgate_ingress::{HostPattern, PathType};
 
 use crate::annotations::UnsupportedAnnotations;
+use crate::basic_auth::{BasicAuth, BasicAuthRequest};
 use crate::error::Location;
+use crate::header_rules::HeaderRules;
+use crate::rate_limits::RateLimits;
 use crate::redirects::RedirectRule;
+use crate::route_upstream::RouteUpstream;
 use crate::source_ranges::SourceRanges;
 
 /// A complete, validated configuration.
@@ -279,6 +283,9 @@ pub struct Gateway {
     /// What to do with an Ingress carrying an unsupported annotation that
     /// restricts access (default: refuse the configuration).
     pub unsupported_annotations: UnsupportedAnnotations,
+    /// The status of a request refused by a rate or concurrency limit:
+    /// 503 (the default, as ingress-nginx) or 429.
+    pub limit_status: u16,
 }
 
 /// How request paths are normalised before routing (defined with the
@@ -534,6 +541,17 @@ pub struct Ingress {
     pub app_root: Option<String>,
     /// More hosts serving its rules (`server-alias`).
     pub server_aliases: Vec<HostPattern>,
+    /// What its basic-auth annotations ask for (read with the Ingress).
+    pub basic_auth_request: Option<BasicAuthRequest>,
+    /// Its basic authentication, with the Secret read (set once every
+    /// manifest is loaded).
+    pub basic_auth: Option<BasicAuth>,
+    /// Its per-client rate and concurrency limits, if any.
+    pub rate_limits: Option<RateLimits>,
+    /// Header changes on its upstream requests and responses, if any.
+    pub header_rules: Option<HeaderRules>,
+    /// Its own upstream timeouts and body size limit, if any.
+    pub upstream: Option<RouteUpstream>,
     /// What the review of its annotations reported (unsupported or
     /// misplaced annotations), one line each, naming the Ingress.
     pub warnings: Vec<String>,

@@ -235,6 +235,18 @@ pub(crate) fn gateway(l: &mut Loader<'_>, g: &GatewayToml) -> Gateway {
                 UnsupportedAnnotations::default()
             }),
         },
+        limit_status: match g.limit_status {
+            None => 503,
+            Some(s @ (429 | 503)) => s,
+            Some(other) => {
+                l.errors.push(
+                    ConfigError::new(format!("{other} is not a limit status: use 503 (the default) or 429"))
+                        .at(Location::file(l.file))
+                        .field("gateway.limit_status"),
+                );
+                503
+            }
+        },
         ingress_class: g.ingress_class.clone(),
         default_class: g.default_class,
         advertise: g.advertise.clone(),

@@ -111,6 +111,8 @@ pub(crate) struct GatewayToml {
     #[serde(default)]
     pub unsupported_annotations: Option<String>,
     #[serde(default)]
+    pub limit_status: Option<u16>,
+    #[serde(default)]
     pub merge_slashes: Option<bool>,
 }
 

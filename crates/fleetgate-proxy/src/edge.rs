@@ -8,6 +8,8 @@
 //! is the only way to know the client used HTTPS, so it counts only from
 //! `[gateway] trusted_proxies`.
 
+use std::net::IpAddr;
+
 use http::header::HeaderName;
 use pingora_proxy::Session;
 
@@ -118,5 +120,66 @@ fn local_origin(session: &Session) -> Origin {
         scheme: if tls { Scheme::Https } else { Scheme::Http },
         reported_by_proxy: false,
         peer_trusted: false,
+    }
+}
+
+/// `x-forwarded-for`, for lookups.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// The client's address, for per-client policies (source ranges, rate
+/// limits): the connection's peer, unless the peer is a trusted proxy
+/// (`[gateway] trusted_proxies`); then it is the nearest address in
+/// `X-Forwarded-For`, read from the right, that is not itself a trusted
+/// proxy. Addresses further left were written by the client or by hops
+/// nobody vouches for, so a client cannot choose its own. `None` when it
+/// cannot be told (no IP peer, or an unreadable hop).
+pub(crate) fn client_address(
+    session: &Session,
+    peer_trusted: bool,
+    edge: Option<&EdgePolicy>,
+) -> Option<IpAddr> {
+    let peer = session.client_addr()?.as_inet()?.ip().to_canonical();
+    let Some(edge) = edge.filter(|_| peer_trusted) else {
+        return Some(peer);
+    };
+    let mut client = peer;
+    // Header lines in order, each a list: read the whole chain from the
+    // right.
+    let lines = session.req_header().headers.get_all(X_FORWARDED_FOR);
+    for line in lines.iter().rev() {
+        for hop in line.as_bytes().rsplit(|b| *b == b',') {
+            let hop = std::str::from_utf8(hop).ok()?.trim();
+            if hop.is_empty() {
+                continue;
+            }
+            client = parse_hop(hop)?.to_canonical();
+            if !edge.trusts(client) {
+                return Some(client);
+            }
+        }
+    }
+    // Every hop is a trusted proxy: the leftmost is as far as the chain
+    // goes.
+    Some(client)
+}
+
+/// One `X-Forwarded-For` element: an address, perhaps with a port
+/// (`192.0.2.1:4711`, `[2001:db8::1]:4711`).
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    hop.parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hops_with_ports() {
+        assert_eq!(parse_hop("192.0.2.1:4711"), "192.0.2.1".parse().ok());
+        assert_eq!(parse_hop("[2001:db8::1]:80"), "2001:db8::1".parse().ok());
+        assert_eq!(parse_hop("2001:db8::1"), "2001:db8::1".parse().ok());
+        assert_eq!(parse_hop("unknown"), None);
     }
 }

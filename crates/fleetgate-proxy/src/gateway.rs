@@ -71,6 +71,10 @@ pub struct RequestCtx {
     /// Request body bytes received so far (counted only under a body size
     /// limit).
     pub body_bytes: u64,
+    /// The body size limit of this request: the gateway's
+    /// `client_max_body_size` unless a module of the matched route set
+    /// another (`None`: no limit).
+    pub max_body_size: Option<u64>,
     /// The client sent more body than `client_max_body_size` allows (413).
     pub body_too_large: bool,
     /// Whatever an embedder's code wants to carry through a request.
@@ -499,6 +503,7 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
             permit: None,
             overflowed: false,
             body_bytes: 0,
+            max_body_size: self.body_limits.max_size,
             body_too_large: false,
             extensions: http::Extensions::new(),
             route_modules: None,
@@ -535,13 +540,7 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
             }
             Ok(request_checks::ContentLength::Keep) => None,
         };
-        let refusal = refusal
-            .or_else(|| request_checks::refusal(session.req_header()))
-            .or_else(|| {
-                let limit = self.body_limits.max_size?;
-                let length = request_checks::declared_length(session.req_header())?;
-                (length > limit).then_some((413, "the request body is larger than allowed"))
-            });
+        let refusal = refusal.or_else(|| request_checks::refusal(session.req_header()));
         if let Some((status, why)) = refusal {
             log::debug!(
                 "refused {} {}: {why}",
@@ -591,6 +590,22 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
         }
         if let Flow::Answer(answer) = flow {
             return self.answer(session, ctx, answer).await;
+        }
+        // The body limit is the route's (its modules may have set one):
+        // a declared length above it is refused before any byte is read.
+        let declared = request_checks::declared_length(session.req_header());
+        if let (Some(limit), Some(length)) = (ctx.max_body_size, declared) {
+            if length > limit {
+                log::debug!(
+                    "refused {} {}: the request body is larger than allowed",
+                    session.req_header().method,
+                    session.req_header().uri
+                );
+                ctx.own_status = Some(413);
+                session.set_keepalive(None);
+                responses::send(session, 413, ctx.grpc).await?;
+                return Ok(true);
+            }
         }
         Ok(false)
     }
@@ -714,6 +729,12 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
             }
             peer.sni = host.to_string();
         }
+        // The route's modules may change the peer's options (timeouts);
+        // an upgrade's idle limit below still applies.
+        self.run_chains(ctx, |chain, ctx| {
+            chain.upstream_peer(session, &mut peer, ctx)?;
+            Ok(Flow::Continue)
+        })?;
         if is_websocket_upgrade(session) {
             // An upgraded connection (WebSocket) may stay silent far longer
             // than a response may take; it gets its own idle limit, on both
@@ -810,7 +831,7 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
         if session.was_upgraded() {
             return Ok(());
         }
-        if let (Some(limit), Some(chunk)) = (self.body_limits.max_size, body.as_ref()) {
+        if let (Some(limit), Some(chunk)) = (ctx.max_body_size, body.as_ref()) {
             ctx.body_bytes += chunk.len() as u64;
             if ctx.body_bytes > limit {
                 ctx.body_too_large = true;

@@ -11,15 +11,18 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use fleetgate_config::{
-    BackendRef, Config, ConfigError, ConfigErrors, Disposition, HealthCheckKind, Ingress, Rule,
-    Service, UpstreamProtocol,
+    BackendRef, Config, ConfigError, ConfigErrors, Disposition, HeaderOp, HealthCheckKind, Ingress,
+    Rule, Service, UpstreamProtocol,
 };
 use fleetgate_ingress::HostPattern;
 use fleetgate_pool::{
     Endpoint, HealthCheckConfig, HealthChecks, OutlierConfig, PeerProtocol, PeerTls, PoolOptions,
     Probe, UpstreamTimeouts,
 };
-use fleetgate_proxy::modules::{route_modules, AppRoot, ModuleChain, Redirect, SourceRangeFilter};
+use fleetgate_proxy::modules::{
+    route_modules, AppRoot, BasicAuth, BodySizeLimit, HeaderChange, HeaderRewrite, ModuleChain,
+    RateLimit, RateLimitSettings, Redirect, RouteTimeouts, SourceRangeFilter,
+};
 use fleetgate_proxy::{BodyLimits, CompileReport, EdgePolicy, ForwardedHeaders, Snapshot};
 use fleetgate_router::{
     PoolSpec, RequestPolicy, Route, RouterBuilder, ServicePool, Target, TargetPools, Tiers,
@@ -248,9 +251,30 @@ fn https_redirect(ing: &Ingress, host: &HostPattern, redirect_by_default: bool) 
             .any(|h| HostPattern::parse(h).ok().as_ref() == Some(host))
 }
 
+/// The proxy's form of header changes. The loader checked names (tokens)
+/// and values (no control characters), so every one converts; one that
+/// did not would be logged, not applied half-way.
+fn header_changes(ops: &[HeaderOp]) -> Vec<HeaderChange> {
+    let name = |n: &str| http::HeaderName::from_bytes(n.as_bytes()).ok();
+    let value = |v: &str| http::HeaderValue::from_str(v).ok();
+    ops.iter()
+        .filter_map(|op| {
+            let change = match op {
+                HeaderOp::Add(n, v) => Some(HeaderChange::Add(name(n)?, value(v)?)),
+                HeaderOp::Set(n, v) => Some(HeaderChange::Set(name(n)?, value(v)?)),
+                HeaderOp::Remove(n) => Some(HeaderChange::Remove(name(n)?)),
+            };
+            if change.is_none() {
+                log::error!("header change {op:?} cannot be applied and is left out");
+            }
+            change
+        })
+        .collect()
+}
+
 /// Attaches the Ingress's per-route policies (its annotations' modules) to
 /// `route`; a route without any gets no chain and costs nothing more.
-fn with_policies(ing: &Ingress, route: Route) -> Route {
+fn with_policies(ing: &Ingress, route: Route, limit_status: u16) -> Route {
     let mut chain = ModuleChain::new();
     // Access first: a client the lists refuse learns nothing, not even
     // where the route redirects.
@@ -258,6 +282,38 @@ fn with_policies(ing: &Ingress, route: Route) -> Route {
         chain = chain.with(SourceRangeFilter::new(
             ranges.allow.clone(),
             ranges.deny.clone(),
+        ));
+    }
+    if let Some(l) = &ing.rate_limits {
+        chain = chain.with(RateLimit::new(&RateLimitSettings {
+            rps: l.rps,
+            rpm: l.rpm,
+            burst_multiplier: l.burst_multiplier,
+            connections: l.connections,
+            exempt: l.exempt.clone(),
+            status: limit_status,
+        }));
+    }
+    if let Some(auth) = &ing.basic_auth {
+        chain = chain.with(BasicAuth::new(Arc::clone(&auth.credentials), &auth.realm));
+    }
+    if let Some(u) = &ing.upstream {
+        if let Some(limit) = u.body_size {
+            chain = chain.with(BodySizeLimit(limit));
+        }
+        let timeouts = RouteTimeouts {
+            connect: u.connect_timeout,
+            read: u.read_timeout,
+            write: u.write_timeout,
+        };
+        if timeouts != RouteTimeouts::default() {
+            chain = chain.with(timeouts);
+        }
+    }
+    if let Some(rules) = &ing.header_rules {
+        chain = chain.with(HeaderRewrite::new(
+            header_changes(&rules.request),
+            header_changes(&rules.response),
         ));
     }
     if let Some(r) = &ing.redirect {
@@ -322,7 +378,11 @@ fn add_main_routes(c: &mut Compiler<'_>, ing: &Ingress) {
                 ing.backend_protocol,
             );
             let redirect = https_redirect(ing, &rule.host, c.config.gateway.ssl_redirect_default);
-            let route = with_policies(ing, Route::new(&key, main).with_https_redirect(redirect));
+            let route = with_policies(
+                ing,
+                Route::new(&key, main).with_https_redirect(redirect),
+                c.config.gateway.limit_status,
+            );
             if c.builder
                 .add_path(&rule.host, &p.path, p.path_type, route)
                 .is_err()
@@ -342,9 +402,11 @@ fn add_main_routes(c: &mut Compiler<'_>, ing: &Ingress) {
             ing.subset.as_ref(),
             ing.backend_protocol,
         );
-        let id = c
-            .builder
-            .add_default_route(with_policies(ing, Route::new(&key, main)));
+        let id = c.builder.add_default_route(with_policies(
+            ing,
+            Route::new(&key, main),
+            c.config.gateway.limit_status,
+        ));
         let mut hosts: Vec<_> = ing.rules.iter().map(|r| r.host.clone()).collect();
         if hosts.is_empty() {
             hosts.push(HostPattern::Any);

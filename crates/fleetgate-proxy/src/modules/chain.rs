@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use fleetgate_router::Route;
+use pingora_core::upstreams::peer::HttpPeer;
 use pingora_core::Result;
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::Session;
@@ -18,6 +19,7 @@ pub struct ModuleChain {
     all: Vec<Arc<dyn GatewayModule>>,
     before_match: Vec<Arc<dyn GatewayModule>>,
     after_match: Vec<Arc<dyn GatewayModule>>,
+    upstream_peer: Vec<Arc<dyn GatewayModule>>,
     upstream_request: Vec<Arc<dyn GatewayModule>>,
     upstream_response: Vec<Arc<dyn GatewayModule>>,
     response: Vec<Arc<dyn GatewayModule>>,
@@ -48,6 +50,7 @@ impl ModuleChain {
         for (step, list) in [
             (Steps::BEFORE_MATCH, &mut self.before_match),
             (Steps::AFTER_MATCH, &mut self.after_match),
+            (Steps::UPSTREAM_PEER, &mut self.upstream_peer),
             (Steps::UPSTREAM_REQUEST, &mut self.upstream_request),
             (Steps::UPSTREAM_RESPONSE, &mut self.upstream_response),
             (Steps::RESPONSE, &mut self.response),
@@ -86,6 +89,18 @@ impl ModuleChain {
             }
         }
         Ok(Flow::Continue)
+    }
+
+    pub(crate) fn upstream_peer(
+        &self,
+        session: &Session,
+        peer: &mut HttpPeer,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        for m in &self.upstream_peer {
+            m.upstream_peer(session, peer, ctx)?;
+        }
+        Ok(())
     }
 
     pub(crate) fn upstream_request(

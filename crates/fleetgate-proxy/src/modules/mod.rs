@@ -7,6 +7,7 @@
 //! |---|---|---|---|
 //! | `BEFORE_MATCH` | the head passed the gateway's checks; the path is not yet normalised | the request head | rewrite it; answer |
 //! | `AFTER_MATCH` | a route matched | the request, [`RequestCtx::route`] | answer (deny, redirect) |
+//! | `UPSTREAM_PEER` | an endpoint was chosen for a try | the peer (address, timeouts, TLS options) | change its options |
 //! | `UPSTREAM_REQUEST` | a try is about to be sent | the upstream request head | add, change, remove headers |
 //! | `UPSTREAM_RESPONSE` | an endpoint answered | the endpoint's response head | read or change it |
 //! | `RESPONSE` | a proxied response is about to go to the client | the response head | add, change, remove headers |
@@ -25,23 +26,33 @@
 //! [`ForwardedHeadersModule`] and [`ServerHeader`]; metrics and the
 //! access log observe requests the same way ([`MetricsObserver`],
 //! [`AccessLogObserver`]). Per-route policies from Ingress annotations are
-//! modules on the route's chain ([`SourceRangeFilter`], [`Redirect`],
-//! [`AppRoot`]).
+//! modules on the route's chain ([`SourceRangeFilter`], [`RateLimit`],
+//! [`BasicAuth`], [`Redirect`], [`AppRoot`], [`HeaderRewrite`],
+//! [`RouteTimeouts`], [`BodySizeLimit`]).
 
+mod basic_auth;
 mod builtin;
 mod chain;
+mod headers;
 mod observers;
+mod rate_limit;
 mod redirects;
 mod source_ranges;
+mod upstream;
 
+pub use basic_auth::BasicAuth;
 pub use builtin::{ForwardedHeadersModule, HttpsRedirect, ServerHeader};
 pub use chain::{route_modules, ModuleChain};
+pub use headers::{HeaderChange, HeaderRewrite};
 pub use observers::{AccessLogObserver, MetricsObserver};
+pub use rate_limit::{RateLimit, RateLimitSettings};
 pub use redirects::{AppRoot, Redirect};
 pub use source_ranges::SourceRangeFilter;
+pub use upstream::{BodySizeLimit, RouteTimeouts};
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
+use pingora_core::upstreams::peer::HttpPeer;
 use pingora_core::Result;
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::Session;
@@ -61,6 +72,8 @@ impl Steps {
     pub const AFTER_MATCH: Steps = Steps(1 << 1);
     /// Before a try's request goes upstream.
     pub const UPSTREAM_REQUEST: Steps = Steps(1 << 2);
+    /// When an endpoint was chosen for a try.
+    pub const UPSTREAM_PEER: Steps = Steps(1 << 6);
     /// When an endpoint's response head arrives.
     pub const UPSTREAM_RESPONSE: Steps = Steps(1 << 3);
     /// Before a proxied response head goes to the client.
@@ -150,6 +163,18 @@ pub trait GatewayModule: Send + Sync + 'static {
     /// After a route matched ([`RequestCtx::route`]): may answer.
     fn after_match(&self, _session: &mut Session, _ctx: &mut RequestCtx) -> Result<Flow> {
         Ok(Flow::Continue)
+    }
+
+    /// When an endpoint was chosen for a try (every try): may change the
+    /// peer's options (timeouts, TLS settings); the address is the
+    /// router's.
+    fn upstream_peer(
+        &self,
+        _session: &Session,
+        _peer: &mut HttpPeer,
+        _ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        Ok(())
     }
 
     /// Before a try's request head goes upstream (every try).

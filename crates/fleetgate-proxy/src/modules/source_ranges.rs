@@ -1,27 +1,19 @@
 //! Allow and deny lists of client addresses for a route (the
 //! `whitelist-source-range` and `denylist-source-range` annotations).
 //!
-//! The client is the connection's peer, unless the peer is a trusted proxy
-//! (`[gateway] trusted_proxies`): then it is the nearest address in
-//! `X-Forwarded-For`, read from the right, that is not itself a trusted
-//! proxy. Addresses further left were written by the client or hops
-//! nobody vouches for, so a client cannot choose its own. A request whose
-//! client address cannot be told (an unreadable `X-Forwarded-For` from a
-//! trusted proxy) is refused: the lists fail closed.
+//! The client is the one [`crate::edge::client_address`] tells; a request
+//! whose client address cannot be told (an unreadable `X-Forwarded-For`
+//! from a trusted proxy) is refused: the lists fail closed.
 
 use std::net::IpAddr;
 
-use http::header::HeaderName;
 use ipnet::IpNet;
 use pingora_core::Result;
 use pingora_proxy::Session;
 
 use super::{Answer, Flow, GatewayModule, Steps};
+use crate::edge;
 use crate::gateway::RequestCtx;
-use crate::snapshot::EdgePolicy;
-
-/// `x-forwarded-for`, for lookups.
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// Answers 403 to clients outside `allow` (when it is not empty) or
 /// inside `deny` (checked first).
@@ -57,7 +49,7 @@ impl GatewayModule for SourceRangeFilter {
 
     fn after_match(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Flow> {
         let edge = ctx.snapshot.as_ref().map(|s| &s.edge);
-        let client = client_address(session, ctx.origin.peer_trusted, edge);
+        let client = edge::client_address(session, ctx.origin.peer_trusted, edge);
         if client.is_some_and(|ip| self.admits(ip)) {
             return Ok(Flow::Continue);
         }
@@ -69,46 +61,6 @@ impl GatewayModule for SourceRangeFilter {
         );
         Ok(Flow::Answer(Answer::new(403)))
     }
-}
-
-/// The client's address (see the module docs); `None` when it cannot be
-/// told.
-fn client_address(
-    session: &Session,
-    peer_trusted: bool,
-    edge: Option<&EdgePolicy>,
-) -> Option<IpAddr> {
-    let peer = session.client_addr()?.as_inet()?.ip().to_canonical();
-    let Some(edge) = edge.filter(|_| peer_trusted) else {
-        return Some(peer);
-    };
-    let mut client = peer;
-    // Header lines in order, each a list: read the whole chain from the
-    // right.
-    let lines = session.req_header().headers.get_all(X_FORWARDED_FOR);
-    for line in lines.iter().rev() {
-        for hop in line.as_bytes().rsplit(|b| *b == b',') {
-            let hop = std::str::from_utf8(hop).ok()?.trim();
-            if hop.is_empty() {
-                continue;
-            }
-            client = parse_hop(hop)?.to_canonical();
-            if !edge.trusts(client) {
-                return Some(client);
-            }
-        }
-    }
-    // Every hop is a trusted proxy: the leftmost is as far as the chain
-    // goes.
-    Some(client)
-}
-
-/// One `X-Forwarded-For` element: an address, perhaps with a port
-/// (`192.0.2.1:4711`, `[2001:db8::1]:4711`).
-fn parse_hop(hop: &str) -> Option<IpAddr> {
-    hop.parse::<IpAddr>()
-        .ok()
-        .or_else(|| hop.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
 }
 
 #[cfg(test)]
@@ -134,13 +86,5 @@ mod tests {
         let deny_only = SourceRangeFilter::new(Vec::new(), nets(&["127.0.0.0/8"]));
         assert!(!deny_only.admits("127.0.0.1".parse().unwrap()));
         assert!(deny_only.admits("192.0.2.1".parse().unwrap()));
-    }
-
-    #[test]
-    fn hops_with_ports() {
-        assert_eq!(parse_hop("192.0.2.1:4711"), "192.0.2.1".parse().ok());
-        assert_eq!(parse_hop("[2001:db8::1]:80"), "2001:db8::1".parse().ok());
-        assert_eq!(parse_hop("2001:db8::1"), "2001:db8::1".parse().ok());
-        assert_eq!(parse_hop("unknown"), None);
     }
 }
