@@ -18,6 +18,11 @@ Writes, under OUT:
 
 Workloads:
   a  one Ingress, one route, two endpoints weighted 9:1
+  p-allow, p-limit, p-auth, p-cors, p-headers, p-all
+     workload a with route policies from annotations (an allow-list, a
+     rate limit far above the load, basic auth with a SHA1 htpasswd, CORS,
+     header changes, all of them): the cost of each module, fleetgate
+     only (the other proxies' files are workload a's)
   b  HOSTS Ingresses on HOSTS hosts (host-N.example.com, / Prefix), one
      Service each (endpoints weighted 9:1)
   c  b plus, per route, a header canary (x-canary: always), a 10% weight
@@ -87,7 +92,8 @@ class Workload:
     def __init__(self, name, hosts):
         self.name = name
         self.canaries = name == "c"
-        if name == "a":
+        self.policy = name[2:] if name.startswith("p-") else None
+        if name == "a" or self.policy:
             self.hosts = [HOST_A]
             self.services = ["web"]
         else:
@@ -168,8 +174,39 @@ metadata:
 """
 
 
+# Route policies of the p-* workloads, as annotations. The rate limit is far
+# above what one client sends here, so every request passes its check.
+POLICIES = {
+    "allow": {"nginx.ingress.kubernetes.io/whitelist-source-range": "10.0.0.0/8, 127.0.0.0/8"},
+    "limit": {"nginx.ingress.kubernetes.io/limit-rps": "100000000"},
+    "auth": {"nginx.ingress.kubernetes.io/auth-type": "basic",
+             "nginx.ingress.kubernetes.io/auth-secret": "bench-users"},
+    "cors": {"nginx.ingress.kubernetes.io/enable-cors": "true",
+             "nginx.ingress.kubernetes.io/cors-allow-origin": "https://app.example.com"},
+    "headers": {"mse.ingress.kubernetes.io/request-header-control-add": "X-Team bench",
+                "mse.ingress.kubernetes.io/response-header-control-remove": "X-Powered-By"},
+}
+POLICIES["all"] = {k: v for p in ("allow", "limit", "auth", "cors", "headers") for k, v in POLICIES[p].items()}
+
+# bench:bench, SHA1 (htpasswd -s), for the auth policy.
+USERS_SECRET = """apiVersion: v1
+kind: Secret
+metadata:
+  name: bench-users
+  namespace: bench
+type: Opaque
+stringData:
+  auth: "bench:{SHA}5cicUp3MubQnFvTZEY1hB5yIPZ4="
+"""
+
+
 def ingress_yaml(w):
     """The Ingress manifests (multi-document)."""
+    if w.policy:
+        docs = [ingress(w.services[0], w.hosts[0], w.services[0], POLICIES[w.policy])]
+        if "auth-type" in "".join(POLICIES[w.policy]):
+            docs.append(USERS_SECRET)
+        return "---\n".join(docs)
     docs = []
     for host, svc in zip(w.hosts, w.services):
         if not w.canaries:

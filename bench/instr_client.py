@@ -40,8 +40,15 @@ def fail(msg):
 
 def requests_for(args):
     """The request byte strings, and a function from index to request."""
-    if args.workload == "a":
-        one = f"GET / HTTP/1.1\r\nHost: {args.host}\r\n\r\n".encode()
+    if args.workload == "a" or args.workload.startswith("p-"):
+        # The p-* workloads' route policies: basic auth needs credentials
+        # (bench:bench), CORS an allowed origin.
+        extra = ""
+        if args.workload in ("p-auth", "p-all"):
+            extra += "Authorization: Basic YmVuY2g6YmVuY2g=\r\n"
+        if args.workload in ("p-cors", "p-all"):
+            extra += "Origin: https://app.example.com\r\n"
+        one = f"GET / HTTP/1.1\r\nHost: {args.host}\r\n{extra}\r\n".encode()
         return lambda i: one
     hosts = [f"host-{i}.example.com" for i in range(args.hosts)]
     plain = [f"GET / HTTP/1.1\r\nHost: {h}\r\n\r\n".encode() for h in hosts]
@@ -169,7 +176,8 @@ def main():
     """Parses the arguments and sends the requests."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--addr", default="127.0.0.1:8400")
-    ap.add_argument("--workload", choices=("a", "b", "c"), required=True)
+    ap.add_argument("--workload", required=True,
+                    choices=("a", "b", "c", "p-allow", "p-limit", "p-auth", "p-cors", "p-headers", "p-all"))
     ap.add_argument("--host", default="bench.example.com", help="workload a's host")
     ap.add_argument("--hosts", type=int, default=1000, help="hosts of workloads b and c")
     ap.add_argument("--canary-every", type=int, default=20, help="workload c")

@@ -755,3 +755,102 @@ fn a_route_sets_its_own_upstream_timeouts_and_body_size() {
     assert!(post("default.test", 4096).starts_with("HTTP/1.1 413"));
     assert!(post("default.test", 1500).starts_with("HTTP/1.1 200"));
 }
+
+#[test]
+fn cors_preflights_and_responses() {
+    let web = Backend::start("web");
+    let dir = TempDir::new("cors");
+    let ingresses = [
+        host_ingress(
+            "api",
+            "api.test",
+            "web",
+            None,
+            &[
+                "enable-cors: \"true\"",
+                "cors-allow-origin: \"https://app.example.com, https://*.example.org\"",
+                "cors-max-age: \"600\"",
+                // Preflights come without credentials: CORS answers first.
+                "auth-type: basic",
+                "auth-secret: users",
+            ],
+        ),
+        host_ingress("open", "open.test", "web", None, &["enable-cors: \"true\""]),
+        host_ingress(
+            "half",
+            "half.test",
+            "web",
+            None,
+            &["cors-allow-origin: https://a.example"],
+        ),
+        // alice / password.
+        secret_yaml(
+            "users",
+            &[("auth", b"alice:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n")],
+        ),
+    ]
+    .concat();
+    let (path, listen) = config(&dir, &web, "", &ingresses);
+    let (_, out, _) = check(&path, &[]);
+    assert!(
+        out.contains("cors-allow-origin\"] does nothing without enable-cors"),
+        "{out}"
+    );
+    let gw = Gateway::start(&path, listen);
+    let ask = |method: &str, host: &str, headers: &str| {
+        exchange(
+            gw.addr,
+            format!("{method} /v1 HTTP/1.1\r\nHost: {host}\r\n{headers}Connection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .to_ascii_lowercase()
+    };
+    let preflight = ask(
+        "OPTIONS",
+        "api.test",
+        "Origin: https://shop.example.org\r\nAccess-Control-Request-Method: PUT\r\n",
+    );
+    assert!(preflight.starts_with("http/1.1 204"), "{preflight}");
+    for line in [
+        "\r\naccess-control-allow-origin: https://shop.example.org\r\n",
+        "\r\naccess-control-allow-credentials: true\r\n",
+        "\r\naccess-control-allow-methods: get, put, post, delete, patch, options\r\n",
+        "\r\naccess-control-max-age: 600\r\n",
+        "\r\nvary: origin\r\n",
+    ] {
+        assert!(preflight.contains(line), "{line:?}: {preflight}");
+    }
+    assert!(!preflight.contains("content-length"), "{preflight}");
+    // An origin not in the list: no CORS answer, and the route's
+    // authentication applies.
+    let other = ask("OPTIONS", "api.test", "Origin: https://evil.example\r\n");
+    assert!(other.starts_with("http/1.1 401"), "{other}");
+    assert!(!other.contains("access-control-"), "{other}");
+    // A real request from an allowed origin.
+    let get = ask(
+        "GET",
+        "api.test",
+        &format!(
+            "Origin: https://app.example.com\r\n{}",
+            basic("alice", "password")
+        ),
+    );
+    assert!(get.starts_with("http/1.1 200"), "{get}");
+    assert!(
+        get.contains("\r\naccess-control-allow-origin: https://app.example.com\r\n"),
+        "{get}"
+    );
+    assert!(!get.contains("access-control-max-age"), "{get}");
+    // Any origin: `*`.
+    let any = ask("GET", "open.test", "Origin: https://whoever.example\r\n");
+    assert!(
+        any.contains("\r\naccess-control-allow-origin: *\r\n"),
+        "{any}"
+    );
+    // Without enable-cors nothing is added.
+    let half = ask("GET", "half.test", "Origin: https://a.example\r\n");
+    assert!(
+        half.starts_with("http/1.1 200") && !half.contains("access-control-"),
+        "{half}"
+    );
+}

@@ -100,6 +100,14 @@ pub const KNOWN: &[KnownAnnotation] = &[
     implemented("proxy-read-timeout"),
     implemented("proxy-send-timeout"),
     implemented("proxy-body-size"),
+    // CORS.
+    implemented("enable-cors"),
+    implemented("cors-allow-origin"),
+    implemented("cors-allow-methods"),
+    implemented("cors-allow-headers"),
+    implemented("cors-expose-headers"),
+    implemented("cors-allow-credentials"),
+    implemented("cors-max-age"),
     // Header changes.
     implemented("upstream-vhost"),
     implemented("x-forwarded-prefix"),
@@ -237,13 +245,6 @@ pub const KNOWN: &[KnownAnnotation] = &[
     unsupported("session-cookie-conditional-samesite-none"),
     unsupported("session-cookie-change-on-failure"),
     // CORS, mirroring, observability.
-    unsupported("enable-cors"),
-    unsupported("cors-allow-origin"),
-    unsupported("cors-allow-methods"),
-    unsupported("cors-allow-headers"),
-    unsupported("cors-expose-headers"),
-    unsupported("cors-allow-credentials"),
-    unsupported("cors-max-age"),
     unsupported("mirror-target"),
     unsupported("mirror-request-body"),
     unsupported("mirror-host"),
@@ -277,7 +278,14 @@ const ACCESS_MARKERS: [&str; 12] = [
 /// Ingress (its own are ignored, as in ingress-nginx): they act on the
 /// route, which the main Ingress owns. A canary's subset and
 /// `backend-protocol` are its own.
-const FROM_MAIN_ON_CANARY: [&str; 34] = [
+const FROM_MAIN_ON_CANARY: [&str; 41] = [
+    "enable-cors",
+    "cors-allow-origin",
+    "cors-allow-methods",
+    "cors-allow-headers",
+    "cors-expose-headers",
+    "cors-allow-credentials",
+    "cors-max-age",
     "proxy-connect-timeout",
     "proxy-read-timeout",
     "proxy-send-timeout",

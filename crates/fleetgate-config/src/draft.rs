@@ -86,6 +86,7 @@ impl IngressDraft {
         let mut rate_limits = None;
         let mut header_rules = None;
         let mut upstream = None;
+        let mut cors = None;
         let mut warnings = Vec::new();
         if disposition == Disposition::Served {
             match fleetgate_canary::annotation(&self.annotations, "backend-protocol") {
@@ -123,6 +124,21 @@ impl IngressDraft {
             }
             match crate::basic_auth::parse_request(&self.annotations, &self.namespace) {
                 Ok(r) => basic_auth_request = r,
+                Err(e) => errors
+                    .push(self.error(format!("metadata.annotations[\"{}\"]", e.key), e.message)),
+            }
+            match crate::cors::parse(&self.annotations) {
+                Ok(Some(c)) => cors = Some(c),
+                Ok(None) => {
+                    // cors-* keys do nothing without enable-cors: say so.
+                    for key in self.annotations.keys().filter(|k| k.contains("/cors-")) {
+                        warnings.push(format!(
+                            "{} ({}): metadata.annotations[\"{key}\"] does nothing without enable-cors: \"true\"",
+                            self.object(),
+                            self.origin
+                        ));
+                    }
+                }
                 Err(e) => errors
                     .push(self.error(format!("metadata.annotations[\"{}\"]", e.key), e.message)),
             }
@@ -224,6 +240,7 @@ impl IngressDraft {
             rate_limits,
             header_rules,
             upstream,
+            cors,
             warnings,
             origin: self.origin,
             disposition,

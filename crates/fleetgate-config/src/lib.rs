@@ -26,6 +26,7 @@ mod annotations;
 mod basic_auth;
 mod byte_size;
 mod certificates;
+mod cors;
 mod draft;
 mod duplicate_keys;
 mod duration;
@@ -48,6 +49,9 @@ mod toml_schema;
 pub use annotations::{known, KnownAnnotation, Support, UnsupportedAnnotations, KNOWN};
 pub use basic_auth::{BasicAuth, BasicAuthRequest, DEFAULT_REALM};
 pub use byte_size::ByteSize;
+pub use cors::{
+    CorsOrigins, CorsPolicy, DEFAULT_CORS_HEADERS, DEFAULT_CORS_MAX_AGE, DEFAULT_CORS_METHODS,
+};
 pub use duration::HumanDuration;
 pub use error::{ConfigError, ConfigErrors, Location};
 pub use header_rules::{HeaderOp, HeaderRules};

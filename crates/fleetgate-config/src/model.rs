@@ -13,6 +13,7 @@ use fleetgate_ingress::{HostPattern, PathType};
 
 use crate::annotations::UnsupportedAnnotations;
 use crate::basic_auth::{BasicAuth, BasicAuthRequest};
+use crate::cors::CorsPolicy;
 use crate::error::Location;
 use crate::header_rules::HeaderRules;
 use crate::rate_limits::RateLimits;
@@ -552,6 +553,8 @@ pub struct Ingress {
     pub header_rules: Option<HeaderRules>,
     /// Its own upstream timeouts and body size limit, if any.
     pub upstream: Option<RouteUpstream>,
+    /// Its CORS policy (`enable-cors`), if any.
+    pub cors: Option<CorsPolicy>,
     /// What the review of its annotations reported (unsupported or
     /// misplaced annotations), one line each, naming the Ingress.
     pub warnings: Vec<String>,

@@ -66,11 +66,16 @@ async fn write_response(
     for (name, value) in headers {
         resp.insert_header(name.clone(), value.clone())?;
     }
-    resp.insert_header("Content-Type", "text/plain; charset=utf-8")?;
-    resp.insert_header("Content-Length", body.len())?;
+    // 204 and 304 have no body, and no length or type to go with one
+    // (RFC 9110, 8.6 and 15.3.5).
+    let bodiless = status == 204 || status == 304;
+    if !bodiless {
+        resp.insert_header("Content-Type", "text/plain; charset=utf-8")?;
+        resp.insert_header("Content-Length", body.len())?;
+    }
     resp.insert_header("Cache-Control", "no-store")?;
     close_if_body_unread(session);
-    let head_only = session.req_header().method == http::Method::HEAD;
+    let head_only = session.req_header().method == http::Method::HEAD || bodiless;
     session
         .write_response_header(Box::new(resp), head_only)
         .await?;

@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use fleetgate_config::{
-    BackendRef, Config, ConfigError, ConfigErrors, Disposition, HeaderOp, HealthCheckKind, Ingress,
-    Rule, Service, UpstreamProtocol,
+    BackendRef, Config, ConfigError, ConfigErrors, CorsOrigins, Disposition, HeaderOp,
+    HealthCheckKind, Ingress, Rule, Service, UpstreamProtocol,
 };
 use fleetgate_ingress::HostPattern;
 use fleetgate_pool::{
@@ -20,8 +20,9 @@ use fleetgate_pool::{
     Probe, UpstreamTimeouts,
 };
 use fleetgate_proxy::modules::{
-    route_modules, AppRoot, BasicAuth, BodySizeLimit, HeaderChange, HeaderRewrite, ModuleChain,
-    RateLimit, RateLimitSettings, Redirect, RouteTimeouts, SourceRangeFilter,
+    route_modules, AppRoot, BasicAuth, BodySizeLimit, Cors, CorsSettings, HeaderChange,
+    HeaderRewrite, ModuleChain, RateLimit, RateLimitSettings, Redirect, RouteTimeouts,
+    SourceRangeFilter,
 };
 use fleetgate_proxy::{BodyLimits, CompileReport, EdgePolicy, ForwardedHeaders, Snapshot};
 use fleetgate_router::{
@@ -293,6 +294,30 @@ fn with_policies(ing: &Ingress, route: Route, limit_status: u16) -> Route {
             exempt: l.exempt.clone(),
             status: limit_status,
         }));
+    }
+    // CORS before authentication: browsers send preflights without
+    // credentials (as nginx answers them in its rewrite phase, before
+    // access checks).
+    if let Some(c) = &ing.cors {
+        let settings = CorsSettings {
+            origins: match &c.origins {
+                CorsOrigins::Any => None,
+                CorsOrigins::List(list) => Some(list.clone()),
+            },
+            methods: c.methods.clone(),
+            headers: c.headers.clone(),
+            expose: c.expose.clone(),
+            credentials: c.credentials,
+            max_age: c.max_age,
+        };
+        // The loader checked every value is visible ASCII.
+        match Cors::new(&settings) {
+            Some(m) => chain = chain.with(m),
+            None => log::error!(
+                "Ingress {}: CORS values cannot be headers; CORS is off",
+                ing.key()
+            ),
+        }
     }
     if let Some(auth) = &ing.basic_auth {
         chain = chain.with(BasicAuth::new(Arc::clone(&auth.credentials), &auth.realm));

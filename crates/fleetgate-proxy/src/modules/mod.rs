@@ -27,12 +27,13 @@
 //! access log observe requests the same way ([`MetricsObserver`],
 //! [`AccessLogObserver`]). Per-route policies from Ingress annotations are
 //! modules on the route's chain ([`SourceRangeFilter`], [`RateLimit`],
-//! [`BasicAuth`], [`Redirect`], [`AppRoot`], [`HeaderRewrite`],
+//! [`Cors`], [`BasicAuth`], [`Redirect`], [`AppRoot`], [`HeaderRewrite`],
 //! [`RouteTimeouts`], [`BodySizeLimit`]).
 
 mod basic_auth;
 mod builtin;
 mod chain;
+mod cors;
 mod headers;
 mod observers;
 mod rate_limit;
@@ -43,6 +44,7 @@ mod upstream;
 pub use basic_auth::BasicAuth;
 pub use builtin::{ForwardedHeadersModule, HttpsRedirect, ServerHeader};
 pub use chain::{route_modules, ModuleChain};
+pub use cors::{Cors, CorsSettings};
 pub use headers::{HeaderChange, HeaderRewrite};
 pub use observers::{AccessLogObserver, MetricsObserver};
 pub use rate_limit::{RateLimit, RateLimitSettings};
