@@ -593,9 +593,9 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
         }
         // The body limit is the route's (its modules may have set one):
         // a declared length above it is refused before any byte is read.
-        let declared = request_checks::declared_length(session.req_header());
-        if let (Some(limit), Some(length)) = (ctx.max_body_size, declared) {
-            if length > limit {
+        if let Some(limit) = ctx.max_body_size {
+            let declared = request_checks::declared_length(session.req_header());
+            if declared.is_some_and(|length| length > limit) {
                 log::debug!(
                     "refused {} {}: the request body is larger than allowed",
                     session.req_header().method,
