@@ -550,12 +550,12 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
             ctx.own_status = Some(status);
             // What sent it cannot be trusted to frame the next request.
             session.set_keepalive(None);
-            responses::send(session, status, ctx.grpc).await?;
+            Box::pin(responses::send(session, status, ctx.grpc)).await?;
             return Ok(true);
         }
         let flow = self.run_chains(ctx, |chain, ctx| chain.before_match(session, ctx))?;
         if let Flow::Answer(answer) = flow {
-            return self.answer(session, ctx, answer).await;
+            return Box::pin(self.answer(session, ctx, answer)).await;
         }
         let Some(snapshot) = ctx.snapshot.as_deref() else {
             return Err(Error::explain(ErrorType::InternalError, "no snapshot"));
@@ -567,14 +567,14 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
                 log::debug!("refused {} {}: {e}", req.method, req.uri);
                 ctx.own_status = Some(400);
                 session.set_keepalive(None);
-                responses::send(session, 400, ctx.grpc).await?;
+                Box::pin(responses::send(session, 400, ctx.grpc)).await?;
                 return Ok(true);
             }
         };
         let Some(route) = route else {
             self.stats.not_found.fetch_add(1, Ordering::Relaxed);
             ctx.own_status = Some(404);
-            responses::send(session, 404, ctx.grpc).await?;
+            Box::pin(responses::send(session, 404, ctx.grpc)).await?;
             return Ok(true);
         };
         ctx.route = Some(route);
@@ -589,7 +589,7 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
             flow = self.run_chains(ctx, |chain, ctx| chain.after_match(session, ctx))?;
         }
         if let Flow::Answer(answer) = flow {
-            return self.answer(session, ctx, answer).await;
+            return Box::pin(self.answer(session, ctx, answer)).await;
         }
         // The body limit is the route's (its modules may have set one):
         // a declared length above it is refused before any byte is read.
@@ -603,7 +603,7 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
                 );
                 ctx.own_status = Some(413);
                 session.set_keepalive(None);
-                responses::send(session, 413, ctx.grpc).await?;
+                Box::pin(responses::send(session, 413, ctx.grpc)).await?;
                 return Ok(true);
             }
         }
@@ -665,10 +665,10 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
                     // Waiters are not served in order: each looks again at
                     // least every 20 ms, or when a place on this endpoint
                     // is given back.
-                    let _ = tokio::time::timeout(
+                    let _ = Box::pin(tokio::time::timeout(
                         left.min(std::time::Duration::from_millis(20)),
                         state.released(),
-                    )
+                    ))
                     .await;
                     avoid.clear();
                     continue;
