@@ -87,6 +87,30 @@ fn an_unimplemented_access_restriction_fails_closed() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("auth-url"));
 
+    // On a canary, an access rule it cannot have on its own refuses too.
+    let canary = [
+        host_ingress("main", "guarded.test", "web", None, &[]),
+        host_ingress(
+            "canary",
+            "guarded.test",
+            "web",
+            None,
+            &[
+                "canary: \"true\"",
+                "canary-weight: \"100\"",
+                "whitelist-source-range: 10.0.0.0/8",
+            ],
+        ),
+    ]
+    .concat();
+    let (path, _) = config(&dir, &web, "", &canary);
+    let (code, _, err) = check(&path, &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("a canary Ingress takes its main Ingress's access rules"),
+        "{err}"
+    );
+
     // Told to, the gateway serves it without them, and says so.
     let (path, listen) = config(&dir, &web, "unsupported_annotations = \"warn\"", &ingress);
     let (code, out, err) = check(&path, &[]);
@@ -419,6 +443,9 @@ fn basic_auth_with_files_the_htpasswd_tool_wrote() {
         assert!(wrong.starts_with("HTTP/1.1 401"), "{user}: {wrong}");
     }
     assert!(status_of(&gw, "shop.test", &basic("mallory", "s3cret")).starts_with("HTTP/1.1 401"));
+    // Two Authorization headers: refused, whatever the first says.
+    let two = format!("{}{}", basic("alice", "s3cret"), basic("mallory", "x"));
+    assert!(status_of(&gw, "shop.test", &two).starts_with("HTTP/1.1 401"));
     assert!(status_of(&gw, "ops.test", &basic("dave", "password")).starts_with("HTTP/1.1 200"));
     assert!(status_of(&gw, "ops.test", &basic("alice", "s3cret")).starts_with("HTTP/1.1 401"));
 }
@@ -479,8 +506,8 @@ fn rate_limits_per_client_with_a_burst_and_exemptions() {
     let web = Backend::start("web");
     let dir = TempDir::new("rate-limits");
     let ingresses = [
-        // 2 per minute, burst 2 x 2 = 4: in a test far shorter than the
-        // 30 s a token takes to come back, exactly 4 pass.
+        // 2 per minute, burst 2 x 2 (+ 1, as nginx): in a test far
+        // shorter than the 30 s a token takes to come back, exactly 5 pass.
         host_ingress(
             "limited",
             "limited.test",
@@ -521,10 +548,68 @@ fn rate_limits_per_client_with_a_burst_and_exemptions() {
             assert!((1..=30).contains(&retry_after), "{got}");
         }
     }
-    assert_eq!(passed, 4);
+    assert_eq!(passed, 5);
     for _ in 0..10 {
         assert!(status_of(&gw, "exempt.test", "").starts_with("HTTP/1.1 200"));
     }
+}
+
+#[test]
+fn one_ingress_shares_its_limits_across_its_paths_and_aliases() {
+    let web = Backend::start("web");
+    let dir = TempDir::new("rate-limits-shared");
+    // 1 per minute, burst 1 x 1 (+ 1): two requests in all, whichever
+    // path or host of the Ingress they go to.
+    let ingress = "apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: shared
+  namespace: gateway-demo
+  annotations:
+    nginx.ingress.kubernetes.io/limit-rpm: \"1\"
+    nginx.ingress.kubernetes.io/limit-burst-multiplier: \"1\"
+    nginx.ingress.kubernetes.io/server-alias: alias.test
+spec:
+  ingressClassName: mse
+  defaultBackend: {service: {name: web, port: {number: 80}}}
+  rules:
+  - host: shared.test
+    http:
+      paths:
+      - {path: /a, pathType: Exact, backend: {service: {name: web, port: {number: 80}}}}
+      - {path: /b, pathType: Exact, backend: {service: {name: web, port: {number: 80}}}}
+";
+    let (path, listen) = config(&dir, &web, "", ingress);
+    let gw = Gateway::start(&path, listen);
+    let get = |host: &str, target: &str| {
+        exchange(
+            gw.addr,
+            format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+    };
+    let statuses: Vec<String> = [
+        ("shared.test", "/a"),
+        ("shared.test", "/b"),
+        ("alias.test", "/a"),
+        ("shared.test", "/other"),
+    ]
+    .iter()
+    .map(|(h, t)| get(h, t))
+    .collect();
+    let passed = statuses
+        .iter()
+        .filter(|s| s.starts_with("HTTP/1.1 200"))
+        .count();
+    assert_eq!(passed, 2, "{statuses:?}");
+    assert!(
+        statuses[2..].iter().all(|s| s.starts_with("HTTP/1.1 503")),
+        "{statuses:?}"
+    );
 }
 
 #[test]

@@ -184,13 +184,20 @@ impl Credentials {
     }
 
     /// Whether `user` may sign in with `password`. An unknown user is
-    /// checked against another user's hash (and refused), so that both
-    /// take the same time.
+    /// checked against the file's costliest hash (a bcrypt one if there
+    /// is one) and refused, so that it takes as long as a known user
+    /// when every user's hash is of one kind and cost.
     pub fn check(&self, user: &str, password: &[u8]) -> bool {
         match self.users.iter().find(|(u, _)| u == user) {
             Some((_, hash)) => hash.verify(password),
             None => {
-                if let Some((_, hash)) = self.users.first() {
+                let costliest = self
+                    .users
+                    .iter()
+                    .map(|(_, h)| h)
+                    .find(|h| matches!(h, PasswordHash::Bcrypt(_)))
+                    .or_else(|| self.users.first().map(|(_, h)| h));
+                if let Some(hash) = costliest {
                     let _ = hash.verify(password);
                 }
                 false

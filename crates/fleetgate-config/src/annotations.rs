@@ -259,20 +259,33 @@ pub const KNOWN: &[KnownAnnotation] = &[
 
 /// Parts of a key that mark an annotation fleetgate does not know as one
 /// that restricts access, so that it fails closed too.
-const ACCESS_MARKERS: [&str; 12] = [
+const ACCESS_MARKERS: [&str; 17] = [
     "auth",
     "allowlist",
     "whitelist",
     "denylist",
     "blacklist",
+    "deny",
+    "acl",
     "limit",
     "access-control",
     "ip-access",
+    "source-range",
+    "cert",
     "modsecurity",
     "waf",
     "jwt",
     "snippet",
+    // Higress/MSE request matchers (match-method, exact-match-header-*,
+    // ...): a route that should take only some requests would take all.
+    "match-",
 ];
+
+/// Annotations that change which requests a route's paths match: with
+/// any access annotation on the same Ingress, ignoring them would move
+/// requests between the restricted routes and others, so they are
+/// refused there (and reported elsewhere).
+const PATH_MATCHING: [&str; 2] = ["use-regex", "rewrite-target"];
 
 /// Implemented annotations that a canary Ingress takes from its main
 /// Ingress (its own are ignored, as in ingress-nginx): they act on the
@@ -396,10 +409,24 @@ pub(crate) fn review(
                         format!("is also set as {winner}, which takes precedence; ignored"),
                     ));
                 } else if canary && FROM_MAIN_ON_CANARY.contains(&key) {
-                    found.warnings.push((
-                        full.clone(),
-                        "is ignored on a canary Ingress: the main Ingress's applies (as in ingress-nginx)".into(),
-                    ));
+                    if e.restricts_access && policy == UnsupportedAnnotations::Refuse {
+                        // Its owner asked for a protection the canary
+                        // cannot have on its own: say so rather than
+                        // serve the canary's traffic without it.
+                        found.errors.push((
+                            full.clone(),
+                            "restricts access, and a canary Ingress takes its main Ingress's access rules \
+                             (as in ingress-nginx): put it on the main Ingress \
+                             (or set [gateway] unsupported_annotations = \"warn\" to serve without it)"
+                                .into(),
+                        ));
+                    } else {
+                        found.warnings.push((
+                            full.clone(),
+                            "is ignored on a canary Ingress: the main Ingress's applies (as in ingress-nginx)"
+                                .into(),
+                        ));
+                    }
                 }
             }
             _ if canary && !restricts => found
@@ -425,12 +452,37 @@ pub(crate) fn review(
                     )),
                 }
             }
+            _ if PATH_MATCHING.contains(&key)
+                && policy == UnsupportedAnnotations::Refuse
+                && has_access_annotation(annotations) =>
+            {
+                found.errors.push((
+                    full.clone(),
+                    "is not implemented by fleetgate, and this Ingress restricts access: its paths would \
+                     match other requests than the ones it means to protect \
+                     (or set [gateway] unsupported_annotations = \"warn\" to serve it anyway)"
+                        .into(),
+                ));
+            }
             _ => found
                 .warnings
                 .push((full.clone(), unsupported_text(entry.is_some()).into())),
         }
     }
     found
+}
+
+/// Whether any annotation under the three prefixes restricts access
+/// (implemented or not).
+fn has_access_annotation(annotations: &BTreeMap<String, String>) -> bool {
+    annotations.keys().any(|full| {
+        split_prefix(full).is_some_and(|(_, key)| {
+            known(key).map_or_else(
+                || ACCESS_MARKERS.iter().any(|m| key.contains(m)),
+                |e| e.restricts_access,
+            )
+        })
+    })
 }
 
 fn unsupported_text(known: bool) -> &'static str {
@@ -525,14 +577,14 @@ mod tests {
                 "higress.io/route-limit-rps",
                 "mse.ingress.kubernetes.io/my-own-jwt-check",
                 "nginx.ingress.kubernetes.io/auth-url",
+                // Beside access rules, a path rewrite fleetgate ignores
+                // could move requests to other routes.
+                "nginx.ingress.kubernetes.io/rewrite-target",
             ]
         );
         assert_eq!(
             keys(&found.warnings),
-            [
-                "nginx.ingress.kubernetes.io/no-such-thing",
-                "nginx.ingress.kubernetes.io/rewrite-target",
-            ]
+            ["nginx.ingress.kubernetes.io/no-such-thing"]
         );
         let relaxed = review(&annotations, false, UnsupportedAnnotations::Warn);
         assert!(relaxed.errors.is_empty());
@@ -541,6 +593,35 @@ mod tests {
             .warnings
             .iter()
             .any(|(_, why)| why.contains("WITHOUT")));
+    }
+
+    #[test]
+    fn regex_paths_and_matchers_fail_closed_next_to_access_rules() {
+        let guarded = map(&[
+            ("nginx.ingress.kubernetes.io/use-regex", "true"),
+            (
+                "nginx.ingress.kubernetes.io/whitelist-source-range",
+                "10.0.0.0/8",
+            ),
+            ("higress.io/match-method", "GET HEAD"),
+            ("higress.io/exact-match-header-x-key", "s3cr3t"),
+        ]);
+        let found = review(&guarded, false, UnsupportedAnnotations::Refuse);
+        assert_eq!(
+            keys(&found.errors),
+            [
+                "higress.io/exact-match-header-x-key",
+                "higress.io/match-method",
+                "nginx.ingress.kubernetes.io/use-regex"
+            ]
+        );
+        let open = map(&[("nginx.ingress.kubernetes.io/use-regex", "true")]);
+        let found = review(&open, false, UnsupportedAnnotations::Refuse);
+        assert!(found.errors.is_empty());
+        assert_eq!(
+            keys(&found.warnings),
+            ["nginx.ingress.kubernetes.io/use-regex"]
+        );
     }
 
     #[test]
@@ -572,15 +653,25 @@ mod tests {
             ("nginx.ingress.kubernetes.io/auth-url", "http://auth/check"),
         ]);
         let found = review(&annotations, true, UnsupportedAnnotations::Refuse);
-        // An unsupported access restriction still fails closed: the
-        // canary's owner asked for it.
+        // Access restrictions on a canary fail closed, implemented or
+        // not: the canary's owner asked for them.
         assert_eq!(
             keys(&found.errors),
-            ["nginx.ingress.kubernetes.io/auth-url"]
+            [
+                "nginx.ingress.kubernetes.io/auth-url",
+                "nginx.ingress.kubernetes.io/whitelist-source-range"
+            ]
         );
+        let relaxed = review(&annotations, true, UnsupportedAnnotations::Warn);
+        assert!(relaxed.errors.is_empty());
+        let redirect = map(&[
+            ("nginx.ingress.kubernetes.io/canary", "true"),
+            ("nginx.ingress.kubernetes.io/ssl-redirect", "true"),
+        ]);
+        let found = review(&redirect, true, UnsupportedAnnotations::Refuse);
         assert_eq!(
             keys(&found.warnings),
-            ["nginx.ingress.kubernetes.io/whitelist-source-range"]
+            ["nginx.ingress.kubernetes.io/ssl-redirect"]
         );
     }
 }

@@ -30,10 +30,12 @@ pub struct HeaderRules {
 }
 
 /// Headers no annotation may touch: the gateway frames messages itself.
-const FRAMING: [&str; 6] = [
+const FRAMING: [&str; 8] = [
     "content-length",
     "transfer-encoding",
     "connection",
+    "keep-alive",
+    "proxy-connection",
     "upgrade",
     "te",
     "trailer",
@@ -59,7 +61,10 @@ pub(crate) fn parse(
             fleetgate_canary::annotation(annotations, &format!("{side}-header-control-remove"))
         {
             for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-                list.push(HeaderOp::Remove(checked_name(key, name)?));
+                list.push(HeaderOp::Remove(single_host(
+                    key,
+                    checked_name(key, name)?,
+                )?));
             }
         }
         for (suffix, set) in [("update", true), ("add", false)] {
@@ -81,7 +86,7 @@ pub(crate) fn parse(
                 list.push(if set {
                     HeaderOp::Set(name, v)
                 } else {
-                    HeaderOp::Add(name, v)
+                    HeaderOp::Add(single_host(key, name)?, v)
                 });
             }
         }
@@ -130,6 +135,19 @@ fn checked_name(key: &str, name: &str) -> Result<String, HeaderError> {
         });
     }
     Ok(lower)
+}
+
+/// A request has exactly one `Host`: it can be set (`-update`,
+/// `upstream-vhost`), not added or removed.
+fn single_host(key: &str, name: String) -> Result<String, HeaderError> {
+    if name == "host" {
+        return Err(HeaderError {
+            key: key.to_string(),
+            message: "Host can only be set (-update or upstream-vhost), not added or removed"
+                .into(),
+        });
+    }
+    Ok(name)
 }
 
 fn checked_value(key: &str, value: &str) -> Result<String, HeaderError> {
@@ -200,6 +218,9 @@ mod tests {
             ("request-header-control-add", "NoValue"),
             ("response-header-control-update", "Bad:Name x"),
             ("upstream-vhost", "a b"),
+            ("request-header-control-add", "Host evil.example"),
+            ("request-header-control-remove", "Host"),
+            ("request-header-control-update", "Keep-Alive timeout=5"),
         ] {
             let full = format!("mse.ingress.kubernetes.io/{key}");
             assert!(parse(&map(&[(&full, value)])).is_err(), "{key}: {value}");

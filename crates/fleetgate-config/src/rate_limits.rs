@@ -76,7 +76,7 @@ pub(crate) fn parse(
                     key: full.to_string(),
                     message: format!("value {value:?}: {item:?} is not a CIDR or an address"),
                 })?;
-            exempt.push(net.trunc());
+            exempt.push(crate::source_ranges::unmapped(net.trunc()));
         }
     }
     if rps.is_none() && rpm.is_none() && connections.is_none() {

@@ -95,9 +95,10 @@ fn valid_location(s: &str) -> bool {
     }
 }
 
-/// Visible ASCII only: it becomes a header value as written.
+/// Visible ASCII only (it becomes a header value as written), and no
+/// backslash: browsers read `/\host` as `//host`, another site.
 fn is_clean(s: &str) -> bool {
-    s.bytes().all(|b| b.is_ascii_graphic())
+    s.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
 }
 
 #[cfg(test)]
@@ -140,6 +141,7 @@ mod tests {
             ("permanent-redirect", "//evil.example/"),
             ("permanent-redirect", "https://"),
             ("temporal-redirect", "/a b"),
+            ("temporal-redirect", "/\\evil.example"),
         ] {
             let err = parse_redirect(&map(&[(&format!("{N}{key}"), value)])).unwrap_err();
             assert_eq!(err.key, format!("{N}{key}"), "{value}");

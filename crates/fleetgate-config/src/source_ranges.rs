@@ -81,7 +81,7 @@ fn list(
                     "value {value:?}: {item:?} is not a CIDR (10.0.0.0/8, 2001:db8::/32) or an address"
                 ),
             })?;
-        nets.push(net.trunc());
+        nets.push(unmapped(net.trunc()));
     }
     if nets.is_empty() {
         return Err(RangeError {
@@ -90,6 +90,20 @@ fn list(
         });
     }
     Ok(Some(nets))
+}
+
+/// An IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) as the IPv4
+/// network it stands for: client addresses are compared in their IPv4
+/// form, so a mapped entry would otherwise never match.
+pub(crate) fn unmapped(net: IpNet) -> IpNet {
+    if let IpNet::V6(v6) = net {
+        if let (Some(v4), true) = (v6.addr().to_ipv4_mapped(), v6.prefix_len() >= 96) {
+            if let Ok(n) = ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96) {
+                return IpNet::V4(n.trunc());
+            }
+        }
+    }
+    net
 }
 
 #[cfg(test)]
@@ -150,6 +164,18 @@ mod tests {
         ]))
         .unwrap_err();
         assert!(err.message.contains("set too"), "{}", err.message);
+    }
+
+    #[test]
+    fn mapped_networks_become_ipv4() {
+        let got = parse(&map(&[(
+            "nginx.ingress.kubernetes.io/denylist-source-range",
+            "::ffff:127.0.0.0/104, ::ffff:0:0/96",
+        )]))
+        .unwrap()
+        .unwrap();
+        let text: Vec<String> = got.deny.iter().map(ToString::to_string).collect();
+        assert_eq!(text, ["127.0.0.0/8", "0.0.0.0/0"]);
     }
 
     #[test]

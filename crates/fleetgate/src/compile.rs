@@ -273,10 +273,35 @@ fn header_changes(ops: &[HeaderOp]) -> Vec<HeaderChange> {
         .collect()
 }
 
-/// Attaches the Ingress's per-route policies (its annotations' modules) to
-/// `route`; a route without any gets no chain and costs nothing more.
-fn with_policies(ing: &Ingress, route: Route, limit_status: u16) -> Route {
+/// Attaches an Ingress's policy chain to one of its routes; a route
+/// without policies gets no chain and costs nothing more.
+fn with_policies(route: Route, chain: &ModuleChain) -> Route {
+    if chain.is_empty() {
+        route
+    } else {
+        // The modules are shared: every route of the Ingress counts
+        // against the same limits (one zone per Ingress, as ingress-nginx).
+        route_modules(route, chain.clone())
+    }
+}
+
+/// The modules an Ingress's annotations ask for, built once for all its
+/// routes (paths, aliases, default backend).
+fn policy_chain(ing: &Ingress, limit_status: u16) -> ModuleChain {
     let mut chain = ModuleChain::new();
+    if ing.basic_auth_request.is_some() && ing.basic_auth.is_none() {
+        // Authentication asked for and not loaded (only possible for a
+        // hand-made Config): nobody passes.
+        log::error!(
+            "Ingress {}: basic auth was asked for but not loaded; its routes refuse every request",
+            ing.key()
+        );
+        let everyone = ["0.0.0.0/0", "::/0"]
+            .iter()
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        return chain.with(SourceRangeFilter::new(Vec::new(), everyone));
+    }
     // Access first: a client the lists refuse learns nothing, not even
     // where the route redirects.
     if let Some(ranges) = &ing.source_ranges {
@@ -350,11 +375,7 @@ fn with_policies(ing: &Ingress, route: Route, limit_status: u16) -> Route {
     if let Some(path) = &ing.app_root {
         chain = chain.with(AppRoot::new(path));
     }
-    if chain.is_empty() {
-        route
-    } else {
-        route_modules(route, chain)
-    }
+    chain
 }
 
 /// The hosts an Ingress's `server-alias` adds: those no Ingress names in
@@ -383,6 +404,7 @@ fn usable_aliases(c: &mut Compiler<'_>, ing: &Ingress) -> Vec<HostPattern> {
 fn add_main_routes(c: &mut Compiler<'_>, ing: &Ingress) {
     let key = ing.key();
     let aliases = usable_aliases(c, ing);
+    let policies = policy_chain(ing, c.config.gateway.limit_status);
     // Each rule under its own host, then every rule under each alias.
     let hosts = ing.rules.iter().map(|r| (r, r.host.clone())).chain(
         aliases
@@ -404,9 +426,8 @@ fn add_main_routes(c: &mut Compiler<'_>, ing: &Ingress) {
             );
             let redirect = https_redirect(ing, &rule.host, c.config.gateway.ssl_redirect_default);
             let route = with_policies(
-                ing,
                 Route::new(&key, main).with_https_redirect(redirect),
-                c.config.gateway.limit_status,
+                &policies,
             );
             if c.builder
                 .add_path(&rule.host, &p.path, p.path_type, route)
@@ -427,11 +448,9 @@ fn add_main_routes(c: &mut Compiler<'_>, ing: &Ingress) {
             ing.subset.as_ref(),
             ing.backend_protocol,
         );
-        let id = c.builder.add_default_route(with_policies(
-            ing,
-            Route::new(&key, main),
-            c.config.gateway.limit_status,
-        ));
+        let id = c
+            .builder
+            .add_default_route(with_policies(Route::new(&key, main), &policies));
         let mut hosts: Vec<_> = ing.rules.iter().map(|r| r.host.clone()).collect();
         if hosts.is_empty() {
             hosts.push(HostPattern::Any);

@@ -58,11 +58,17 @@ impl GatewayModule for BasicAuth {
     }
 
     fn after_match(&self, session: &mut Session, _ctx: &mut RequestCtx) -> Result<Flow> {
-        let admitted = session
+        // Exactly one Authorization header: with two, the gateway and an
+        // upstream might each read a different one.
+        let mut values = session
             .req_header()
             .headers
-            .get(http::header::AUTHORIZATION)
-            .is_some_and(|v| self.admits(v.as_bytes()));
+            .get_all(http::header::AUTHORIZATION)
+            .iter();
+        let admitted = match (values.next(), values.next()) {
+            (Some(v), None) => self.admits(v.as_bytes()),
+            _ => false,
+        };
         if admitted {
             return Ok(Flow::Continue);
         }

@@ -3,7 +3,7 @@
 //! process.
 //!
 //! Rates follow nginx's `limit_req ... burst=B nodelay`, which
-//! ingress-nginx configures: a client may send up to `rate × multiplier`
+//! ingress-nginx configures: a client may send up to `rate × multiplier + 1`
 //! requests at once, then `rate` per second (or minute); the rest are
 //! refused at once, not queued. This is a token bucket (GCRA), kept per
 //! client by the `governor` crate. Concurrency counts requests in
@@ -110,9 +110,14 @@ fn limiter(quota: Option<Quota>) -> Option<PerClient> {
 impl RateLimit {
     /// A limit enforcing `settings`.
     pub fn new(settings: &RateLimitSettings) -> Self {
+        // nginx's `burst=B` admits B requests beyond the one the rate
+        // allows at once: B + 1 in a row.
         let burst = |rate: u32| {
-            NonZeroU32::new(rate.saturating_mul(settings.burst_multiplier.max(1)))
-                .unwrap_or(NonZeroU32::MIN)
+            NonZeroU32::new(
+                rate.saturating_mul(settings.burst_multiplier.max(1))
+                    .saturating_add(1),
+            )
+            .unwrap_or(NonZeroU32::MIN)
         };
         let quota = |rate: Option<u32>, per: fn(NonZeroU32) -> Quota| {
             let rate = NonZeroU32::new(rate?)?;
@@ -177,6 +182,22 @@ impl GatewayModule for RateLimit {
             return Ok(Flow::Continue);
         }
         self.sweep();
+        // The concurrency limit first, under its lock until the rates
+        // have passed too: a request refused by one limit spends nothing
+        // of another's (as nginx checks every zone before charging).
+        let mut in_flight = match &self.connections {
+            Some((max, counts)) => {
+                let map = counts.0.lock().unwrap_or_else(PoisonError::into_inner);
+                if map.get(&client).is_some_and(|n| n >= max) {
+                    return Ok(self.refuse(1));
+                }
+                Some((map, counts))
+            }
+            None => None,
+        };
+        // With both rates, the per-minute bucket is only charged once
+        // the per-second one has passed; a per-second token spent on a
+        // request the per-minute limit refuses is the one imprecision.
         for l in [&self.per_second, &self.per_minute].into_iter().flatten() {
             if let Err(not_until) = l.check_key(&client) {
                 let wait = not_until.wait_time_from(self.clock.now());
@@ -184,15 +205,8 @@ impl GatewayModule for RateLimit {
                 return Ok(self.refuse(secs));
             }
         }
-        if let Some((max, counts)) = &self.connections {
-            {
-                let mut map = counts.0.lock().unwrap_or_else(PoisonError::into_inner);
-                let n = map.entry(client).or_insert(0);
-                if *n >= *max {
-                    return Ok(self.refuse(1));
-                }
-                *n += 1;
-            }
+        if let Some((map, counts)) = in_flight.as_mut() {
+            *map.entry(client).or_insert(0) += 1;
             ctx.extensions.insert(Arc::new(InFlightPlace {
                 counts: Arc::clone(counts),
                 client,
@@ -225,8 +239,8 @@ mod tests {
         };
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
-        // 2 per second, burst 6: six at once, the seventh waits.
-        for _ in 0..6 {
+        // 2 per second, burst 2 x 3: seven at once, the eighth waits.
+        for _ in 0..7 {
             assert!(l.check_key(&a).is_ok());
         }
         assert!(l.check_key(&a).is_err());
