@@ -18,6 +18,17 @@ use std::collections::BTreeMap;
 
 use fleetgate_canary::{KeyScope, MSE_PREFIX, PREFIXES};
 
+/// An annotation whose value could not be read: its key as written and
+/// why. Every annotation parser returns it; the Ingress turns it into a
+/// configuration error at the annotation's field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AnnotationError {
+    /// The key as written (with its prefix).
+    pub key: String,
+    /// Why the value was refused.
+    pub message: String,
+}
+
 /// Whether fleetgate implements an annotation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Support {

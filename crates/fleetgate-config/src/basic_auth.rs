@@ -11,6 +11,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use crate::annotations::AnnotationError;
+
 use fleetgate_auth::Credentials;
 
 use crate::error::ConfigError;
@@ -45,25 +47,18 @@ pub struct BasicAuth {
     pub secret: String,
 }
 
-/// An annotation that could not be read: its key as written and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct AuthError {
-    pub key: String,
-    pub message: String,
-}
-
 /// Reads the annotations of an Ingress in `namespace`.
 pub(crate) fn parse_request(
     annotations: &BTreeMap<String, String>,
     namespace: &str,
-) -> Result<Option<BasicAuthRequest>, AuthError> {
+) -> Result<Option<BasicAuthRequest>, AnnotationError> {
     let get = |key: &str| fleetgate_canary::annotation(annotations, key);
     let Some((type_key, kind)) = get("auth-type") else {
         // The other keys alone would be ignored by ingress-nginx, leaving
         // the route open: say so instead.
         for key in ["auth-secret", "auth-secret-type", "auth-realm"] {
             if let Some((full, _)) = get(key) {
-                return Err(AuthError {
+                return Err(AnnotationError {
                     key: full.to_string(),
                     message: "needs auth-type: basic; without it the route would be open".into(),
                 });
@@ -72,7 +67,7 @@ pub(crate) fn parse_request(
         return Ok(None);
     };
     if kind.trim() != "basic" {
-        return Err(AuthError {
+        return Err(AnnotationError {
             key: type_key.to_string(),
             message: format!(
                 "value {kind:?}: only \"basic\" is implemented (digest is not); the Ingress is not served without it"
@@ -80,7 +75,7 @@ pub(crate) fn parse_request(
         });
     }
     let Some((secret_key, secret)) = get("auth-secret") else {
-        return Err(AuthError {
+        return Err(AnnotationError {
             key: type_key.to_string(),
             message: "auth-type: basic needs auth-secret (the Secret holding the htpasswd lines)"
                 .into(),
@@ -92,7 +87,7 @@ pub(crate) fn parse_request(
         None => (namespace, secret),
     };
     if ns.is_empty() || name.is_empty() || name.contains('/') {
-        return Err(AuthError {
+        return Err(AnnotationError {
             key: secret_key.to_string(),
             message: format!("value {secret:?}: use name or namespace/name"),
         });
@@ -102,7 +97,7 @@ pub(crate) fn parse_request(
         Some((_, v)) if v.trim() == "auth-file" => false,
         Some((_, v)) if v.trim() == "auth-map" => true,
         Some((k, v)) => {
-            return Err(AuthError {
+            return Err(AnnotationError {
                 key: k.to_string(),
                 message: format!("value {v:?}: use \"auth-file\" (the default) or \"auth-map\""),
             })
@@ -110,7 +105,7 @@ pub(crate) fn parse_request(
     };
     let realm = get("auth-realm").map_or(DEFAULT_REALM, |(_, v)| v.trim());
     if realm.contains('"') || realm.bytes().any(|b| b.is_ascii_control()) {
-        return Err(AuthError {
+        return Err(AnnotationError {
             key: get("auth-realm").map_or_else(String::new, |(k, _)| k.to_string()),
             message: format!("value {realm:?}: no quotes or control characters"),
         });

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::annotations::AnnotationError;
+
 /// Methods allowed when `cors-allow-methods` is not given.
 pub const DEFAULT_CORS_METHODS: &str = "GET, PUT, POST, DELETE, PATCH, OPTIONS";
 /// Headers allowed when `cors-allow-headers` is not given.
@@ -37,19 +39,12 @@ pub struct CorsPolicy {
     pub max_age: u32,
 }
 
-/// An annotation that could not be read: its key as written and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct CorsError {
-    pub key: String,
-    pub message: String,
-}
-
 /// Reads the policy when `enable-cors: "true"`; `None` otherwise.
 pub(crate) fn parse(
     annotations: &BTreeMap<String, String>,
-) -> Result<Option<CorsPolicy>, CorsError> {
+) -> Result<Option<CorsPolicy>, AnnotationError> {
     let get = |key: &str| fleetgate_canary::annotation(annotations, key);
-    let err = |key: &str, message: String| CorsError {
+    let err = |key: &str, message: String| AnnotationError {
         key: key.to_string(),
         message,
     };
@@ -79,7 +74,7 @@ pub(crate) fn parse(
             CorsOrigins::List(list)
         }
     };
-    let text = |key: &str, default: &str| -> Result<String, CorsError> {
+    let text = |key: &str, default: &str| -> Result<String, AnnotationError> {
         match get(key) {
             None => Ok(default.to_string()),
             Some((_, v)) if v.bytes().all(|b| b.is_ascii_graphic() || b == b' ') => {

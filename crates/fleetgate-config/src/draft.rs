@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use fleetgate_ingress::{validate_path, ClassFilter, HostPattern, PathType};
 
-use crate::annotations::{self, UnsupportedAnnotations};
+use crate::annotations::{self, AnnotationError, UnsupportedAnnotations};
 use crate::error::{ConfigError, Location};
 use crate::model::{BackendRef, Disposition, Ingress, IngressPath, PortRef, Rule};
 
@@ -112,56 +112,33 @@ impl IngressDraft {
                     format!("value {:?}: {}", e.value, e.reason),
                 )),
             }
-            match crate::source_ranges::parse(&self.annotations) {
-                Ok(r) => source_ranges = r,
-                Err(e) => errors
-                    .push(self.error(format!("metadata.annotations[\"{}\"]", e.key), e.message)),
-            }
-            match crate::redirects::parse_redirect(&self.annotations) {
-                Ok(r) => redirect = r,
-                Err(e) => errors
-                    .push(self.error(format!("metadata.annotations[\"{}\"]", e.key), e.message)),
-            }
-            match crate::basic_auth::parse_request(&self.annotations, &self.namespace) {
-                Ok(r) => basic_auth_request = r,
-                Err(e) => errors
-                    .push(self.error(format!("metadata.annotations[\"{}\"]", e.key), e.message)),
-            }
-            match crate::cors::parse(&self.annotations) {
-                Ok(Some(c)) => cors = Some(c),
-                Ok(None) => {
-                    // cors-* keys do nothing without enable-cors: say so.
-                    for key in self.annotations.keys().filter(|k| k.contains("/cors-")) {
-                        warnings.push(format!(
+            source_ranges = self.read(crate::source_ranges::parse(&self.annotations), &mut errors);
+            redirect = self.read(
+                crate::redirects::parse_redirect(&self.annotations),
+                &mut errors,
+            );
+            basic_auth_request = self.read(
+                crate::basic_auth::parse_request(&self.annotations, &self.namespace),
+                &mut errors,
+            );
+            cors = self.read(crate::cors::parse(&self.annotations), &mut errors);
+            if cors.is_none() {
+                // cors-* keys do nothing without enable-cors: say so.
+                for key in self.annotations.keys().filter(|k| k.contains("/cors-")) {
+                    warnings.push(format!(
                             "{} ({}): metadata.annotations[\"{key}\"] does nothing without enable-cors: \"true\"",
                             self.object(),
                             self.origin
                         ));
-                    }
                 }
-                Err(e) => errors
-                    .push(self.error(format!("metadata.annotations[\"{}\"]", e.key), e.message)),
             }
-            match crate::route_upstream::parse(&self.annotations) {
-                Ok(r) => upstream = r,
-                Err(e) => errors
-                    .push(self.error(format!("metadata.annotations[\"{}\"]", e.key), e.message)),
-            }
-            match crate::header_rules::parse(&self.annotations) {
-                Ok(r) => header_rules = r,
-                Err(e) => errors
-                    .push(self.error(format!("metadata.annotations[\"{}\"]", e.key), e.message)),
-            }
-            match crate::rate_limits::parse(&self.annotations) {
-                Ok(r) => rate_limits = r,
-                Err(e) => errors
-                    .push(self.error(format!("metadata.annotations[\"{}\"]", e.key), e.message)),
-            }
-            match crate::redirects::parse_app_root(&self.annotations) {
-                Ok(r) => app_root = r,
-                Err(e) => errors
-                    .push(self.error(format!("metadata.annotations[\"{}\"]", e.key), e.message)),
-            }
+            upstream = self.read(crate::route_upstream::parse(&self.annotations), &mut errors);
+            header_rules = self.read(crate::header_rules::parse(&self.annotations), &mut errors);
+            rate_limits = self.read(crate::rate_limits::parse(&self.annotations), &mut errors);
+            app_root = self.read(
+                crate::redirects::parse_app_root(&self.annotations),
+                &mut errors,
+            );
             if let Some((key, value)) =
                 fleetgate_canary::annotation(&self.annotations, "server-alias")
             {
@@ -244,6 +221,19 @@ impl IngressDraft {
             warnings,
             origin: self.origin,
             disposition,
+        })
+    }
+
+    /// What an annotation parser read; its error, if any, goes to
+    /// `errors` at the annotation's field.
+    fn read<T>(
+        &self,
+        parsed: Result<Option<T>, AnnotationError>,
+        errors: &mut Vec<ConfigError>,
+    ) -> Option<T> {
+        parsed.unwrap_or_else(|e| {
+            errors.push(self.error(format!("metadata.annotations[\"{}\"]", e.key), e.message));
+            None
         })
     }
 

@@ -8,6 +8,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::annotations::AnnotationError;
+
 /// What to do to one header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HeaderOp {
@@ -41,17 +43,10 @@ const FRAMING: [&str; 8] = [
     "trailer",
 ];
 
-/// An annotation that could not be read: its key as written and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct HeaderError {
-    pub key: String,
-    pub message: String,
-}
-
 /// Reads the header annotations; `None` when there are none.
 pub(crate) fn parse(
     annotations: &BTreeMap<String, String>,
-) -> Result<Option<HeaderRules>, HeaderError> {
+) -> Result<Option<HeaderRules>, AnnotationError> {
     let mut rules = HeaderRules::default();
     for (side, list) in [
         ("request", &mut rules.request),
@@ -77,7 +72,7 @@ pub(crate) fn parse(
             for line in value.lines().map(str::trim).filter(|l| !l.is_empty()) {
                 let (name, v) =
                     line.split_once(char::is_whitespace)
-                        .ok_or_else(|| HeaderError {
+                        .ok_or_else(|| AnnotationError {
                             key: key.to_string(),
                             message: format!("line {line:?}: write \"name value\""),
                         })?;
@@ -94,7 +89,7 @@ pub(crate) fn parse(
     if let Some((key, host)) = fleetgate_canary::annotation(annotations, "upstream-vhost") {
         let host = host.trim();
         if host.is_empty() || host.bytes().any(|b| b.is_ascii_whitespace() || b == b'/') {
-            return Err(HeaderError {
+            return Err(AnnotationError {
                 key: key.to_string(),
                 message: format!("value {host:?}: a host name (with an optional port)"),
             });
@@ -116,20 +111,20 @@ pub(crate) fn parse(
 }
 
 /// A header name, lower-cased; framing headers are refused.
-fn checked_name(key: &str, name: &str) -> Result<String, HeaderError> {
+fn checked_name(key: &str, name: &str) -> Result<String, AnnotationError> {
     let lower = name.to_ascii_lowercase();
     let token = !lower.is_empty()
         && lower
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
     if !token {
-        return Err(HeaderError {
+        return Err(AnnotationError {
             key: key.to_string(),
             message: format!("{name:?} is not a header name"),
         });
     }
     if FRAMING.contains(&lower.as_str()) {
-        return Err(HeaderError {
+        return Err(AnnotationError {
             key: key.to_string(),
             message: format!("{name} frames the message; the gateway sets it itself"),
         });
@@ -139,9 +134,9 @@ fn checked_name(key: &str, name: &str) -> Result<String, HeaderError> {
 
 /// A request has exactly one `Host`: it can be set (`-update`,
 /// `upstream-vhost`), not added or removed.
-fn single_host(key: &str, name: String) -> Result<String, HeaderError> {
+fn single_host(key: &str, name: String) -> Result<String, AnnotationError> {
     if name == "host" {
-        return Err(HeaderError {
+        return Err(AnnotationError {
             key: key.to_string(),
             message: "Host can only be set (-update or upstream-vhost), not added or removed"
                 .into(),
@@ -150,9 +145,9 @@ fn single_host(key: &str, name: String) -> Result<String, HeaderError> {
     Ok(name)
 }
 
-fn checked_value(key: &str, value: &str) -> Result<String, HeaderError> {
+fn checked_value(key: &str, value: &str) -> Result<String, AnnotationError> {
     if value.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
-        return Err(HeaderError {
+        return Err(AnnotationError {
             key: key.to_string(),
             message: format!("value {value:?} holds control characters"),
         });

@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::annotations::AnnotationError;
+
 use ipnet::IpNet;
 
 /// `limit-burst-multiplier` when not given (ingress-nginx's default).
@@ -26,26 +28,19 @@ pub struct RateLimits {
     pub exempt: Vec<IpNet>,
 }
 
-/// An annotation that could not be read: its key as written and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct LimitError {
-    pub key: String,
-    pub message: String,
-}
-
 /// Reads the limits; `None` when no limit is set. The multiplier or the
 /// exemptions without a limit are an error: they would look like
 /// protection and be none.
 pub(crate) fn parse(
     annotations: &BTreeMap<String, String>,
-) -> Result<Option<RateLimits>, LimitError> {
-    let number = |key: &str| -> Result<Option<(String, u32)>, LimitError> {
+) -> Result<Option<RateLimits>, AnnotationError> {
+    let number = |key: &str| -> Result<Option<(String, u32)>, AnnotationError> {
         let Some((full, value)) = fleetgate_canary::annotation(annotations, key) else {
             return Ok(None);
         };
         match value.trim().parse::<u32>() {
             Ok(n) if n > 0 => Ok(Some((full.to_string(), n))),
-            _ => Err(LimitError {
+            _ => Err(AnnotationError {
                 key: full.to_string(),
                 message: format!("value {value:?}: a whole number of at least 1"),
             }),
@@ -62,26 +57,23 @@ pub(crate) fn parse(
             continue;
         };
         if let Some(first) = &exempt_key {
-            return Err(LimitError {
+            return Err(AnnotationError {
                 key: full.to_string(),
                 message: format!("{first} is set too; give the list once"),
             });
         }
         exempt_key = Some(full.to_string());
         for item in value.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-            let net = item
-                .parse::<IpNet>()
-                .or_else(|_| item.parse::<std::net::IpAddr>().map(IpNet::from))
-                .map_err(|_| LimitError {
-                    key: full.to_string(),
-                    message: format!("value {value:?}: {item:?} is not a CIDR or an address"),
-                })?;
-            exempt.push(crate::source_ranges::unmapped(net.trunc()));
+            let net = crate::source_ranges::network(item).ok_or_else(|| AnnotationError {
+                key: full.to_string(),
+                message: format!("value {value:?}: {item:?} is not a CIDR or an address"),
+            })?;
+            exempt.push(net);
         }
     }
     if rps.is_none() && rpm.is_none() && connections.is_none() {
         if let Some(key) = multiplier.map(|(k, _)| k).or(exempt_key) {
-            return Err(LimitError {
+            return Err(AnnotationError {
                 key,
                 message: "needs limit-rps, limit-rpm or limit-connections; alone it limits nothing"
                     .into(),

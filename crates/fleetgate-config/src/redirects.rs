@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::annotations::AnnotationError;
+
 /// Every request on the Ingress's routes is answered with a redirect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedirectRule {
@@ -14,18 +16,11 @@ pub struct RedirectRule {
     pub location: String,
 }
 
-/// An annotation that could not be read: its key as written and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RedirectError {
-    pub key: String,
-    pub message: String,
-}
-
 /// Reads `temporal-redirect` (which wins, as in ingress-nginx) or
 /// `permanent-redirect`, with their codes.
 pub(crate) fn parse_redirect(
     annotations: &BTreeMap<String, String>,
-) -> Result<Option<RedirectRule>, RedirectError> {
+) -> Result<Option<RedirectRule>, AnnotationError> {
     for (key, code_key, default) in [
         ("temporal-redirect", "temporal-redirect-code", 302),
         ("permanent-redirect", "permanent-redirect-code", 301),
@@ -35,7 +30,7 @@ pub(crate) fn parse_redirect(
         };
         let location = value.trim();
         if !valid_location(location) {
-            return Err(RedirectError {
+            return Err(AnnotationError {
                 key: full.to_string(),
                 message: format!(
                     "value {value:?}: use an absolute http:// or https:// URL or a path starting with /"
@@ -47,7 +42,7 @@ pub(crate) fn parse_redirect(
             Some((full_code, text)) => match text.trim().parse::<u16>() {
                 Ok(c) if (300..=308).contains(&c) && c != 304 && c != 305 && c != 306 => c,
                 _ => {
-                    return Err(RedirectError {
+                    return Err(AnnotationError {
                         key: full_code.to_string(),
                         message: format!(
                             "value {text:?}: a redirect status is 300, 301, 302, 303, 307 or 308"
@@ -67,13 +62,13 @@ pub(crate) fn parse_redirect(
 /// Reads `app-root`: the path requests for `/` are redirected to.
 pub(crate) fn parse_app_root(
     annotations: &BTreeMap<String, String>,
-) -> Result<Option<String>, RedirectError> {
+) -> Result<Option<String>, AnnotationError> {
     let Some((full, value)) = fleetgate_canary::annotation(annotations, "app-root") else {
         return Ok(None);
     };
     let path = value.trim();
     if !path.starts_with('/') || path.starts_with("//") || !is_clean(path) {
-        return Err(RedirectError {
+        return Err(AnnotationError {
             key: full.to_string(),
             message: format!("value {value:?}: use a path starting with / (e.g. /app1)"),
         });

@@ -3,6 +3,7 @@
 //! writes them, or a duration with a unit) and `proxy-body-size` (an nginx
 //! size; `0` for no limit).
 
+use crate::annotations::AnnotationError;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -23,18 +24,11 @@ pub struct RouteUpstream {
     pub body_size: Option<Option<u64>>,
 }
 
-/// An annotation that could not be read: its key as written and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct UpstreamError {
-    pub key: String,
-    pub message: String,
-}
-
 /// Reads the settings; `None` when none is set.
 pub(crate) fn parse(
     annotations: &BTreeMap<String, String>,
-) -> Result<Option<RouteUpstream>, UpstreamError> {
-    let timeout = |key: &str| -> Result<Option<Duration>, UpstreamError> {
+) -> Result<Option<RouteUpstream>, AnnotationError> {
+    let timeout = |key: &str| -> Result<Option<Duration>, AnnotationError> {
         let Some((full, value)) = fleetgate_canary::annotation(annotations, key) else {
             return Ok(None);
         };
@@ -45,11 +39,11 @@ pub(crate) fn parse(
         };
         match parsed {
             Ok(d) if !d.is_zero() && d <= MAX_DURATION => Ok(Some(d)),
-            Ok(_) => Err(UpstreamError {
+            Ok(_) => Err(AnnotationError {
                 key: full.to_string(),
                 message: format!("value {value:?}: between 1 second and 365 days"),
             }),
-            Err(e) => Err(UpstreamError {
+            Err(e) => Err(AnnotationError {
                 key: full.to_string(),
                 message: format!("value {value:?}: seconds (\"120\") or a duration (\"2m\"): {e}"),
             }),
@@ -65,7 +59,7 @@ pub(crate) fn parse(
                 Ok(ByteSize(0)) => Some(None),
                 Ok(ByteSize(n)) => Some(Some(n)),
                 Err(e) => {
-                    return Err(UpstreamError {
+                    return Err(AnnotationError {
                         key: full.to_string(),
                         message: e,
                     })

@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::annotations::AnnotationError;
+
 use ipnet::IpNet;
 
 /// Which client addresses may use an Ingress's routes: none in `deny`,
@@ -24,17 +26,10 @@ const ALLOW_KEYS: [&str; 2] = ["whitelist-source-range", "allowlist-source-range
 /// Keys of the deny-list.
 const DENY_KEYS: [&str; 2] = ["denylist-source-range", "blacklist-source-range"];
 
-/// An annotation that could not be read: its key as written and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RangeError {
-    pub key: String,
-    pub message: String,
-}
-
 /// Reads the lists from `annotations`; `None` when neither is set.
 pub(crate) fn parse(
     annotations: &BTreeMap<String, String>,
-) -> Result<Option<SourceRanges>, RangeError> {
+) -> Result<Option<SourceRanges>, AnnotationError> {
     let allow = list(annotations, &ALLOW_KEYS)?;
     let deny = list(annotations, &DENY_KEYS)?;
     if allow.is_none() && deny.is_none() {
@@ -50,14 +45,14 @@ pub(crate) fn parse(
 fn list(
     annotations: &BTreeMap<String, String>,
     keys: &[&str],
-) -> Result<Option<Vec<IpNet>>, RangeError> {
+) -> Result<Option<Vec<IpNet>>, AnnotationError> {
     let mut found: Option<(&str, &str)> = None;
     for key in keys {
         let Some((full, value)) = fleetgate_canary::annotation(annotations, key) else {
             continue;
         };
         if let Some((first, _)) = found {
-            return Err(RangeError {
+            return Err(AnnotationError {
                 key: full.to_string(),
                 message: format!("{first} is set too; give the list once"),
             });
@@ -72,19 +67,16 @@ fn list(
         if item.is_empty() {
             continue;
         }
-        let net = item
-            .parse::<IpNet>()
-            .or_else(|_| item.parse::<std::net::IpAddr>().map(IpNet::from))
-            .map_err(|_| RangeError {
-                key: full.to_string(),
-                message: format!(
-                    "value {value:?}: {item:?} is not a CIDR (10.0.0.0/8, 2001:db8::/32) or an address"
-                ),
-            })?;
-        nets.push(unmapped(net.trunc()));
+        let net = network(item).ok_or_else(|| AnnotationError {
+            key: full.to_string(),
+            message: format!(
+                "value {value:?}: {item:?} is not a CIDR (10.0.0.0/8, 2001:db8::/32) or an address"
+            ),
+        })?;
+        nets.push(net);
     }
     if nets.is_empty() {
-        return Err(RangeError {
+        return Err(AnnotationError {
             key: full.to_string(),
             message: format!("value {value:?}: the list is empty"),
         });
@@ -92,10 +84,20 @@ fn list(
     Ok(Some(nets))
 }
 
+/// One entry of an address list: a CIDR (host bits cleared) or a single
+/// address, IPv4-mapped networks read as IPv4 (see [`unmapped`]).
+pub(crate) fn network(item: &str) -> Option<IpNet> {
+    let net = item
+        .parse::<IpNet>()
+        .or_else(|_| item.parse::<std::net::IpAddr>().map(IpNet::from))
+        .ok()?;
+    Some(unmapped(net.trunc()))
+}
+
 /// An IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) as the IPv4
 /// network it stands for: client addresses are compared in their IPv4
 /// form, so a mapped entry would otherwise never match.
-pub(crate) fn unmapped(net: IpNet) -> IpNet {
+fn unmapped(net: IpNet) -> IpNet {
     if let IpNet::V6(v6) = net {
         if let (Some(v4), true) = (v6.addr().to_ipv4_mapped(), v6.prefix_len() >= 96) {
             if let Ok(n) = ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96) {
