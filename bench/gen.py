@@ -18,11 +18,12 @@ Writes, under OUT:
 
 Workloads:
   a  one Ingress, one route, two endpoints weighted 9:1
-  p-allow, p-limit, p-auth, p-cors, p-headers, p-all
+  p-allow, p-limit, p-auth, p-cors, p-headers, p-all, p-regex, p-rewrite
      workload a with route policies from annotations (an allow-list, a
      rate limit far above the load, basic auth with a SHA1 htpasswd, CORS,
-     header changes, all of them): the cost of each module, fleetgate
-     only (the other proxies' files are workload a's)
+     header changes, all of them; a regex path, a regex path with a
+     rewrite-target): the cost of each module, fleetgate only (the other
+     proxies' files are workload a's)
   b  HOSTS Ingresses on HOSTS hosts (host-N.example.com, / Prefix), one
      Service each (endpoints weighted 9:1)
   c  b plus, per route, a header canary (x-canary: always), a 10% weight
@@ -146,7 +147,7 @@ def fleetgate_toml(w):
     return "\n".join(out)
 
 
-def ingress(name, host, service, annotations=None):
+def ingress(name, host, service, annotations=None, path="/"):
     """One Ingress document."""
     ann = ""
     if annotations:
@@ -164,8 +165,8 @@ metadata:
   - host: {host}
     http:
       paths:
-      - path: /
-        pathType: Prefix
+      - path: {path}
+        pathType: {"ImplementationSpecific" if path != "/" else "Prefix"}
         backend:
           service:
             name: {service}
@@ -187,6 +188,11 @@ POLICIES = {
                 "mse.ingress.kubernetes.io/response-header-control-remove": "X-Powered-By"},
 }
 POLICIES["all"] = {k: v for p in ("allow", "limit", "auth", "cors", "headers") for k, v in POLICIES[p].items()}
+# Regex paths: the path matched as a regex (one match per request), and
+# rewritten from a capture group (the request for / goes upstream as /).
+POLICIES["regex"] = {"nginx.ingress.kubernetes.io/use-regex": "true"}
+POLICIES["rewrite"] = {"nginx.ingress.kubernetes.io/rewrite-target": "/$1"}
+POLICY_PATHS = {"regex": "/[a-z0-9]*", "rewrite": "/(.*)"}
 
 # bench:bench, SHA1 (htpasswd -s), for the auth policy.
 USERS_SECRET = """apiVersion: v1
@@ -203,7 +209,8 @@ stringData:
 def ingress_yaml(w):
     """The Ingress manifests (multi-document)."""
     if w.policy:
-        docs = [ingress(w.services[0], w.hosts[0], w.services[0], POLICIES[w.policy])]
+        docs = [ingress(w.services[0], w.hosts[0], w.services[0], POLICIES[w.policy],
+                        POLICY_PATHS.get(w.policy, "/"))]
         if "auth-type" in "".join(POLICIES[w.policy]):
             docs.append(USERS_SECRET)
         return "---\n".join(docs)

@@ -38,8 +38,9 @@
 # used in turn), HOSTS (1000, workloads b/c), CANARY_EVERY (20: every n-th
 # request of workload c carries the header canary's header), PROXIES
 # (fleetgate,bare-pingora; also nginx, haproxy), WORKLOADS (a,b,c; the
-# route-policy workloads p-allow, p-limit, p-auth, p-cors, p-headers and
-# p-all are workload a plus one policy, for PROXIES=fleetgate), IDLE
+# route-policy workloads p-allow, p-limit, p-auth, p-cors, p-headers,
+# p-all, p-regex and p-rewrite are workload a plus one policy, for
+# PROXIES=fleetgate), IDLE
 # (5, seconds), SCRATCH (default a new temp dir; configs, logs,
 # callgrind/<workload>-<proxy>.out and .idle.out, results.tsv, table.md),
 # READY_TIMEOUT (300 s), RUN_TIMEOUT (900 s per client run),

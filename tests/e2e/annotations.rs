@@ -133,13 +133,13 @@ fn unsupported_annotations_are_reported_and_fail_strict_checks() {
         "rewritten.test",
         "web",
         None,
-        &["rewrite-target: /$2", "made-up-option: \"on\""],
+        &["proxy-buffering: \"off\"", "made-up-option: \"on\""],
     );
     let (path, listen) = config(&dir, &web, "", &ingress);
     let (code, out, err) = check(&path, &[]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("rewrite-target\"] is not implemented by fleetgate; ignored"),
+        out.contains("proxy-buffering\"] is not implemented by fleetgate; ignored"),
         "{out}"
     );
     assert!(
@@ -155,7 +155,7 @@ fn unsupported_annotations_are_reported_and_fail_strict_checks() {
     let list = gw.admin_json("/ingresses");
     let warnings = list["ingresses"][0]["warnings"].as_array().unwrap();
     assert_eq!(warnings.len(), 2, "{list}");
-    assert!(gw.log_text().contains("rewrite-target"));
+    assert!(gw.log_text().contains("proxy-buffering"));
 }
 
 #[test]
@@ -937,5 +937,172 @@ fn cors_preflights_and_responses() {
     assert!(
         half.starts_with("http/1.1 200") && !half.contains("access-control-"),
         "{half}"
+    );
+}
+
+/// The request line an upstream got, from a recording.
+fn request_line(recorded: &std::sync::mpsc::Receiver<String>) -> String {
+    let raw = recorded
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the upstream got a request");
+    raw.lines().next().unwrap_or_default().to_string()
+}
+
+#[test]
+fn regex_paths_and_rewrites_reach_the_upstream() {
+    const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+    let (api, api_got) = fleetgate_e2e::upstream::recording_upstream(OK);
+    let (other, other_got) = fleetgate_e2e::upstream::recording_upstream(OK);
+    let dir = TempDir::new("rewrites");
+    let listen = listen_addr();
+    let ingresses = r#"apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: api
+  namespace: gateway-demo
+  annotations:
+    nginx.ingress.kubernetes.io/use-regex: "true"
+    nginx.ingress.kubernetes.io/rewrite-target: /$2
+spec:
+  ingressClassName: mse
+  rules:
+  - host: shop.test
+    http:
+      paths:
+      - {path: /something(/|$)(.*), pathType: ImplementationSpecific, backend: {service: {name: api, port: {number: 80}}}}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: plain-on-a-regex-host
+  namespace: gateway-demo
+spec:
+  ingressClassName: mse
+  rules:
+  - host: shop.test
+    http:
+      paths:
+      - {path: /foo/bar, pathType: Prefix, backend: {service: {name: other, port: {number: 80}}}}
+  - host: plain.test
+    http:
+      paths:
+      - {path: /foo/bar, pathType: Prefix, backend: {service: {name: other, port: {number: 80}}}}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: versioned
+  namespace: gateway-demo
+  annotations:
+    higress.io/rewrite-path: /v1
+    higress.io/rewrite-host: internal.api
+spec:
+  ingressClassName: mse
+  rules:
+  - host: api.test
+    http:
+      paths:
+      - {path: /v1/app, pathType: Prefix, backend: {service: {name: api, port: {number: 80}}}}
+"#;
+    let text = format!(
+        "{}{}{}{}",
+        header(listen, ""),
+        fleetgate_e2e::config::service_at("api", api, ""),
+        fleetgate_e2e::config::service_at("other", other, ""),
+        manifests(&[dir.write("ingresses.yaml", ingresses)]),
+    );
+    let config = dir.write("gw.toml", &text);
+    let routes = Command::new(bin_path("fleetgate"))
+        .args(["routes", "-c"])
+        .arg(&config)
+        .output()
+        .expect("run routes");
+    let routes = String::from_utf8_lossy(&routes.stdout);
+    assert!(
+        routes.contains("/something(/|$)(.*)") && routes.contains("ImplementationSpecific (regex)"),
+        "{routes}"
+    );
+    let gw = Gateway::start(&config, listen);
+    let get = |host: &str, target: &str| {
+        let got = exchange(
+            gw.addr,
+            format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        );
+        got.lines().next().unwrap_or_default().to_string()
+    };
+
+    // rewrite-target with capture groups, the query kept (the examples of
+    // ingress-nginx's documentation).
+    for (sent, upstream) in [
+        ("/something", "GET / HTTP/1.1"),
+        ("/something/", "GET / HTTP/1.1"),
+        ("/something/new?x=1", "GET /new?x=1 HTTP/1.1"),
+        ("/SOMETHING/Case/Kept", "GET /Case/Kept HTTP/1.1"),
+        ("/something/./a/../b", "GET /b HTTP/1.1"),
+    ] {
+        assert!(get("shop.test", sent).starts_with("HTTP/1.1 200"), "{sent}");
+        assert_eq!(request_line(&api_got), upstream, "{sent}");
+    }
+    // Another Ingress's plain path on the same host is a regex too: a
+    // case-insensitive string prefix, sent as it came.
+    assert!(get("shop.test", "/FOO/barx").starts_with("HTTP/1.1 200"));
+    assert_eq!(request_line(&other_got), "GET /FOO/barx HTTP/1.1");
+    // On a host without regex paths the same rule is element-wise and
+    // case-sensitive.
+    assert!(get("plain.test", "/foo/barx").starts_with("HTTP/1.1 404"));
+    assert!(get("plain.test", "/foo/bar/x").starts_with("HTTP/1.1 200"));
+    assert_eq!(request_line(&other_got), "GET /foo/bar/x HTTP/1.1");
+
+    // rewrite-path replaces the matched prefix; rewrite-host the Host.
+    assert!(get("api.test", "/v1/app/users?q=1").starts_with("HTTP/1.1 200"));
+    let raw = api_got.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert!(raw.starts_with("GET /v1/users?q=1 HTTP/1.1\r\n"), "{raw}");
+    assert!(
+        raw.to_ascii_lowercase()
+            .contains("\r\nhost: internal.api\r\n"),
+        "{raw}"
+    );
+    assert!(get("api.test", "/v1/app").starts_with("HTTP/1.1 200"));
+    assert_eq!(request_line(&api_got), "GET /v1 HTTP/1.1");
+    assert!(get("api.test", "/v1/application").starts_with("HTTP/1.1 404"));
+}
+
+#[test]
+fn regex_paths_and_rewrites_that_cannot_work_are_config_errors() {
+    let web = Backend::start("web");
+    let dir = TempDir::new("bad-regex");
+    // The plain Ingress's path becomes a regex because the other Ingress
+    // asks for regex paths on the same host: it must compile as one.
+    let ingresses = format!(
+        "{}{}",
+        host_ingress("plain", "shop.test", "web", None, &[]).replace("path: /", "path: /a(b"),
+        host_ingress("regex", "shop.test", "web", None, &["use-regex: \"true\""])
+            .replace("path: /", "path: /z"),
+    );
+    let (path, _) = config(&dir, &web, "", &ingresses);
+    let (code, _, err) = check(&path, &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("Ingress gateway-demo/plain")
+            && err.contains("spec.rules[0].http.paths[0].path")
+            && err.contains("regular expression")
+            && err.contains("use-regex or rewrite-target"),
+        "{err}"
+    );
+
+    let ingress = host_ingress(
+        "rewrite",
+        "shop.test",
+        "web",
+        None,
+        &["rewrite-target: /$host$1"],
+    );
+    let (path, _) = config(&dir, &web, "", &ingress);
+    let (code, _, err) = check(&path, &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("rewrite-target\"]") && err.contains("nginx variables are not supported"),
+        "{err}"
     );
 }

@@ -128,6 +128,11 @@ pub const KNOWN: &[KnownAnnotation] = &[
     implemented("response-header-control-add"),
     implemented("response-header-control-update"),
     implemented("response-header-control-remove"),
+    // Regex paths and upstream path rewrites.
+    implemented("use-regex"),
+    implemented("rewrite-target"),
+    implemented("rewrite-path"),
+    implemented("rewrite-host"),
     // Redirects and host aliases.
     implemented("permanent-redirect"),
     implemented("permanent-redirect-code"),
@@ -197,11 +202,7 @@ pub const KNOWN: &[KnownAnnotation] = &[
     unsupported_access("configuration-snippet"),
     unsupported_access("server-snippet"),
     unsupported_access("stream-snippet"),
-    // Paths, rewrites and redirects.
-    unsupported("use-regex"),
-    unsupported("rewrite-target"),
-    unsupported("rewrite-path"),
-    unsupported("rewrite-host"),
+    // Paths and redirects.
     unsupported("from-to-www-redirect"),
     unsupported("preserve-trailing-slash"),
     unsupported("enable-rewrite-log"),
@@ -292,17 +293,15 @@ const ACCESS_MARKERS: [&str; 17] = [
     "match-",
 ];
 
-/// Annotations that change which requests a route's paths match: with
-/// any access annotation on the same Ingress, ignoring them would move
-/// requests between the restricted routes and others, so they are
-/// refused there (and reported elsewhere).
-const PATH_MATCHING: [&str; 2] = ["use-regex", "rewrite-target"];
-
 /// Implemented annotations that a canary Ingress takes from its main
 /// Ingress (its own are ignored, as in ingress-nginx): they act on the
 /// route, which the main Ingress owns. A canary's subset and
 /// `backend-protocol` are its own.
-const FROM_MAIN_ON_CANARY: [&str; 41] = [
+const FROM_MAIN_ON_CANARY: [&str; 45] = [
+    "use-regex",
+    "rewrite-target",
+    "rewrite-path",
+    "rewrite-host",
     "enable-cors",
     "cors-allow-origin",
     "cors-allow-methods",
@@ -463,37 +462,12 @@ pub(crate) fn review(
                     )),
                 }
             }
-            _ if PATH_MATCHING.contains(&key)
-                && policy == UnsupportedAnnotations::Refuse
-                && has_access_annotation(annotations) =>
-            {
-                found.errors.push((
-                    full.clone(),
-                    "is not implemented by fleetgate, and this Ingress restricts access: its paths would \
-                     match other requests than the ones it means to protect \
-                     (or set [gateway] unsupported_annotations = \"warn\" to serve it anyway)"
-                        .into(),
-                ));
-            }
             _ => found
                 .warnings
                 .push((full.clone(), unsupported_text(entry.is_some()).into())),
         }
     }
     found
-}
-
-/// Whether any annotation under the three prefixes restricts access
-/// (implemented or not).
-fn has_access_annotation(annotations: &BTreeMap<String, String>) -> bool {
-    annotations.keys().any(|full| {
-        split_prefix(full).is_some_and(|(_, key)| {
-            known(key).map_or_else(
-                || ACCESS_MARKERS.iter().any(|m| key.contains(m)),
-                |e| e.restricts_access,
-            )
-        })
-    })
 }
 
 fn unsupported_text(known: bool) -> &'static str {
@@ -588,9 +562,6 @@ mod tests {
                 "higress.io/route-limit-rps",
                 "mse.ingress.kubernetes.io/my-own-jwt-check",
                 "nginx.ingress.kubernetes.io/auth-url",
-                // Beside access rules, a path rewrite fleetgate ignores
-                // could move requests to other routes.
-                "nginx.ingress.kubernetes.io/rewrite-target",
             ]
         );
         assert_eq!(
@@ -599,7 +570,7 @@ mod tests {
         );
         let relaxed = review(&annotations, false, UnsupportedAnnotations::Warn);
         assert!(relaxed.errors.is_empty());
-        assert_eq!(relaxed.warnings.len(), 5);
+        assert_eq!(relaxed.warnings.len(), 4);
         assert!(relaxed
             .warnings
             .iter()
@@ -607,7 +578,7 @@ mod tests {
     }
 
     #[test]
-    fn regex_paths_and_matchers_fail_closed_next_to_access_rules() {
+    fn matchers_fail_closed_and_regex_paths_are_served() {
         let guarded = map(&[
             ("nginx.ingress.kubernetes.io/use-regex", "true"),
             (
@@ -623,16 +594,11 @@ mod tests {
             [
                 "higress.io/exact-match-header-x-key",
                 "higress.io/match-method",
-                "nginx.ingress.kubernetes.io/use-regex"
             ]
         );
         let open = map(&[("nginx.ingress.kubernetes.io/use-regex", "true")]);
         let found = review(&open, false, UnsupportedAnnotations::Refuse);
-        assert!(found.errors.is_empty());
-        assert_eq!(
-            keys(&found.warnings),
-            ["nginx.ingress.kubernetes.io/use-regex"]
-        );
+        assert_eq!(found, Findings::default());
     }
 
     #[test]

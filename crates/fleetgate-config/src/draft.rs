@@ -87,6 +87,7 @@ impl IngressDraft {
         let mut header_rules = None;
         let mut upstream = None;
         let mut cors = None;
+        let mut path_matching = crate::PathMatching::default();
         let mut warnings = Vec::new();
         if disposition == Disposition::Served {
             match fleetgate_canary::annotation(&self.annotations, "backend-protocol") {
@@ -133,6 +134,12 @@ impl IngressDraft {
                 }
             }
             upstream = self.read(crate::route_upstream::parse(&self.annotations), &mut errors);
+            path_matching = self
+                .read(
+                    crate::path_rewrites::parse(&self.annotations).map(Some),
+                    &mut errors,
+                )
+                .unwrap_or_default();
             header_rules = self.read(crate::header_rules::parse(&self.annotations), &mut errors);
             rate_limits = self.read(crate::rate_limits::parse(&self.annotations), &mut errors);
             app_root = self.read(
@@ -218,6 +225,7 @@ impl IngressDraft {
             header_rules,
             upstream,
             cors,
+            path_matching,
             warnings,
             origin: self.origin,
             disposition,

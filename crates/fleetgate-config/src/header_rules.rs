@@ -1,5 +1,5 @@
 //! Header annotations of an Ingress: `upstream-vhost` (the `Host` the
-//! upstream gets), `x-forwarded-prefix`, and MSE/Higress
+//! upstream gets; Higress/MSE spell it `rewrite-host`), `x-forwarded-prefix`, and MSE/Higress
 //! `request-header-control-{add,update,remove}` and
 //! `response-header-control-{add,update,remove}`.
 //!
@@ -86,7 +86,15 @@ pub(crate) fn parse(
             }
         }
     }
-    if let Some((key, host)) = fleetgate_canary::annotation(annotations, "upstream-vhost") {
+    let vhost = fleetgate_canary::annotation(annotations, "upstream-vhost");
+    let rewrite_host = fleetgate_canary::annotation(annotations, "rewrite-host");
+    if let (Some((vk, _)), Some((rk, _))) = (vhost, rewrite_host) {
+        return Err(AnnotationError {
+            key: rk.to_string(),
+            message: format!("{vk} is also set: both set the upstream Host; use one"),
+        });
+    }
+    if let Some((key, host)) = vhost.or(rewrite_host) {
         let host = host.trim();
         if host.is_empty() || host.bytes().any(|b| b.is_ascii_whitespace() || b == b'/') {
             return Err(AnnotationError {

@@ -182,6 +182,7 @@ impl Config {
         }
 
         crate::basic_auth::resolve(&mut l, &mut ingresses, &secrets);
+        crate::path_rewrites::check_regex_paths(&ingresses, &mut l.errors);
         let tls = tls_config(&mut l, &raw, &ingresses, &secrets, &mut warnings);
         if !l.errors.is_empty() {
             return Err(ConfigErrors(l.errors));

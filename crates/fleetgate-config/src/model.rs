@@ -230,6 +230,12 @@ impl Config {
             .iter()
             .filter(|i| i.disposition == Disposition::Served)
     }
+
+    /// The hosts whose paths are matched as regular expressions (see
+    /// [`crate::regex_hosts`]).
+    pub fn regex_hosts(&self) -> std::collections::BTreeSet<fleetgate_ingress::HostPattern> {
+        crate::regex_hosts(self.ingresses.iter())
+    }
 }
 
 /// `[gateway]`.
@@ -555,6 +561,8 @@ pub struct Ingress {
     pub upstream: Option<RouteUpstream>,
     /// Its CORS policy (`enable-cors`), if any.
     pub cors: Option<CorsPolicy>,
+    /// Its path annotations: regex matching and upstream path rewrites.
+    pub path_matching: crate::PathMatching,
     /// What the review of its annotations reported (unsupported or
     /// misplaced annotations), one line each, naming the Ingress.
     pub warnings: Vec<String>,

@@ -15,7 +15,9 @@
 //! host-less rules; a wildcard covers exactly one DNS label; `Prefix` matches
 //! whole path elements; `ImplementationSpecific` behaves as `Prefix`; the
 //! longest matching path wins and `Exact` wins a tie; a request for a known
-//! host never falls through to host-less rules.
+//! host never falls through to host-less rules. Hosts can also take regex
+//! paths, matched the way ingress-nginx matches `use-regex` Ingresses
+//! ([`RouteTableBuilder::add_regex_path`]).
 //!
 //! ```
 //! use fleetgate_ingress::{HostPattern, PathType, RouteTableBuilder, MatchKind};
@@ -41,10 +43,17 @@ mod host;
 mod host_index;
 mod normalize;
 mod path;
+mod regex_path;
+mod rewrite;
 mod table;
 
 pub use class::{ClassFilter, LEGACY_CLASS_ANNOTATION};
 pub use host::{normalize_request_host, HostPattern, InvalidHost};
 pub use normalize::{normalize_path, PathError, PathNormalization};
 pub use path::{validate_path, InvalidPath, PathType};
-pub use table::{DuplicateRoute, MatchKind, RouteMatch, RouteTable, RouteTableBuilder};
+pub use regex_path::{compile_path_regex, PATH_REGEX_SIZE_LIMIT};
+pub use rewrite::{check_path_value, InvalidRewrite, PathRewrite, RewriteTemplate};
+pub use table::{
+    DuplicateRoute, MatchKind, RegexRouteRefused, RouteEntry, RouteMatch, RouteTable,
+    RouteTableBuilder,
+};

@@ -7,6 +7,12 @@
 //! candidate (the whole request path) down to `/`, one `/`-element at a time.
 //! The first hit is the longest match, and `Exact` is tried before `Prefix`
 //! at equal length, which is the Kubernetes precedence.
+//!
+//! A host may also have regex paths (see the `regex_path` module): those
+//! are tried first, longest path as written first (equal lengths in the
+//! order added), and the first that matches wins, as ingress-nginx orders
+//! its regex locations. A lookup on such a host costs one regex match per
+//! path tried.
 
 use std::collections::HashMap;
 
@@ -18,7 +24,8 @@ use std::fmt;
 
 use crate::host::{normalize_request_host, strip_request_host, wildcard_suffix, HostPattern};
 use crate::host_index::{HostIndex, HostKey};
-use crate::path::{table_key, PathType};
+use crate::path::{table_key, InvalidPath, PathType};
+use crate::regex_path::compile_path_regex;
 
 /// A route refused because an earlier one has the same host, path and type.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +40,35 @@ impl<T> fmt::Display for DuplicateRoute<T> {
     }
 }
 
+/// Why a regex path was refused; the target is handed back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegexRouteRefused<T> {
+    /// An earlier rule has the same host, path and type.
+    Duplicate(T),
+    /// The path is not a usable regular expression.
+    Invalid(T, InvalidPath),
+}
+
+impl<T> RegexRouteRefused<T> {
+    /// The refused target.
+    pub fn into_target(self) -> T {
+        match self {
+            RegexRouteRefused::Duplicate(t) | RegexRouteRefused::Invalid(t, _) => t,
+        }
+    }
+}
+
+impl<T> fmt::Display for RegexRouteRefused<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RegexRouteRefused::Duplicate(_) => {
+                f.write_str("another rule already has the same host, path and pathType")
+            }
+            RegexRouteRefused::Invalid(_, e) => e.fmt(f),
+        }
+    }
+}
+
 /// One path rule as stored in the table, for listing.
 #[derive(Debug, Clone)]
 pub struct RouteEntry<T> {
@@ -42,6 +78,8 @@ pub struct RouteEntry<T> {
     pub path: String,
     /// The rule's path type.
     pub path_type: PathType,
+    /// Whether the path is matched as a regular expression.
+    pub regex: bool,
     /// What the rule routes to.
     pub target: T,
 }
@@ -85,13 +123,25 @@ struct HostRoutes {
     paths: Option<Box<PathRoutes>>,
 }
 
-/// The exact and non-root prefix rules of a host.
+/// The exact, non-root prefix and regex rules of a host.
 #[derive(Debug, Default)]
 struct PathRoutes {
     /// Exact paths -> index into `RouteTable::routes`.
     exact: FastMap<Box<str>, u32>,
     /// Prefix paths without trailing `/` (never `/` itself) -> index.
     prefix: FastMap<Box<str>, u32>,
+    /// Regex paths, in the order they are tried (sorted when built).
+    regex: Vec<RegexRoute>,
+}
+
+/// One regex path rule.
+#[derive(Debug)]
+struct RegexRoute {
+    regex: regex::Regex,
+    /// The length of the path as written: longer is tried first.
+    written_len: usize,
+    /// Index into `RouteTable::routes`.
+    index: u32,
 }
 
 impl HostRoutes {
@@ -106,6 +156,11 @@ impl HostRoutes {
 
 impl PathRoutes {
     fn lookup(&self, path: &str) -> Option<u32> {
+        if !self.regex.is_empty() {
+            if let Some(r) = self.regex.iter().find(|r| r.regex.is_match(path)) {
+                return Some(r.index);
+            }
+        }
         if let Some(&i) = self.exact.get(path) {
             return Some(i);
         }
@@ -191,6 +246,45 @@ impl<T> RouteTableBuilder<T> {
             host: host.clone(),
             path: path.to_string(),
             path_type,
+            regex: false,
+            target,
+        });
+        Ok(())
+    }
+
+    /// Adds a regex path rule (see the `regex_path` module): `path` is a
+    /// regular expression matched case-insensitively from the start of the
+    /// request path (to its end for [`PathType::Exact`]). A host's regex
+    /// rules are tried before its other rules, longest `path` first. The
+    /// first rule for a given host, path and type wins.
+    pub fn add_regex_path(
+        &mut self,
+        host: &HostPattern,
+        path: &str,
+        path_type: PathType,
+        target: T,
+    ) -> Result<(), RegexRouteRefused<T>> {
+        let regex = match compile_path_regex(path, path_type) {
+            Ok(r) => r,
+            Err(e) => return Err(RegexRouteRefused::Invalid(target, e)),
+        };
+        let index = self.routes.len() as u32;
+        let duplicate = self.find_regex(host, path, path_type).is_some();
+        if duplicate {
+            return Err(RegexRouteRefused::Duplicate(target));
+        }
+        let routes = self.host_routes_mut(host);
+        let paths = routes.paths.get_or_insert_with(Box::default);
+        paths.regex.push(RegexRoute {
+            regex,
+            written_len: path.len(),
+            index,
+        });
+        self.routes.push(RouteEntry {
+            host: host.clone(),
+            path: path.to_string(),
+            path_type,
+            regex: true,
             target,
         });
         Ok(())
@@ -234,7 +328,21 @@ impl<T> RouteTableBuilder<T> {
     }
 
     /// Finishes the table.
-    pub fn build(self) -> RouteTable<T> {
+    pub fn build(mut self) -> RouteTable<T> {
+        // Longest path as written first; a stable sort keeps equal
+        // lengths in the order they were added.
+        let all = self
+            .exact_hosts
+            .values_mut()
+            .chain(self.wildcard_hosts.values_mut())
+            .chain(std::iter::once(&mut self.any_host));
+        for routes in all {
+            if let Some(paths) = routes.paths.as_mut() {
+                paths
+                    .regex
+                    .sort_by_key(|r| std::cmp::Reverse(r.written_len));
+            }
+        }
         RouteTable {
             routes: self.routes,
             defaults: self.defaults,
@@ -253,12 +361,29 @@ impl<T> RouteTableBuilder<T> {
         }
     }
 
+    /// The regex rule with exactly this host, path and type.
+    fn find_regex(&self, host: &HostPattern, path: &str, path_type: PathType) -> Option<u32> {
+        let routes = self.host_routes(host)?;
+        let paths = routes.paths.as_ref()?;
+        paths.regex.iter().map(|r| r.index).find(|&i| {
+            let entry = &self.routes[i as usize];
+            entry.path == path && entry.path_type == path_type
+        })
+    }
+
+    fn host_routes(&self, host: &HostPattern) -> Option<&HostRoutes> {
+        match host {
+            HostPattern::Exact(h) => self.exact_hosts.get(h.as_str()),
+            HostPattern::Wildcard(s) => self.wildcard_hosts.get(s.as_str()),
+            HostPattern::Any => Some(&self.any_host),
+        }
+    }
+
     fn find(&self, host: &HostPattern, path: &str, path_type: PathType) -> Option<u32> {
-        let routes = match host {
-            HostPattern::Exact(h) => self.exact_hosts.get(h.as_str())?,
-            HostPattern::Wildcard(s) => self.wildcard_hosts.get(s.as_str())?,
-            HostPattern::Any => &self.any_host,
-        };
+        if let Some(i) = self.find_regex(host, path, path_type) {
+            return Some(i);
+        }
+        let routes = self.host_routes(host)?;
         let key = table_key(path, path_type);
         let found = if path_type.is_prefix() && key == "/" {
             routes.root
@@ -588,5 +713,83 @@ mod tests {
         assert_eq!(t.host_count(), 10_000);
         assert_eq!(*t.lookup("h9999.example.com", "/a/b").unwrap().target, 9999);
         assert!(t.lookup("h10000.example.com", "/").is_none());
+    }
+
+    fn regex_table(rules: &[(&str, &str, PathType)]) -> RouteTable<String> {
+        let mut b = RouteTableBuilder::new();
+        for (host, path, t) in rules {
+            let h = HostPattern::parse(host).unwrap();
+            b.add_regex_path(&h, path, *t, path.to_string()).unwrap();
+        }
+        b.build()
+    }
+
+    /// The path priority example of ingress-nginx's documentation: a
+    /// host's paths, all regexes once one Ingress asks, are tried longest
+    /// first.
+    #[test]
+    fn regex_paths_longest_first() {
+        let t = regex_table(&[
+            ("test.com", "/foo/bar", Prefix),
+            ("test.com", "/foo/bar/", Prefix),
+            ("test.com", "/foo/bar/(.+)", Impl),
+        ]);
+        assert_eq!(hit(&t, "test.com", "/foo/bar/1").unwrap(), "/foo/bar/(.+)");
+        assert_eq!(hit(&t, "test.com", "/foo/bar/").unwrap(), "/foo/bar/");
+        assert_eq!(hit(&t, "test.com", "/foo/bar").unwrap(), "/foo/bar");
+        // A string prefix, not element-wise, and case-insensitive.
+        assert_eq!(hit(&t, "test.com", "/FOO/barx").unwrap(), "/foo/bar");
+        assert_eq!(hit(&t, "test.com", "/foo"), None);
+    }
+
+    /// The warning example of the same documentation: a longer regex
+    /// takes a request a shorter plain-looking path was written for.
+    #[test]
+    fn a_longer_regex_wins_over_a_shorter_literal() {
+        let t = regex_table(&[
+            ("test.com", "/foo/bar/bar", Prefix),
+            ("test.com", "/foo/bar/[A-Z0-9]{3}", Impl),
+        ]);
+        assert_eq!(
+            hit(&t, "test.com", "/foo/bar/bar").unwrap(),
+            "/foo/bar/[A-Z0-9]{3}"
+        );
+    }
+
+    #[test]
+    fn regex_exact_and_ties_in_order_added() {
+        let t = regex_table(&[
+            ("h", "/a.c", Exact),
+            ("h", "/ab.", Prefix),
+            ("h", "/", Prefix),
+        ]);
+        // Equal lengths: the one added first is tried first.
+        assert_eq!(hit(&t, "h", "/abc").unwrap(), "/a.c");
+        // Exact is anchored at the end; the next one takes the rest.
+        assert_eq!(hit(&t, "h", "/abcd").unwrap(), "/ab.");
+        assert_eq!(hit(&t, "h", "/zzz").unwrap(), "/");
+    }
+
+    #[test]
+    fn regex_rules_are_refused_when_invalid_or_repeated_and_canaries_bind() {
+        let mut b = RouteTableBuilder::new();
+        let h = HostPattern::parse("h").unwrap();
+        b.add_regex_path(&h, "/a/(.*)", Impl, 1).unwrap();
+        assert!(matches!(
+            b.add_regex_path(&h, "/a/(.*)", Impl, 2),
+            Err(RegexRouteRefused::Duplicate(2))
+        ));
+        let invalid = b.add_regex_path(&h, "/a/(", Impl, 3).unwrap_err();
+        assert!(
+            invalid.to_string().contains("regular expression"),
+            "{invalid}"
+        );
+        assert_eq!(invalid.into_target(), 3);
+        assert_eq!(b.route_mut(&h, "/a/(.*)", Impl).copied(), Some(1));
+        assert!(b.route_mut(&h, "/a/(.*)", Prefix).is_none());
+        let t = b.build();
+        assert!(t.routes()[0].regex);
+        // Another host is not a regex host.
+        assert_eq!(t.lookup("other", "/a/x"), None);
     }
 }

@@ -33,7 +33,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use fleetgate_canary::{CanaryAnnotations, CanaryConflict, CanaryRouteBuilder, Flavour};
-use fleetgate_ingress::{HostPattern, PathType, RouteTableBuilder};
+use fleetgate_ingress::{HostPattern, PathType, RegexRouteRefused, RouteTableBuilder};
 use fleetgate_pool::{Endpoint, EndpointPool, HealthCheckConfig, HealthChecks, PoolOptions};
 
 use crate::route::{Route, RouteId};
@@ -173,6 +173,33 @@ impl RouterBuilder {
                 Ok(id)
             }
             Err(_) => Err(Box::new(route)),
+        }
+    }
+
+    /// Adds a route for requests to `host` whose path matches the regular
+    /// expression `path` (see
+    /// [`fleetgate_ingress::RouteTableBuilder::add_regex_path`]: tried
+    /// before the host's other rules, longest first, case-insensitive).
+    /// A refused route is handed back with why.
+    pub fn add_regex_path(
+        &mut self,
+        host: &HostPattern,
+        path: &str,
+        path_type: PathType,
+        route: Route,
+    ) -> Result<RouteId, (Box<Route>, RegexRouteRefused<()>)> {
+        let id = self.next_route_id();
+        match self.table.add_regex_path(host, path, path_type, id) {
+            Ok(()) => {
+                self.routes.push(route);
+                Ok(id)
+            }
+            Err(RegexRouteRefused::Duplicate(_)) => {
+                Err((Box::new(route), RegexRouteRefused::Duplicate(())))
+            }
+            Err(RegexRouteRefused::Invalid(_, why)) => {
+                Err((Box::new(route), RegexRouteRefused::Invalid((), why)))
+            }
         }
     }
 

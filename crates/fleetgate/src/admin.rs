@@ -263,6 +263,7 @@ impl AdminApp {
                     "host": r.host.to_string(),
                     "path": r.path,
                     "path_type": r.path_type.as_str(),
+                    "regex": r.regex,
                     "ingress": &*route.ingress,
                     "target": target_json(&route.main),
                     "canaries": canaries,

@@ -14,7 +14,7 @@ use fleetgate_config::{
     BackendRef, Config, ConfigError, ConfigErrors, CorsOrigins, Disposition, HeaderOp,
     HealthCheckKind, Ingress, Rule, Service, UpstreamProtocol,
 };
-use fleetgate_ingress::HostPattern;
+use fleetgate_ingress::{HostPattern, RegexRouteRefused};
 use fleetgate_pool::{
     Endpoint, HealthCheckConfig, HealthChecks, OutlierConfig, PeerProtocol, PeerTls, PoolOptions,
     Probe, UpstreamTimeouts,
@@ -22,7 +22,7 @@ use fleetgate_pool::{
 use fleetgate_proxy::modules::{
     route_modules, AppRoot, BasicAuth, BodySizeLimit, Cors, CorsSettings, HeaderChange,
     HeaderRewrite, ModuleChain, RateLimit, RateLimitSettings, Redirect, RouteTimeouts,
-    SourceRangeFilter,
+    SourceRangeFilter, UpstreamPathRewrite,
 };
 use fleetgate_proxy::{BodyLimits, CompileReport, EdgePolicy, ForwardedHeaders, Snapshot};
 use fleetgate_router::{
@@ -130,6 +130,8 @@ struct Compiler<'a> {
     /// Shared endpoint objects.
     interned: HashMap<EndpointKey, Arc<Endpoint>>,
     report: CompileReport,
+    /// Hosts whose paths are matched as regexes.
+    regex_hosts: std::collections::BTreeSet<HostPattern>,
 }
 
 /// The request policy of a Service's pools, from the config model.
@@ -416,6 +418,7 @@ fn add_main_routes(c: &mut Compiler<'_>, ing: &Ingress) {
             host,
             paths: rule.paths.clone(),
         };
+        let regex = c.regex_hosts.contains(&rule.host);
         for p in &rule.paths {
             let main = c.target(
                 &ing.namespace,
@@ -425,18 +428,46 @@ fn add_main_routes(c: &mut Compiler<'_>, ing: &Ingress) {
                 ing.backend_protocol,
             );
             let redirect = https_redirect(ing, &rule.host, c.config.gateway.ssl_redirect_default);
-            let route = with_policies(
-                Route::new(&key, main).with_https_redirect(redirect),
-                &policies,
-            );
-            if c.builder
-                .add_path(&rule.host, &p.path, p.path_type, route)
-                .is_err()
-            {
-                c.report.warnings.push(format!(
+            let rewrite = match ing.path_matching.rewrite_for(&p.path, p.path_type, regex) {
+                Ok(r) => r,
+                Err(e) => {
+                    // The loader checked it; only a hand-made Config gets here.
+                    c.report.warnings.push(format!(
+                        "Ingress {key}: path {}: the rewrite is not applied: {e}",
+                        p.path
+                    ));
+                    None
+                }
+            };
+            let route = Route::new(&key, main).with_https_redirect(redirect);
+            let route = match rewrite {
+                // The path's own modules after the Ingress's shared ones.
+                Some(rw) => {
+                    with_policies(route, &policies.clone().with(UpstreamPathRewrite::new(rw)))
+                }
+                None => with_policies(route, &policies),
+            };
+            let refused = if regex {
+                c.builder
+                    .add_regex_path(&rule.host, &p.path, p.path_type, route)
+                    .err()
+                    .map(|(_, why)| why)
+            } else {
+                c.builder
+                    .add_path(&rule.host, &p.path, p.path_type, route)
+                    .err()
+                    .map(|_| RegexRouteRefused::Duplicate(()))
+            };
+            match refused {
+                None => {}
+                Some(RegexRouteRefused::Duplicate(())) => c.report.warnings.push(format!(
                     "Ingress {key}: host {} path {} ({}) is already routed by an earlier Ingress; this rule is not used",
                     rule.host, p.path, p.path_type
-                ));
+                )),
+                Some(RegexRouteRefused::Invalid((), why)) => c.report.warnings.push(format!(
+                    "Ingress {key}: host {} path {} ({}) is not used: {why}",
+                    rule.host, p.path, p.path_type
+                )),
             }
         }
     }
@@ -528,6 +559,7 @@ pub fn compile(
         builder,
         interned: HashMap::new(),
         report: CompileReport::default(),
+        regex_hosts: config.regex_hosts(),
     };
     // Every Service port gets its pool, referenced or not, so status and
     // health cover all of them.

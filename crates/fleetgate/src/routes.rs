@@ -56,7 +56,11 @@ pub fn render(snapshot: &Snapshot) -> String {
         rows.push([
             r.host.to_string(),
             r.path.clone(),
-            r.path_type.to_string(),
+            if r.regex {
+                format!("{} (regex)", r.path_type)
+            } else {
+                r.path_type.to_string()
+            },
             route.ingress.to_string(),
             route.main.service.to_string(),
             describe_target(&route.main),

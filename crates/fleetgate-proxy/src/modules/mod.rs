@@ -38,6 +38,7 @@ mod headers;
 mod observers;
 mod rate_limit;
 mod redirects;
+mod rewrite;
 mod source_ranges;
 mod upstream;
 
@@ -49,6 +50,7 @@ pub use headers::{HeaderChange, HeaderRewrite};
 pub use observers::{AccessLogObserver, MetricsObserver};
 pub use rate_limit::{RateLimit, RateLimitSettings};
 pub use redirects::{AppRoot, Redirect};
+pub use rewrite::UpstreamPathRewrite;
 pub use source_ranges::SourceRangeFilter;
 pub use upstream::{BodySizeLimit, RouteTimeouts};
 
