@@ -2,8 +2,10 @@
 //! fleetgate does not implement keeps the configuration from loading
 //! (unless `unsupported_annotations = "warn"`), other unsupported ones are
 //! reported by `check`, `/ingresses` and the log (and fail `check
-//! --strict`), and the source address lists admit and refuse clients,
-//! also behind a trusted proxy.
+//! --strict`), and every implemented family does what it says: address
+//! lists (also behind a trusted proxy), basic and external authentication
+//! (against a real auth service, tests/clients/auth_server.py), limits,
+//! header changes, timeouts, CORS, redirects, regex paths and rewrites.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -61,7 +63,7 @@ fn an_unimplemented_access_restriction_fails_closed() {
         "web",
         None,
         &[
-            "auth-url: http://auth.internal/check",
+            "auth-cache-key: \"$remote_user\"",
             "auth-tls-verify-client: \"on\"",
         ],
     );
@@ -71,7 +73,7 @@ fn an_unimplemented_access_restriction_fails_closed() {
     for needle in [
         "Ingress gateway-demo/guarded",
         "ingresses.yaml:",
-        "metadata.annotations[\"nginx.ingress.kubernetes.io/auth-url\"]",
+        "metadata.annotations[\"nginx.ingress.kubernetes.io/auth-cache-key\"]",
         "metadata.annotations[\"nginx.ingress.kubernetes.io/auth-tls-verify-client\"]",
         "restricts access and is not implemented",
         "unsupported_annotations = \"warn\"",
@@ -85,7 +87,7 @@ fn an_unimplemented_access_restriction_fails_closed() {
         .output()
         .expect("run");
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("auth-url"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("auth-cache-key"));
 
     // On a canary, an access rule it cannot have on its own refuses too.
     let canary = [
@@ -117,7 +119,7 @@ fn an_unimplemented_access_restriction_fails_closed() {
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains("warning: Ingress gateway-demo/guarded")
-            && out.contains("auth-url\"] restricts access and is not implemented by fleetgate: served WITHOUT it"),
+            && out.contains("auth-cache-key\"] restricts access and is not implemented by fleetgate: served WITHOUT it"),
         "{out}"
     );
     let gw = Gateway::start(&path, listen);
@@ -1105,4 +1107,160 @@ fn regex_paths_and_rewrites_that_cannot_work_are_config_errors() {
         err.contains("rewrite-target\"]") && err.contains("nginx variables are not supported"),
         "{err}"
     );
+}
+
+/// The requests the authentication service got, oldest first.
+fn auth_log(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+#[test]
+fn external_authentication_against_a_real_auth_service() {
+    let dir = TempDir::new("forward-auth");
+    let log = dir.path().join("auth.jsonl");
+    let auth = fleetgate_e2e::python::python_server(
+        "auth_server.py",
+        "auth",
+        &["--log", log.to_str().unwrap()],
+    );
+    const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+    let (upstream, recorded) = fleetgate_e2e::upstream::recording_upstream(OK);
+    let closed = fleetgate_e2e::free_port();
+    let a = auth.addr;
+    let ingresses = format!(
+        r#"apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: shop
+  namespace: gateway-demo
+  annotations:
+    nginx.ingress.kubernetes.io/auth-url: "http://{a}/oauth2/auth?host=$host"
+    nginx.ingress.kubernetes.io/auth-response-headers: X-Auth-User, X-Auth-Email
+spec:
+  ingressClassName: mse
+  rules:
+  - host: shop.test
+    http:
+      paths:
+      - {{path: /, pathType: Prefix, backend: {{service: {{name: rec, port: {{number: 80}}}}}}}}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: portal
+  namespace: gateway-demo
+  annotations:
+    nginx.ingress.kubernetes.io/auth-url: "http://{a}/check"
+    nginx.ingress.kubernetes.io/auth-method: POST
+    nginx.ingress.kubernetes.io/auth-signin: "https://login.example.com/start"
+spec:
+  ingressClassName: mse
+  rules:
+  - host: portal.test
+    http:
+      paths:
+      - {{path: /, pathType: Prefix, backend: {{service: {{name: rec, port: {{number: 80}}}}}}}}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: down
+  namespace: gateway-demo
+  annotations:
+    nginx.ingress.kubernetes.io/auth-url: "http://127.0.0.1:{closed}/check"
+spec:
+  ingressClassName: mse
+  rules:
+  - host: down.test
+    http:
+      paths:
+      - {{path: /, pathType: Prefix, backend: {{service: {{name: rec, port: {{number: 80}}}}}}}}
+"#
+    );
+    let listen = listen_addr();
+    let text = format!(
+        "{}{}{}",
+        header(listen, ""),
+        fleetgate_e2e::config::service_at("rec", upstream, ""),
+        manifests(&[dir.write("ingresses.yaml", &ingresses)]),
+    );
+    let gw = Gateway::start(&dir.write("gw.toml", &text), listen);
+    let send = |request: String| exchange(gw.addr, request.as_bytes());
+    let get = |host: &str, target: &str, extra: &str| {
+        send(format!(
+            "GET {target} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n"
+        ))
+    };
+
+    // No credentials: the service's 401 and its challenge; nothing upstream.
+    let got = get("shop.test", "/cart?id=1", "");
+    assert!(got.starts_with("HTTP/1.1 401"), "{got}");
+    assert!(
+        got.to_ascii_lowercase()
+            .contains("\r\nwww-authenticate: bearer realm=\"shop\"\r\n"),
+        "{got}"
+    );
+    // 403 passes through; any other status is the gateway's 500.
+    assert!(get("shop.test", "/", "Authorization: Bearer evil\r\n").starts_with("HTTP/1.1 403"));
+    assert!(get("shop.test", "/", "Authorization: Bearer boom\r\n").starts_with("HTTP/1.1 500"));
+    assert!(
+        recorded.try_recv().is_err(),
+        "a refused request reached the upstream"
+    );
+
+    // Allowed: the listed headers come from the service, never from the
+    // client, and the request body still reaches the upstream.
+    let got = send(
+        "POST /orders?id=7 HTTP/1.1\r\nHost: shop.test\r\nAuthorization: Bearer good\r\n\
+         X-Auth-User: mallory\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"
+            .to_string(),
+    );
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    let saw = recorded.recv_timeout(Duration::from_secs(5)).unwrap();
+    let lower = saw.to_ascii_lowercase();
+    assert!(saw.starts_with("POST /orders?id=7 HTTP/1.1\r\n"), "{saw}");
+    assert!(lower.contains("\r\nx-auth-user: alice\r\n"), "{saw}");
+    assert!(
+        lower.contains("\r\nx-auth-email: alice@example.com\r\n"),
+        "{saw}"
+    );
+    assert!(!lower.contains("mallory"), "{saw}");
+    assert!(saw.ends_with("\r\n\r\nhello"), "{saw}");
+
+    // What the service got: the client's head without its body, and
+    // where the request was going.
+    let checks = auth_log(&log);
+    let last = checks.last().expect("the service was asked");
+    assert_eq!(last["method"], "GET");
+    assert_eq!(last["path"], "/oauth2/auth?host=shop.test");
+    let h = &last["headers"];
+    assert_eq!(h["host"], a.to_string());
+    assert_eq!(h["authorization"], "Bearer good");
+    assert_eq!(h["x-original-url"], "http://shop.test/orders?id=7");
+    assert_eq!(h["x-original-method"], "POST");
+    assert_eq!(h["x-sent-from"], "fleetgate");
+    assert_eq!(h["x-real-ip"], "127.0.0.1");
+    assert_eq!(h["x-auth-request-redirect"], "/orders?id=7");
+    assert!(h.get("content-length").is_none(), "{last}");
+
+    // A sign-in page: browsers are sent there, with the way back.
+    let got = get("portal.test", "/a?b=1", "");
+    assert!(got.starts_with("HTTP/1.1 302"), "{got}");
+    assert!(
+        got.contains(
+            "\r\nlocation: https://login.example.com/start?rd=http://portal.test%2Fa%3Fb%3D1\r\n"
+        ),
+        "{got}"
+    );
+    assert_eq!(auth_log(&log).last().unwrap()["method"], "POST");
+
+    // A service that cannot be reached: 500, nothing upstream.
+    let got = get("down.test", "/", "Authorization: Bearer good\r\n");
+    assert!(got.starts_with("HTTP/1.1 500"), "{got}");
+    assert!(recorded.try_recv().is_err());
+    assert!(gw.log_text().contains("external authentication at"));
 }

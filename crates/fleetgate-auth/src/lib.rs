@@ -1,5 +1,6 @@
 //! HTTP basic authentication (RFC 7617) against htpasswd files, as the
-//! `auth-type: basic` Ingress annotation asks.
+//! `auth-type: basic` Ingress annotation asks, and the logic of external
+//! authentication (`auth-url`, see [`forward`]).
 //!
 //! An htpasswd file holds one `user:hash` line per user. The hashes the
 //! `htpasswd` tool writes are understood: bcrypt (`-B`, `$2y$`), MD5
@@ -16,6 +17,7 @@
 
 mod apr1;
 mod basic;
+pub mod forward;
 mod htpasswd;
 
 pub use basic::parse_basic;

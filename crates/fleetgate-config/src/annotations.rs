@@ -159,18 +159,18 @@ pub const KNOWN: &[KnownAnnotation] = &[
     implemented_access("auth-realm"),
     unsupported_access("domain-whitelist-source-range"),
     unsupported_access("domain-blacklist-source-range"),
-    // Authentication.
-    unsupported_access("auth-url"),
-    unsupported_access("auth-method"),
-    unsupported_access("auth-signin"),
-    unsupported_access("auth-signin-redirect-param"),
-    unsupported_access("auth-response-headers"),
-    unsupported_access("auth-request-redirect"),
+    // External authentication.
+    implemented_access("auth-url"),
+    implemented_access("auth-method"),
+    implemented_access("auth-signin"),
+    implemented_access("auth-signin-redirect-param"),
+    implemented_access("auth-response-headers"),
+    implemented_access("auth-request-redirect"),
+    implemented_access("auth-keepalive"),
+    implemented_access("auth-keepalive-requests"),
+    implemented_access("auth-keepalive-timeout"),
     unsupported_access("auth-cache-key"),
     unsupported_access("auth-cache-duration"),
-    unsupported_access("auth-keepalive"),
-    unsupported_access("auth-keepalive-requests"),
-    unsupported_access("auth-keepalive-timeout"),
     unsupported_access("auth-keepalive-share-vars"),
     unsupported_access("auth-proxy-set-headers"),
     unsupported_access("auth-snippet"),
@@ -297,7 +297,16 @@ const ACCESS_MARKERS: [&str; 17] = [
 /// Ingress (its own are ignored, as in ingress-nginx): they act on the
 /// route, which the main Ingress owns. A canary's subset and
 /// `backend-protocol` are its own.
-const FROM_MAIN_ON_CANARY: [&str; 45] = [
+const FROM_MAIN_ON_CANARY: [&str; 54] = [
+    "auth-url",
+    "auth-method",
+    "auth-signin",
+    "auth-signin-redirect-param",
+    "auth-response-headers",
+    "auth-request-redirect",
+    "auth-keepalive",
+    "auth-keepalive-requests",
+    "auth-keepalive-timeout",
     "use-regex",
     "rewrite-target",
     "rewrite-path",
@@ -543,7 +552,7 @@ mod tests {
     #[test]
     fn access_restrictions_fail_closed_and_the_rest_warn() {
         let annotations = map(&[
-            ("nginx.ingress.kubernetes.io/auth-url", "http://auth/check"),
+            ("nginx.ingress.kubernetes.io/auth-cache-key", "$remote_user"),
             ("higress.io/route-limit-rps", "10"),
             ("mse.ingress.kubernetes.io/my-own-jwt-check", "on"),
             ("nginx.ingress.kubernetes.io/rewrite-target", "/"),
@@ -561,7 +570,7 @@ mod tests {
             [
                 "higress.io/route-limit-rps",
                 "mse.ingress.kubernetes.io/my-own-jwt-check",
-                "nginx.ingress.kubernetes.io/auth-url",
+                "nginx.ingress.kubernetes.io/auth-cache-key",
             ]
         );
         assert_eq!(

@@ -88,6 +88,7 @@ impl IngressDraft {
         let mut upstream = None;
         let mut cors = None;
         let mut path_matching = crate::PathMatching::default();
+        let mut forward_auth = None;
         let mut warnings = Vec::new();
         if disposition == Disposition::Served {
             match fleetgate_canary::annotation(&self.annotations, "backend-protocol") {
@@ -123,6 +124,7 @@ impl IngressDraft {
                 &mut errors,
             );
             cors = self.read(crate::cors::parse(&self.annotations), &mut errors);
+            forward_auth = self.read(crate::forward_auth::parse(&self.annotations), &mut errors);
             if cors.is_none() {
                 // cors-* keys do nothing without enable-cors: say so.
                 for key in self.annotations.keys().filter(|k| k.contains("/cors-")) {
@@ -226,6 +228,7 @@ impl IngressDraft {
             upstream,
             cors,
             path_matching,
+            forward_auth,
             warnings,
             origin: self.origin,
             disposition,

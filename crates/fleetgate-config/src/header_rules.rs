@@ -119,7 +119,7 @@ pub(crate) fn parse(
 }
 
 /// A header name, lower-cased; framing headers are refused.
-fn checked_name(key: &str, name: &str) -> Result<String, AnnotationError> {
+pub(crate) fn checked_name(key: &str, name: &str) -> Result<String, AnnotationError> {
     let lower = name.to_ascii_lowercase();
     let token = !lower.is_empty()
         && lower

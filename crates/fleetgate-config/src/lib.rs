@@ -32,6 +32,7 @@ mod duplicate_keys;
 mod duration;
 mod error;
 mod files;
+mod forward_auth;
 mod header_rules;
 mod input_limits;
 mod load;
@@ -55,6 +56,7 @@ pub use cors::{
 };
 pub use duration::HumanDuration;
 pub use error::{ConfigError, ConfigErrors, Location};
+pub use forward_auth::ForwardAuth;
 pub use header_rules::{HeaderOp, HeaderRules};
 pub use input_limits::{MAX_FILE_SIZE, MAX_NESTING_DEPTH};
 pub use load::{DEFAULT_ADMIN_LISTEN, DEFAULT_GRACE_PERIOD, DEFAULT_NAMESPACE};

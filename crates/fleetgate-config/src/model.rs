@@ -561,6 +561,8 @@ pub struct Ingress {
     pub upstream: Option<RouteUpstream>,
     /// Its CORS policy (`enable-cors`), if any.
     pub cors: Option<CorsPolicy>,
+    /// Its external authentication (`auth-url`), if any.
+    pub forward_auth: Option<crate::ForwardAuth>,
     /// Its path annotations: regex matching and upstream path rewrites.
     pub path_matching: crate::PathMatching,
     /// What the review of its annotations reported (unsupported or

@@ -85,12 +85,14 @@ pub(crate) fn parse(
     let target = fleetgate_canary::annotation(annotations, "rewrite-target");
     let path = fleetgate_canary::annotation(annotations, "rewrite-path");
     match (target, path) {
-        (Some((tk, _)), Some((pk, _))) => return Err(AnnotationError {
-            key: pk.to_string(),
-            message: format!(
+        (Some((tk, _)), Some((pk, _))) => {
+            return Err(AnnotationError {
+                key: pk.to_string(),
+                message: format!(
                 "{tk} is also set: use one of rewrite-target (a regex template) and rewrite-path"
             ),
-        }),
+            })
+        }
         (Some((key, value)), None) => {
             let value = value.trim();
             RewriteTemplate::parse(value).map_err(|e| AnnotationError {

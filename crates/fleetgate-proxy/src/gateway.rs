@@ -441,6 +441,19 @@ impl<P: EndpointPicker> Gateway<P> {
         flow
     }
 
+    /// Runs the `ACCESS` step: the gateway's chain, then the route's.
+    async fn run_access(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Flow> {
+        if let Flow::Answer(answer) = self.modules.access(session, ctx).await? {
+            return Ok(Flow::Answer(answer));
+        }
+        let Some(chain) = ctx.route_modules.take() else {
+            return Ok(Flow::Continue);
+        };
+        let flow = chain.access(session, ctx).await;
+        ctx.route_modules = Some(chain);
+        flow
+    }
+
     /// Writes a module's answer and ends the request.
     async fn answer(
         &self,
@@ -587,6 +600,12 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
         let mut flow = self.builtins.after_match(session, ctx)?;
         if let Flow::Continue = flow {
             flow = self.run_chains(ctx, |chain, ctx| chain.after_match(session, ctx))?;
+        }
+        if let Flow::Continue = flow {
+            let route_access = ctx.route_modules.as_ref().is_some_and(|c| c.has_access());
+            if self.modules.has_access() || route_access {
+                flow = Box::pin(self.run_access(session, ctx)).await?;
+            }
         }
         if let Flow::Answer(answer) = flow {
             return Box::pin(self.answer(session, ctx, answer)).await;

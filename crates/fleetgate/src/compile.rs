@@ -20,9 +20,9 @@ use fleetgate_pool::{
     Probe, UpstreamTimeouts,
 };
 use fleetgate_proxy::modules::{
-    route_modules, AppRoot, BasicAuth, BodySizeLimit, Cors, CorsSettings, HeaderChange,
-    HeaderRewrite, ModuleChain, RateLimit, RateLimitSettings, Redirect, RouteTimeouts,
-    SourceRangeFilter, UpstreamPathRewrite,
+    route_modules, AppRoot, BasicAuth, BodySizeLimit, Cors, CorsSettings, ForwardAuth,
+    ForwardAuthSettings, HeaderChange, HeaderRewrite, ModuleChain, RateLimit, RateLimitSettings,
+    Redirect, RouteTimeouts, SourceRangeFilter, UpstreamPathRewrite,
 };
 use fleetgate_proxy::{BodyLimits, CompileReport, EdgePolicy, ForwardedHeaders, Snapshot};
 use fleetgate_router::{
@@ -348,6 +348,31 @@ fn policy_chain(ing: &Ingress, limit_status: u16) -> ModuleChain {
     }
     if let Some(auth) = &ing.basic_auth {
         chain = chain.with(BasicAuth::new(Arc::clone(&auth.credentials), &auth.realm));
+    }
+    if let Some(f) = &ing.forward_auth {
+        let settings = ForwardAuthSettings {
+            url: f.url.clone(),
+            method: f.method.clone(),
+            signin: f.signin.clone(),
+            response_headers: f.response_headers.clone(),
+            request_redirect: f.request_redirect.clone(),
+        };
+        match ForwardAuth::new(&settings) {
+            Ok(m) => chain = chain.with(m),
+            Err(e) => {
+                // The loader checked the settings: only a hand-made Config
+                // gets here, and its routes stay closed.
+                log::error!(
+                    "Ingress {}: external authentication cannot be set up ({e}); its routes refuse every request",
+                    ing.key()
+                );
+                let everyone = ["0.0.0.0/0", "::/0"]
+                    .iter()
+                    .filter_map(|n| n.parse().ok())
+                    .collect();
+                return ModuleChain::new().with(SourceRangeFilter::new(Vec::new(), everyone));
+            }
+        }
     }
     if let Some(u) = &ing.upstream {
         if let Some(limit) = u.body_size {

@@ -19,6 +19,7 @@ pub struct ModuleChain {
     all: Vec<Arc<dyn GatewayModule>>,
     before_match: Vec<Arc<dyn GatewayModule>>,
     after_match: Vec<Arc<dyn GatewayModule>>,
+    access: Vec<Arc<dyn GatewayModule>>,
     upstream_peer: Vec<Arc<dyn GatewayModule>>,
     upstream_request: Vec<Arc<dyn GatewayModule>>,
     upstream_response: Vec<Arc<dyn GatewayModule>>,
@@ -50,6 +51,7 @@ impl ModuleChain {
         for (step, list) in [
             (Steps::BEFORE_MATCH, &mut self.before_match),
             (Steps::AFTER_MATCH, &mut self.after_match),
+            (Steps::ACCESS, &mut self.access),
             (Steps::UPSTREAM_PEER, &mut self.upstream_peer),
             (Steps::UPSTREAM_REQUEST, &mut self.upstream_request),
             (Steps::UPSTREAM_RESPONSE, &mut self.upstream_response),
@@ -85,6 +87,20 @@ impl ModuleChain {
     pub(crate) fn after_match(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Flow> {
         for m in &self.after_match {
             if let Flow::Answer(a) = m.after_match(session, ctx)? {
+                return Ok(Flow::Answer(a));
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Whether a module acts at `ACCESS`.
+    pub(crate) fn has_access(&self) -> bool {
+        !self.access.is_empty()
+    }
+
+    pub(crate) async fn access(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Flow> {
+        for m in &self.access {
+            if let Flow::Answer(a) = m.access(session, ctx).await? {
                 return Ok(Flow::Answer(a));
             }
         }

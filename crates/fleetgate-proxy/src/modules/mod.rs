@@ -7,14 +7,18 @@
 //! |---|---|---|---|
 //! | `BEFORE_MATCH` | the head passed the gateway's checks; the path is not yet normalised | the request head | rewrite it; answer |
 //! | `AFTER_MATCH` | a route matched | the request, [`RequestCtx::route`] | answer (deny, redirect) |
+//! | `ACCESS` | after `AFTER_MATCH`, asynchronous | the request, the route | wait on I/O (an authentication service), then answer or go on |
 //! | `UPSTREAM_PEER` | an endpoint was chosen for a try | the peer (address, timeouts, TLS options) | change its options |
 //! | `UPSTREAM_REQUEST` | a try is about to be sent | the upstream request head | add, change, remove headers |
 //! | `UPSTREAM_RESPONSE` | an endpoint answered | the endpoint's response head | read or change it |
 //! | `RESPONSE` | a proxied response is about to go to the client | the response head | add, change, remove headers |
 //! | `LOGGING` | the request is over | the status sent | observe |
 //!
-//! Hooks are synchronous: a module decides, the gateway does the I/O. To
-//! answer a request, a module returns [`Flow::Answer`] and the gateway
+//! Hooks are synchronous except `ACCESS`: a module decides, the gateway
+//! does the I/O. A module that must ask another service before it can
+//! decide (external authentication, [`ForwardAuth`]) acts at `ACCESS`,
+//! whose hook returns a future; routes without such a module never build
+//! one. To answer a request, a module returns [`Flow::Answer`] and the gateway
 //! writes it (as a gRPC status for gRPC clients, for errors), logs it and
 //! counts it.
 //!
@@ -27,13 +31,15 @@
 //! access log observe requests the same way ([`MetricsObserver`],
 //! [`AccessLogObserver`]). Per-route policies from Ingress annotations are
 //! modules on the route's chain ([`SourceRangeFilter`], [`RateLimit`],
-//! [`Cors`], [`BasicAuth`], [`Redirect`], [`AppRoot`], [`HeaderRewrite`],
-//! [`RouteTimeouts`], [`BodySizeLimit`]).
+//! [`Cors`], [`BasicAuth`], [`ForwardAuth`], [`Redirect`], [`AppRoot`],
+//! [`HeaderRewrite`], [`UpstreamPathRewrite`], [`RouteTimeouts`],
+//! [`BodySizeLimit`]).
 
 mod basic_auth;
 mod builtin;
 mod chain;
 mod cors;
+mod forward_auth;
 mod headers;
 mod observers;
 mod rate_limit;
@@ -46,6 +52,7 @@ pub use basic_auth::BasicAuth;
 pub use builtin::{ForwardedHeadersModule, HttpsRedirect, ServerHeader};
 pub use chain::{route_modules, ModuleChain};
 pub use cors::{Cors, CorsSettings};
+pub use forward_auth::{ForwardAuth, ForwardAuthSettings};
 pub use headers::{HeaderChange, HeaderRewrite};
 pub use observers::{AccessLogObserver, MetricsObserver};
 pub use rate_limit::{RateLimit, RateLimitSettings};
@@ -53,6 +60,9 @@ pub use redirects::{AppRoot, Redirect};
 pub use rewrite::UpstreamPathRewrite;
 pub use source_ranges::SourceRangeFilter;
 pub use upstream::{BodySizeLimit, RouteTimeouts};
+
+use std::future::Future;
+use std::pin::Pin;
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
@@ -74,6 +84,8 @@ impl Steps {
     pub const BEFORE_MATCH: Steps = Steps(1);
     /// After a route matched.
     pub const AFTER_MATCH: Steps = Steps(1 << 1);
+    /// After `AFTER_MATCH`, asynchronously (see [`GatewayModule::access`]).
+    pub const ACCESS: Steps = Steps(1 << 7);
     /// Before a try's request goes upstream.
     pub const UPSTREAM_REQUEST: Steps = Steps(1 << 2);
     /// When an endpoint was chosen for a try.
@@ -167,6 +179,18 @@ pub trait GatewayModule: Send + Sync + 'static {
     /// After a route matched ([`RequestCtx::route`]): may answer.
     fn after_match(&self, _session: &mut Session, _ctx: &mut RequestCtx) -> Result<Flow> {
         Ok(Flow::Continue)
+    }
+
+    /// After every module's `after_match` let the request go on, for a
+    /// decision that waits on I/O (asking an authentication service). The
+    /// future runs on the request's task; only modules that declare
+    /// [`Steps::ACCESS`] are called.
+    fn access<'a>(
+        &'a self,
+        _session: &'a mut Session,
+        _ctx: &'a mut RequestCtx,
+    ) -> Pin<Box<dyn Future<Output = Result<Flow>> + Send + 'a>> {
+        Box::pin(std::future::ready(Ok(Flow::Continue)))
     }
 
     /// When an endpoint was chosen for a try (every try): may change the
