@@ -1264,3 +1264,106 @@ spec:
     assert!(recorded.try_recv().is_err());
     assert!(gw.log_text().contains("external authentication at"));
 }
+
+/// Requests an upstream recording got so far (waiting a moment for late
+/// ones).
+fn drain(recorded: &std::sync::mpsc::Receiver<String>) -> usize {
+    let mut n = 0;
+    while recorded.recv_timeout(Duration::from_millis(200)).is_ok() {
+        n += 1;
+    }
+    n
+}
+
+#[test]
+fn next_upstream_retries_what_the_route_says() {
+    const UNAVAILABLE: &[u8] =
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\nConnection: close\r\n\r\ndown";
+    let (r1, got1) = fleetgate_e2e::upstream::recording_upstream(UNAVAILABLE);
+    let (r2, got2) = fleetgate_e2e::upstream::recording_upstream(UNAVAILABLE);
+    let (r3, got3) = fleetgate_e2e::upstream::recording_upstream(UNAVAILABLE);
+    let web = Backend::start("web");
+    let dir = TempDir::new("next-upstream");
+    let listen = listen_addr();
+    // Outlier detection off: every try of this test must reach its
+    // endpoint, however many 503s came before.
+    let service = |name: &str, a: SocketAddr, b: SocketAddr| {
+        format!(
+            "\n[[service]]\nnamespace = \"gateway-demo\"\nname = \"{name}\"\nport = 80\n\
+             endpoints = [{{ cluster = \"c7fb82a1\", address = \"{a}\" }}, {{ cluster = \"cd3007b2\", address = \"{b}\" }}]\n\
+             [service.outlier_detection]\nconsecutive_failures = 0\n"
+        )
+    };
+    let ingress = |name: &str, svc: &str, annotations: &[&str]| {
+        host_ingress(name, &format!("{name}.test"), svc, None, annotations)
+    };
+    let ingresses = [
+        ingress("plain", "down", &[]),
+        ingress(
+            "retry",
+            "down",
+            &["proxy-next-upstream: error timeout http_503"],
+        ),
+        ingress(
+            "anymethod",
+            "down",
+            &["proxy-next-upstream: http_503 non_idempotent"],
+        ),
+        ingress(
+            "once",
+            "down",
+            &[
+                "proxy-next-upstream: http_503",
+                "proxy-next-upstream-tries: \"1\"",
+            ],
+        ),
+        ingress(
+            "mixed",
+            "mixed",
+            &["proxy-next-upstream: error timeout http_503"],
+        ),
+    ]
+    .concat();
+    let text = format!(
+        "{}{}{}{}",
+        header(listen, ""),
+        service("down", r1, r2),
+        service("mixed", r3, web.addr),
+        manifests(&[dir.write("ingresses.yaml", &ingresses)]),
+    );
+    let gw = Gateway::start(&dir.write("gw.toml", &text), listen);
+    let send = |method: &str, host: &str| {
+        let got = exchange(
+            gw.addr,
+            format!(
+                "{method} / HTTP/1.1\r\nHost: {host}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi"
+            )
+            .as_bytes(),
+        );
+        got.lines().next().unwrap_or_default().to_string()
+    };
+    let tries = || drain(&got1) + drain(&got2);
+
+    // Without the annotation a 503 is an answer: one try.
+    assert!(send("GET", "plain.test").starts_with("HTTP/1.1 503"));
+    assert_eq!(tries(), 1);
+    // http_503: the other endpoint is tried; both answer 503, so the client
+    // gets the last one.
+    assert!(send("GET", "retry.test").starts_with("HTTP/1.1 503"));
+    assert_eq!(tries(), 2);
+    // A POST is sent once unless the route says non_idempotent.
+    assert!(send("POST", "retry.test").starts_with("HTTP/1.1 503"));
+    assert_eq!(tries(), 1);
+    assert!(send("POST", "anymethod.test").starts_with("HTTP/1.1 503"));
+    assert_eq!(tries(), 2);
+    // proxy-next-upstream-tries: 1 is one try in all.
+    assert!(send("GET", "once.test").starts_with("HTTP/1.1 503"));
+    assert_eq!(tries(), 1);
+
+    // One endpoint answering 503: the client never sees it.
+    for i in 0..10 {
+        let got = send("GET", "mixed.test");
+        assert!(got.starts_with("HTTP/1.1 200"), "request {i}: {got}");
+    }
+    assert!(drain(&got3) >= 1, "the 503 endpoint was never tried");
+}

@@ -111,6 +111,9 @@ pub const KNOWN: &[KnownAnnotation] = &[
     implemented("proxy-read-timeout"),
     implemented("proxy-send-timeout"),
     implemented("proxy-body-size"),
+    implemented("proxy-next-upstream"),
+    implemented("proxy-next-upstream-tries"),
+    implemented("proxy-next-upstream-timeout"),
     // CORS.
     implemented("enable-cors"),
     implemented("cors-allow-origin"),
@@ -208,9 +211,6 @@ pub const KNOWN: &[KnownAnnotation] = &[
     unsupported("enable-rewrite-log"),
     // The upstream request.
     unsupported("timeout"),
-    unsupported("proxy-next-upstream"),
-    unsupported("proxy-next-upstream-tries"),
-    unsupported("proxy-next-upstream-timeout"),
     unsupported("client-body-buffer-size"),
     unsupported("proxy-request-buffering"),
     unsupported("proxy-buffering"),
@@ -297,7 +297,10 @@ const ACCESS_MARKERS: [&str; 17] = [
 /// Ingress (its own are ignored, as in ingress-nginx): they act on the
 /// route, which the main Ingress owns. A canary's subset and
 /// `backend-protocol` are its own.
-const FROM_MAIN_ON_CANARY: [&str; 54] = [
+const FROM_MAIN_ON_CANARY: [&str; 57] = [
+    "proxy-next-upstream",
+    "proxy-next-upstream-tries",
+    "proxy-next-upstream-timeout",
     "auth-url",
     "auth-method",
     "auth-signin",

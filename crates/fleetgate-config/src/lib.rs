@@ -65,5 +65,5 @@ pub use model::*;
 pub use path_rewrites::{regex_hosts, PathMatching, RewriteRequest};
 pub use rate_limits::{RateLimits, DEFAULT_BURST_MULTIPLIER};
 pub use redirects::RedirectRule;
-pub use route_upstream::RouteUpstream;
+pub use route_upstream::{NextUpstreamRule, RouteUpstream, NEXT_UPSTREAM_STATUSES};
 pub use source_ranges::SourceRanges;

@@ -1,7 +1,8 @@
 //! Upstream settings an Ingress sets for its routes: `proxy-connect-timeout`,
 //! `proxy-read-timeout`, `proxy-send-timeout` (seconds, as ingress-nginx
-//! writes them, or a duration with a unit) and `proxy-body-size` (an nginx
-//! size; `0` for no limit).
+//! writes them, or a duration with a unit), `proxy-body-size` (an nginx
+//! size; `0` for no limit) and when to try another endpoint
+//! (`proxy-next-upstream`, `-tries`, `-timeout`).
 
 use crate::annotations::AnnotationError;
 use std::collections::BTreeMap;
@@ -22,6 +23,129 @@ pub struct RouteUpstream {
     pub write_timeout: Option<Duration>,
     /// `proxy-body-size`: `Some(None)` for no limit (`0`).
     pub body_size: Option<Option<u64>>,
+    /// `proxy-next-upstream`, `-tries`, `-timeout`.
+    pub next_upstream: Option<NextUpstreamRule>,
+}
+
+/// The statuses `proxy-next-upstream` can name, in the order of
+/// [`NextUpstreamRule::status_mask`]'s bits.
+pub const NEXT_UPSTREAM_STATUSES: [u16; 7] = [500, 502, 503, 504, 403, 404, 429];
+
+/// When a route's requests go on to another endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NextUpstreamRule {
+    /// `error`: connection refused or reset, closed before answering.
+    pub on_error: bool,
+    /// `timeout`.
+    pub on_timeout: bool,
+    /// `invalid_header`.
+    pub on_invalid_header: bool,
+    /// `non_idempotent`: also POST, PATCH, ...
+    pub non_idempotent: bool,
+    /// `http_500`, ...: bit i for [`NEXT_UPSTREAM_STATUSES`]`[i]`.
+    pub status_mask: u8,
+    /// `proxy-next-upstream-tries`: tries in all (`Some(0)`: no limit but
+    /// the endpoints); `None`: the Service's `retries` + 1.
+    pub tries: Option<u32>,
+    /// `proxy-next-upstream-timeout`: no retry once the request is older.
+    pub timeout: Option<Duration>,
+}
+
+impl NextUpstreamRule {
+    /// The statuses retried on.
+    pub fn statuses(&self) -> impl Iterator<Item = u16> + '_ {
+        NEXT_UPSTREAM_STATUSES
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.status_mask & (1 << i) != 0)
+            .map(|(_, s)| *s)
+    }
+}
+
+/// Reads `proxy-next-upstream`, `-tries` and `-timeout`; `None` when none
+/// is set.
+fn parse_next_upstream(
+    annotations: &BTreeMap<String, String>,
+) -> Result<Option<NextUpstreamRule>, AnnotationError> {
+    let get = |key: &str| fleetgate_canary::annotation(annotations, key);
+    let (conditions, tries, timeout) = (
+        get("proxy-next-upstream"),
+        get("proxy-next-upstream-tries"),
+        get("proxy-next-upstream-timeout"),
+    );
+    if conditions.is_none() && tries.is_none() && timeout.is_none() {
+        return Ok(None);
+    }
+    // ingress-nginx's default conditions.
+    let mut rule = NextUpstreamRule {
+        on_error: true,
+        on_timeout: true,
+        ..NextUpstreamRule::default()
+    };
+    if let Some((key, value)) = conditions {
+        rule.on_error = false;
+        rule.on_timeout = false;
+        let words: Vec<&str> = value.split_whitespace().collect();
+        if words.is_empty() || (words.contains(&"off") && words.len() > 1) {
+            return Err(AnnotationError {
+                key: key.to_string(),
+                message: format!(
+                    "value {value:?}: conditions separated by spaces, or \"off\" alone"
+                ),
+            });
+        }
+        for word in words {
+            match word {
+                "off" => {}
+                "error" => rule.on_error = true,
+                "timeout" => rule.on_timeout = true,
+                "invalid_header" => rule.on_invalid_header = true,
+                "non_idempotent" => rule.non_idempotent = true,
+                other => {
+                    let status = other
+                        .strip_prefix("http_")
+                        .and_then(|s| s.parse::<u16>().ok())
+                        .and_then(|s| NEXT_UPSTREAM_STATUSES.iter().position(|&k| k == s));
+                    match status {
+                        Some(bit) => rule.status_mask |= 1 << bit,
+                        None => {
+                            return Err(AnnotationError {
+                                key: key.to_string(),
+                                message: format!(
+                                    "value {value:?}: {other:?} is not one of error, timeout, invalid_header, \
+                                     http_500, http_502, http_503, http_504, http_403, http_404, http_429, \
+                                     non_idempotent, off"
+                                ),
+                            })
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if let Some((key, value)) = tries {
+        rule.tries = Some(value.trim().parse::<u32>().map_err(|_| AnnotationError {
+            key: key.to_string(),
+            message: format!("value {value:?}: a whole number of tries (0: no limit)"),
+        })?);
+    }
+    if let Some((key, value)) = timeout {
+        let text = value.trim();
+        let parsed = match text.parse::<u64>() {
+            Ok(secs) => Ok(Duration::from_secs(secs)),
+            Err(_) => humantime::parse_duration(text).map_err(|e| e.to_string()),
+        };
+        match parsed {
+            Ok(d) if d <= MAX_DURATION => rule.timeout = (!d.is_zero()).then_some(d),
+            _ => {
+                return Err(AnnotationError {
+                    key: key.to_string(),
+                    message: format!("value {value:?}: seconds (\"0\": no limit) or a duration"),
+                })
+            }
+        }
+    }
+    Ok(Some(rule))
 }
 
 /// Reads the settings; `None` when none is set.
@@ -66,6 +190,7 @@ pub(crate) fn parse(
                 }
             },
         },
+        next_upstream: parse_next_upstream(annotations)?,
     };
     if settings == RouteUpstream::default() {
         return Ok(None);
@@ -111,6 +236,51 @@ mod tests {
             ("proxy-body-size", "8q"),
         ] {
             assert!(parse(&map(&[bad])).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn next_upstream_conditions_tries_and_timeout() {
+        let r = parse(&map(&[(
+            "proxy-next-upstream",
+            "error timeout http_502 http_503 non_idempotent",
+        )]))
+        .unwrap()
+        .unwrap()
+        .next_upstream
+        .unwrap();
+        assert!(r.on_error && r.on_timeout && r.non_idempotent && !r.on_invalid_header);
+        assert_eq!(r.statuses().collect::<Vec<_>>(), [502, 503]);
+        assert_eq!(r.tries, None);
+        let off = parse(&map(&[("proxy-next-upstream", "off")]))
+            .unwrap()
+            .unwrap()
+            .next_upstream
+            .unwrap();
+        assert!(!off.on_error && !off.on_timeout && off.status_mask == 0);
+        // Tries alone keep ingress-nginx's default conditions.
+        let tries = parse(&map(&[
+            ("proxy-next-upstream-tries", "5"),
+            ("proxy-next-upstream-timeout", "2"),
+        ]))
+        .unwrap()
+        .unwrap()
+        .next_upstream
+        .unwrap();
+        assert!(tries.on_error && tries.on_timeout);
+        assert_eq!(tries.tries, Some(5));
+        assert_eq!(tries.timeout, Some(Duration::from_secs(2)));
+        for (pairs, why) in [
+            (
+                vec![("proxy-next-upstream", "error http_418")],
+                "\"http_418\" is not one of",
+            ),
+            (vec![("proxy-next-upstream", "off error")], "\"off\" alone"),
+            (vec![("proxy-next-upstream-tries", "-1")], "whole number"),
+            (vec![("proxy-next-upstream-timeout", "soon")], "seconds"),
+        ] {
+            let err = parse(&map(&pairs)).unwrap_err();
+            assert!(err.message.contains(why), "{}", err.message);
         }
     }
 }

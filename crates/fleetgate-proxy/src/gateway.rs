@@ -75,6 +75,12 @@ pub struct RequestCtx {
     /// `client_max_body_size` unless a module of the matched route set
     /// another (`None`: no limit).
     pub max_body_size: Option<u64>,
+    /// The matched route's own retry rule (`proxy-next-upstream`), if a
+    /// module set one; else the Service's policy applies.
+    pub next_upstream: Option<crate::modules::NextUpstream>,
+    /// A response status the route retries on was seen and a retry taken:
+    /// the error that ends the try is that retry.
+    status_retry: bool,
     /// The client sent more body than `client_max_body_size` allows (413).
     pub body_too_large: bool,
     /// Whatever an embedder's code wants to carry through a request.
@@ -266,6 +272,22 @@ impl<P: EndpointPicker> Gateway<P> {
 /// Whether the request asks to become a WebSocket (`Upgrade: websocket` on
 /// HTTP/1.1). Other upgrade tokens (`h2c` from curl, for one) keep the
 /// ordinary timeouts.
+/// Whether the request may be sent again: an idempotent method (or any,
+/// when the route's rule or the latest try's Service allows it), a body
+/// still whole in the retry buffer, and no upgrade.
+fn retryable_request(session: &Session, ctx: &RequestCtx) -> bool {
+    let any_method = ctx.next_upstream.map_or_else(
+        || {
+            ctx.last_attempt()
+                .is_some_and(|a| a.pool().policy().retry_non_idempotent)
+        },
+        |r| r.non_idempotent,
+    );
+    (any_method || session.req_header().method.is_idempotent())
+        && !session.as_ref().retry_buffer_truncated()
+        && !is_websocket_upgrade(session)
+}
+
 fn is_websocket_upgrade(session: &Session) -> bool {
     session.is_upgrade_req()
         && session
@@ -405,12 +427,28 @@ impl RequestCtx {
         self.report(TryResult::Failed { timed_out });
     }
 
+    /// Keeps later tries away from the latest try's endpoint; whether one
+    /// not tried yet is left in its pool.
+    fn avoid_last_endpoint(&mut self) -> bool {
+        match &self.snapshot {
+            Some(snapshot) => self.attempts.avoid_last(&snapshot.router),
+            None => false,
+        }
+    }
+
     /// Takes a retry from the pool's budget, if one is left, and counts it.
     fn take_retry(&mut self) -> bool {
         let Some(snapshot) = &self.snapshot else {
             return false;
         };
-        let allowed = self.attempts.take_retry(&snapshot.router);
+        let allowed = match self.next_upstream {
+            None => self.attempts.take_retry(&snapshot.router),
+            Some(rule) if rule.timeout.is_some_and(|t| self.started.elapsed() >= t) => false,
+            Some(rule) => match rule.max_retries {
+                Some(max) => self.attempts.take_retry_up_to(max),
+                None => self.attempts.take_retry(&snapshot.router),
+            },
+        };
         if allowed {
             self.in_flight.0.retries.fetch_add(1, Ordering::Relaxed);
         }
@@ -517,6 +555,8 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
             overflowed: false,
             body_bytes: 0,
             max_body_size: self.body_limits.max_size,
+            next_upstream: None,
+            status_retry: false,
             body_too_large: false,
             extensions: http::Extensions::new(),
             route_modules: None,
@@ -772,8 +812,13 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
         ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        ctx.record_failure(matches!(e.etype(), ErrorType::ConnectTimedout));
-        let retry = ctx.take_retry();
+        let timed_out = matches!(e.etype(), ErrorType::ConnectTimedout);
+        ctx.record_failure(timed_out);
+        // A route's own rule may not retry this kind of failure.
+        let covered =
+            ctx.next_upstream
+                .is_none_or(|r| if timed_out { r.on_timeout } else { r.on_error });
+        let retry = covered && ctx.take_retry();
         log::debug!("connect to {peer} failed ({e}); retry: {retry}");
         if retry {
             e.set_retry(true);
@@ -790,6 +835,12 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
         client_reused: bool,
     ) -> Box<Error> {
         let mut e = e.more_context(format!("Peer: {peer}"));
+        if std::mem::take(&mut ctx.status_retry) {
+            // The try ended on a status the route retries on; the retry
+            // was taken when it was seen.
+            e.set_retry(true);
+            return e;
+        }
         if ctx.body_too_large || e.esource() == &ErrorSource::Downstream {
             // The client's fault (a body too large, too slow, or cut off):
             // nothing against the endpoint, and no retry.
@@ -814,12 +865,16 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
         }
         // A stale pooled connection is not the endpoint's fault.
         let stale_reuse = client_reused && !ctx.response_started;
-        let retry_any_method = ctx
-            .last_attempt()
-            .is_some_and(|a| a.pool().policy().retry_non_idempotent);
-        let idempotent = (retry_any_method || session.req_header().method.is_idempotent())
-            && !session.as_ref().retry_buffer_truncated()
-            && !is_websocket_upgrade(session);
+        let idempotent = retryable_request(session, ctx);
+        let covered = ctx.next_upstream.is_none_or(|r| {
+            if timed_out {
+                r.on_timeout
+            } else if matches!(e.etype(), ErrorType::InvalidHTTPHeader) {
+                r.on_invalid_header
+            } else {
+                r.on_error
+            }
+        });
         if ctx.response_started || !idempotent {
             if !ctx.response_started && e.esource() == &ErrorSource::Upstream {
                 ctx.record_failure(timed_out);
@@ -828,12 +883,18 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
             return e;
         }
         if stale_reuse {
+            // Even a route that retries nothing gets a fresh connection
+            // (as nginx retries a failed cached connection).
             e.retry.decide_reuse(client_reused);
             return e;
         }
         // An idempotent request that failed before any response byte (reset,
-        // timeout): try another endpoint.
+        // timeout): try another endpoint, if the route's rule covers it.
         ctx.record_failure(timed_out);
+        if !covered {
+            e.set_retry(false);
+            return e;
+        }
         let retry = ctx.take_retry();
         e.set_retry(retry);
         e
@@ -870,7 +931,24 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.response_started = true;
-        ctx.report(TryResult::Answered(upstream_response.status.as_u16()));
+        let status = upstream_response.status.as_u16();
+        ctx.report(TryResult::Answered(status));
+        if ctx
+            .next_upstream
+            .is_some_and(|r| r.statuses.contains(status))
+            && retryable_request(session, ctx)
+            && ctx.avoid_last_endpoint()
+            && ctx.take_retry()
+        {
+            // Nothing went to the client yet: end this try with an error
+            // that Pingora retries on the next endpoint.
+            ctx.response_started = false;
+            ctx.status_retry = true;
+            return Err(Error::explain(
+                ErrorType::HTTPStatus(status),
+                "the route retries on this status (proxy-next-upstream)",
+            ));
+        }
         self.builtins
             .upstream_response(session, upstream_response, ctx)?;
         self.run_chains(ctx, |chain, ctx| {

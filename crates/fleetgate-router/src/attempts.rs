@@ -162,6 +162,34 @@ impl Attempts {
         }
     }
 
+    /// Keeps later tries of this request away from the latest try's
+    /// endpoint, which answered with a status the route retries on
+    /// (already reported: nothing more counts against it). Whether the
+    /// endpoint's pool has one left that no try of this request went to.
+    pub fn avoid_last(&mut self, router: &Router) -> bool {
+        let Some(attempt) = self.last.and_then(|r| router.attempt(r)) else {
+            return false;
+        };
+        let address = attempt.endpoint().address;
+        if !self.failed.contains(&address) {
+            self.failed.push(address);
+        }
+        attempt
+            .pool
+            .endpoints()
+            .any(|e| !self.failed.contains(&e.address))
+    }
+
+    /// Takes a retry if fewer than `max` were taken: a route's own budget
+    /// (`proxy-next-upstream-tries`), in place of its pools'.
+    pub fn take_retry_up_to(&mut self, max: u32) -> bool {
+        let allowed = self.retries < max;
+        if allowed {
+            self.retries += 1;
+        }
+        allowed
+    }
+
     /// Takes a retry from the budget of the latest try's pool, if one is
     /// left.
     pub fn take_retry(&mut self, router: &Router) -> bool {

@@ -21,8 +21,8 @@ use fleetgate_pool::{
 };
 use fleetgate_proxy::modules::{
     route_modules, AppRoot, BasicAuth, BodySizeLimit, Cors, CorsSettings, ForwardAuth,
-    ForwardAuthSettings, HeaderChange, HeaderRewrite, ModuleChain, RateLimit, RateLimitSettings,
-    Redirect, RouteTimeouts, SourceRangeFilter, UpstreamPathRewrite,
+    ForwardAuthSettings, HeaderChange, HeaderRewrite, ModuleChain, NextUpstream, RateLimit,
+    RateLimitSettings, Redirect, RouteTimeouts, SourceRangeFilter, StatusSet, UpstreamPathRewrite,
 };
 use fleetgate_proxy::{BodyLimits, CompileReport, EdgePolicy, ForwardedHeaders, Snapshot};
 use fleetgate_router::{
@@ -385,6 +385,17 @@ fn policy_chain(ing: &Ingress, limit_status: u16) -> ModuleChain {
         };
         if timeouts != RouteTimeouts::default() {
             chain = chain.with(timeouts);
+        }
+        if let Some(r) = u.next_upstream {
+            chain = chain.with(NextUpstream {
+                on_error: r.on_error,
+                on_timeout: r.on_timeout,
+                on_invalid_header: r.on_invalid_header,
+                statuses: r.statuses().fold(StatusSet::default(), StatusSet::with),
+                non_idempotent: r.non_idempotent,
+                max_retries: r.tries.map(|t| if t == 0 { u32::MAX } else { t - 1 }),
+                timeout: r.timeout,
+            });
         }
     }
     if let Some(rules) = &ing.header_rules {

@@ -1,6 +1,7 @@
 //! A route's own upstream settings (`proxy-connect-timeout`,
-//! `proxy-read-timeout`, `proxy-send-timeout`, `proxy-body-size`),
-//! overriding the Service's and the gateway's for the requests it routes.
+//! `proxy-read-timeout`, `proxy-send-timeout`, `proxy-body-size`,
+//! `proxy-next-upstream*`), overriding the Service's and the gateway's for
+//! the requests it routes.
 
 use std::time::Duration;
 
@@ -48,6 +49,77 @@ impl GatewayModule for RouteTimeouts {
             peer.options.write_timeout = Some(t);
         }
         Ok(())
+    }
+}
+
+/// When a route's requests go on to another endpoint
+/// (`proxy-next-upstream`, `-tries`, `-timeout`), in place of the
+/// Service's retry policy. A retry always goes to an endpoint not tried
+/// yet, and never once a response byte has gone to the client.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NextUpstream {
+    /// On a connection refused or reset, or an upstream that closed
+    /// before answering (`error`).
+    pub on_error: bool,
+    /// On a connect, read or write timeout (`timeout`).
+    pub on_timeout: bool,
+    /// On a response head that cannot be read (`invalid_header`).
+    pub on_invalid_header: bool,
+    /// On these response statuses (`http_500`, ...), before the response
+    /// goes to the client.
+    pub statuses: StatusSet,
+    /// Also for methods that are not idempotent (`non_idempotent`).
+    pub non_idempotent: bool,
+    /// At most this many retries (tries - 1; `u32::MAX`: no limit but the
+    /// endpoints, each tried once); `None`: the Service's `retries`.
+    pub max_retries: Option<u32>,
+    /// No retry once the request is this old.
+    pub timeout: Option<Duration>,
+}
+
+/// A set of the statuses `proxy-next-upstream` can name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatusSet(u8);
+
+impl StatusSet {
+    /// The statuses a set can hold.
+    pub const KNOWN: [u16; 7] = [500, 502, 503, 504, 403, 404, 429];
+
+    /// `self` with `status` (one of [`StatusSet::KNOWN`]; others are left
+    /// out).
+    pub fn with(self, status: u16) -> Self {
+        match Self::KNOWN.iter().position(|&s| s == status) {
+            Some(i) => StatusSet(self.0 | 1 << i),
+            None => self,
+        }
+    }
+
+    /// Whether `status` is in the set.
+    pub fn contains(self, status: u16) -> bool {
+        Self::KNOWN
+            .iter()
+            .position(|&s| s == status)
+            .is_some_and(|i| self.0 & (1 << i) != 0)
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl GatewayModule for NextUpstream {
+    fn name(&self) -> &str {
+        "next-upstream"
+    }
+
+    fn steps(&self) -> Steps {
+        Steps::AFTER_MATCH
+    }
+
+    fn after_match(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Flow> {
+        ctx.next_upstream = Some(*self);
+        Ok(Flow::Continue)
     }
 }
 
