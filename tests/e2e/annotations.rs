@@ -1367,3 +1367,100 @@ fn next_upstream_retries_what_the_route_says() {
     }
     assert!(drain(&got3) >= 1, "the 503 endpoint was never tried");
 }
+
+#[test]
+fn compression_by_accept_encoding_globally_and_per_ingress() {
+    let body = "fleetgate compresses text for clients that ask. ".repeat(40);
+    let response: &'static [u8] = Box::leak(
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+        .into_boxed_slice(),
+    );
+    let (page, _recorded) = fleetgate_e2e::upstream::recording_upstream(response);
+    let dir = TempDir::new("compression");
+    let listen = listen_addr();
+    let ingresses = [
+        host_ingress("global", "global.test", "page", None, &[]),
+        host_ingress("plain", "plain.test", "page", None, &[]).replace(
+            "  namespace: gateway-demo\n",
+            "  namespace: gateway-demo\n  annotations:\n    fleetgate.io/compression: \"false\"\n",
+        ),
+    ]
+    .concat();
+    let text = format!(
+        "{}{}{}\n[compression]\nenabled = true\n",
+        header(listen, ""),
+        fleetgate_e2e::config::service_at("page", page, ""),
+        manifests(&[dir.write("ingresses.yaml", &ingresses)]),
+    );
+    let gw = Gateway::start(&dir.write("gw.toml", &text), listen);
+    // curl (built with zlib and brotli) asks with the given
+    // Accept-Encoding and decodes what comes back.
+    let fetch = |host: &str, accept: &str| -> (String, String) {
+        let out = Command::new("curl")
+            .args(["-s", "--compressed", "-D", "-", "-o"])
+            .arg(dir.path().join("body"))
+            .args([
+                "-H",
+                &format!("Host: {host}"),
+                "-H",
+                &format!("Accept-Encoding: {accept}"),
+            ])
+            .arg(format!("http://{}/", gw.addr))
+            .output()
+            .expect("run curl");
+        assert!(out.status.success(), "curl failed");
+        let headers = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+        let decoded = std::fs::read_to_string(dir.path().join("body")).unwrap_or_default();
+        (headers, decoded)
+    };
+    for (accept, coding) in [
+        ("gzip, br", "br"),
+        ("gzip", "gzip"),
+        ("br;q=0, gzip", "gzip"),
+    ] {
+        let (headers, decoded) = fetch("global.test", accept);
+        assert!(
+            headers.contains(&format!("\r\ncontent-encoding: {coding}\r\n")),
+            "{accept}: {headers}"
+        );
+        assert!(
+            headers.contains("\r\nvary: accept-encoding\r\n"),
+            "{headers}"
+        );
+        assert!(!headers.contains("content-length: "), "{headers}");
+        assert_eq!(decoded, body, "{accept}: the decoded body");
+    }
+    // Refused codings, no Accept-Encoding, or an Ingress that says no:
+    // the body as the upstream sent it.
+    for (host, accept) in [
+        ("global.test", "gzip;q=0, br;q=0"),
+        ("global.test", "identity"),
+        ("plain.test", "gzip, br"),
+    ] {
+        let (headers, decoded) = fetch(host, accept);
+        assert!(
+            !headers.contains("content-encoding"),
+            "{host} {accept}: {headers}"
+        );
+        assert!(
+            headers.contains(&format!("\r\ncontent-length: {}\r\n", body.len())),
+            "{headers}"
+        );
+        assert_eq!(decoded, body);
+    }
+    // A level no coder has is a configuration error at its key.
+    let bad = dir.write(
+        "bad.toml",
+        &text.replace("enabled = true", "enabled = true\ngzip_level = 12"),
+    );
+    let (code, _, err) = check(&bad, &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("compression.gzip_level") && err.contains("12 is not a gzip level"),
+        "{err}"
+    );
+}

@@ -379,6 +379,9 @@ impl UnsupportedAnnotations {
     }
 }
 
+/// The prefix of fleetgate's own annotations.
+pub const FLEETGATE_PREFIX: &str = "fleetgate.io/";
+
 /// The registry entry for `key` (without prefix).
 pub fn known(key: &str) -> Option<&'static KnownAnnotation> {
     KNOWN.iter().find(|a| a.key == key)
@@ -410,6 +413,20 @@ pub(crate) fn review(
 ) -> Findings {
     let mut found = Findings::default();
     for full in annotations.keys() {
+        // fleetgate's own annotations.
+        if let Some(key) = full.strip_prefix(FLEETGATE_PREFIX) {
+            if full != crate::COMPRESSION_ANNOTATION {
+                found
+                    .warnings
+                    .push((full.clone(), unsupported_text(false).into()));
+            } else if canary {
+                found.warnings.push((
+                    full.clone(),
+                    format!("is ignored on a canary Ingress: the main Ingress's {key} applies"),
+                ));
+            }
+            continue;
+        }
         let Some((prefix, key)) = split_prefix(full) else {
             continue;
         };
@@ -662,5 +679,22 @@ mod tests {
             keys(&found.warnings),
             ["nginx.ingress.kubernetes.io/ssl-redirect"]
         );
+    }
+
+    #[test]
+    fn fleetgate_keys_are_read_or_reported() {
+        let annotations = map(&[
+            ("fleetgate.io/compression", "true"),
+            ("fleetgate.io/compresion", "true"),
+        ]);
+        let found = review(&annotations, false, UnsupportedAnnotations::Refuse);
+        assert!(found.errors.is_empty());
+        assert_eq!(keys(&found.warnings), ["fleetgate.io/compresion"]);
+        let on_canary = review(
+            &map(&[("fleetgate.io/compression", "true")]),
+            true,
+            UnsupportedAnnotations::Refuse,
+        );
+        assert_eq!(keys(&on_canary.warnings), ["fleetgate.io/compression"]);
     }
 }

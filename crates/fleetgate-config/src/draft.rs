@@ -89,6 +89,7 @@ impl IngressDraft {
         let mut cors = None;
         let mut path_matching = crate::PathMatching::default();
         let mut forward_auth = None;
+        let mut compression = None;
         let mut warnings = Vec::new();
         if disposition == Disposition::Served {
             match fleetgate_canary::annotation(&self.annotations, "backend-protocol") {
@@ -125,6 +126,10 @@ impl IngressDraft {
             );
             cors = self.read(crate::cors::parse(&self.annotations), &mut errors);
             forward_auth = self.read(crate::forward_auth::parse(&self.annotations), &mut errors);
+            compression = self.read(
+                crate::compression::parse_choice(&self.annotations),
+                &mut errors,
+            );
             if cors.is_none() {
                 // cors-* keys do nothing without enable-cors: say so.
                 for key in self.annotations.keys().filter(|k| k.contains("/cors-")) {
@@ -229,6 +234,7 @@ impl IngressDraft {
             cors,
             path_matching,
             forward_auth,
+            compression,
             warnings,
             origin: self.origin,
             disposition,

@@ -26,6 +26,7 @@ mod annotations;
 mod basic_auth;
 mod byte_size;
 mod certificates;
+mod compression;
 mod cors;
 mod draft;
 mod duplicate_keys;
@@ -51,6 +52,7 @@ mod toml_schema;
 pub use annotations::{known, KnownAnnotation, Support, UnsupportedAnnotations, KNOWN};
 pub use basic_auth::{BasicAuth, BasicAuthRequest, DEFAULT_REALM};
 pub use byte_size::ByteSize;
+pub use compression::{Compression, COMPRESSION_ANNOTATION};
 pub use cors::{
     CorsOrigins, CorsPolicy, DEFAULT_CORS_HEADERS, DEFAULT_CORS_MAX_AGE, DEFAULT_CORS_METHODS,
 };

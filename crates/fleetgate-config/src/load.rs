@@ -188,8 +188,13 @@ impl Config {
             return Err(ConfigErrors(l.errors));
         }
         let log = log_settings(path, &raw.log);
+        let compression = crate::compression::compression(&mut l, &raw.compression);
+        if !l.errors.is_empty() {
+            return Err(ConfigErrors(l.errors));
+        }
         let service_index = ServiceIndex::new(&services);
         Ok(Config {
+            compression,
             log,
             tls,
             warnings,

@@ -40,6 +40,8 @@ pub struct Config {
     pub ingresses: Vec<Ingress>,
     /// The manifest files read.
     pub manifest_files: Vec<PathBuf>,
+    /// `[compression]`.
+    pub compression: crate::Compression,
     /// `[log]`.
     pub log: LogSettings,
     /// Server certificates: `[[certificate]]`, `[gateway]
@@ -563,6 +565,8 @@ pub struct Ingress {
     pub cors: Option<CorsPolicy>,
     /// Its external authentication (`auth-url`), if any.
     pub forward_auth: Option<crate::ForwardAuth>,
+    /// Its choice on response compression (`fleetgate.io/compression`).
+    pub compression: Option<bool>,
     /// Its path annotations: regex matching and upstream path rewrites.
     pub path_matching: crate::PathMatching,
     /// What the review of its annotations reported (unsupported or

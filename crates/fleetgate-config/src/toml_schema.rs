@@ -27,6 +27,8 @@ pub(crate) struct FileToml {
     #[serde(default)]
     pub log: LogToml,
     #[serde(default)]
+    pub compression: CompressionToml,
+    #[serde(default)]
     pub certificate: Vec<Spanned<CertificateToml>>,
 }
 
@@ -47,6 +49,17 @@ pub(crate) struct UpstreamTlsToml {
     pub verify: Option<bool>,
     pub ca_file: Option<String>,
     pub sni: Option<String>,
+}
+
+/// `[compression]`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CompressionToml {
+    pub enabled: Option<bool>,
+    pub gzip_level: Option<u32>,
+    pub brotli_level: Option<u32>,
+    pub min_length: Option<ByteSize>,
+    pub types: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -78,6 +78,9 @@ pub struct RequestCtx {
     /// The matched route's own retry rule (`proxy-next-upstream`), if a
     /// module set one; else the Service's policy applies.
     pub next_upstream: Option<crate::modules::NextUpstream>,
+    /// The matched route's choice on response compression, if it made
+    /// one; else the gateway's `[compression] enabled`.
+    pub compress: Option<bool>,
     /// A response status the route retries on was seen and a retry taken:
     /// the error that ends the try is that retry.
     status_retry: bool,
@@ -556,6 +559,7 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
             body_bytes: 0,
             max_body_size: self.body_limits.max_size,
             next_upstream: None,
+            compress: None,
             status_retry: false,
             body_too_large: false,
             extensions: http::Extensions::new(),
@@ -994,6 +998,12 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
             chain.response(session, upstream_response, ctx)?;
             Ok(Flow::Continue)
         })?;
+        if let Some(snapshot) = ctx.snapshot.as_deref() {
+            snapshot
+                .edge
+                .compression
+                .apply(session, upstream_response, ctx.compress);
+        }
         responses::close_if_body_unread(session);
         // Pingora turns a response without a length into a chunked one so
         // that the connection can stay; an HTTP/1.0 client cannot read

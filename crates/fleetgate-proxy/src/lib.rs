@@ -59,6 +59,7 @@
 
 pub mod access_log;
 pub mod client_guard;
+pub mod compression;
 pub mod edge;
 mod forwarded;
 mod gateway;
@@ -72,6 +73,7 @@ mod stats;
 
 pub use access_log::{AccessLog, AccessRecord};
 pub use client_guard::{ConnectionCounts, ConnectionLimits, GuardedApp};
+pub use compression::CompressionPolicy;
 pub use edge::{Origin, Scheme};
 pub use gateway::{Gateway, RequestCtx};
 pub use metrics::Metrics;

@@ -70,6 +70,8 @@ pub struct EdgePolicy {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// How request paths are normalised before routing.
     pub path_normalization: PathNormalization,
+    /// How responses are compressed.
+    pub compression: crate::CompressionPolicy,
 }
 
 impl EdgePolicy {

@@ -20,11 +20,14 @@ use fleetgate_pool::{
     Probe, UpstreamTimeouts,
 };
 use fleetgate_proxy::modules::{
-    route_modules, AppRoot, BasicAuth, BodySizeLimit, Cors, CorsSettings, ForwardAuth,
-    ForwardAuthSettings, HeaderChange, HeaderRewrite, ModuleChain, NextUpstream, RateLimit,
-    RateLimitSettings, Redirect, RouteTimeouts, SourceRangeFilter, StatusSet, UpstreamPathRewrite,
+    route_modules, AppRoot, BasicAuth, BodySizeLimit, CompressionChoice, Cors, CorsSettings,
+    ForwardAuth, ForwardAuthSettings, HeaderChange, HeaderRewrite, ModuleChain, NextUpstream,
+    RateLimit, RateLimitSettings, Redirect, RouteTimeouts, SourceRangeFilter, StatusSet,
+    UpstreamPathRewrite,
 };
-use fleetgate_proxy::{BodyLimits, CompileReport, EdgePolicy, ForwardedHeaders, Snapshot};
+use fleetgate_proxy::{
+    BodyLimits, CompileReport, CompressionPolicy, EdgePolicy, ForwardedHeaders, Snapshot,
+};
 use fleetgate_router::{
     PoolSpec, RequestPolicy, Route, RouterBuilder, ServicePool, Target, TargetPools, Tiers,
 };
@@ -398,6 +401,9 @@ fn policy_chain(ing: &Ingress, limit_status: u16) -> ModuleChain {
             });
         }
     }
+    if let Some(on) = ing.compression {
+        chain = chain.with(CompressionChoice(on));
+    }
     if let Some(rules) = &ing.header_rules {
         chain = chain.with(HeaderRewrite::new(
             header_changes(&rules.request),
@@ -641,9 +647,20 @@ pub fn compile(
         log::warn!("{w}");
     }
     let certificates = Arc::new(certificate_store(config, &mut c.report));
+    let compression = &config.compression;
     let edge = EdgePolicy {
         trusted_proxies: config.gateway.trusted_proxies.clone(),
         path_normalization: config.gateway.path_normalization,
+        compression: CompressionPolicy {
+            enabled: compression.enabled,
+            gzip_level: compression.gzip_level,
+            brotli_level: compression.brotli_level,
+            min_length: compression.min_length,
+            types: compression.types.as_ref().map_or_else(
+                || CompressionPolicy::default().types,
+                |list| list.iter().map(|t| t.as_str().into()).collect(),
+            ),
+        },
     };
     Ok(Snapshot::new(generation, c.builder.build(), certificates)
         .with_edge(edge)

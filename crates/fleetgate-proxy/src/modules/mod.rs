@@ -59,7 +59,7 @@ pub use rate_limit::{RateLimit, RateLimitSettings};
 pub use redirects::{AppRoot, Redirect};
 pub use rewrite::UpstreamPathRewrite;
 pub use source_ranges::SourceRangeFilter;
-pub use upstream::{BodySizeLimit, NextUpstream, RouteTimeouts, StatusSet};
+pub use upstream::{BodySizeLimit, CompressionChoice, NextUpstream, RouteTimeouts, StatusSet};
 
 use std::future::Future;
 use std::pin::Pin;

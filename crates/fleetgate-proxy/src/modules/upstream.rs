@@ -123,6 +123,26 @@ impl GatewayModule for NextUpstream {
     }
 }
 
+/// Whether the route's responses are compressed (an Ingress's
+/// `fleetgate.io/compression`), in place of `[compression] enabled`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompressionChoice(pub bool);
+
+impl GatewayModule for CompressionChoice {
+    fn name(&self) -> &str {
+        "compression"
+    }
+
+    fn steps(&self) -> Steps {
+        Steps::AFTER_MATCH
+    }
+
+    fn after_match(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Flow> {
+        ctx.compress = Some(self.0);
+        Ok(Flow::Continue)
+    }
+}
+
 /// The largest request body the route accepts (`None`: no limit), in
 /// place of `client_max_body_size`. A larger one is answered 413: at once
 /// when its length is declared, else when the limit is crossed.
