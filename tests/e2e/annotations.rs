@@ -1464,3 +1464,122 @@ fn compression_by_accept_encoding_globally_and_per_ingress() {
         "{err}"
     );
 }
+
+#[test]
+fn hashing_and_cookie_affinity_keep_clients_on_endpoints() {
+    let mut pods = [
+        Backend::start("pod-a"),
+        Backend::start("pod-b"),
+        Backend::start("pod-c"),
+    ];
+    let dir = TempDir::new("affinity");
+    let listen = listen_addr();
+    let ingresses = [
+        host_ingress(
+            "hashed",
+            "hashed.test",
+            "web",
+            None,
+            &["upstream-hash-by: $http_x_user"],
+        ),
+        host_ingress(
+            "sticky",
+            "sticky.test",
+            "web",
+            None,
+            &[
+                "affinity: cookie",
+                "session-cookie-name: route",
+                "session-cookie-max-age: \"3600\"",
+                "session-cookie-samesite: Lax",
+            ],
+        ),
+    ]
+    .concat();
+    let text = format!(
+        "{}{}{}",
+        header(listen, ""),
+        service(
+            "web",
+            80,
+            &[
+                ("c7fb82a1", &pods[0]),
+                ("cd3007b2", &pods[1]),
+                ("c7fb82a1", &pods[2])
+            ],
+            "",
+        ),
+        manifests(&[dir.write("ingresses.yaml", &ingresses)]),
+    );
+    let gw = Gateway::start(&dir.write("gw.toml", &text), listen);
+    let mut client = fleetgate_e2e::HttpClient::new(gw.addr);
+    let served = |client: &mut fleetgate_e2e::HttpClient, user: &str| -> String {
+        let r = client
+            .request("GET", "hashed.test", "/", &[("X-User", user)], "")
+            .expect("request");
+        assert_eq!(r.status, 200, "{user}");
+        r.body
+    };
+
+    // The same key always lands on the same pod, and keys spread.
+    let users: Vec<String> = (0..30).map(|i| format!("user-{i}")).collect();
+    let first: Vec<String> = users.iter().map(|u| served(&mut client, u)).collect();
+    for (u, pod) in users.iter().zip(&first) {
+        for _ in 0..3 {
+            assert_eq!(&served(&mut client, u), pod, "{u}");
+        }
+    }
+    let spread: std::collections::HashSet<&String> = first.iter().collect();
+    assert!(spread.len() >= 2, "{first:?}");
+
+    // A pod dies: its users move (no request fails), the others stay.
+    let gone = first[0].clone();
+    let index = ["pod-a", "pod-b", "pod-c"]
+        .iter()
+        .position(|p| gone.contains(p))
+        .expect("a pod name in the body");
+    pods[index].kill();
+    for (u, pod) in users.iter().zip(&first) {
+        let now = served(&mut client, u);
+        if *pod == gone {
+            assert_ne!(now, gone, "{u}");
+        } else {
+            assert_eq!(&now, pod, "{u} moved without cause");
+        }
+    }
+
+    // Cookie affinity: the first answer names a pod in the cookie, later
+    // requests with it stay there and get no new cookie.
+    let r = client.get("sticky.test", "/").expect("request");
+    assert_eq!(r.status, 200);
+    let set = r
+        .header("set-cookie")
+        .expect("an affinity cookie")
+        .to_string();
+    assert!(
+        set.starts_with("route=") && set.contains("; Path=/; Max-Age=3600; SameSite=Lax; HttpOnly"),
+        "{set}"
+    );
+    let cookie = set.split(';').next().unwrap().to_string();
+    let pod = r.body.clone();
+    for _ in 0..6 {
+        let r = client
+            .request("GET", "sticky.test", "/", &[("Cookie", &cookie)], "")
+            .expect("request");
+        assert_eq!((r.status, &r.body), (200, &pod));
+        assert!(r.header("set-cookie").is_none());
+    }
+    // Its pod dies: another serves, and the cookie is replaced.
+    let index = ["pod-a", "pod-b", "pod-c"]
+        .iter()
+        .position(|p| pod.contains(p))
+        .expect("a pod name in the body");
+    pods[index].kill();
+    let r = client
+        .request("GET", "sticky.test", "/", &[("Cookie", &cookie)], "")
+        .expect("request");
+    assert_eq!(r.status, 200);
+    assert_ne!(r.body, pod);
+    let renewed = r.header("set-cookie").expect("a new cookie");
+    assert!(!renewed.starts_with(&cookie), "{renewed}");
+}

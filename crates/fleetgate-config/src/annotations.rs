@@ -131,6 +131,18 @@ pub const KNOWN: &[KnownAnnotation] = &[
     implemented("response-header-control-add"),
     implemented("response-header-control-update"),
     implemented("response-header-control-remove"),
+    // Load balancing and affinity.
+    implemented("load-balance"),
+    implemented("upstream-hash-by"),
+    implemented("affinity"),
+    implemented("affinity-mode"),
+    implemented("session-cookie-name"),
+    implemented("session-cookie-path"),
+    implemented("session-cookie-domain"),
+    implemented("session-cookie-max-age"),
+    implemented("session-cookie-expires"),
+    implemented("session-cookie-secure"),
+    implemented("session-cookie-samesite"),
     // Regex paths and upstream path rewrites.
     implemented("use-regex"),
     implemented("rewrite-target"),
@@ -239,21 +251,10 @@ pub const KNOWN: &[KnownAnnotation] = &[
     unsupported("ssl-ciphers"),
     unsupported("ssl-prefer-server-ciphers"),
     unsupported("http2-push-preload"),
-    // Load balancing and affinity.
-    unsupported("load-balance"),
-    unsupported("upstream-hash-by"),
+    // Load balancing and affinity (not implemented).
     unsupported("upstream-hash-by-subset"),
     unsupported("upstream-hash-by-subset-size"),
-    unsupported("affinity"),
-    unsupported("affinity-mode"),
     unsupported("affinity-canary-behavior"),
-    unsupported("session-cookie-name"),
-    unsupported("session-cookie-path"),
-    unsupported("session-cookie-domain"),
-    unsupported("session-cookie-max-age"),
-    unsupported("session-cookie-expires"),
-    unsupported("session-cookie-secure"),
-    unsupported("session-cookie-samesite"),
     unsupported("session-cookie-conditional-samesite-none"),
     unsupported("session-cookie-change-on-failure"),
     // CORS, mirroring, observability.
@@ -297,7 +298,18 @@ const ACCESS_MARKERS: [&str; 17] = [
 /// Ingress (its own are ignored, as in ingress-nginx): they act on the
 /// route, which the main Ingress owns. A canary's subset and
 /// `backend-protocol` are its own.
-const FROM_MAIN_ON_CANARY: [&str; 57] = [
+const FROM_MAIN_ON_CANARY: [&str; 68] = [
+    "load-balance",
+    "upstream-hash-by",
+    "affinity",
+    "affinity-mode",
+    "session-cookie-name",
+    "session-cookie-path",
+    "session-cookie-domain",
+    "session-cookie-max-age",
+    "session-cookie-expires",
+    "session-cookie-secure",
+    "session-cookie-samesite",
     "proxy-next-upstream",
     "proxy-next-upstream-tries",
     "proxy-next-upstream-timeout",

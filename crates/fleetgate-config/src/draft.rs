@@ -90,6 +90,7 @@ impl IngressDraft {
         let mut path_matching = crate::PathMatching::default();
         let mut forward_auth = None;
         let mut compression = None;
+        let mut balancing = None;
         let mut warnings = Vec::new();
         if disposition == Disposition::Served {
             match fleetgate_canary::annotation(&self.annotations, "backend-protocol") {
@@ -130,6 +131,27 @@ impl IngressDraft {
                 crate::compression::parse_choice(&self.annotations),
                 &mut errors,
             );
+            let (object, origin) = (self.object(), self.origin.clone());
+            balancing = self.read(
+                crate::balancing::parse(&self.annotations, &mut |key, why| {
+                    warnings.push(format!(
+                        "{object} ({origin}): metadata.annotations[\"{key}\"] {why}"
+                    ))
+                }),
+                &mut errors,
+            );
+            if !matches!(balancing, Some(crate::Balancing::Cookie(_))) {
+                for option in crate::balancing::COOKIE_OPTIONS {
+                    if let Some((key, _)) = fleetgate_canary::annotation(&self.annotations, option)
+                    {
+                        warnings.push(format!(
+                            "{} ({}): metadata.annotations[\"{key}\"] does nothing without affinity: cookie",
+                            self.object(),
+                            self.origin
+                        ));
+                    }
+                }
+            }
             if cors.is_none() {
                 // cors-* keys do nothing without enable-cors: say so.
                 for key in self.annotations.keys().filter(|k| k.contains("/cors-")) {
@@ -235,6 +257,7 @@ impl IngressDraft {
             path_matching,
             forward_auth,
             compression,
+            balancing,
             warnings,
             origin: self.origin,
             disposition,

@@ -23,6 +23,7 @@
 #![warn(missing_docs)]
 
 mod annotations;
+mod balancing;
 mod basic_auth;
 mod byte_size;
 mod certificates;
@@ -50,6 +51,7 @@ mod toml_ingress;
 mod toml_schema;
 
 pub use annotations::{known, KnownAnnotation, Support, UnsupportedAnnotations, KNOWN};
+pub use balancing::{AffinityCookie, Balancing};
 pub use basic_auth::{BasicAuth, BasicAuthRequest, DEFAULT_REALM};
 pub use byte_size::ByteSize;
 pub use compression::{Compression, COMPRESSION_ANNOTATION};

@@ -565,6 +565,9 @@ pub struct Ingress {
     pub cors: Option<CorsPolicy>,
     /// Its external authentication (`auth-url`), if any.
     pub forward_auth: Option<crate::ForwardAuth>,
+    /// How its routes keep clients on endpoints (`upstream-hash-by`,
+    /// `affinity`), if they do.
+    pub balancing: Option<crate::Balancing>,
     /// Its choice on response compression (`fleetgate.io/compression`).
     pub compression: Option<bool>,
     /// Its path annotations: regex matching and upstream path rewrites.

@@ -13,8 +13,8 @@ use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use fleetgate_canary::Dice;
 use fleetgate_pool::EndpointPermit;
 use fleetgate_router::{
-    request_host, Attempt, Attempts, EndpointPicker, Plan, Route, RouteId, Target, TryResult,
-    WeightedRoundRobin,
+    request_host, Attempt, Attempts, EndpointPicker, Plan, Rendezvous, Route, RouteId, Sticky,
+    Target, TryResult, WeightedRoundRobin,
 };
 use pingora_core::modules::http::compression::ResponseCompressionBuilder;
 use pingora_core::modules::http::{HttpModules, ModuleBuilder};
@@ -24,8 +24,8 @@ use crate::client_guard;
 use crate::edge::{self, Origin};
 use crate::metrics::Metrics;
 use crate::modules::{
-    AccessLogObserver, Flow, ForwardedHeadersModule, GatewayModule, HttpsRedirect, MetricsObserver,
-    ModuleChain, ServerHeader,
+    AccessLogObserver, Balance, Flow, ForwardedHeadersModule, GatewayModule, HttpsRedirect,
+    MetricsObserver, ModuleChain, ServerHeader,
 };
 use crate::options::{BodyLimits, ForwardedHeaders};
 use crate::request_checks;
@@ -81,6 +81,9 @@ pub struct RequestCtx {
     /// The matched route's choice on response compression, if it made
     /// one; else the gateway's `[compression] enabled`.
     pub compress: Option<bool>,
+    /// How the matched route picks endpoints, if a module of it says
+    /// (consistent hashing, cookie affinity); else the gateway's picker.
+    pub balance: Option<crate::modules::Balance>,
     /// A response status the route retries on was seen and a retry taken:
     /// the error that ends the try is that retry.
     status_retry: bool,
@@ -560,6 +563,7 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
             max_body_size: self.body_limits.max_size,
             next_upstream: None,
             compress: None,
+            balance: None,
             status_retry: false,
             body_too_large: false,
             extensions: http::Extensions::new(),
@@ -705,9 +709,22 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
             } else {
                 &avoid
             };
-            let attempt = match target.pick(&self.picker, excluded, session.req_header(), || {
-                self.dice.roll()
-            }) {
+            let request = session.req_header();
+            let roll = || self.dice.roll();
+            let picked = match ctx.balance {
+                None => target.pick(&self.picker, excluded, request, roll),
+                Some(Balance::Hash(key)) => {
+                    target.pick(&Rendezvous { key }, excluded, request, roll)
+                }
+                Some(Balance::Sticky(wanted)) => {
+                    let sticky = Sticky {
+                        wanted,
+                        fallback: WeightedRoundRobin,
+                    };
+                    target.pick(&sticky, excluded, request, roll)
+                }
+            };
+            let attempt = match picked {
                 Some(a) => a,
                 None if last_full.is_some() => {
                     // Every endpoint left is full: wait for a place, up to

@@ -27,6 +27,7 @@
 
 #![warn(missing_docs)]
 
+mod affinity;
 mod attempts;
 mod builder;
 mod failover;
@@ -40,6 +41,7 @@ mod target;
 #[cfg(test)]
 mod tests;
 
+pub use affinity::{cookie, endpoint_id, key_hash, HashKey, Rendezvous, Sticky};
 pub use attempts::{Attempt, Attempts, EndpointRef, TryResult};
 pub use builder::{PoolSpec, RouterBuilder};
 pub use host::{request_host, target_authority};

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use fleetgate_config::{
-    BackendRef, Config, ConfigError, ConfigErrors, CorsOrigins, Disposition, HeaderOp,
+    BackendRef, Balancing, Config, ConfigError, ConfigErrors, CorsOrigins, Disposition, HeaderOp,
     HealthCheckKind, Ingress, Rule, Service, UpstreamProtocol,
 };
 use fleetgate_ingress::{HostPattern, RegexRouteRefused};
@@ -20,16 +20,16 @@ use fleetgate_pool::{
     Probe, UpstreamTimeouts,
 };
 use fleetgate_proxy::modules::{
-    route_modules, AppRoot, BasicAuth, BodySizeLimit, CompressionChoice, Cors, CorsSettings,
-    ForwardAuth, ForwardAuthSettings, HeaderChange, HeaderRewrite, ModuleChain, NextUpstream,
-    RateLimit, RateLimitSettings, Redirect, RouteTimeouts, SourceRangeFilter, StatusSet,
-    UpstreamPathRewrite,
+    route_modules, AppRoot, BasicAuth, BodySizeLimit, CompressionChoice, CookieAffinity,
+    CookieSettings, Cors, CorsSettings, ForwardAuth, ForwardAuthSettings, HashBy, HeaderChange,
+    HeaderRewrite, ModuleChain, NextUpstream, RateLimit, RateLimitSettings, Redirect,
+    RouteTimeouts, SourceRangeFilter, StatusSet, UpstreamPathRewrite,
 };
 use fleetgate_proxy::{
     BodyLimits, CompileReport, CompressionPolicy, EdgePolicy, ForwardedHeaders, Snapshot,
 };
 use fleetgate_router::{
-    PoolSpec, RequestPolicy, Route, RouterBuilder, ServicePool, Target, TargetPools, Tiers,
+    HashKey, PoolSpec, RequestPolicy, Route, RouterBuilder, ServicePool, Target, TargetPools, Tiers,
 };
 use fleetgate_subset::{PriorityConfig, SubsetSelector};
 use fleetgate_tls::{CertStore, CertStoreBuilder};
@@ -399,6 +399,26 @@ fn policy_chain(ing: &Ingress, limit_status: u16) -> ModuleChain {
                 max_retries: r.tries.map(|t| if t == 0 { u32::MAX } else { t - 1 }),
                 timeout: r.timeout,
             });
+        }
+    }
+    match &ing.balancing {
+        None => {}
+        Some(Balancing::HashBy(key)) => match HashKey::parse(key) {
+            Ok(k) => chain = chain.with(HashBy::new(k)),
+            Err(e) => log::error!(
+                "Ingress {}: upstream-hash-by is not applied: {e}",
+                ing.key()
+            ),
+        },
+        Some(Balancing::Cookie(c)) => {
+            chain = chain.with(CookieAffinity::new(&CookieSettings {
+                name: c.name.clone(),
+                path: c.path.clone(),
+                max_age: c.max_age,
+                same_site: c.same_site.clone(),
+                secure: c.secure,
+                domain: c.domain.clone(),
+            }));
         }
     }
     if let Some(on) = ing.compression {

@@ -35,6 +35,7 @@
 //! [`HeaderRewrite`], [`UpstreamPathRewrite`], [`RouteTimeouts`],
 //! [`BodySizeLimit`]).
 
+mod affinity;
 mod basic_auth;
 mod builtin;
 mod chain;
@@ -48,6 +49,7 @@ mod rewrite;
 mod source_ranges;
 mod upstream;
 
+pub use affinity::{Balance, CookieAffinity, CookieSettings, HashBy};
 pub use basic_auth::BasicAuth;
 pub use builtin::{ForwardedHeadersModule, HttpsRedirect, ServerHeader};
 pub use chain::{route_modules, ModuleChain};
