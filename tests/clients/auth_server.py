@@ -3,7 +3,9 @@
 Answers every request (any method, any path) by its `Authorization`
 header, as an oauth2-proxy style service would:
 
-  Bearer good  -> 200, with X-Auth-User: alice and X-Auth-Email: alice@example.com
+  Bearer good  -> 200, with X-Auth-User: alice, X-Auth-Email: alice@example.com
+                  and Set-Cookie: session=refreshed; Path=/
+  Bearer slow  -> nothing for 60 s (a service that hangs)
   Bearer evil  -> 403
   Bearer boom  -> 503
   otherwise    -> 401, with WWW-Authenticate: Bearer realm="shop"
@@ -21,6 +23,7 @@ Once listening it prints one line, `auth-server NAME listening on
 
 import argparse
 import json
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -38,9 +41,16 @@ class Handler(BaseHTTPRequestHandler):
             log.write(json.dumps(record) + "\n")
         token = self.headers.get("Authorization", "")
         headers = []
+        if token == "Bearer slow":
+            time.sleep(60)
+            return
         if token == "Bearer good":
             status = 200
-            headers = [("X-Auth-User", "alice"), ("X-Auth-Email", "alice@example.com")]
+            headers = [
+                ("X-Auth-User", "alice"),
+                ("X-Auth-Email", "alice@example.com"),
+                ("Set-Cookie", "session=refreshed; Path=/"),
+            ]
         elif token == "Bearer evil":
             status = 403
         elif token == "Bearer boom":

@@ -1107,6 +1107,30 @@ fn regex_paths_and_rewrites_that_cannot_work_are_config_errors() {
         err.contains("rewrite-target\"]") && err.contains("nginx variables are not supported"),
         "{err}"
     );
+
+    // A longer regex of an open Ingress takes requests written for a
+    // guarded Ingress's path on the same host: served, and said.
+    let shadowed = [
+        host_ingress(
+            "guarded",
+            "shop.test",
+            "web",
+            None,
+            &["whitelist-source-range: 10.0.0.0/8"],
+        )
+        .replace("path: /", "path: /foo/bar/bar"),
+        host_ingress("open", "shop.test", "web", None, &["use-regex: \"true\""])
+            .replace("path: /", "path: /foo/bar/[A-Z0-9]{3}"),
+    ]
+    .concat();
+    let (path, _) = config(&dir, &web, "", &shadowed);
+    let (code, out, err) = check(&path, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("Ingress gateway-demo/open's path /foo/bar/[A-Z0-9]{3} is tried before Ingress gateway-demo/guarded's path /foo/bar/bar"),
+        "{out}"
+    );
+    assert_eq!(check(&path, &["--strict"]).0, 1);
 }
 
 /// The requests the authentication service got, oldest first.
@@ -1216,10 +1240,16 @@ spec:
     // client, and the request body still reaches the upstream.
     let got = send(
         "POST /orders?id=7 HTTP/1.1\r\nHost: shop.test\r\nAuthorization: Bearer good\r\n\
-         X-Auth-User: mallory\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"
+         X-Auth-User: mallory\r\nX_Auth_Email: mallory@evil\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"
             .to_string(),
     );
     assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    // The service's cookie reaches the client.
+    assert!(
+        got.to_ascii_lowercase()
+            .contains("\r\nset-cookie: session=refreshed; path=/\r\n"),
+        "{got}"
+    );
     let saw = recorded.recv_timeout(Duration::from_secs(5)).unwrap();
     let lower = saw.to_ascii_lowercase();
     assert!(saw.starts_with("POST /orders?id=7 HTTP/1.1\r\n"), "{saw}");
@@ -1228,6 +1258,7 @@ spec:
         lower.contains("\r\nx-auth-email: alice@example.com\r\n"),
         "{saw}"
     );
+    // Neither the client's copy nor a spelling with `_` gets through.
     assert!(!lower.contains("mallory"), "{saw}");
     assert!(saw.ends_with("\r\n\r\nhello"), "{saw}");
 
@@ -1263,6 +1294,51 @@ spec:
     assert!(got.starts_with("HTTP/1.1 500"), "{got}");
     assert!(recorded.try_recv().is_err());
     assert!(gw.log_text().contains("external authentication at"));
+
+    // A service that accepts and never answers: 500 once the read
+    // timeout (10 s) passes, well before the client's own patience.
+    let started = std::time::Instant::now();
+    let got = {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(gw.addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s.write_all(
+            b"GET / HTTP/1.1\r\nHost: shop.test\r\nAuthorization: Bearer slow\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got);
+        String::from_utf8_lossy(&got).to_string()
+    };
+    assert!(got.starts_with("HTTP/1.1 500"), "{got}");
+    assert!(
+        started.elapsed() < Duration::from_secs(14),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(recorded.try_recv().is_err());
+
+    // `$host` on a rule without a host would let the client choose the
+    // server that vouches for it: refused.
+    let open_rule = r#"apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: any-host
+  namespace: gateway-demo
+  annotations:
+    nginx.ingress.kubernetes.io/auth-url: "https://$host/oauth2/auth"
+spec:
+  ingressClassName: mse
+  rules:
+  - http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: rec, port: {number: 80}}}}
+"#;
+    dir.write("any-host.yaml", open_rule);
+    let bad = dir.write("bad.toml", &text.replace("ingresses.yaml", "any-host.yaml"));
+    let (code, _, err) = check(&bad, &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("the client would choose the server"), "{err}");
 }
 
 /// Requests an upstream recording got so far (waiting a moment for late

@@ -228,6 +228,30 @@ impl IngressDraft {
                 }
                 rules.push(Rule { host, paths });
             }
+            if let Some(f) = forward_auth.as_ref().filter(|f| f.url_uses_host()) {
+                let loose = rules
+                    .iter()
+                    .map(|r| &r.host)
+                    .chain(&server_aliases)
+                    .find(|h| !matches!(h, HostPattern::Exact(_)));
+                if let Some(h) = loose {
+                    let key = fleetgate_canary::annotation(&self.annotations, "auth-url")
+                        .map_or("auth-url", |(k, _)| k);
+                    let host = if *h == HostPattern::Any {
+                        "a rule without a host".to_string()
+                    } else {
+                        format!("host {h}")
+                    };
+                    errors.push(self.error(
+                        format!("metadata.annotations[\"{key}\"]"),
+                        format!(
+                            "value {:?}: $host takes the client's Host header, and {host} matches any name, \
+                             so the client would choose the server that vouches for it; use a fixed URL",
+                            f.url
+                        ),
+                    ));
+                }
+            }
         }
         if !errors.is_empty() {
             return Err(errors);

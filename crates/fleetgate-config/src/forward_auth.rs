@@ -14,6 +14,15 @@ use fleetgate_auth::forward::{sign_in_template, UrlTemplate};
 
 use crate::annotations::AnnotationError;
 
+impl ForwardAuth {
+    /// Whether the service's URL takes the request's host (`$host`): only
+    /// safe when every host of the Ingress is a precise name, or the
+    /// client would choose the server that vouches for it.
+    pub fn url_uses_host(&self) -> bool {
+        self.url.contains("$host") || self.url.contains("${host}")
+    }
+}
+
 /// What an Ingress's external authentication asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForwardAuth {
@@ -81,6 +90,33 @@ pub(crate) fn parse(
     };
     let url = url.trim();
     UrlTemplate::parse(url).map_err(|e| error(url_key, format!("value {url:?}: {e}")))?;
+    for variable in [
+        "$http_host",
+        "${http_host}",
+        "$best_http_host",
+        "${best_http_host}",
+    ] {
+        if url.contains(variable) {
+            return Err(error(
+                url_key,
+                format!(
+                    "value {url:?}: {variable} is the client's Host header, port included: the client \
+                     would choose where the check goes; use $host (the matched host) or a fixed URL"
+                ),
+            ));
+        }
+    }
+    let authority = url
+        .split_once("://")
+        .map_or("", |(_, rest)| rest.split(['/', '?']).next().unwrap_or(""));
+    if authority.contains('@') {
+        return Err(error(
+            url_key,
+            format!(
+                "value {url:?}: credentials in the URL would be sent as the Host; leave them out"
+            ),
+        ));
+    }
     let method = match get("auth-method") {
         None => "GET".to_string(),
         Some((key, m)) => {
@@ -216,6 +252,16 @@ mod tests {
                 vec![("auth-url", "http://a/$cookie_x")],
                 "auth-url",
                 "$cookie_x",
+            ),
+            (
+                vec![("auth-url", "http://$http_host/auth")],
+                "auth-url",
+                "client would choose",
+            ),
+            (
+                vec![("auth-url", "http://u:p@auth/check")],
+                "auth-url",
+                "credentials",
             ),
             (
                 vec![("auth-url", "http://a/"), ("auth-method", "get")],

@@ -183,6 +183,7 @@ impl Config {
 
         crate::basic_auth::resolve(&mut l, &mut ingresses, &secrets);
         crate::path_rewrites::check_regex_paths(&ingresses, &mut l.errors);
+        warnings.extend(crate::path_rewrites::shadowed_access_rules(&ingresses));
         let tls = tls_config(&mut l, &raw, &ingresses, &secrets, &mut warnings);
         if !l.errors.is_empty() {
             return Err(ConfigErrors(l.errors));

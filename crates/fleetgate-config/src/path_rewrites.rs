@@ -71,9 +71,10 @@ pub(crate) fn parse(
 ) -> Result<PathMatching, AnnotationError> {
     let mut matching = PathMatching::default();
     if let Some((key, value)) = fleetgate_canary::annotation(annotations, "use-regex") {
+        // The spellings ingress-nginx accepts (Go's strconv.ParseBool).
         matching.use_regex = match value.trim() {
-            "true" => true,
-            "false" => false,
+            "true" | "True" | "TRUE" | "t" | "T" | "1" => true,
+            "false" | "False" | "FALSE" | "f" | "F" | "0" => false,
             _ => {
                 return Err(AnnotationError {
                     key: key.to_string(),
@@ -173,6 +174,64 @@ pub(crate) fn check_regex_paths(ingresses: &[Ingress], errors: &mut Vec<ConfigEr
             }
         }
     }
+}
+
+/// Whether an Ingress restricts who may use its routes.
+fn restricts_access(ing: &Ingress) -> bool {
+    ing.source_ranges.is_some()
+        || ing.basic_auth_request.is_some()
+        || ing.forward_auth.is_some()
+        || ing.rate_limits.is_some()
+}
+
+/// Warnings for regex hosts where a path of an Ingress without access
+/// rules is tried before, and matches, a path of an Ingress with them:
+/// requests written for the protected path would reach the other route.
+/// (ingress-nginx behaves the same; this says so.)
+pub(crate) fn shadowed_access_rules(ingresses: &[Ingress]) -> Vec<String> {
+    let hosts = regex_hosts(ingresses.iter());
+    let mut warnings = Vec::new();
+    for host in &hosts {
+        // (path, type, Ingress) in the order a regex host tries them.
+        let mut order: Vec<(&str, fleetgate_ingress::PathType, &Ingress)> = ingresses
+            .iter()
+            .filter(|i| i.disposition == Disposition::Served && i.canary.is_none())
+            .flat_map(|i| {
+                i.rules
+                    .iter()
+                    .filter(|r| &r.host == host)
+                    .flat_map(move |r| {
+                        r.paths
+                            .iter()
+                            .map(move |p| (p.path.as_str(), p.path_type, i))
+                    })
+            })
+            .collect();
+        order.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| b.0.cmp(a.0)));
+        for (j, (protected, _, owner)) in order.iter().enumerate() {
+            if !restricts_access(owner) {
+                continue;
+            }
+            for (earlier, kind, other) in &order[..j] {
+                if other.key() == owner.key() || restricts_access(other) {
+                    continue;
+                }
+                let takes = compile_path_regex(earlier, *kind).is_ok_and(|r| r.is_match(protected));
+                if takes {
+                    warnings.push(format!(
+                        "host {host}: Ingress {}'s path {earlier} is tried before Ingress {}'s path {protected} \
+                         (paths of this host are regular expressions, longest first) and matches it: \
+                         requests for {protected} would reach {}'s route without {}'s access rules",
+                        other.key(),
+                        owner.key(),
+                        other.key(),
+                        owner.key()
+                    ));
+                }
+            }
+        }
+    }
+    warnings
 }
 
 #[cfg(test)]

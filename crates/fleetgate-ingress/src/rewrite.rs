@@ -229,6 +229,14 @@ impl PathRewrite {
                     // A template starting with a capture that was empty.
                     out.insert(0, '/');
                 }
+                // A capture may start mid-segment (`/app-(.*)` takes
+                // `../admin` from `/app-../admin`): the upstream gets the
+                // path with dot segments resolved and one leading slash.
+                let query_at = out.find('?').unwrap_or(out.len());
+                if needs_cleaning(&out[..query_at]) {
+                    let cleaned = clean_path(&out[..query_at]);
+                    out.replace_range(..query_at, &cleaned);
+                }
                 return true;
             }
             Kind::Prefix { matched, value } => {
@@ -248,6 +256,40 @@ impl PathRewrite {
         }
         true
     }
+}
+
+/// Whether `path` has a `.` or `..` segment, or starts with `//`.
+fn needs_cleaning(path: &str) -> bool {
+    path.starts_with("//") || path.split('/').any(|s| s == "." || s == "..")
+}
+
+/// `path` with `.` and `..` segments removed (RFC 3986, 5.2.4; `..` at the
+/// root stays at the root) and runs of leading `/` made one.
+fn clean_path(path: &str) -> String {
+    let mut kept: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let last = segments.len() - 1;
+    let mut trailing = false;
+    for (i, segment) in segments.iter().enumerate() {
+        match *segment {
+            "." => trailing = i == last,
+            ".." => {
+                kept.pop();
+                trailing = i == last;
+            }
+            s => {
+                kept.push(s);
+                trailing = false;
+            }
+        }
+    }
+    let mut cleaned = String::with_capacity(path.len());
+    cleaned.push('/');
+    cleaned.push_str(&kept.join("/"));
+    if trailing && !cleaned.ends_with('/') {
+        cleaned.push('/');
+    }
+    cleaned
 }
 
 /// Checks a `rewrite-path` value: an absolute path of URI characters, no
@@ -325,6 +367,23 @@ mod tests {
         // An empty leading capture still gives an absolute path.
         let rw = target("/x/?(.*)", "$1");
         assert_eq!(run(&rw, "/x", None).unwrap(), "/");
+    }
+
+    #[test]
+    fn captures_cannot_climb_out_of_the_template() {
+        let rw = target("/app-(.*)", "/apps/$1");
+        assert_eq!(run(&rw, "/app-../admin", None).unwrap(), "/admin");
+        assert_eq!(
+            run(&rw, "/app-x/../../etc", Some("a=1")).unwrap(),
+            "/etc?a=1"
+        );
+        assert_eq!(run(&rw, "/app-./x/.", None).unwrap(), "/apps/x/");
+        let rw = target("/x(.*)", "$1");
+        assert_eq!(
+            run(&rw, "/x//evil.example/y", None).unwrap(),
+            "/evil.example/y"
+        );
+        assert_eq!(run(&rw, "/x/a/b", None).unwrap(), "/a/b");
     }
 
     #[test]

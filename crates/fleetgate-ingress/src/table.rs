@@ -9,9 +9,9 @@
 //! at equal length, which is the Kubernetes precedence.
 //!
 //! A host may also have regex paths (see the `regex_path` module): those
-//! are tried first, longest path as written first (equal lengths in the
-//! order added), and the first that matches wins, as ingress-nginx orders
-//! its regex locations. A lookup on such a host costs one regex match per
+//! are tried first, longest path as written first (equal lengths in
+//! reverse byte order), and the first that matches wins, as ingress-nginx
+//! orders its regex locations. A lookup on such a host costs one regex match per
 //! path tried.
 
 use std::collections::HashMap;
@@ -329,18 +329,23 @@ impl<T> RouteTableBuilder<T> {
 
     /// Finishes the table.
     pub fn build(mut self) -> RouteTable<T> {
-        // Longest path as written first; a stable sort keeps equal
-        // lengths in the order they were added.
+        // Longest path as written first; equal lengths in reverse byte
+        // order of the paths (ingress-nginx sorts its locations so).
+        let routes = &self.routes;
         let all = self
             .exact_hosts
             .values_mut()
             .chain(self.wildcard_hosts.values_mut())
             .chain(std::iter::once(&mut self.any_host));
-        for routes in all {
-            if let Some(paths) = routes.paths.as_mut() {
-                paths
-                    .regex
-                    .sort_by_key(|r| std::cmp::Reverse(r.written_len));
+        for host_routes in all {
+            if let Some(paths) = host_routes.paths.as_mut() {
+                paths.regex.sort_by(|a, b| {
+                    b.written_len.cmp(&a.written_len).then_with(|| {
+                        routes[b.index as usize]
+                            .path
+                            .cmp(&routes[a.index as usize].path)
+                    })
+                });
             }
         }
         RouteTable {
@@ -757,17 +762,19 @@ mod tests {
     }
 
     #[test]
-    fn regex_exact_and_ties_in_order_added() {
+    fn regex_exact_and_ties_by_path() {
         let t = regex_table(&[
-            ("h", "/a.c", Exact),
+            ("h", "/a.c", Prefix),
             ("h", "/ab.", Prefix),
+            ("h", "/x.z", Exact),
             ("h", "/", Prefix),
         ]);
-        // Equal lengths: the one added first is tried first.
-        assert_eq!(hit(&t, "h", "/abc").unwrap(), "/a.c");
+        // Equal lengths: the greater path (bytes) first, whatever the
+        // order added: "/ab." sorts after "/a.c".
+        assert_eq!(hit(&t, "h", "/abc").unwrap(), "/ab.");
         // Exact is anchored at the end; the next one takes the rest.
-        assert_eq!(hit(&t, "h", "/abcd").unwrap(), "/ab.");
-        assert_eq!(hit(&t, "h", "/zzz").unwrap(), "/");
+        assert_eq!(hit(&t, "h", "/xyz").unwrap(), "/x.z");
+        assert_eq!(hit(&t, "h", "/xyzw").unwrap(), "/");
     }
 
     #[test]

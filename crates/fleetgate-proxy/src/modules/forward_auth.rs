@@ -15,8 +15,10 @@
 //! Connections to it are pooled (Pingora's connector). A host name in the
 //! URL is resolved for each check through the system resolver.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use fleetgate_auth::forward::{RequestVars, UrlTemplate, Verdict};
@@ -34,6 +36,14 @@ use crate::gateway::RequestCtx;
 pub const AUTH_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the service has between two reads or writes of a check.
 pub const AUTH_IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a check may take in all (resolving, connecting, answering).
+pub const AUTH_DEADLINE: Duration = Duration::from_secs(15);
+/// How long a resolved address of the service is used.
+pub const AUTH_DNS_TTL: Duration = Duration::from_secs(30);
+/// How many resolved names are kept (the cache starts over beyond).
+const AUTH_DNS_ENTRIES: usize = 1024;
+/// How long an idle connection to the service is kept.
+const AUTH_IDLE: Duration = Duration::from_secs(60);
 /// The most of an answer's body that is read (and thrown away) to keep
 /// the connection for the next check; a longer body closes it.
 const MAX_DRAINED_BODY: usize = 64 * 1024;
@@ -73,7 +83,10 @@ pub struct ForwardAuthSettings {
 /// Headers a check let through, for the upstream request (kept in the
 /// request's context between the two steps).
 #[derive(Debug, Clone, Default)]
-struct Granted(Vec<(HeaderName, Option<HeaderValue>)>);
+struct Granted {
+    headers: Vec<(HeaderName, Option<HeaderValue>)>,
+    cookies: Vec<HeaderValue>,
+}
 
 /// The external authentication of a route.
 pub struct ForwardAuth {
@@ -83,6 +96,8 @@ pub struct ForwardAuth {
     copy: Vec<HeaderName>,
     request_redirect: Option<HeaderValue>,
     connector: Connector,
+    /// Resolved host names, with when they were resolved.
+    resolved: Mutex<HashMap<(String, u16), (Instant, SocketAddr)>>,
 }
 
 impl std::fmt::Debug for ForwardAuth {
@@ -129,65 +144,90 @@ impl ForwardAuth {
             copy,
             request_redirect,
             connector: Connector::new(None),
+            resolved: Mutex::new(HashMap::new()),
         })
     }
 
-    /// Asks the service about the request; its status and
-    /// `WWW-Authenticate`, and the headers to copy on a 2xx.
-    async fn ask(
-        &self,
-        session: &Session,
-        vars: &RequestVars<'_>,
-        url: &str,
-    ) -> Result<(
-        u16,
-        Option<HeaderValue>,
-        Vec<(HeaderName, Option<HeaderValue>)>,
-    )> {
+    /// Asks the service about the request (see the module docs), within
+    /// [`AUTH_DEADLINE`] in all.
+    async fn ask(&self, session: &Session, vars: &RequestVars<'_>, url: &str) -> Result<Checked> {
         let uri: Uri = url
             .parse()
             .map_err(|_| Error::explain(ErrorType::InternalError, "auth-url is not a URL"))?;
         let tls = uri.scheme_str() == Some("https");
         let host = uri.host().unwrap_or_default().trim_matches(['[', ']']);
         let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-        let addr = match host.parse::<IpAddr>() {
-            Ok(ip) => SocketAddr::new(ip, port),
-            Err(_) => tokio::net::lookup_host((host, port))
-                .await
-                .ok()
-                .and_then(|mut addrs| addrs.next())
-                .ok_or_else(|| {
-                    Error::explain(ErrorType::ConnectNoRoute, format!("cannot resolve {host}"))
-                })?,
-        };
+        let addr = self.resolve(host, port).await?;
         let mut peer = HttpPeer::new(addr, tls, host.to_string());
         peer.options.connection_timeout = Some(AUTH_CONNECT_TIMEOUT);
         peer.options.total_connection_timeout = Some(AUTH_CONNECT_TIMEOUT);
-        peer.options.read_timeout = Some(AUTH_IO_TIMEOUT);
-        peer.options.write_timeout = Some(AUTH_IO_TIMEOUT);
-
         let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        let authority = uri.authority().map_or(host, |a| a.as_str());
+        let check = self.check_head(session, vars, path, authority)?;
+        // A pooled connection the service closed while idle fails at once:
+        // the check goes again on another (as Pingora's proxy does).
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let (mut http, reused) = self.connector.get_http_session(&peer).await?;
+            http.set_read_timeout(Some(AUTH_IO_TIMEOUT));
+            http.set_write_timeout(Some(AUTH_IO_TIMEOUT));
+            match self.exchange(&mut http, check.clone()).await {
+                Ok(checked) => {
+                    if checked.reusable && http.response_done() {
+                        self.connector
+                            .release_http_session(http, &peer, Some(AUTH_IDLE))
+                            .await;
+                    } else {
+                        http.shutdown().await;
+                    }
+                    return Ok(checked);
+                }
+                Err(e)
+                    if reused
+                        && tries < 3
+                        && !matches!(
+                            e.etype(),
+                            ErrorType::ReadTimedout | ErrorType::WriteTimedout
+                        ) =>
+                {
+                    log::debug!(
+                        "a pooled connection to the auth service failed ({e}); trying a new one"
+                    );
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The head of the check for this request.
+    fn check_head(
+        &self,
+        session: &Session,
+        vars: &RequestVars<'_>,
+        path: &str,
+        authority: &str,
+    ) -> Result<Box<RequestHeader>> {
+        let client = session.req_header();
         let mut check = RequestHeader::build(self.method.clone(), path.as_bytes(), None)?;
-        for (name, value) in &session.req_header().headers {
+        for (name, value) in &client.headers {
             if !NOT_PASSED.contains(&name.as_str()) {
                 check.append_header(name.clone(), value.clone())?;
             }
         }
-        let authority = uri.authority().map_or(host, |a| a.as_str());
         check.insert_header(http::header::HOST, authority)?;
         let original = format!("{}://{}{}", vars.scheme, vars.http_host, vars.request_uri);
         check.insert_header("X-Original-URL", original.as_str())?;
-        check.insert_header("X-Original-Method", session.req_header().method.as_str())?;
+        check.insert_header("X-Original-Method", client.method.as_str())?;
         check.insert_header("X-Sent-From", "fleetgate")?;
         check.insert_header("X-Real-IP", vars.remote_addr)?;
-        let forwarded_for = match session.req_header().headers.get("x-forwarded-for") {
-            Some(prior) => format!(
-                "{}, {}",
-                String::from_utf8_lossy(prior.as_bytes()),
-                vars.remote_addr
-            ),
-            None => vars.remote_addr.to_string(),
-        };
+        // Every earlier hop's list, in order, then the client.
+        let mut forwarded_for = String::new();
+        for prior in client.headers.get_all("x-forwarded-for") {
+            forwarded_for.push_str(&String::from_utf8_lossy(prior.as_bytes()));
+            forwarded_for.push_str(", ");
+        }
+        forwarded_for.push_str(vars.remote_addr);
         check.insert_header("X-Forwarded-For", forwarded_for.as_str())?;
         check.insert_header("X-Forwarded-Proto", vars.scheme)?;
         check.insert_header("X-Forwarded-Host", vars.http_host)?;
@@ -195,43 +235,95 @@ impl ForwardAuth {
             Some(v) => check.insert_header("X-Auth-Request-Redirect", v.clone())?,
             None => check.insert_header("X-Auth-Request-Redirect", vars.request_uri)?,
         }
+        Ok(Box::new(check))
+    }
 
-        let (mut http, _reused) = self.connector.get_http_session(&peer).await?;
-        http.write_request_header(Box::new(check)).await?;
+    /// Sends the check on `http` and reads the answer.
+    async fn exchange(
+        &self,
+        http: &mut pingora_core::protocols::http::client::HttpSession,
+        check: Box<RequestHeader>,
+    ) -> Result<Checked> {
+        http.write_request_header(check).await?;
         http.finish_request_body().await?;
         http.read_response_header().await?;
         let head = http
             .response_header()
             .ok_or_else(|| Error::explain(ErrorType::InvalidHTTPHeader, "no response head"))?;
         let status = head.status.as_u16();
-        let challenge = head.headers.get(http::header::WWW_AUTHENTICATE).cloned();
-        let granted = if Verdict::of(status) == Verdict::Allow {
-            self.copy
+        let allowed = Verdict::of(status) == Verdict::Allow;
+        let checked = Checked {
+            status,
+            challenge: head.headers.get(http::header::WWW_AUTHENTICATE).cloned(),
+            granted: if allowed {
+                self.copy
+                    .iter()
+                    .map(|name| (name.clone(), head.headers.get(name).cloned()))
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            cookies: head
+                .headers
+                .get_all(http::header::SET_COOKIE)
                 .iter()
-                .map(|name| (name.clone(), head.headers.get(name).cloned()))
-                .collect()
-        } else {
-            Vec::new()
+                .cloned()
+                .collect(),
+            reusable: true,
         };
         // Drain a short body so the connection can serve the next check.
         let mut drained = 0usize;
-        let mut reusable = true;
         while let Some(chunk) = http.read_response_body().await? {
             drained += chunk.len();
             if drained > MAX_DRAINED_BODY {
-                reusable = false;
-                break;
+                return Ok(Checked {
+                    reusable: false,
+                    ..checked
+                });
             }
         }
-        if reusable && http.response_done() {
-            self.connector
-                .release_http_session(http, &peer, Some(Duration::from_secs(60)))
-                .await;
-        } else {
-            http.shutdown().await;
-        }
-        Ok((status, challenge, granted))
+        Ok(checked)
     }
+
+    /// The service's address: an IP as written, else the system resolver's
+    /// first answer, kept for [`AUTH_DNS_TTL`].
+    async fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr> {
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok(SocketAddr::new(ip, port));
+        }
+        let now = Instant::now();
+        {
+            let cache = self.resolved.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((at, addr)) = cache.get(&(host.to_string(), port)) {
+                if now.duration_since(*at) < AUTH_DNS_TTL {
+                    return Ok(*addr);
+                }
+            }
+        }
+        let addr = tokio::net::lookup_host((host, port))
+            .await
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .ok_or_else(|| {
+                Error::explain(ErrorType::ConnectNoRoute, format!("cannot resolve {host}"))
+            })?;
+        let mut cache = self.resolved.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= AUTH_DNS_ENTRIES {
+            cache.clear();
+        }
+        cache.insert((host.to_string(), port), (now, addr));
+        Ok(addr)
+    }
+}
+
+/// What the service answered.
+#[derive(Debug, Clone)]
+struct Checked {
+    status: u16,
+    challenge: Option<HeaderValue>,
+    granted: Vec<(HeaderName, Option<HeaderValue>)>,
+    cookies: Vec<HeaderValue>,
+    reusable: bool,
 }
 
 impl GatewayModule for ForwardAuth {
@@ -240,7 +332,8 @@ impl GatewayModule for ForwardAuth {
     }
 
     fn steps(&self) -> Steps {
-        let mut steps = Steps::ACCESS;
+        // The service's cookies go to the client with the response.
+        let mut steps = Steps::ACCESS | Steps::RESPONSE;
         if !self.copy.is_empty() {
             steps = steps | Steps::UPSTREAM_REQUEST;
         }
@@ -262,11 +355,11 @@ impl GatewayModule for ForwardAuth {
                 .uri
                 .path_and_query()
                 .map_or_else(|| req.uri.path().to_string(), |p| p.as_str().to_string());
-            let remote_addr = session
-                .client_addr()
-                .and_then(|a| a.as_inet())
-                .map(|a| a.ip().to_string())
-                .unwrap_or_default();
+            let edge_policy = ctx.snapshot.as_deref().map(|s| &s.edge);
+            let remote_addr =
+                crate::edge::client_address(session, ctx.origin.peer_trusted, edge_policy)
+                    .map(|ip| ip.to_string())
+                    .unwrap_or_default();
             let vars = RequestVars {
                 host: &host,
                 http_host: &http_host,
@@ -276,17 +369,26 @@ impl GatewayModule for ForwardAuth {
             };
             let mut url = String::new();
             self.url.expand(&vars, &mut url);
-            let (status, challenge, granted) = match self.ask(session, &vars, &url).await {
-                Ok(answer) => answer,
-                Err(e) => {
+            let asked = tokio::time::timeout(AUTH_DEADLINE, self.ask(session, &vars, &url)).await;
+            let checked = match asked {
+                Ok(Ok(checked)) => checked,
+                Ok(Err(e)) => {
                     log::warn!("external authentication at {url} failed: {e}");
                     return Ok(Flow::Answer(Answer::new(500)));
                 }
+                Err(_) => {
+                    log::warn!("external authentication at {url} took more than {AUTH_DEADLINE:?}");
+                    return Ok(Flow::Answer(Answer::new(500)));
+                }
             };
+            let status = checked.status;
             Ok(match Verdict::of(status) {
                 Verdict::Allow => {
-                    if !granted.is_empty() {
-                        ctx.extensions.insert(Granted(granted));
+                    if !checked.granted.is_empty() || !checked.cookies.is_empty() {
+                        ctx.extensions.insert(Granted {
+                            headers: checked.granted,
+                            cookies: checked.cookies,
+                        });
                     }
                     Flow::Continue
                 }
@@ -295,17 +397,21 @@ impl GatewayModule for ForwardAuth {
                         let mut location = String::new();
                         signin.expand(&vars, &mut location);
                         match HeaderValue::from_str(&location) {
-                            Ok(v) => Flow::Answer(
-                                Answer::new(302)
+                            Ok(v) => {
+                                let mut answer = Answer::new(302)
                                     .with_header(http::header::LOCATION, v)
-                                    .with_body(Bytes::from(format!("302 sign in at {location}\n"))),
-                            ),
+                                    .with_body(Bytes::from(format!("302 sign in at {location}\n")));
+                                for c in checked.cookies {
+                                    answer = answer.with_header(http::header::SET_COOKIE, c);
+                                }
+                                Flow::Answer(answer)
+                            }
                             Err(_) => Flow::Answer(Answer::new(500)),
                         }
                     }
                     None => {
                         let mut answer = Answer::new(401);
-                        if let Some(c) = challenge {
+                        if let Some(c) = checked.challenge {
                             answer = answer.with_header(http::header::WWW_AUTHENTICATE, c);
                         }
                         Flow::Answer(answer)
@@ -328,15 +434,47 @@ impl GatewayModule for ForwardAuth {
         request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        // The client's own copies go, whether the service sent one or not.
-        for name in &self.copy {
+        // The client's own copies go, whether the service sent one or not,
+        // and so do spellings with `_` for `-`, which many application
+        // servers read as the same header.
+        let smuggled: Vec<HeaderName> = request
+            .headers
+            .keys()
+            .filter(|name| {
+                let n = name.as_str();
+                n.contains('_')
+                    && self.copy.iter().any(|c| {
+                        let c = c.as_str();
+                        c.len() == n.len()
+                            && c.bytes()
+                                .zip(n.bytes())
+                                .all(|(a, b)| a == b || (a == b'-' && b == b'_'))
+                    })
+            })
+            .cloned()
+            .collect();
+        for name in smuggled.iter().chain(&self.copy) {
             request.remove_header(name);
         }
-        if let Some(Granted(granted)) = ctx.extensions.get::<Granted>() {
-            for (name, value) in granted {
+        if let Some(granted) = ctx.extensions.get::<Granted>() {
+            for (name, value) in &granted.headers {
                 if let Some(v) = value {
                     request.insert_header(name.clone(), v.clone())?;
                 }
+            }
+        }
+        Ok(())
+    }
+
+    fn response(
+        &self,
+        _session: &Session,
+        response: &mut pingora_http::ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(granted) = ctx.extensions.get::<Granted>() {
+            for c in &granted.cookies {
+                response.append_header(http::header::SET_COOKIE, c.clone())?;
             }
         }
         Ok(())
