@@ -1659,3 +1659,99 @@ fn hashing_and_cookie_affinity_keep_clients_on_endpoints() {
     let renewed = r.header("set-cookie").expect("a new cookie");
     assert!(!renewed.starts_with(&cookie), "{renewed}");
 }
+
+#[test]
+fn mirrors_copy_requests_without_slowing_or_failing_them() {
+    const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\nmirror";
+    let web = Backend::start("web");
+    let (shadow, copies) = fleetgate_e2e::upstream::recording_upstream(OK);
+    let (half, half_copies) = fleetgate_e2e::upstream::recording_upstream(OK);
+    // A mirror that accepts and never answers, and one that is not there.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let _held = std::thread::spawn(move || {
+        let mut open = Vec::new();
+        for s in silent.incoming().flatten() {
+            open.push(s);
+        }
+    });
+    let dead = std::net::SocketAddr::from(([127, 0, 0, 1], fleetgate_e2e::free_port()));
+    let dir = TempDir::new("mirror");
+    let listen = listen_addr();
+    let mirrored = |name: &str, target: &str, extra: &[&str]| {
+        let mut annotations = vec![format!("mirror-target-service: {target}")];
+        annotations.extend(extra.iter().map(|s| s.to_string()));
+        let refs: Vec<&str> = annotations.iter().map(String::as_str).collect();
+        host_ingress(name, &format!("{name}.test"), "web", None, &refs).replace(
+            "nginx.ingress.kubernetes.io/mirror",
+            "mse.ingress.kubernetes.io/mirror",
+        )
+    };
+    let ingresses = [
+        mirrored("copied", "shadow:80", &[]),
+        mirrored("half", "half", &["mirror-percentage: \"50\""]),
+        mirrored("slow", "gateway-demo/silent:80", &[]),
+        mirrored("dead", "dead:80", &[]),
+    ]
+    .concat();
+    let text = format!(
+        "{}{}{}{}{}{}{}",
+        header(listen, ""),
+        service("web", 80, &[("c7fb82a1", &web)], ""),
+        fleetgate_e2e::config::service_at("shadow", shadow, ""),
+        fleetgate_e2e::config::service_at("half", half, ""),
+        fleetgate_e2e::config::service_at("silent", silent_addr, ""),
+        fleetgate_e2e::config::service_at("dead", dead, ""),
+        manifests(&[dir.write("ingresses.yaml", &ingresses)]),
+    );
+    let gw = Gateway::start(&dir.write("gw.toml", &text), listen);
+    let mut client = fleetgate_e2e::HttpClient::new(gw.addr);
+
+    // Every request is copied, head and body; the client gets the real
+    // answer.
+    let r = client.get("copied.test", "/cart?id=3").expect("request");
+    assert_eq!((r.status, r.body.as_str()), (200, "web"));
+    let copy = copies.recv_timeout(Duration::from_secs(5)).expect("a copy");
+    assert!(copy.starts_with("GET /cart?id=3 HTTP/1.1\r\n"), "{copy}");
+    assert!(
+        copy.to_ascii_lowercase()
+            .contains("\r\nhost: copied.test\r\n"),
+        "{copy}"
+    );
+    let r = client
+        .request("POST", "copied.test", "/orders", &[], "hello")
+        .expect("request");
+    assert_eq!(r.status, 200);
+    let copy = copies.recv_timeout(Duration::from_secs(5)).expect("a copy");
+    assert!(copy.starts_with("POST /orders HTTP/1.1\r\n"), "{copy}");
+    assert!(
+        copy.to_ascii_lowercase()
+            .contains("\r\ncontent-length: 5\r\n"),
+        "{copy}"
+    );
+    assert!(copy.ends_with("\r\n\r\nhello"), "{copy}");
+
+    // mirror-percentage 50: every other request.
+    for _ in 0..10 {
+        assert_eq!(client.get("half.test", "/").expect("request").status, 200);
+    }
+    let mut n = 0;
+    while half_copies.recv_timeout(Duration::from_millis(500)).is_ok() {
+        n += 1;
+    }
+    assert_eq!(n, 5);
+
+    // A mirror that hangs or is gone costs the client nothing.
+    for host in ["slow.test", "dead.test"] {
+        for _ in 0..5 {
+            let started = std::time::Instant::now();
+            let r = client.get(host, "/").expect("request");
+            assert_eq!((r.status, r.body.as_str()), (200, "web"), "{host}");
+            assert!(
+                started.elapsed() < Duration::from_secs(1),
+                "{host}: {:?}",
+                started.elapsed()
+            );
+        }
+    }
+}

@@ -143,6 +143,9 @@ pub const KNOWN: &[KnownAnnotation] = &[
     implemented("session-cookie-expires"),
     implemented("session-cookie-secure"),
     implemented("session-cookie-samesite"),
+    // Request mirroring.
+    implemented("mirror-target-service"),
+    implemented("mirror-percentage"),
     // Regex paths and upstream path rewrites.
     implemented("use-regex"),
     implemented("rewrite-target"),
@@ -261,8 +264,6 @@ pub const KNOWN: &[KnownAnnotation] = &[
     unsupported("mirror-target"),
     unsupported("mirror-request-body"),
     unsupported("mirror-host"),
-    unsupported("mirror-target-service"),
-    unsupported("mirror-percentage"),
     unsupported("enable-access-log"),
     unsupported("enable-opentracing"),
     unsupported("opentracing-trust-incoming-span"),
@@ -298,7 +299,9 @@ const ACCESS_MARKERS: [&str; 17] = [
 /// Ingress (its own are ignored, as in ingress-nginx): they act on the
 /// route, which the main Ingress owns. A canary's subset and
 /// `backend-protocol` are its own.
-const FROM_MAIN_ON_CANARY: [&str; 68] = [
+const FROM_MAIN_ON_CANARY: [&str; 70] = [
+    "mirror-target-service",
+    "mirror-percentage",
     "load-balance",
     "upstream-hash-by",
     "affinity",

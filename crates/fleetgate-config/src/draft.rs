@@ -91,6 +91,7 @@ impl IngressDraft {
         let mut forward_auth = None;
         let mut compression = None;
         let mut balancing = None;
+        let mut mirror = None;
         let mut warnings = Vec::new();
         if disposition == Disposition::Served {
             match fleetgate_canary::annotation(&self.annotations, "backend-protocol") {
@@ -131,6 +132,21 @@ impl IngressDraft {
                 crate::compression::parse_choice(&self.annotations),
                 &mut errors,
             );
+            mirror = self.read(
+                crate::mirror::parse(&self.annotations, &self.namespace),
+                &mut errors,
+            );
+            if mirror.is_none() {
+                if let Some((key, _)) =
+                    fleetgate_canary::annotation(&self.annotations, "mirror-percentage")
+                {
+                    warnings.push(format!(
+                        "{} ({}): metadata.annotations[\"{key}\"] does nothing without mirror-target-service",
+                        self.object(),
+                        self.origin
+                    ));
+                }
+            }
             let (object, origin) = (self.object(), self.origin.clone());
             balancing = self.read(
                 crate::balancing::parse(&self.annotations, &mut |key, why| {
@@ -282,6 +298,7 @@ impl IngressDraft {
             forward_auth,
             compression,
             balancing,
+            mirror,
             warnings,
             origin: self.origin,
             disposition,

@@ -568,6 +568,8 @@ pub struct Ingress {
     /// How its routes keep clients on endpoints (`upstream-hash-by`,
     /// `affinity`), if they do.
     pub balancing: Option<crate::Balancing>,
+    /// Where a share of its requests is mirrored, if anywhere.
+    pub mirror: Option<crate::MirrorSpec>,
     /// Its choice on response compression (`fleetgate.io/compression`).
     pub compression: Option<bool>,
     /// Its path annotations: regex matching and upstream path rewrites.

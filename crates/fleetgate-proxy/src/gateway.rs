@@ -925,13 +925,17 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
         &self,
         session: &mut Session,
         body: &mut Option<bytes::Bytes>,
-        _end_of_stream: bool,
+        end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         // An upgraded connection (WebSocket) carries a stream, not a body.
         if session.was_upgraded() {
             return Ok(());
         }
+        self.run_chains(ctx, |chain, ctx| {
+            chain.request_body(session, body.as_ref(), end_of_stream, ctx)?;
+            Ok(Flow::Continue)
+        })?;
         if let (Some(limit), Some(chunk)) = (ctx.max_body_size, body.as_ref()) {
             ctx.body_bytes += chunk.len() as u64;
             if ctx.body_bytes > limit {

@@ -22,7 +22,7 @@ use fleetgate_pool::{
 use fleetgate_proxy::modules::{
     route_modules, AppRoot, BasicAuth, BodySizeLimit, CompressionChoice, CookieAffinity,
     CookieSettings, Cors, CorsSettings, ForwardAuth, ForwardAuthSettings, HashBy, HeaderChange,
-    HeaderRewrite, ModuleChain, NextUpstream, RateLimit, RateLimitSettings, Redirect,
+    HeaderRewrite, Mirror, ModuleChain, NextUpstream, RateLimit, RateLimitSettings, Redirect,
     RouteTimeouts, SourceRangeFilter, StatusSet, UpstreamPathRewrite,
 };
 use fleetgate_proxy::{
@@ -464,11 +464,39 @@ fn usable_aliases(c: &mut Compiler<'_>, ing: &Ingress) -> Vec<HostPattern> {
     usable
 }
 
+/// Adds the mirror an Ingress asks for to its chain, if its Service is
+/// known; reports it otherwise.
+fn with_mirror(
+    c: &mut Compiler<'_>,
+    key: &str,
+    m: &fleetgate_config::MirrorSpec,
+    chain: ModuleChain,
+) -> ModuleChain {
+    let service = c.config.services.iter().find(|s| {
+        s.namespace == m.namespace && s.name == m.name && m.port.is_none_or(|p| s.port == p)
+    });
+    let pool = service.and_then(|s| c.builder.pool_named(&s.key()).cloned());
+    match pool {
+        Some(pool) => chain.with(Mirror::new(pool, m.percent)),
+        None => {
+            let port = m.port.map(|p| format!(":{p}")).unwrap_or_default();
+            c.report.warnings.push(format!(
+                "Ingress {key}: mirror-target-service {}/{}{port} is not a Service of the configuration; requests are not mirrored",
+                m.namespace, m.name
+            ));
+            chain
+        }
+    }
+}
+
 /// Adds the routes of a main (non-canary) Ingress.
 fn add_main_routes(c: &mut Compiler<'_>, ing: &Ingress) {
     let key = ing.key();
     let aliases = usable_aliases(c, ing);
-    let policies = policy_chain(ing, c.config.gateway.limit_status);
+    let mut policies = policy_chain(ing, c.config.gateway.limit_status);
+    if let Some(m) = &ing.mirror {
+        policies = with_mirror(c, &key, m, policies);
+    }
     // Each rule under its own host, then every rule under each alias.
     let hosts = ing.rules.iter().map(|r| (r, r.host.clone())).chain(
         aliases

@@ -20,6 +20,7 @@ pub struct ModuleChain {
     before_match: Vec<Arc<dyn GatewayModule>>,
     after_match: Vec<Arc<dyn GatewayModule>>,
     access: Vec<Arc<dyn GatewayModule>>,
+    request_body: Vec<Arc<dyn GatewayModule>>,
     upstream_peer: Vec<Arc<dyn GatewayModule>>,
     upstream_request: Vec<Arc<dyn GatewayModule>>,
     upstream_response: Vec<Arc<dyn GatewayModule>>,
@@ -52,6 +53,7 @@ impl ModuleChain {
             (Steps::BEFORE_MATCH, &mut self.before_match),
             (Steps::AFTER_MATCH, &mut self.after_match),
             (Steps::ACCESS, &mut self.access),
+            (Steps::REQUEST_BODY, &mut self.request_body),
             (Steps::UPSTREAM_PEER, &mut self.upstream_peer),
             (Steps::UPSTREAM_REQUEST, &mut self.upstream_request),
             (Steps::UPSTREAM_RESPONSE, &mut self.upstream_response),
@@ -105,6 +107,19 @@ impl ModuleChain {
             }
         }
         Ok(Flow::Continue)
+    }
+
+    pub(crate) fn request_body(
+        &self,
+        session: &Session,
+        body: Option<&bytes::Bytes>,
+        end: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        for m in &self.request_body {
+            m.request_body(session, body, end, ctx)?;
+        }
+        Ok(())
     }
 
     pub(crate) fn upstream_peer(

@@ -8,6 +8,7 @@
 //! | `BEFORE_MATCH` | the head passed the gateway's checks; the path is not yet normalised | the request head | rewrite it; answer |
 //! | `AFTER_MATCH` | a route matched | the request, [`RequestCtx::route`] | answer (deny, redirect) |
 //! | `ACCESS` | after `AFTER_MATCH`, asynchronous | the request, the route | wait on I/O (an authentication service), then answer or go on |
+//! | `REQUEST_BODY` | a piece of the request body goes upstream | the piece, whether it is the last | read it (e.g. to copy it) |
 //! | `UPSTREAM_PEER` | an endpoint was chosen for a try | the peer (address, timeouts, TLS options) | change its options |
 //! | `UPSTREAM_REQUEST` | a try is about to be sent | the upstream request head | add, change, remove headers |
 //! | `UPSTREAM_RESPONSE` | an endpoint answered | the endpoint's response head | read or change it |
@@ -42,6 +43,7 @@ mod chain;
 mod cors;
 mod forward_auth;
 mod headers;
+mod mirror;
 mod observers;
 mod rate_limit;
 mod redirects;
@@ -56,6 +58,7 @@ pub use chain::{route_modules, ModuleChain};
 pub use cors::{Cors, CorsSettings};
 pub use forward_auth::{ForwardAuth, ForwardAuthSettings};
 pub use headers::{HeaderChange, HeaderRewrite};
+pub use mirror::{Mirror, MirrorCounts};
 pub use observers::{AccessLogObserver, MetricsObserver};
 pub use rate_limit::{RateLimit, RateLimitSettings};
 pub use redirects::{AppRoot, Redirect};
@@ -77,7 +80,7 @@ use crate::gateway::RequestCtx;
 
 /// The steps of the request path a module acts at (a set).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Steps(u8);
+pub struct Steps(u16);
 
 impl Steps {
     /// No step.
@@ -88,6 +91,8 @@ impl Steps {
     pub const AFTER_MATCH: Steps = Steps(1 << 1);
     /// After `AFTER_MATCH`, asynchronously (see [`GatewayModule::access`]).
     pub const ACCESS: Steps = Steps(1 << 7);
+    /// Each piece of the request body, as it goes upstream.
+    pub const REQUEST_BODY: Steps = Steps(1 << 8);
     /// Before a try's request goes upstream.
     pub const UPSTREAM_REQUEST: Steps = Steps(1 << 2);
     /// When an endpoint was chosen for a try.
@@ -202,6 +207,19 @@ pub trait GatewayModule: Send + Sync + 'static {
         &self,
         _session: &Session,
         _peer: &mut HttpPeer,
+        _ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// A piece of the request body (`None` at the end without a piece);
+    /// `end`: the last one. A retry sends the body again, so a module that
+    /// keeps the pieces must take them once.
+    fn request_body(
+        &self,
+        _session: &Session,
+        _body: Option<&Bytes>,
+        _end: bool,
         _ctx: &mut RequestCtx,
     ) -> Result<()> {
         Ok(())

@@ -1,0 +1,279 @@
+//! Request mirroring (MSE/Higress `mirror-target-service`,
+//! `mirror-percentage`): a copy of a share of a route's requests goes to
+//! another Service, and its answer is thrown away.
+//!
+//! The copy never holds up or fails the real request: it is sent from a
+//! task of its own, after the real request's body has gone upstream (a
+//! request without a body is copied at once). Its head is the client's
+//! (framing and hop-by-hop headers aside); its body is the client's when
+//! it is at most [`MIRROR_MAX_BODY`] (a larger one is not mirrored). At
+//! most [`MIRROR_MAX_IN_FLIGHT`] copies of one route are under way at
+//! once, and each has short timeouts, so a slow or dead mirror costs the
+//! gateway a bounded number of tasks. Which requests are copied is
+//! decided by a counter, not a die: `mirror-percentage: 25` copies every
+//! fourth request.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use fleetgate_router::ServicePool;
+use pingora_core::connectors::http::Connector;
+use pingora_core::Result;
+use pingora_http::RequestHeader;
+use pingora_proxy::Session;
+
+use super::{Flow, GatewayModule, Steps};
+use crate::gateway::RequestCtx;
+
+/// The largest request body that is mirrored.
+pub const MIRROR_MAX_BODY: usize = 64 * 1024;
+/// Copies of one route's requests under way at once, at most.
+pub const MIRROR_MAX_IN_FLIGHT: usize = 256;
+/// Connecting to the mirror.
+const MIRROR_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Between two reads or writes of a copy.
+const MIRROR_IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Request headers a copy does not carry: they frame or route the
+/// client's message.
+const NOT_COPIED: [&str; 9] = [
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "upgrade",
+    "te",
+    "trailer",
+    "expect",
+];
+
+/// What a mirror did, for logs and tests.
+#[derive(Debug, Default)]
+pub struct MirrorCounts {
+    /// Copies sent whose answer came back (any status).
+    pub answered: AtomicU64,
+    /// Copies that failed (no endpoint, connection, timeout).
+    pub failed: AtomicU64,
+    /// Copies not made: too many under way, or a body too large.
+    pub skipped: AtomicU64,
+}
+
+/// Mirrors a share of a route's requests to a Service.
+pub struct Mirror {
+    shared: Arc<Shared>,
+    percent: u64,
+    seen: AtomicU64,
+}
+
+struct Shared {
+    target: Arc<ServicePool>,
+    connector: Connector,
+    in_flight: AtomicUsize,
+    counts: Arc<MirrorCounts>,
+}
+
+impl std::fmt::Debug for Mirror {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mirror")
+            .field("percent", &self.percent)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A copy waiting for the rest of the request body.
+#[derive(Clone)]
+struct Pending {
+    head: Box<RequestHeader>,
+    body: BytesMut,
+}
+
+impl Mirror {
+    /// Mirrors `percent` (0 to 100) of the route's requests to `target`.
+    pub fn new(target: Arc<ServicePool>, percent: u32) -> Self {
+        Mirror {
+            shared: Arc::new(Shared {
+                target,
+                connector: Connector::new(None),
+                in_flight: AtomicUsize::new(0),
+                counts: Arc::new(MirrorCounts::default()),
+            }),
+            percent: u64::from(percent.min(100)),
+            seen: AtomicU64::new(0),
+        }
+    }
+
+    /// What it did so far.
+    pub fn counts(&self) -> Arc<MirrorCounts> {
+        Arc::clone(&self.shared.counts)
+    }
+
+    /// Whether the `n`-th request (from 0) is copied: spread evenly.
+    fn chosen(&self, n: u64) -> bool {
+        (n + 1) * self.percent / 100 > n * self.percent / 100
+    }
+}
+
+/// The client's head, without what frames or routes its message.
+fn copy_head(req: &RequestHeader) -> Option<Box<RequestHeader>> {
+    let mut head = RequestHeader::build(
+        req.method.clone(),
+        req.uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .as_bytes(),
+        Some(req.headers.len()),
+    )
+    .ok()?;
+    for (name, value) in &req.headers {
+        if !NOT_COPIED.contains(&name.as_str()) {
+            head.append_header(name.clone(), value.clone()).ok()?;
+        }
+    }
+    Some(Box::new(head))
+}
+
+/// Whether the request has a body to come.
+fn has_body(req: &RequestHeader) -> bool {
+    req.headers.contains_key(http::header::TRANSFER_ENCODING)
+        || req
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0")
+}
+
+impl Shared {
+    /// Sends the copy from a task of its own.
+    fn spawn(self: &Arc<Self>, mut head: Box<RequestHeader>, body: Option<Bytes>) {
+        let taken = self.in_flight.fetch_add(1, Ordering::Relaxed);
+        if taken >= MIRROR_MAX_IN_FLIGHT {
+            self.in_flight.fetch_sub(1, Ordering::Relaxed);
+            self.counts.skipped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if let Some(b) = &body {
+            let _ = head.insert_header(http::header::CONTENT_LENGTH, b.len().to_string());
+        }
+        let shared = Arc::clone(self);
+        tokio::spawn(async move {
+            let result = shared.send(head, body).await;
+            shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+            match result {
+                Ok(()) => shared.counts.answered.fetch_add(1, Ordering::Relaxed),
+                Err(e) => {
+                    log::debug!("mirrored request failed: {e}");
+                    shared.counts.failed.fetch_add(1, Ordering::Relaxed)
+                }
+            };
+        });
+    }
+
+    async fn send(&self, head: Box<RequestHeader>, body: Option<Bytes>) -> Result<()> {
+        let pool = self.target.endpoint_pool();
+        let Some(picked) = pool.select() else {
+            return Err(pingora_core::Error::explain(
+                pingora_core::ErrorType::ConnectNoRoute,
+                "the mirror Service has no available endpoint",
+            ));
+        };
+        let mut peer = pool.peer(picked);
+        peer.options.connection_timeout = Some(MIRROR_CONNECT_TIMEOUT);
+        peer.options.total_connection_timeout = Some(MIRROR_CONNECT_TIMEOUT);
+        let (mut http, _) = self.connector.get_http_session(&*peer).await?;
+        http.set_read_timeout(Some(MIRROR_IO_TIMEOUT));
+        http.set_write_timeout(Some(MIRROR_IO_TIMEOUT));
+        http.write_request_header(head).await?;
+        if let Some(b) = body {
+            http.write_request_body(b, true).await?;
+        }
+        http.finish_request_body().await?;
+        http.read_response_header().await?;
+        let mut read = 0usize;
+        while let Some(chunk) = http.read_response_body().await? {
+            read += chunk.len();
+            if read > MIRROR_MAX_BODY {
+                http.shutdown().await;
+                return Ok(());
+            }
+        }
+        if http.response_done() {
+            self.connector
+                .release_http_session(http, &*peer, Some(Duration::from_secs(60)))
+                .await;
+        }
+        Ok(())
+    }
+}
+
+impl GatewayModule for Mirror {
+    fn name(&self) -> &str {
+        "mirror"
+    }
+
+    fn steps(&self) -> Steps {
+        Steps::AFTER_MATCH | Steps::REQUEST_BODY
+    }
+
+    fn after_match(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Flow> {
+        let n = self.seen.fetch_add(1, Ordering::Relaxed);
+        if !self.chosen(n) {
+            return Ok(Flow::Continue);
+        }
+        let req = session.req_header();
+        let Some(head) = copy_head(req) else {
+            return Ok(Flow::Continue);
+        };
+        if has_body(req) {
+            ctx.extensions.insert(Pending {
+                head,
+                body: BytesMut::new(),
+            });
+        } else {
+            self.shared.spawn(head, None);
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn request_body(
+        &self,
+        _session: &Session,
+        body: Option<&Bytes>,
+        end: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let Some(pending) = ctx.extensions.get_mut::<Pending>() else {
+            return Ok(());
+        };
+        if let Some(chunk) = body {
+            if pending.body.len() + chunk.len() > MIRROR_MAX_BODY {
+                ctx.extensions.remove::<Pending>();
+                self.shared.counts.skipped.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+            pending.body.extend_from_slice(chunk);
+        }
+        if end {
+            if let Some(p) = ctx.extensions.remove::<Pending>() {
+                self.shared.spawn(p.head, Some(p.body.freeze()));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_percentage_is_spread_evenly() {
+        let chosen = |percent: u64, n: u64| (n + 1) * percent / 100 > n * percent / 100;
+        for percent in [0u64, 1, 10, 25, 50, 99, 100] {
+            let count = (0..1000).filter(|&n| chosen(percent, n)).count() as u64;
+            assert_eq!(count, percent * 10, "{percent}");
+        }
+        // 25 %: every fourth.
+        let picked: Vec<u64> = (0..8).filter(|&n| chosen(25, n)).collect();
+        assert_eq!(picked, [3, 7]);
+    }
+}
