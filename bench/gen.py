@@ -18,11 +18,11 @@ Writes, under OUT:
 
 Workloads:
   a  one Ingress, one route, two endpoints weighted 9:1
-  p-allow, p-limit, p-auth, p-cors, p-headers, p-all, p-regex, p-rewrite
+  p-allow, p-limit, p-auth, p-cors, p-headers, p-all, p-regex, p-rewrite, p-hash
      workload a with route policies from annotations (an allow-list, a
      rate limit far above the load, basic auth with a SHA1 htpasswd, CORS,
      header changes, all of them; a regex path, a regex path with a
-     rewrite-target): the cost of each module, fleetgate only (the other
+     rewrite-target; consistent hashing on $request_uri): the cost of each module, fleetgate only (the other
      proxies' files are workload a's)
   b  HOSTS Ingresses on HOSTS hosts (host-N.example.com, / Prefix), one
      Service each (endpoints weighted 9:1)
@@ -193,6 +193,8 @@ POLICIES["all"] = {k: v for p in ("allow", "limit", "auth", "cors", "headers") f
 POLICIES["regex"] = {"nginx.ingress.kubernetes.io/use-regex": "true"}
 POLICIES["rewrite"] = {"nginx.ingress.kubernetes.io/rewrite-target": "/$1"}
 POLICY_PATHS = {"regex": "/[a-z0-9]*", "rewrite": "/(.*)"}
+# Consistent hashing on the request URI (one hash per endpoint per pick).
+POLICIES["hash"] = {"nginx.ingress.kubernetes.io/upstream-hash-by": "$request_uri"}
 
 # bench:bench, SHA1 (htpasswd -s), for the auth policy.
 USERS_SECRET = """apiVersion: v1

@@ -178,7 +178,7 @@ def main():
     ap.add_argument("--addr", default="127.0.0.1:8400")
     ap.add_argument("--workload", required=True,
                     choices=("a", "b", "c", "p-allow", "p-limit", "p-auth", "p-cors", "p-headers", "p-all",
-                             "p-regex", "p-rewrite"))
+                             "p-regex", "p-rewrite", "p-hash"))
     ap.add_argument("--host", default="bench.example.com", help="workload a's host")
     ap.add_argument("--hosts", type=int, default=1000, help="hosts of workloads b and c")
     ap.add_argument("--canary-every", type=int, default=20, help="workload c")

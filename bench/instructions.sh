@@ -39,7 +39,7 @@
 # request of workload c carries the header canary's header), PROXIES
 # (fleetgate,bare-pingora; also nginx, haproxy), WORKLOADS (a,b,c; the
 # route-policy workloads p-allow, p-limit, p-auth, p-cors, p-headers,
-# p-all, p-regex and p-rewrite are workload a plus one policy, for
+# p-all, p-regex, p-rewrite and p-hash are workload a plus one policy, for
 # PROXIES=fleetgate), IDLE
 # (5, seconds), SCRATCH (default a new temp dir; configs, logs,
 # callgrind/<workload>-<proxy>.out and .idle.out, results.tsv, table.md),
