@@ -1755,3 +1755,69 @@ fn mirrors_copy_requests_without_slowing_or_failing_them() {
         }
     }
 }
+
+#[test]
+fn least_request_steers_away_from_a_slow_endpoint() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    // An endpoint that answers every request after 300 ms.
+    let slow = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let slow_addr = slow.local_addr().unwrap();
+    let slow_count = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&slow_count);
+    std::thread::spawn(move || {
+        for stream in slow.incoming().flatten() {
+            let counted = Arc::clone(&counted);
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream);
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                counted.fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(300));
+                let _ = reader.get_mut().write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\nslow",
+                );
+            });
+        }
+    });
+    let fast = Backend::start("fast");
+    let dir = TempDir::new("least-request");
+    let listen = listen_addr();
+    let ingress = host_ingress("lr", "lr.test", "mixed", None, &["load-balance: ewma"]);
+    let text = format!(
+        "{}\n[[service]]\nnamespace = \"gateway-demo\"\nname = \"mixed\"\nport = 80\n\
+         endpoints = [{{ cluster = \"c7fb82a1\", address = \"{slow_addr}\" }}, {{ cluster = \"cd3007b2\", address = \"{}\" }}]\n{}",
+        header(listen, ""),
+        fast.addr,
+        manifests(&[dir.write("ingresses.yaml", &ingress)]),
+    );
+    let gw = Gateway::start(&dir.write("gw.toml", &text), listen);
+    // 8 clients, 10 requests each: round robin would send 40 to the slow
+    // endpoint; least request sends it a request only while it has none
+    // (or fewer than the fast one) in flight.
+    let addr = gw.addr;
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut c = fleetgate_e2e::HttpClient::new(addr);
+                (0..10)
+                    .map(|_| c.get("lr.test", "/").map(|r| r.status).unwrap_or(0))
+                    .collect::<Vec<u16>>()
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = clients
+        .into_iter()
+        .flat_map(|t| t.join().expect("client"))
+        .collect();
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let to_slow = slow_count.load(Ordering::Relaxed);
+    eprintln!("least request: {to_slow} of 80 requests went to the slow endpoint");
+    assert!(
+        (1..28).contains(&to_slow),
+        "{to_slow} of 80 went to the slow endpoint"
+    );
+}

@@ -15,6 +15,8 @@ pub enum Balancing {
     HashBy(String),
     /// `affinity: cookie`.
     Cookie(AffinityCookie),
+    /// `load-balance: ewma`: least request (power of two choices).
+    LeastRequest,
 }
 
 /// The affinity cookie's name and attributes.
@@ -60,25 +62,27 @@ fn cookie_safe(s: &str) -> bool {
             .all(|b| b.is_ascii_graphic() && b != b';' && b != b',')
 }
 
-/// Reads the balancing annotations; `load-balance: ewma`, which fleetgate
-/// does not implement, is reported through `warn`.
+/// Reads the balancing annotations; `load-balance` beside a hash or
+/// affinity, which take precedence, is reported through `warn`.
 pub(crate) fn parse(
     annotations: &BTreeMap<String, String>,
     warn: &mut dyn FnMut(&str, &str),
 ) -> Result<Option<Balancing>, AnnotationError> {
     let get = |key: &str| fleetgate_canary::annotation(annotations, key);
+    let hash = get("upstream-hash-by");
+    let affinity = get("affinity");
+    let mut least_request = false;
     if let Some((key, value)) = get("load-balance") {
         match value.trim() {
             "round_robin" => {}
-            "ewma" => warn(
+            "ewma" if hash.is_some() || affinity.is_some() => warn(
                 key,
-                "\"ewma\" is not implemented by fleetgate; the routes use weighted round robin",
+                "is not used: upstream-hash-by or affinity decides (as in ingress-nginx)",
             ),
+            "ewma" => least_request = true,
             other => return Err(error(key, format!("value {other:?}: round_robin or ewma"))),
         }
     }
-    let hash = get("upstream-hash-by");
-    let affinity = get("affinity");
     if let (Some((hk, _)), Some((ak, _))) = (hash, affinity) {
         return Err(error(
             ak,
@@ -90,7 +94,7 @@ pub(crate) fn parse(
         return Ok(Some(Balancing::HashBy(value.trim().to_string())));
     }
     let Some((key, value)) = affinity else {
-        return Ok(None);
+        return Ok(least_request.then_some(Balancing::LeastRequest));
     };
     if value.trim() != "cookie" {
         return Err(error(key, format!("value {value:?}: only \"cookie\"")));
@@ -207,8 +211,11 @@ mod tests {
         assert_eq!(c.same_site.as_deref(), Some("Lax"));
         assert!(c.secure);
         let (r, warnings) = read(&[("load-balance", "ewma")]);
-        assert_eq!(r.unwrap(), None);
-        assert!(warnings[0].contains("weighted round robin"), "{warnings:?}");
+        assert_eq!(r.unwrap(), Some(Balancing::LeastRequest));
+        assert!(warnings.is_empty());
+        let (r, warnings) = read(&[("load-balance", "ewma"), ("upstream-hash-by", "$uri")]);
+        assert_eq!(r.unwrap(), Some(Balancing::HashBy("$uri".into())));
+        assert!(warnings[0].contains("is not used"), "{warnings:?}");
     }
 
     #[test]

@@ -13,8 +13,8 @@ use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use fleetgate_canary::Dice;
 use fleetgate_pool::EndpointPermit;
 use fleetgate_router::{
-    request_host, Attempt, Attempts, EndpointPicker, Plan, Rendezvous, Route, RouteId, Sticky,
-    Target, TryResult, WeightedRoundRobin,
+    request_host, Attempt, Attempts, EndpointPicker, LeastRequest, Plan, Rendezvous, Route,
+    RouteId, Sticky, Target, TryResult, WeightedRoundRobin,
 };
 use pingora_core::modules::http::compression::ResponseCompressionBuilder;
 use pingora_core::modules::http::{HttpModules, ModuleBuilder};
@@ -723,6 +723,12 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
                     };
                     target.pick(&sticky, excluded, request, roll)
                 }
+                Some(Balance::LeastRequest) => {
+                    let least = LeastRequest {
+                        roll: self.dice.roll(),
+                    };
+                    target.pick(&least, excluded, request, roll)
+                }
             };
             let attempt = match picked {
                 Some(a) => a,
@@ -772,6 +778,10 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
             let pool = attempt.pool();
             let cap = pool.policy().max_requests_per_endpoint;
             if cap == 0 {
+                if ctx.balance == Some(Balance::LeastRequest) {
+                    // Counted, so that least-request picks see it.
+                    ctx.permit = pool.try_acquire(attempt.index(), u32::MAX);
+                }
                 break attempt;
             }
             if let Some(permit) = pool.try_acquire(attempt.index(), cap) {

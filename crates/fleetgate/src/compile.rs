@@ -22,8 +22,8 @@ use fleetgate_pool::{
 use fleetgate_proxy::modules::{
     route_modules, AppRoot, BasicAuth, BodySizeLimit, CompressionChoice, CookieAffinity,
     CookieSettings, Cors, CorsSettings, ForwardAuth, ForwardAuthSettings, HashBy, HeaderChange,
-    HeaderRewrite, Mirror, ModuleChain, NextUpstream, RateLimit, RateLimitSettings, Redirect,
-    RouteTimeouts, SourceRangeFilter, StatusSet, UpstreamPathRewrite,
+    HeaderRewrite, LeastRequestBalance, Mirror, ModuleChain, NextUpstream, RateLimit,
+    RateLimitSettings, Redirect, RouteTimeouts, SourceRangeFilter, StatusSet, UpstreamPathRewrite,
 };
 use fleetgate_proxy::{
     BodyLimits, CompileReport, CompressionPolicy, EdgePolicy, ForwardedHeaders, Snapshot,
@@ -410,6 +410,7 @@ fn policy_chain(ing: &Ingress, limit_status: u16) -> ModuleChain {
                 ing.key()
             ),
         },
+        Some(Balancing::LeastRequest) => chain = chain.with(LeastRequestBalance),
         Some(Balancing::Cookie(c)) => {
             chain = chain.with(CookieAffinity::new(&CookieSettings {
                 name: c.name.clone(),

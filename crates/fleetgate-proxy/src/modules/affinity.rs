@@ -24,6 +24,28 @@ pub enum Balance {
     Hash(u64),
     /// The endpoint the affinity cookie names (if any), else round robin.
     Sticky(Option<u64>),
+    /// Least request in flight, of two drawn at random.
+    LeastRequest,
+}
+
+/// `load-balance: ewma`: least request by the power of two choices
+/// ([`fleetgate_router::LeastRequest`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LeastRequestBalance;
+
+impl GatewayModule for LeastRequestBalance {
+    fn name(&self) -> &str {
+        "least-request"
+    }
+
+    fn steps(&self) -> Steps {
+        Steps::AFTER_MATCH
+    }
+
+    fn after_match(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Flow> {
+        ctx.balance = Some(Balance::LeastRequest);
+        Ok(Flow::Continue)
+    }
 }
 
 /// `upstream-hash-by`: consistent hashing on a request key.

@@ -51,7 +51,7 @@ mod rewrite;
 mod source_ranges;
 mod upstream;
 
-pub use affinity::{Balance, CookieAffinity, CookieSettings, HashBy};
+pub use affinity::{Balance, CookieAffinity, CookieSettings, HashBy, LeastRequestBalance};
 pub use basic_auth::BasicAuth;
 pub use builtin::{ForwardedHeadersModule, HttpsRedirect, ServerHeader};
 pub use chain::{route_modules, ModuleChain};
