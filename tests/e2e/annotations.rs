@@ -1666,6 +1666,7 @@ fn mirrors_copy_requests_without_slowing_or_failing_them() {
     let web = Backend::start("web");
     let (shadow, copies) = fleetgate_e2e::upstream::recording_upstream(OK);
     let (half, half_copies) = fleetgate_e2e::upstream::recording_upstream(OK);
+    let (by_url, url_copies) = fleetgate_e2e::upstream::recording_upstream(OK);
     // A mirror that accepts and never answers, and one that is not there.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let silent_addr = silent.local_addr().unwrap();
@@ -1692,6 +1693,17 @@ fn mirrors_copy_requests_without_slowing_or_failing_them() {
         mirrored("half", "half", &["mirror-percentage: \"50\""]),
         mirrored("slow", "gateway-demo/silent:80", &[]),
         mirrored("dead", "dead:80", &[]),
+        host_ingress(
+            "url",
+            "url.test",
+            "web",
+            None,
+            &[
+                &format!("mirror-target: http://{by_url}/$request_uri"),
+                "mirror-host: shadow.internal",
+                "mirror-request-body: \"off\"",
+            ],
+        ),
     ]
     .concat();
     let text = format!(
@@ -1730,6 +1742,22 @@ fn mirrors_copy_requests_without_slowing_or_failing_them() {
         "{copy}"
     );
     assert!(copy.ends_with("\r\n\r\nhello"), "{copy}");
+
+    // nginx's mirror-target: a URL with variables, its own Host, no body.
+    let r = client
+        .request("POST", "url.test", "/a?b=1", &[], "secret")
+        .expect("request");
+    assert_eq!(r.status, 200);
+    let copy = url_copies
+        .recv_timeout(Duration::from_secs(5))
+        .expect("a copy");
+    assert!(copy.starts_with("POST /a?b=1 HTTP/1.1\r\n"), "{copy}");
+    let lower = copy.to_ascii_lowercase();
+    assert!(lower.contains("\r\nhost: shadow.internal\r\n"), "{copy}");
+    assert!(
+        !copy.contains("secret") && !lower.contains("content-length"),
+        "{copy}"
+    );
 
     // mirror-percentage 50: every other request.
     for _ in 0..10 {

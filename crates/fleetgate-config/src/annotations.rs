@@ -146,6 +146,9 @@ pub const KNOWN: &[KnownAnnotation] = &[
     // Request mirroring.
     implemented("mirror-target-service"),
     implemented("mirror-percentage"),
+    implemented("mirror-target"),
+    implemented("mirror-host"),
+    implemented("mirror-request-body"),
     // Regex paths and upstream path rewrites.
     implemented("use-regex"),
     implemented("rewrite-target"),
@@ -261,9 +264,6 @@ pub const KNOWN: &[KnownAnnotation] = &[
     unsupported("session-cookie-conditional-samesite-none"),
     unsupported("session-cookie-change-on-failure"),
     // CORS, mirroring, observability.
-    unsupported("mirror-target"),
-    unsupported("mirror-request-body"),
-    unsupported("mirror-host"),
     unsupported("enable-access-log"),
     unsupported("enable-opentracing"),
     unsupported("opentracing-trust-incoming-span"),
@@ -299,7 +299,10 @@ const ACCESS_MARKERS: [&str; 17] = [
 /// Ingress (its own are ignored, as in ingress-nginx): they act on the
 /// route, which the main Ingress owns. A canary's subset and
 /// `backend-protocol` are its own.
-const FROM_MAIN_ON_CANARY: [&str; 70] = [
+const FROM_MAIN_ON_CANARY: [&str; 73] = [
+    "mirror-target",
+    "mirror-host",
+    "mirror-request-body",
     "mirror-target-service",
     "mirror-percentage",
     "load-balance",

@@ -244,15 +244,22 @@ impl IngressDraft {
                 }
                 rules.push(Rule { host, paths });
             }
-            if let Some(f) = forward_auth.as_ref().filter(|f| f.url_uses_host()) {
+            let uses_host = forward_auth.as_ref().is_some_and(|f| f.url_uses_host())
+                || mirror.as_ref().is_some_and(|m| m.url_uses_host());
+            if uses_host {
                 let loose = rules
                     .iter()
                     .map(|r| &r.host)
                     .chain(&server_aliases)
                     .find(|h| !matches!(h, HostPattern::Exact(_)));
                 if let Some(h) = loose {
-                    let key = fleetgate_canary::annotation(&self.annotations, "auth-url")
+                    let key = ["auth-url", "mirror-target"]
+                        .iter()
+                        .filter_map(|k| fleetgate_canary::annotation(&self.annotations, k))
+                        .find(|(_, v)| v.contains("$host") || v.contains("${host}"))
                         .map_or("auth-url", |(k, _)| k);
+                    let url =
+                        fleetgate_canary::annotation(&self.annotations, key).map_or("", |(_, v)| v);
                     let host = if *h == HostPattern::Any {
                         "a rule without a host".to_string()
                     } else {
@@ -261,9 +268,9 @@ impl IngressDraft {
                     errors.push(self.error(
                         format!("metadata.annotations[\"{key}\"]"),
                         format!(
-                            "value {:?}: $host takes the client's Host header, and {host} matches any name, \
-                             so the client would choose the server that vouches for it; use a fixed URL",
-                            f.url
+                            "value {url:?}: $host takes the client's Host header, and {host} matches any name, \
+                             so the client would choose the server that vouches for it (or gets the copies); \
+                             use a fixed URL"
                         ),
                     ));
                 }

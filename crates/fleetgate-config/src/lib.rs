@@ -66,7 +66,7 @@ pub use header_rules::{HeaderOp, HeaderRules};
 pub use input_limits::{MAX_FILE_SIZE, MAX_NESTING_DEPTH};
 pub use load::{DEFAULT_ADMIN_LISTEN, DEFAULT_GRACE_PERIOD, DEFAULT_NAMESPACE};
 pub use manifests::{parse_manifests, ManifestSummary};
-pub use mirror::MirrorSpec;
+pub use mirror::{MirrorSpec, MirrorTarget};
 pub use model::*;
 pub use path_rewrites::{regex_hosts, PathMatching, RewriteRequest};
 pub use rate_limits::{RateLimits, DEFAULT_BURST_MULTIPLIER};

@@ -67,6 +67,7 @@ pub mod metrics;
 pub mod modules;
 mod options;
 pub mod request_checks;
+pub mod resolver;
 pub mod responses;
 mod snapshot;
 mod stats;

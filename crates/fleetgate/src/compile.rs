@@ -22,7 +22,7 @@ use fleetgate_pool::{
 use fleetgate_proxy::modules::{
     route_modules, AppRoot, BasicAuth, BodySizeLimit, CompressionChoice, CookieAffinity,
     CookieSettings, Cors, CorsSettings, ForwardAuth, ForwardAuthSettings, HashBy, HeaderChange,
-    HeaderRewrite, LeastRequestBalance, Mirror, ModuleChain, NextUpstream, RateLimit,
+    HeaderRewrite, LeastRequestBalance, Mirror, MirrorTarget, ModuleChain, NextUpstream, RateLimit,
     RateLimitSettings, Redirect, RouteTimeouts, SourceRangeFilter, StatusSet, UpstreamPathRewrite,
 };
 use fleetgate_proxy::{
@@ -465,29 +465,49 @@ fn usable_aliases(c: &mut Compiler<'_>, ing: &Ingress) -> Vec<HostPattern> {
     usable
 }
 
-/// Adds the mirror an Ingress asks for to its chain, if its Service is
-/// known; reports it otherwise.
+/// Adds the mirror an Ingress asks for to its chain, if its target can be
+/// used; reports it otherwise.
 fn with_mirror(
     c: &mut Compiler<'_>,
     key: &str,
     m: &fleetgate_config::MirrorSpec,
     chain: ModuleChain,
 ) -> ModuleChain {
-    let service = c.config.services.iter().find(|s| {
-        s.namespace == m.namespace && s.name == m.name && m.port.is_none_or(|p| s.port == p)
-    });
-    let pool = service.and_then(|s| c.builder.pool_named(&s.key()).cloned());
-    match pool {
-        Some(pool) => chain.with(Mirror::new(pool, m.percent)),
-        None => {
-            let port = m.port.map(|p| format!(":{p}")).unwrap_or_default();
-            c.report.warnings.push(format!(
-                "Ingress {key}: mirror-target-service {}/{}{port} is not a Service of the configuration; requests are not mirrored",
-                m.namespace, m.name
-            ));
-            chain
+    let host = m
+        .host
+        .as_deref()
+        .and_then(|h| http::HeaderValue::from_str(h).ok());
+    let target = match &m.target {
+        fleetgate_config::MirrorTarget::Service {
+            namespace,
+            name,
+            port,
+        } => {
+            let service = c.config.services.iter().find(|s| {
+                &s.namespace == namespace && &s.name == name && port.is_none_or(|p| s.port == p)
+            });
+            match service.and_then(|s| c.builder.pool_named(&s.key()).cloned()) {
+                Some(pool) => MirrorTarget::Service(pool),
+                None => {
+                    let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+                    c.report.warnings.push(format!(
+                        "Ingress {key}: mirror-target-service {namespace}/{name}{port} is not a Service of the configuration; requests are not mirrored"
+                    ));
+                    return chain;
+                }
+            }
         }
-    }
+        fleetgate_config::MirrorTarget::Url(url) => match MirrorTarget::url(url) {
+            Ok(t) => t,
+            Err(e) => {
+                c.report
+                    .warnings
+                    .push(format!("Ingress {key}: mirror-target is not used: {e}"));
+                return chain;
+            }
+        },
+    };
+    chain.with(Mirror::new(target, m.percent, host, m.request_body))
 }
 
 /// Adds the routes of a main (non-canary) Ingress.

@@ -15,10 +15,7 @@
 //! Connections to it are pooled (Pingora's connector). A host name in the
 //! URL is resolved for each check through the system resolver.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use fleetgate_auth::forward::{RequestVars, UrlTemplate, Verdict};
@@ -31,6 +28,7 @@ use pingora_proxy::Session;
 
 use super::{Answer, Flow, GatewayModule, Steps};
 use crate::gateway::RequestCtx;
+use crate::resolver::Resolver;
 
 /// How long the service has to accept a connection.
 pub const AUTH_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -38,10 +36,6 @@ pub const AUTH_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const AUTH_IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a check may take in all (resolving, connecting, answering).
 pub const AUTH_DEADLINE: Duration = Duration::from_secs(15);
-/// How long a resolved address of the service is used.
-pub const AUTH_DNS_TTL: Duration = Duration::from_secs(30);
-/// How many resolved names are kept (the cache starts over beyond).
-const AUTH_DNS_ENTRIES: usize = 1024;
 /// How long an idle connection to the service is kept.
 const AUTH_IDLE: Duration = Duration::from_secs(60);
 /// The most of an answer's body that is read (and thrown away) to keep
@@ -96,8 +90,8 @@ pub struct ForwardAuth {
     copy: Vec<HeaderName>,
     request_redirect: Option<HeaderValue>,
     connector: Connector,
-    /// Resolved host names, with when they were resolved.
-    resolved: Mutex<HashMap<(String, u16), (Instant, SocketAddr)>>,
+    /// Resolved host names.
+    resolver: Resolver,
 }
 
 impl std::fmt::Debug for ForwardAuth {
@@ -144,7 +138,7 @@ impl ForwardAuth {
             copy,
             request_redirect,
             connector: Connector::new(None),
-            resolved: Mutex::new(HashMap::new()),
+            resolver: Resolver::new(),
         })
     }
 
@@ -157,7 +151,7 @@ impl ForwardAuth {
         let tls = uri.scheme_str() == Some("https");
         let host = uri.host().unwrap_or_default().trim_matches(['[', ']']);
         let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-        let addr = self.resolve(host, port).await?;
+        let addr = self.resolver.resolve(host, port).await?;
         let mut peer = HttpPeer::new(addr, tls, host.to_string());
         peer.options.connection_timeout = Some(AUTH_CONNECT_TIMEOUT);
         peer.options.total_connection_timeout = Some(AUTH_CONNECT_TIMEOUT);
@@ -283,36 +277,6 @@ impl ForwardAuth {
             }
         }
         Ok(checked)
-    }
-
-    /// The service's address: an IP as written, else the system resolver's
-    /// first answer, kept for [`AUTH_DNS_TTL`].
-    async fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr> {
-        if let Ok(ip) = host.parse::<IpAddr>() {
-            return Ok(SocketAddr::new(ip, port));
-        }
-        let now = Instant::now();
-        {
-            let cache = self.resolved.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((at, addr)) = cache.get(&(host.to_string(), port)) {
-                if now.duration_since(*at) < AUTH_DNS_TTL {
-                    return Ok(*addr);
-                }
-            }
-        }
-        let addr = tokio::net::lookup_host((host, port))
-            .await
-            .ok()
-            .and_then(|mut addrs| addrs.next())
-            .ok_or_else(|| {
-                Error::explain(ErrorType::ConnectNoRoute, format!("cannot resolve {host}"))
-            })?;
-        let mut cache = self.resolved.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= AUTH_DNS_ENTRIES {
-            cache.clear();
-        }
-        cache.insert((host.to_string(), port), (now, addr));
-        Ok(addr)
     }
 }
 

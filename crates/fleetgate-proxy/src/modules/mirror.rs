@@ -1,6 +1,7 @@
 //! Request mirroring (MSE/Higress `mirror-target-service`,
-//! `mirror-percentage`): a copy of a share of a route's requests goes to
-//! another Service, and its answer is thrown away.
+//! `mirror-percentage`; ingress-nginx `mirror-target`, `mirror-host`,
+//! `mirror-request-body`): a copy of a share of a route's requests goes to
+//! another Service or a URL, and its answer is thrown away.
 //!
 //! The copy never holds up or fails the real request: it is sent from a
 //! task of its own, after the real request's body has gone upstream (a
@@ -18,14 +19,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use fleetgate_auth::forward::{RequestVars, UrlTemplate};
 use fleetgate_router::ServicePool;
+use http::{HeaderValue, Uri};
 use pingora_core::connectors::http::Connector;
+use pingora_core::upstreams::peer::HttpPeer;
 use pingora_core::Result;
 use pingora_http::RequestHeader;
 use pingora_proxy::Session;
 
 use super::{Flow, GatewayModule, Steps};
 use crate::gateway::RequestCtx;
+use crate::resolver::Resolver;
 
 /// The largest request body that is mirrored.
 pub const MIRROR_MAX_BODY: usize = 64 * 1024;
@@ -61,16 +66,34 @@ pub struct MirrorCounts {
     pub skipped: AtomicU64,
 }
 
-/// Mirrors a share of a route's requests to a Service.
+/// Where copies go.
+pub enum MirrorTarget {
+    /// A Service's endpoints (round robin, any cluster).
+    Service(Arc<ServicePool>),
+    /// A URL with nginx variables (`$request_uri`, `$host`, ...).
+    Url(UrlTemplate),
+}
+
+impl MirrorTarget {
+    /// A URL target from its text (see [`UrlTemplate::parse`]).
+    pub fn url(text: &str) -> std::result::Result<Self, String> {
+        UrlTemplate::parse(text).map(MirrorTarget::Url)
+    }
+}
+
+/// Mirrors a share of a route's requests to a Service or a URL.
 pub struct Mirror {
     shared: Arc<Shared>,
     percent: u64,
     seen: AtomicU64,
+    body: bool,
 }
 
 struct Shared {
-    target: Arc<ServicePool>,
+    target: MirrorTarget,
+    host: Option<HeaderValue>,
     connector: Connector,
+    resolver: Resolver,
     in_flight: AtomicUsize,
     counts: Arc<MirrorCounts>,
 }
@@ -87,21 +110,27 @@ impl std::fmt::Debug for Mirror {
 #[derive(Clone)]
 struct Pending {
     head: Box<RequestHeader>,
+    url: Option<String>,
     body: BytesMut,
 }
 
 impl Mirror {
-    /// Mirrors `percent` (0 to 100) of the route's requests to `target`.
-    pub fn new(target: Arc<ServicePool>, percent: u32) -> Self {
+    /// Mirrors `percent` (0 to 100) of the route's requests to `target`,
+    /// with their bodies when `body`; copies carry `host` as `Host` when
+    /// given (else the client's for a Service, the URL's for a URL).
+    pub fn new(target: MirrorTarget, percent: u32, host: Option<HeaderValue>, body: bool) -> Self {
         Mirror {
             shared: Arc::new(Shared {
                 target,
+                host,
                 connector: Connector::new(None),
+                resolver: Resolver::new(),
                 in_flight: AtomicUsize::new(0),
                 counts: Arc::new(MirrorCounts::default()),
             }),
             percent: u64::from(percent.min(100)),
             seen: AtomicU64::new(0),
+            body,
         }
     }
 
@@ -135,6 +164,32 @@ fn copy_head(req: &RequestHeader) -> Option<Box<RequestHeader>> {
     Some(Box::new(head))
 }
 
+/// The mirror URL for this request.
+fn expand(template: &UrlTemplate, session: &Session, ctx: &RequestCtx) -> String {
+    let req = session.req_header();
+    let http_host = fleetgate_router::request_host(req);
+    let mut host_buf = [0u8; 256];
+    let host = fleetgate_ingress::normalize_request_host(http_host, &mut host_buf);
+    let request_uri = req
+        .uri
+        .path_and_query()
+        .map_or_else(|| req.uri.path(), |p| p.as_str());
+    let edge_policy = ctx.snapshot.as_deref().map(|s| &s.edge);
+    let remote_addr = crate::edge::client_address(session, ctx.origin.peer_trusted, edge_policy)
+        .map(|ip| ip.to_string())
+        .unwrap_or_default();
+    let vars = RequestVars {
+        host,
+        http_host,
+        scheme: ctx.origin.scheme.as_str(),
+        request_uri,
+        remote_addr: &remote_addr,
+    };
+    let mut url = String::new();
+    template.expand(&vars, &mut url);
+    url
+}
+
 /// Whether the request has a body to come.
 fn has_body(req: &RequestHeader) -> bool {
     req.headers.contains_key(http::header::TRANSFER_ENCODING)
@@ -146,7 +201,12 @@ fn has_body(req: &RequestHeader) -> bool {
 
 impl Shared {
     /// Sends the copy from a task of its own.
-    fn spawn(self: &Arc<Self>, mut head: Box<RequestHeader>, body: Option<Bytes>) {
+    fn spawn(
+        self: &Arc<Self>,
+        mut head: Box<RequestHeader>,
+        url: Option<String>,
+        body: Option<Bytes>,
+    ) {
         let taken = self.in_flight.fetch_add(1, Ordering::Relaxed);
         if taken >= MIRROR_MAX_IN_FLIGHT {
             self.in_flight.fetch_sub(1, Ordering::Relaxed);
@@ -158,7 +218,7 @@ impl Shared {
         }
         let shared = Arc::clone(self);
         tokio::spawn(async move {
-            let result = shared.send(head, body).await;
+            let result = shared.send(head, url, body).await;
             shared.in_flight.fetch_sub(1, Ordering::Relaxed);
             match result {
                 Ok(()) => shared.counts.answered.fetch_add(1, Ordering::Relaxed),
@@ -170,15 +230,59 @@ impl Shared {
         });
     }
 
-    async fn send(&self, head: Box<RequestHeader>, body: Option<Bytes>) -> Result<()> {
-        let pool = self.target.endpoint_pool();
-        let Some(picked) = pool.select() else {
-            return Err(pingora_core::Error::explain(
-                pingora_core::ErrorType::ConnectNoRoute,
-                "the mirror Service has no available endpoint",
-            ));
+    /// The peer a copy goes to; sets the copy's path and `Host` for a URL.
+    async fn peer(&self, head: &mut RequestHeader, url: Option<&str>) -> Result<Box<HttpPeer>> {
+        let invalid = |what: &str| {
+            pingora_core::Error::explain(pingora_core::ErrorType::InternalError, what.to_string())
         };
-        let mut peer = pool.peer(picked);
+        let peer = match (&self.target, url) {
+            (MirrorTarget::Service(pool), _) => {
+                let pool = pool.endpoint_pool();
+                let picked = pool.select().ok_or_else(|| {
+                    pingora_core::Error::explain(
+                        pingora_core::ErrorType::ConnectNoRoute,
+                        "the mirror Service has no available endpoint",
+                    )
+                })?;
+                pool.peer(picked)
+            }
+            (MirrorTarget::Url(_), Some(url)) => {
+                let uri: Uri = url
+                    .parse()
+                    .map_err(|_| invalid("mirror-target is not a URL"))?;
+                let tls = uri.scheme_str() == Some("https");
+                let host = uri.host().unwrap_or_default();
+                let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+                let addr = self.resolver.resolve(host, port).await?;
+                // `https://host/$request_uri` gives `//path`: one slash.
+                let path = uri.path_and_query().map_or("/", |p| p.as_str());
+                let path = format!("/{}", path.trim_start_matches('/'));
+                head.set_raw_path(path.as_bytes())?;
+                if self.host.is_none() {
+                    let authority = uri.authority().map_or(host, |a| a.as_str());
+                    head.insert_header(http::header::HOST, authority)?;
+                }
+                Box::new(HttpPeer::new(
+                    addr,
+                    tls,
+                    host.trim_matches(['[', ']']).to_string(),
+                ))
+            }
+            (MirrorTarget::Url(_), None) => return Err(invalid("no mirror URL")),
+        };
+        if let Some(h) = &self.host {
+            head.insert_header(http::header::HOST, h.clone())?;
+        }
+        Ok(peer)
+    }
+
+    async fn send(
+        &self,
+        mut head: Box<RequestHeader>,
+        url: Option<String>,
+        body: Option<Bytes>,
+    ) -> Result<()> {
+        let mut peer = self.peer(&mut head, url.as_deref()).await?;
         peer.options.connection_timeout = Some(MIRROR_CONNECT_TIMEOUT);
         peer.options.total_connection_timeout = Some(MIRROR_CONNECT_TIMEOUT);
         let (mut http, _) = self.connector.get_http_session(&*peer).await?;
@@ -221,17 +325,22 @@ impl GatewayModule for Mirror {
         if !self.chosen(n) {
             return Ok(Flow::Continue);
         }
+        let url = match &self.shared.target {
+            MirrorTarget::Url(template) => Some(expand(template, session, ctx)),
+            MirrorTarget::Service(_) => None,
+        };
         let req = session.req_header();
         let Some(head) = copy_head(req) else {
             return Ok(Flow::Continue);
         };
-        if has_body(req) {
+        if self.body && has_body(req) {
             ctx.extensions.insert(Pending {
                 head,
+                url,
                 body: BytesMut::new(),
             });
         } else {
-            self.shared.spawn(head, None);
+            self.shared.spawn(head, url, None);
         }
         Ok(Flow::Continue)
     }
@@ -256,7 +365,7 @@ impl GatewayModule for Mirror {
         }
         if end {
             if let Some(p) = ctx.extensions.remove::<Pending>() {
-                self.shared.spawn(p.head, Some(p.body.freeze()));
+                self.shared.spawn(p.head, p.url, Some(p.body.freeze()));
             }
         }
         Ok(())

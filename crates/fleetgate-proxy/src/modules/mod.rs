@@ -58,7 +58,7 @@ pub use chain::{route_modules, ModuleChain};
 pub use cors::{Cors, CorsSettings};
 pub use forward_auth::{ForwardAuth, ForwardAuthSettings};
 pub use headers::{HeaderChange, HeaderRewrite};
-pub use mirror::{Mirror, MirrorCounts};
+pub use mirror::{Mirror, MirrorCounts, MirrorTarget};
 pub use observers::{AccessLogObserver, MetricsObserver};
 pub use rate_limit::{RateLimit, RateLimitSettings};
 pub use redirects::{AppRoot, Redirect};
