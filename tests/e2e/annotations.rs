@@ -1339,6 +1339,26 @@ spec:
     let (code, _, err) = check(&bad, &[]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("the client would choose the server"), "{err}");
+    // So is one with only a default backend: it serves every host.
+    let default_only = r#"apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: default-only
+  namespace: gateway-demo
+  annotations:
+    nginx.ingress.kubernetes.io/auth-url: "https://$host/oauth2/auth"
+spec:
+  ingressClassName: mse
+  defaultBackend: {service: {name: rec, port: {number: 80}}}
+"#;
+    dir.write("default-only.yaml", default_only);
+    let bad = dir.write(
+        "bad2.toml",
+        &text.replace("ingresses.yaml", "default-only.yaml"),
+    );
+    let (code, _, err) = check(&bad, &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("a rule without a host"), "{err}");
 }
 
 /// Requests an upstream recording got so far (waiting a moment for late
@@ -1425,7 +1445,15 @@ fn next_upstream_retries_what_the_route_says() {
     assert_eq!(tries(), 1);
     // http_503: the other endpoint is tried; both answer 503, so the client
     // gets the last one.
-    assert!(send("GET", "retry.test").starts_with("HTTP/1.1 503"));
+    let last = exchange(
+        gw.addr,
+        b"GET / HTTP/1.1\r\nHost: retry.test\r\nConnection: close\r\n\r\n",
+    );
+    // The endpoint's own answer, not the gateway's: no endpoint was left.
+    assert!(
+        last.starts_with("HTTP/1.1 503") && last.ends_with("\r\n\r\ndown"),
+        "{last}"
+    );
     assert_eq!(tries(), 2);
     // A POST is sent once unless the route says non_idempotent.
     assert!(send("POST", "retry.test").starts_with("HTTP/1.1 503"));
@@ -1475,9 +1503,14 @@ fn compression_by_accept_encoding_globally_and_per_ingress() {
     let gw = Gateway::start(&dir.write("gw.toml", &text), listen);
     // curl (built with zlib and brotli) asks with the given
     // Accept-Encoding and decodes what comes back.
+    // `http1.0` stands for global.test asked over HTTP/1.0.
     let fetch = |host: &str, accept: &str| -> (String, String) {
+        let (host, version) = match host {
+            "http1.0" => ("global.test", "--http1.0"),
+            other => (other, "--http1.1"),
+        };
         let out = Command::new("curl")
-            .args(["-s", "--compressed", "-D", "-", "-o"])
+            .args(["-s", version, "--compressed", "-D", "-", "-o"])
             .arg(dir.path().join("body"))
             .args([
                 "-H",
@@ -1515,6 +1548,7 @@ fn compression_by_accept_encoding_globally_and_per_ingress() {
     for (host, accept) in [
         ("global.test", "gzip;q=0, br;q=0"),
         ("global.test", "identity"),
+        ("http1.0", "gzip, br"),
         ("plain.test", "gzip, br"),
     ] {
         let (headers, decoded) = fetch(host, accept);
@@ -1693,6 +1727,11 @@ fn mirrors_copy_requests_without_slowing_or_failing_them() {
         mirrored("half", "half", &["mirror-percentage: \"50\""]),
         mirrored("slow", "gateway-demo/silent:80", &[]),
         mirrored("dead", "dead:80", &[]),
+        mirrored(
+            "guarded",
+            "shadow:80",
+            &["whitelist-source-range: 10.0.0.0/8"],
+        ),
         host_ingress(
             "url",
             "url.test",
@@ -1742,6 +1781,14 @@ fn mirrors_copy_requests_without_slowing_or_failing_them() {
         "{copy}"
     );
     assert!(copy.ends_with("\r\n\r\nhello"), "{copy}");
+
+    // A request the route's access rules refuse is not copied.
+    let r = client.get("guarded.test", "/").expect("request");
+    assert_eq!(r.status, 403);
+    assert!(
+        copies.recv_timeout(Duration::from_millis(500)).is_err(),
+        "a refused request was mirrored"
+    );
 
     // nginx's mirror-target: a URL with variables, its own Host, no body.
     let r = client

@@ -247,10 +247,14 @@ impl IngressDraft {
             let uses_host = forward_auth.as_ref().is_some_and(|f| f.url_uses_host())
                 || mirror.as_ref().is_some_and(|m| m.url_uses_host());
             if uses_host {
+                // An Ingress without rules serves any host (its default
+                // backend becomes the default for every host).
+                let any = HostPattern::Any;
                 let loose = rules
                     .iter()
                     .map(|r| &r.host)
                     .chain(&server_aliases)
+                    .chain(rules.is_empty().then_some(&any))
                     .find(|h| !matches!(h, HostPattern::Exact(_)));
                 if let Some(h) = loose {
                     let key = ["auth-url", "mirror-target"]

@@ -76,6 +76,11 @@ impl CompressionPolicy {
         if !route.unwrap_or(self.enabled) || !self.compressible(resp) {
             return;
         }
+        // An HTTP/1.0 client cannot read the chunked body a compressed
+        // response becomes (nginx's gzip_http_version 1.1 too).
+        if session.downstream_session.req_header().version < http::Version::HTTP_11 {
+            return;
+        }
         let accepted = session
             .downstream_session
             .req_header()
@@ -108,11 +113,12 @@ impl CompressionPolicy {
     /// Whether the response head allows compression.
     fn compressible(&self, resp: &ResponseHeader) -> bool {
         let status = resp.status.as_u16();
-        if status < 200 || status == 204 || status == 304 {
+        if status < 200 || status == 204 || status == 304 || status == 206 {
             return false;
         }
         let h = &resp.headers;
-        if h.contains_key(CONTENT_ENCODING) {
+        // A byte range's offsets are the uncompressed body's.
+        if h.contains_key(CONTENT_ENCODING) || h.contains_key(http::header::CONTENT_RANGE) {
             return false;
         }
         let no_transform = h.get_all(CACHE_CONTROL).iter().any(|v| {
@@ -242,5 +248,11 @@ mod tests {
         let mut no_content = response(&[("content-type", "text/html")]);
         no_content.set_status(204).unwrap();
         assert!(!p.compressible(&no_content));
+        let mut partial = response(&[
+            ("content-type", "text/html"),
+            ("content-range", "bytes 0-999/5000"),
+        ]);
+        partial.set_status(206).unwrap();
+        assert!(!p.compressible(&partial));
     }
 }

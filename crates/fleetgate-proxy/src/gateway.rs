@@ -278,6 +278,10 @@ impl<P: EndpointPicker> Gateway<P> {
 /// Whether the request asks to become a WebSocket (`Upgrade: websocket` on
 /// HTTP/1.1). Other upgrade tokens (`h2c` from curl, for one) keep the
 /// ordinary timeouts.
+/// Retries on a response status stop before Pingora's own limit of tries
+/// (16 by default), so that the last answer always reaches the client.
+const STATUS_RETRY_LIMIT: usize = 14;
+
 /// Whether the request may be sent again: an idempotent method (or any,
 /// when the route's rule or the latest try's Service allows it), a body
 /// still whole in the retry buffer, and no upgrade.
@@ -483,6 +487,25 @@ impl<P: EndpointPicker> Gateway<P> {
         let flow = step(&chain, ctx);
         ctx.route_modules = Some(chain);
         flow
+    }
+
+    /// Whether a next try of the request would find an endpoint (the
+    /// router's rules, this request's failed endpoints, health), so that
+    /// dropping an answer to retry cannot end in the gateway's own error.
+    fn has_endpoint_left(&self, session: &Session, ctx: &RequestCtx) -> bool {
+        let (Some(snapshot), Some(plan)) = (ctx.snapshot.as_deref(), ctx.plan) else {
+            return false;
+        };
+        snapshot
+            .router
+            .target(plan)
+            .pick(
+                &WeightedRoundRobin,
+                ctx.attempts.failed(),
+                session.req_header(),
+                || self.dice.roll(),
+            )
+            .is_some()
     }
 
     /// Runs the `ACCESS` step: the gateway's chain, then the route's.
@@ -894,8 +917,12 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
             e.set_retry(false);
             return e;
         }
-        // A stale pooled connection is not the endpoint's fault.
-        let stale_reuse = client_reused && !ctx.response_started;
+        // A stale pooled connection (closed by the endpoint while idle:
+        // Pingora marks those errors `ReusedOnly`) is not the endpoint's
+        // fault. A timeout or a bad response on a reused connection is.
+        let stale_reuse = client_reused
+            && !ctx.response_started
+            && matches!(e.retry, pingora_core::RetryType::ReusedOnly);
         let idempotent = retryable_request(session, ctx);
         let covered = ctx.next_upstream.is_none_or(|r| {
             if timed_out {
@@ -942,10 +969,6 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
         if session.was_upgraded() {
             return Ok(());
         }
-        self.run_chains(ctx, |chain, ctx| {
-            chain.request_body(session, body.as_ref(), end_of_stream, ctx)?;
-            Ok(Flow::Continue)
-        })?;
         if let (Some(limit), Some(chunk)) = (ctx.max_body_size, body.as_ref()) {
             ctx.body_bytes += chunk.len() as u64;
             if ctx.body_bytes > limit {
@@ -956,6 +979,11 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
                 ));
             }
         }
+        // Modules see only what is accepted.
+        self.run_chains(ctx, |chain, ctx| {
+            chain.request_body(session, body.as_ref(), end_of_stream, ctx)?;
+            Ok(Flow::Continue)
+        })?;
         Ok(())
     }
 
@@ -972,7 +1000,9 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
             .next_upstream
             .is_some_and(|r| r.statuses.contains(status))
             && retryable_request(session, ctx)
+            && (ctx.attempts.retries() as usize) < STATUS_RETRY_LIMIT
             && ctx.avoid_last_endpoint()
+            && self.has_endpoint_left(session, ctx)
             && ctx.take_retry()
         {
             // Nothing went to the client yet: end this try with an error

@@ -13,6 +13,8 @@ use pingora_core::{Error, ErrorType, Result};
 
 /// How long a resolved address is used.
 pub const DNS_TTL: Duration = Duration::from_secs(30);
+/// How long a lookup may take.
+pub const DNS_TIMEOUT: Duration = Duration::from_secs(5);
 /// How many names are kept (the cache starts over beyond).
 const DNS_ENTRIES: usize = 1024;
 
@@ -44,9 +46,11 @@ impl Resolver {
                 }
             }
         }
-        let addr = tokio::net::lookup_host((host, port))
+        let lookup = tokio::time::timeout(DNS_TIMEOUT, tokio::net::lookup_host((host, port)));
+        let addr = lookup
             .await
             .ok()
+            .and_then(Result::ok)
             .and_then(|mut addrs| addrs.next())
             .ok_or_else(|| {
                 Error::explain(ErrorType::ConnectNoRoute, format!("cannot resolve {host}"))

@@ -119,7 +119,8 @@ impl CookieAffinity {
         if let Some(same_site) = &settings.same_site {
             attributes.push_str(&format!("; SameSite={same_site}"));
         }
-        if settings.secure {
+        // Browsers drop a SameSite=None cookie that is not Secure.
+        if settings.secure || settings.same_site.as_deref() == Some("None") {
             attributes.push_str("; Secure");
         }
         attributes.push_str("; HttpOnly");

@@ -13,7 +13,8 @@
 //! `X-Original-Method`, `X-Sent-From`, `X-Real-IP`, `X-Forwarded-For`,
 //! `X-Forwarded-Proto`, `X-Forwarded-Host` and `X-Auth-Request-Redirect`.
 //! Connections to it are pooled (Pingora's connector). A host name in the
-//! URL is resolved for each check through the system resolver.
+//! URL is resolved through the system resolver and kept for a while
+//! ([`crate::resolver`]).
 
 use std::time::Duration;
 

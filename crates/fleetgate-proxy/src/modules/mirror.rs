@@ -4,10 +4,13 @@
 //! another Service or a URL, and its answer is thrown away.
 //!
 //! The copy never holds up or fails the real request: it is sent from a
-//! task of its own, after the real request's body has gone upstream (a
-//! request without a body is copied at once). Its head is the client's
-//! (framing and hop-by-hop headers aside); its body is the client's when
-//! it is at most [`MIRROR_MAX_BODY`] (a larger one is not mirrored). At
+//! task of its own, once the real request's body has been read (a request
+//! without a body is copied at once). Only requests that passed the
+//! route's access rules are copied: the copy is made when the first try
+//! goes upstream, from its head (the gateway's `X-Forwarded-*` and header
+//! changes included, framing and hop-by-hop headers aside); its body is
+//! the client's when it is at most [`MIRROR_MAX_BODY`] (a larger one is
+//! not mirrored). At
 //! most [`MIRROR_MAX_IN_FLIGHT`] copies of one route are under way at
 //! once, and each has short timeouts, so a slow or dead mirror costs the
 //! gateway a bounded number of tasks. Which requests are copied is
@@ -28,7 +31,7 @@ use pingora_core::Result;
 use pingora_http::RequestHeader;
 use pingora_proxy::Session;
 
-use super::{Flow, GatewayModule, Steps};
+use super::{GatewayModule, Steps};
 use crate::gateway::RequestCtx;
 use crate::resolver::Resolver;
 
@@ -40,6 +43,8 @@ pub const MIRROR_MAX_IN_FLIGHT: usize = 256;
 const MIRROR_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Between two reads or writes of a copy.
 const MIRROR_IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// A copy's whole life, resolving included.
+const MIRROR_DEADLINE: Duration = Duration::from_secs(20);
 
 /// Request headers a copy does not carry: they frame or route the
 /// client's message.
@@ -104,6 +109,13 @@ impl std::fmt::Debug for Mirror {
             .field("percent", &self.percent)
             .finish_non_exhaustive()
     }
+}
+
+/// What the mirror decided for a request (kept in its context).
+#[derive(Clone)]
+struct MirrorState {
+    /// A copy waiting for the rest of the body, if any.
+    pending: Option<Pending>,
 }
 
 /// A copy waiting for the rest of the request body.
@@ -218,7 +230,14 @@ impl Shared {
         }
         let shared = Arc::clone(self);
         tokio::spawn(async move {
-            let result = shared.send(head, url, body).await;
+            let result =
+                match tokio::time::timeout(MIRROR_DEADLINE, shared.send(head, url, body)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(pingora_core::Error::explain(
+                        pingora_core::ErrorType::ReadTimedout,
+                        "the mirror took too long",
+                    )),
+                };
             shared.in_flight.fetch_sub(1, Ordering::Relaxed);
             match result {
                 Ok(()) => shared.counts.answered.fetch_add(1, Ordering::Relaxed),
@@ -244,7 +263,19 @@ impl Shared {
                         "the mirror Service has no available endpoint",
                     )
                 })?;
-                pool.peer(picked)
+                let mut peer = pool.peer(picked);
+                if peer.is_tls() && peer.sni.is_empty() {
+                    // The Service names its server from the request: the
+                    // copy's Host, as the real request's.
+                    if let Some(host) = head.headers.get(http::header::HOST) {
+                        let host = String::from_utf8_lossy(host.as_bytes()).to_string();
+                        peer.sni = host
+                            .rsplit_once(':')
+                            .map_or(host.as_str(), |(h, _)| h)
+                            .to_string();
+                    }
+                }
+                peer
             }
             (MirrorTarget::Url(_), Some(url)) => {
                 let uri: Uri = url
@@ -317,32 +348,54 @@ impl GatewayModule for Mirror {
     }
 
     fn steps(&self) -> Steps {
-        Steps::AFTER_MATCH | Steps::REQUEST_BODY
+        Steps::UPSTREAM_REQUEST | Steps::REQUEST_BODY
     }
 
-    fn after_match(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Flow> {
+    /// On the first try, once access rules and header changes are done:
+    /// decides, and copies the head as it goes upstream. A retry starts
+    /// the body copy again (Pingora sends the body again).
+    fn upstream_request(
+        &self,
+        session: &Session,
+        request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(state) = ctx.extensions.get_mut::<MirrorState>() {
+            if let Some(p) = state.pending.as_mut() {
+                p.body.clear();
+            }
+            return Ok(());
+        }
         let n = self.seen.fetch_add(1, Ordering::Relaxed);
         if !self.chosen(n) {
-            return Ok(Flow::Continue);
+            ctx.extensions.insert(MirrorState { pending: None });
+            return Ok(());
         }
         let url = match &self.shared.target {
             MirrorTarget::Url(template) => Some(expand(template, session, ctx)),
             MirrorTarget::Service(_) => None,
         };
-        let req = session.req_header();
-        let Some(head) = copy_head(req) else {
-            return Ok(Flow::Continue);
+        let client = session.req_header();
+        let Some(mut head) = copy_head(request) else {
+            ctx.extensions.insert(MirrorState { pending: None });
+            return Ok(());
         };
-        if self.body && has_body(req) {
-            ctx.extensions.insert(Pending {
+        if !head.headers.contains_key(http::header::HOST) {
+            let host = fleetgate_router::request_host(client).to_string();
+            head.insert_header(http::header::HOST, host)?;
+        }
+        let pending = if self.body && has_body(client) {
+            Some(Pending {
                 head,
                 url,
                 body: BytesMut::new(),
-            });
+            })
         } else {
             self.shared.spawn(head, url, None);
-        }
-        Ok(Flow::Continue)
+            None
+        };
+        ctx.extensions.insert(MirrorState { pending });
+        Ok(())
     }
 
     fn request_body(
@@ -352,19 +405,22 @@ impl GatewayModule for Mirror {
         end: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let Some(pending) = ctx.extensions.get_mut::<Pending>() else {
+        let Some(state) = ctx.extensions.get_mut::<MirrorState>() else {
+            return Ok(());
+        };
+        let Some(pending) = state.pending.as_mut() else {
             return Ok(());
         };
         if let Some(chunk) = body {
             if pending.body.len() + chunk.len() > MIRROR_MAX_BODY {
-                ctx.extensions.remove::<Pending>();
+                state.pending = None;
                 self.shared.counts.skipped.fetch_add(1, Ordering::Relaxed);
                 return Ok(());
             }
             pending.body.extend_from_slice(chunk);
         }
         if end {
-            if let Some(p) = ctx.extensions.remove::<Pending>() {
+            if let Some(p) = state.pending.take() {
                 self.shared.spawn(p.head, p.url, Some(p.body.freeze()));
             }
         }
