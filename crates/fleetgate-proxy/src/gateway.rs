@@ -275,9 +275,6 @@ impl<P: EndpointPicker> Gateway<P> {
     }
 }
 
-/// Whether the request asks to become a WebSocket (`Upgrade: websocket` on
-/// HTTP/1.1). Other upgrade tokens (`h2c` from curl, for one) keep the
-/// ordinary timeouts.
 /// Retries on a response status stop before Pingora's own limit of tries
 /// (16 by default), so that the last answer always reaches the client.
 const STATUS_RETRY_LIMIT: usize = 14;
@@ -298,6 +295,9 @@ fn retryable_request(session: &Session, ctx: &RequestCtx) -> bool {
         && !is_websocket_upgrade(session)
 }
 
+/// Whether the request asks to become a WebSocket (`Upgrade: websocket` on
+/// HTTP/1.1). Other upgrade tokens (`h2c` from curl, for one) keep the
+/// ordinary timeouts.
 fn is_websocket_upgrade(session: &Session) -> bool {
     session.is_upgrade_req()
         && session
