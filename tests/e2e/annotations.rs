@@ -1692,6 +1692,14 @@ fn hashing_and_cookie_affinity_keep_clients_on_endpoints() {
     assert_ne!(r.body, pod);
     let renewed = r.header("set-cookie").expect("a new cookie");
     assert!(!renewed.starts_with(&cookie), "{renewed}");
+
+    // A whole cluster goes (pod-a and pod-c are c7fb82a1's): every hashed
+    // user is served by the other cluster, without a failed request.
+    pods[0].kill();
+    pods[2].kill();
+    for u in &users {
+        assert!(served(&mut client, u).contains("pod-b"), "{u}");
+    }
 }
 
 #[test]
