@@ -1,4 +1,4 @@
-//! Expanding `[manifests] files`: paths and globs relative to the TOML file.
+//! Expanding `[manifests] files` and `[[cluster]] endpoint_slices`: paths and globs relative to the TOML file.
 //! A pattern that matches nothing is an error (it is almost always a typo).
 
 use std::collections::HashSet;
@@ -17,9 +17,11 @@ pub(crate) fn relative_to(config: &Path, path: &str) -> PathBuf {
     }
 }
 
+/// The files `patterns` (the TOML key `field`) match, each once, in order.
 pub(crate) fn expand_files(
     config: &Path,
     patterns: &[String],
+    field: &str,
     errors: &mut Vec<ConfigError>,
 ) -> Vec<PathBuf> {
     let base = config.parent().unwrap_or_else(|| Path::new("."));
@@ -44,7 +46,7 @@ pub(crate) fn expand_files(
                             Err(e) => errors.push(
                                 ConfigError::new(format!("cannot read: {e}"))
                                     .at(Location::file(config))
-                                    .field("manifests.files"),
+                                    .field(field.to_string()),
                             ),
                         }
                     }
@@ -52,7 +54,7 @@ pub(crate) fn expand_files(
                 Err(e) => errors.push(
                     ConfigError::new(format!("invalid pattern \"{pattern}\": {e}"))
                         .at(Location::file(config))
-                        .field("manifests.files"),
+                        .field(field.to_string()),
                 ),
             }
         } else if full.is_file() {
@@ -64,7 +66,7 @@ pub(crate) fn expand_files(
                     "\"{pattern}\" matches no file (looked for {full_str})"
                 ))
                 .at(Location::file(config))
-                .field("manifests.files"),
+                .field(field.to_string()),
             );
         }
         matched.sort();

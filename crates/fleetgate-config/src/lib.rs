@@ -32,6 +32,7 @@ mod cors;
 mod draft;
 mod duplicate_keys;
 mod duration;
+mod endpoint_files;
 mod error;
 mod files;
 mod forward_auth;
@@ -60,6 +61,7 @@ pub use cors::{
     CorsOrigins, CorsPolicy, DEFAULT_CORS_HEADERS, DEFAULT_CORS_MAX_AGE, DEFAULT_CORS_METHODS,
 };
 pub use duration::HumanDuration;
+pub use endpoint_files::slice_files;
 pub use error::{ConfigError, ConfigErrors, Location};
 pub use forward_auth::ForwardAuth;
 pub use header_rules::{HeaderOp, HeaderRules};

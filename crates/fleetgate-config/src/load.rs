@@ -126,7 +126,7 @@ impl Config {
         let mut port_decls = Vec::new();
         let mut secrets = Vec::new();
         let manifest_files = match &raw.manifests {
-            Some(m) => expand_files(path, &m.files, &mut l.errors),
+            Some(m) => expand_files(path, &m.files, "manifests.files", &mut l.errors),
             None => Vec::new(),
         };
         for file in &manifest_files {
@@ -142,6 +142,13 @@ impl Config {
                         ));
                     }
                     l.errors.extend(errs);
+                    if !objects.slices.is_empty() {
+                        warnings.push(format!(
+                            "manifest {}: its {} EndpointSlice(s) are not used: endpoints are read from [[cluster]] endpoint_slices",
+                            file.display(),
+                            objects.slices.len()
+                        ));
+                    }
                     drafts.extend(objects.ingresses);
                     port_decls.extend(objects.service_ports);
                     secrets.extend(objects.secrets);
@@ -153,6 +160,20 @@ impl Config {
             drafts.push(toml_ingress_draft(&l, ing, &default_ns));
         }
         merge_service_ports(&mut l.errors, &mut services, port_decls, &upstream);
+        let slices = crate::endpoint_files::read_slices(
+            &mut l.errors,
+            &mut warnings,
+            &clusters,
+            &default_ns,
+        );
+        crate::endpoint_files::assign_slices(
+            &mut l.errors,
+            &mut warnings,
+            &mut services,
+            &clusters,
+            &slices,
+        );
+        drop(slices);
 
         let classes = ClassFilter::new(gateway.ingress_class.clone(), gateway.default_class);
         let mut ingresses = Vec::new();

@@ -4,7 +4,8 @@
 //! catches syntax errors and duplicate keys (with line and column) and tells
 //! the kind; then into the official `k8s-openapi` type for its kind, which
 //! checks field types, again with positions. Kinds other than Ingress,
-//! Service, Secret and List are skipped with a log line.
+//! Service, Secret, EndpointSlice, Endpoints and List are skipped with a
+//! log line.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -47,6 +48,8 @@ pub(crate) struct ManifestObjects {
     pub ingresses: Vec<IngressDraft>,
     pub service_ports: Vec<ServicePortDecl>,
     pub secrets: Vec<SecretDecl>,
+    /// EndpointSlices, and Endpoints read as slices, with where each was.
+    pub slices: Vec<(fleetgate_discovery::Slice, Location)>,
     /// Objects read, of any kind (other kinds are skipped).
     pub objects: usize,
 }
@@ -307,6 +310,36 @@ fn parse_object(
                 data,
                 origin,
             });
+        }
+        ("discovery.k8s.io/v1", "EndpointSlice") => {
+            let slice: k8s_openapi::api::discovery::v1::EndpointSlice =
+                typed(value, doc, file, &origin)?;
+            let name = slice.metadata.name.clone().unwrap_or_default();
+            match fleetgate_discovery::Slice::from_endpoint_slice(slice, default_ns) {
+                Ok(Some(s)) => out.slices.push((s, origin)),
+                Ok(None) => log::info!(
+                    "{origin}: skipping EndpointSlice {name}: no {} label, or FQDN addresses",
+                    fleetgate_discovery::SERVICE_NAME_LABEL
+                ),
+                Err(e) => {
+                    return Err(ConfigError::new(e)
+                        .at(origin)
+                        .object(format!("EndpointSlice {name}")))
+                }
+            }
+        }
+        ("v1", "Endpoints") => {
+            let endpoints: k8s_openapi::api::core::v1::Endpoints =
+                typed(value, doc, file, &origin)?;
+            let name = endpoints.metadata.name.clone().unwrap_or_default();
+            let slices = fleetgate_discovery::Slice::from_endpoints(endpoints, default_ns)
+                .map_err(|e| {
+                    ConfigError::new(e)
+                        .at(origin.clone())
+                        .object(format!("Endpoints {name}"))
+                })?;
+            out.slices
+                .extend(slices.into_iter().map(|s| (s, origin.clone())));
         }
         ("v1", "List") => {
             let items = value

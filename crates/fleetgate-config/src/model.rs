@@ -414,8 +414,49 @@ pub struct Cluster {
     pub id: String,
     /// Human name.
     pub name: String,
-    /// Zone; becomes the `topology.kubernetes.io/zone` label.
+    /// Zone; becomes the `topology.kubernetes.io/zone` label of endpoints
+    /// whose source does not name their zone.
     pub zone: Option<String>,
+    /// Where its endpoints come from.
+    pub source: EndpointSource,
+    /// The family used of a dual-stack Service's endpoints (the other one
+    /// only when this one has none).
+    pub ip_family: fleetgate_discovery::AddressFamily,
+}
+
+/// Where a cluster's endpoints come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndpointSource {
+    /// Written in `[[service]] endpoints`.
+    Static,
+    /// EndpointSlice (or Endpoints) manifests, as `kubectl get
+    /// endpointslices -o yaml` writes them.
+    Files {
+        /// The patterns, as written.
+        patterns: Vec<String>,
+        /// The files they matched, in order.
+        files: Vec<PathBuf>,
+    },
+}
+
+impl EndpointSource {
+    /// `static` or `files`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EndpointSource::Static => "static",
+            EndpointSource::Files { .. } => "files",
+        }
+    }
+
+    /// One line for logs and status: the kind and what it reads.
+    pub fn describe(&self) -> String {
+        match self {
+            EndpointSource::Static => "static (TOML)".to_string(),
+            EndpointSource::Files { patterns, files } => {
+                format!("files: {} ({} file(s))", patterns.join(", "), files.len())
+            }
+        }
+    }
 }
 
 /// One port of a Service, with its endpoints in every cluster.
@@ -504,6 +545,11 @@ pub struct EndpointSpec {
     pub weight: u32,
     /// The endpoint's own labels.
     pub labels: BTreeMap<String, String>,
+    /// Its zone, where its source names one (else its cluster's).
+    pub zone: Option<String>,
+    /// Ready, or terminating (takes traffic only when its Service has no
+    /// ready endpoint).
+    pub condition: fleetgate_pool::Condition,
 }
 
 /// Whether the gateway serves an Ingress.

@@ -421,10 +421,30 @@ pub(crate) fn clusters(l: &mut Loader<'_>, raw: &[toml::Spanned<ClusterToml>]) -
             );
             continue;
         }
+        let Some(source) = crate::endpoint_files::cluster_source(l, span.clone(), c) else {
+            continue;
+        };
+        let ip_family = match c.ip_family.as_deref() {
+            None | Some("ipv4") => fleetgate_discovery::AddressFamily::Ipv4,
+            Some("ipv6") => fleetgate_discovery::AddressFamily::Ipv6,
+            Some(other) => {
+                l.error(
+                    span,
+                    "cluster.ip_family",
+                    format!(
+                        "cluster \"{}\": \"{other}\" is not \"ipv4\" or \"ipv6\"",
+                        c.id
+                    ),
+                );
+                continue;
+            }
+        };
         out.push(Cluster {
             id: c.id.clone(),
             name: c.name.clone().unwrap_or_else(|| c.id.clone()),
             zone: c.zone.clone().filter(|z| !z.is_empty()),
+            source,
+            ip_family,
         });
     }
     out

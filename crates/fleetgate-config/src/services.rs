@@ -84,6 +84,8 @@ pub(crate) fn services(
                 address,
                 weight: e.weight,
                 labels: e.labels.clone(),
+                zone: None,
+                condition: fleetgate_pool::Condition::Ready,
             });
         }
         out.push(Service {

@@ -203,6 +203,12 @@ pub(crate) struct ClusterToml {
     pub name: Option<String>,
     #[serde(default)]
     pub zone: Option<String>,
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub endpoint_slices: Vec<String>,
+    #[serde(default)]
+    pub ip_family: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -11,6 +11,30 @@ pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 /// Endpoint labels, ordered for stable output.
 pub type Labels = BTreeMap<String, String>;
 
+/// Whether an endpoint takes new traffic, as Kubernetes reports it
+/// (EndpointSlice conditions). Endpoints that are neither ready nor serving
+/// never reach a pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Condition {
+    /// Ready: takes traffic.
+    #[default]
+    Ready,
+    /// Serving but terminating: its pod is shutting down. It takes new
+    /// traffic only when its Service has no ready endpoint left (as
+    /// kube-proxy and Envoy do); otherwise it drains.
+    Terminating,
+}
+
+impl Condition {
+    /// `ready` or `terminating`, for listings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Condition::Ready => "ready",
+            Condition::Terminating => "terminating",
+        }
+    }
+}
+
 /// An upstream endpoint: where it is, which cluster and zone it runs in, how
 /// much traffic it takes relative to its peers, and its labels.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +49,8 @@ pub struct Endpoint {
     pub weight: u32,
     /// All labels, including [`CLUSTER_LABEL`] and, with a zone, [`ZONE_LABEL`].
     pub labels: Labels,
+    /// Ready or terminating.
+    pub condition: Condition,
 }
 
 impl Endpoint {
@@ -38,7 +64,14 @@ impl Endpoint {
             zone: None,
             weight: 1,
             labels,
+            condition: Condition::Ready,
         }
+    }
+
+    /// Sets the condition.
+    pub fn with_condition(mut self, condition: Condition) -> Self {
+        self.condition = condition;
+        self
     }
 
     /// Sets the zone (and its label).

@@ -40,7 +40,7 @@ mod protocol;
 mod schedule;
 mod timeouts;
 
-pub use endpoint::{Endpoint, Labels, CLUSTER_LABEL, ZONE_LABEL};
+pub use endpoint::{Condition, Endpoint, Labels, CLUSTER_LABEL, ZONE_LABEL};
 pub use health::{HealthCheckConfig, HealthChecks, HealthSupervisor, HealthView, Probe};
 pub use outlier::{now_ms, EndpointPermit, EndpointState, HealthEpoch, Outcome, OutlierConfig};
 pub use pingora_load_balancing::HealthRegistry;

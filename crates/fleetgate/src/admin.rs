@@ -32,7 +32,7 @@ use pingora_core::protocols::http::ServerSession;
 use prometheus::{Encoder, TextEncoder};
 use serde_json::{json, Value};
 
-use crate::state::{GatewayState, Phase};
+use crate::state::{ConfigView, GatewayState, Phase};
 
 /// The admin application.
 pub struct AdminApp {
@@ -72,7 +72,7 @@ fn text(status: StatusCode, body: &str) -> Response<Vec<u8>> {
     )
 }
 
-fn pool_json(pool: &EndpointPool) -> Value {
+fn pool_json(pool: &EndpointPool, config: &ConfigView) -> Value {
     let endpoints: Vec<Value> = pool
         .endpoints()
         .enumerate()
@@ -83,6 +83,8 @@ fn pool_json(pool: &EndpointPool) -> Value {
                 "cluster": e.cluster,
                 "zone": e.zone,
                 "weight": e.weight,
+                "condition": e.condition.as_str(),
+                "source": config.clusters.iter().find(|c| c.id == e.cluster).map(|c| c.source.kind()),
                 "labels": e.labels,
                 "healthy": pool.is_healthy(e.address),
                 "ejected": state.is_ejected(),
@@ -147,7 +149,8 @@ impl AdminApp {
                 json!({
                     "id": c.id, "name": c.name, "zone": c.zone,
                     "connected": true,
-                    "endpoint_source": "static (TOML)",
+                    "source": c.source.kind(),
+                    "endpoint_source": c.source.describe(),
                     "endpoints": { "healthy": healthy, "total": total },
                 })
             })
@@ -228,11 +231,12 @@ impl AdminApp {
 
     fn services(&self) -> Value {
         let snapshot = self.state.snapshot.load();
+        let config = self.state.config.load();
         let pools: Vec<Value> = snapshot
             .router
             .pools()
             .iter()
-            .map(|p| pool_json(p))
+            .map(|p| pool_json(p, &config))
             .collect();
         json!({ "generation": snapshot.generation, "pools": pools, "health_flips": self.state.checks.flips() })
     }

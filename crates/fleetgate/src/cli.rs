@@ -25,7 +25,7 @@ pub enum Command {
     Check(CheckArgs),
     /// Print the compiled route table: host, path, type, Ingress, Service
     /// and endpoints per cluster.
-    Routes(ConfigArgs),
+    Routes(RoutesArgs),
 }
 
 /// The configuration file argument shared by every subcommand.
@@ -34,6 +34,18 @@ pub struct ConfigArgs {
     /// The TOML configuration file.
     #[arg(short = 'c', long = "config", value_name = "FILE")]
     pub config: PathBuf,
+}
+
+/// Arguments of `routes`.
+#[derive(Debug, Args)]
+pub struct RoutesArgs {
+    /// The configuration file.
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Also list every Service port's endpoints: address, cluster, zone,
+    /// condition (ready or terminating), weight and where they came from.
+    #[arg(long)]
+    pub endpoints: bool,
 }
 
 /// Arguments of `check`.

@@ -16,8 +16,8 @@ use fleetgate_config::{
 };
 use fleetgate_ingress::{HostPattern, RegexRouteRefused};
 use fleetgate_pool::{
-    Endpoint, HealthCheckConfig, HealthChecks, OutlierConfig, PeerProtocol, PeerTls, PoolOptions,
-    Probe, UpstreamTimeouts,
+    Condition, Endpoint, HealthCheckConfig, HealthChecks, OutlierConfig, PeerProtocol, PeerTls,
+    PoolOptions, Probe, UpstreamTimeouts,
 };
 use fleetgate_proxy::modules::{
     route_modules, AppRoot, BasicAuth, BodySizeLimit, CompressionChoice, CookieAffinity,
@@ -94,29 +94,52 @@ type EndpointKey = (
     String,
     u32,
     std::collections::BTreeMap<String, String>,
+    Option<String>,
+    Condition,
 );
 
 /// Builds the endpoints of a Service with their cluster and zone labels,
-/// sharing identical ones through `interned`.
+/// sharing identical ones through `interned`. Terminating endpoints keep
+/// their weight only while the Service has no ready endpoint; otherwise
+/// they are listed with weight 0 and drain.
 fn endpoints(
     config: &Config,
     s: &Service,
     interned: &mut HashMap<EndpointKey, Arc<Endpoint>>,
 ) -> Vec<Arc<Endpoint>> {
+    let any_ready = s
+        .endpoints
+        .iter()
+        .any(|e| e.condition == Condition::Ready && e.weight > 0);
     s.endpoints
         .iter()
         .map(|e| {
-            let key = (e.address, e.cluster.clone(), e.weight, e.labels.clone());
-            let ep = interned.entry(key).or_insert_with(|| {
-                let mut ep = Endpoint::new(e.address, &e.cluster)
-                    .with_weight(e.weight)
-                    .with_labels(&e.labels);
-                if let Some(zone) = config
+            let weight = if e.condition == Condition::Terminating && any_ready {
+                0
+            } else {
+                e.weight
+            };
+            let zone = e.zone.clone().or_else(|| {
+                config
                     .clusters
                     .iter()
                     .find(|c| c.id == e.cluster)
-                    .and_then(|c| c.zone.as_deref())
-                {
+                    .and_then(|c| c.zone.clone())
+            });
+            let key = (
+                e.address,
+                e.cluster.clone(),
+                weight,
+                e.labels.clone(),
+                zone,
+                e.condition,
+            );
+            let ep = interned.entry(key).or_insert_with_key(|key| {
+                let mut ep = Endpoint::new(e.address, &e.cluster)
+                    .with_weight(weight)
+                    .with_labels(&e.labels)
+                    .with_condition(e.condition);
+                if let Some(zone) = &key.4 {
                     ep = ep.with_zone(zone);
                 }
                 Arc::new(ep)

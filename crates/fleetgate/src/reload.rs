@@ -118,16 +118,16 @@ pub fn on_sighup(state: Arc<GatewayState>, path: PathBuf) -> std::io::Result<()>
 const WATCH_INTERVAL: Duration = Duration::from_millis(300);
 
 /// Modification time and size of every file a configuration depends on,
-/// plus the directories that hold its manifests (files added or removed).
+/// plus the directories that hold its manifests and EndpointSlice files
+/// (files added or removed).
 fn fingerprint(
     config_path: &Path,
     config: &ConfigView,
 ) -> Vec<(PathBuf, Option<(SystemTime, u64)>)> {
     let mut paths: Vec<PathBuf> = vec![config_path.to_path_buf()];
-    paths.extend(config.manifest_files.iter().cloned());
-    let dirs: Vec<PathBuf> = config
-        .manifest_files
-        .iter()
+    let files = config.manifest_files.iter().chain(&config.endpoint_files);
+    paths.extend(files.clone().cloned());
+    let dirs: Vec<PathBuf> = files
         .filter_map(|f| f.parent().map(Path::to_path_buf))
         .collect();
     paths.extend(dirs);

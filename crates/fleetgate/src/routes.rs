@@ -6,8 +6,9 @@ use fleetgate_pool::EndpointPool;
 use fleetgate_proxy::Snapshot;
 use fleetgate_router::{Target, TargetPools};
 
-use crate::cli::ConfigArgs;
+use crate::cli::RoutesArgs;
 use crate::load::load_and_compile;
+use fleetgate_config::Config;
 
 /// "c7fb82a1=9 cd3007b2=1" for a pool, with unavailable endpoints noted.
 fn per_cluster(pool: &EndpointPool) -> String {
@@ -22,6 +23,13 @@ fn per_cluster(pool: &EndpointPool) -> String {
         } else {
             let _ = write!(out, "{sep}{cluster}={up}/{n} up");
         }
+    }
+    let draining = pool
+        .endpoints()
+        .filter(|e| e.weight == 0 && e.condition == fleetgate_pool::Condition::Terminating)
+        .count();
+    if draining > 0 {
+        let _ = write!(out, " (+{draining} terminating, draining)");
     }
     out
 }
@@ -128,13 +136,52 @@ pub fn render(snapshot: &Snapshot) -> String {
     out
 }
 
+/// Every Service port's endpoints, one line each: address, cluster, zone,
+/// condition, weight and source.
+pub fn render_endpoints(snapshot: &Snapshot, config: &Config) -> String {
+    let mut out = String::new();
+    for pool in snapshot
+        .router
+        .pools()
+        .iter()
+        .filter(|p| config.services.iter().any(|s| s.key() == p.name()))
+    {
+        let _ = writeln!(out, "{}:", pool.name());
+        if pool.is_empty() {
+            out.push_str("  (no endpoints)\n");
+        }
+        for e in pool.endpoints() {
+            let source = config
+                .clusters
+                .iter()
+                .find(|c| c.id == e.cluster)
+                .map_or("-", |c| c.source.kind());
+            let _ = writeln!(
+                out,
+                "  {:<24} cluster={} zone={} {} weight={} source={source}",
+                e.address.to_string(),
+                e.cluster,
+                e.zone.as_deref().unwrap_or("-"),
+                e.condition.as_str(),
+                e.weight,
+            );
+        }
+    }
+    out
+}
+
 /// Runs `routes`; returns the exit code.
-pub fn routes(args: &ConfigArgs) -> i32 {
-    let Some((_, snapshot)) = load_and_compile(&args.config, &fleetgate_pool::HealthChecks::new())
+pub fn routes(args: &RoutesArgs) -> i32 {
+    let Some((config, snapshot)) =
+        load_and_compile(&args.config.config, &fleetgate_pool::HealthChecks::new())
     else {
         return 1;
     };
     print!("{}", render(&snapshot));
+    if args.endpoints {
+        println!();
+        print!("{}", render_endpoints(&snapshot, &config));
+    }
     for line in crate::certificates::certificate_lines(&snapshot) {
         println!("{line}");
     }

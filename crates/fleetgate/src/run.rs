@@ -114,6 +114,11 @@ pub fn run(args: &RunArgs) -> i32 {
     let ignored = snapshot.report.ignored.len();
     let route_count = snapshot.router.table().routes().len();
     let services = config.services.len();
+    let cluster_sources: Vec<String> = config
+        .clusters
+        .iter()
+        .map(|c| format!("  cluster {}: endpoints from {}", c.id, c.source.describe()))
+        .collect();
     let shared = Arc::new(ArcSwap::from_pointee(snapshot));
     let metrics = Metrics::new();
     let mut gateway = Gateway::new(Arc::clone(&shared))
@@ -258,6 +263,9 @@ pub fn run(args: &RunArgs) -> i32 {
         "  loaded {served} Ingress(es) ({ignored} ignored), {route_count} route(s), {services} Service port(s), {endpoints} endpoint(s) in {clusters} cluster(s) from {}",
         source.display()
     );
+    for line in &cluster_sources {
+        println!("{line}");
+    }
     println!("  admin API: http://{admin_listen}/status");
     log::info!("serving generation 1");
     watch_readiness(state, listen.into_iter().chain(listen_tls).collect());

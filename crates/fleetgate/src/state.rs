@@ -41,6 +41,8 @@ pub struct ConfigView {
     pub service_keys: HashSet<String>,
     /// Manifest files read.
     pub manifest_files: Vec<PathBuf>,
+    /// EndpointSlice files read (`files` clusters).
+    pub endpoint_files: Vec<PathBuf>,
     /// Every Ingress read.
     pub ingresses: Vec<IngressView>,
 }
@@ -90,6 +92,9 @@ impl From<&Config> for ConfigView {
             clusters: c.clusters.clone(),
             service_keys: c.services.iter().map(|s| s.key()).collect(),
             manifest_files: c.manifest_files.clone(),
+            endpoint_files: fleetgate_config::slice_files(&c.clusters)
+                .map(Into::into)
+                .collect(),
             ingresses: c
                 .ingresses
                 .iter()

@@ -1,0 +1,235 @@
+//! `[[cluster]]` endpoint sources, and the `files` source: EndpointSlice
+//! (and legacy Endpoints) manifests, per cluster, turned into the
+//! endpoints of the declared Services by Kubernetes' rules (see
+//! `fleetgate-discovery`).
+//!
+//! A slice file is a snapshot of one cluster (`kubectl get endpointslices
+//! -o yaml` of it); a reload (SIGHUP, `--watch`) reads it again. A slice
+//! belongs to the Service its `kubernetes.io/service-name` label names, in
+//! its own namespace; slices of Services the configuration does not declare
+//! are not used.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use fleetgate_discovery::{service_endpoints, Slice};
+
+use crate::error::{ConfigError, Location};
+use crate::files::expand_files;
+use crate::input_limits::read_bounded;
+use crate::load::Loader;
+use crate::manifests;
+use crate::model::{Cluster, EndpointSource, EndpointSpec, Service};
+use crate::toml_schema::ClusterToml;
+
+/// The endpoint source of a `[[cluster]]` table: `source`, or `files`
+/// where `endpoint_slices` is given, else `static`.
+pub(crate) fn cluster_source(
+    l: &mut Loader<'_>,
+    span: std::ops::Range<usize>,
+    c: &ClusterToml,
+) -> Option<EndpointSource> {
+    let kind = c
+        .source
+        .as_deref()
+        .unwrap_or(if c.endpoint_slices.is_empty() {
+            "static"
+        } else {
+            "files"
+        });
+    match kind {
+        "static" if c.endpoint_slices.is_empty() => Some(EndpointSource::Static),
+        "files" if !c.endpoint_slices.is_empty() => {
+            let field = "cluster.endpoint_slices";
+            let mut errors = Vec::new();
+            let files = expand_files(l.file, &c.endpoint_slices, field, &mut errors);
+            let ok = errors.is_empty();
+            l.errors.extend(
+                errors
+                    .into_iter()
+                    .map(|e| e.object(format!("cluster \"{}\"", c.id))),
+            );
+            ok.then(|| EndpointSource::Files {
+                patterns: c.endpoint_slices.clone(),
+                files,
+            })
+        }
+        "files" => {
+            l.error(
+                span,
+                "cluster.endpoint_slices",
+                format!(
+                    "cluster \"{}\": source = \"files\" needs endpoint_slices = [\"path or glob\", ...]",
+                    c.id
+                ),
+            );
+            None
+        }
+        "static" => {
+            l.error(
+                span,
+                "cluster.endpoint_slices",
+                format!(
+                    "cluster \"{}\": endpoint_slices are read only with source = \"files\"",
+                    c.id
+                ),
+            );
+            None
+        }
+        other => {
+            l.error(
+                span,
+                "cluster.source",
+                format!(
+                    "cluster \"{}\": source \"{other}\" is not \"static\" or \"files\"",
+                    c.id
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// Slices of one cluster, with where each was read.
+type ClusterSlices = Vec<(Slice, Location)>;
+
+/// Reads the slice files of every `files` cluster. Other objects in them
+/// are not used, which is said once per file.
+pub(crate) fn read_slices(
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<String>,
+    clusters: &[Cluster],
+    default_ns: &str,
+) -> HashMap<String, ClusterSlices> {
+    let mut out: HashMap<String, ClusterSlices> = HashMap::new();
+    for c in clusters {
+        let EndpointSource::Files { files, .. } = &c.source else {
+            continue;
+        };
+        let slices = out.entry(c.id.clone()).or_default();
+        for file in files {
+            let text = match read_bounded(file, "the EndpointSlice file") {
+                Ok(t) => t,
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            };
+            let (objects, errs) = manifests::parse_file(file, &text, default_ns);
+            errors.extend(errs);
+            let others =
+                objects.ingresses.len() + objects.service_ports.len() + objects.secrets.len();
+            if others > 0 {
+                warnings.push(format!(
+                    "{}: {others} Ingress, Service or Secret object(s) in an endpoint_slices file of cluster \"{}\" are not used (list them under [manifests] files)",
+                    file.display(),
+                    c.id
+                ));
+            }
+            slices.extend(objects.slices);
+        }
+    }
+    out
+}
+
+/// Gives each declared Service its endpoints from the slices of every
+/// `files` cluster. A Service with static endpoints and slices in one
+/// cluster, or whose port matches no port of its slices, is an error.
+pub(crate) fn assign_slices(
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<String>,
+    services: &mut [Service],
+    clusters: &[Cluster],
+    slices: &HashMap<String, ClusterSlices>,
+) {
+    for c in clusters {
+        let Some(cluster_slices) = slices.get(&c.id) else {
+            continue;
+        };
+        let mut by_service: HashMap<(&str, &str), Vec<&(Slice, Location)>> = HashMap::new();
+        for entry in cluster_slices {
+            let s = &entry.0;
+            by_service
+                .entry((s.namespace.as_str(), s.service.as_str()))
+                .or_default()
+                .push(entry);
+        }
+        for service in services.iter_mut() {
+            let Some(found) = by_service.get(&(service.namespace.as_str(), service.name.as_str()))
+            else {
+                continue;
+            };
+            let key = service.key();
+            let origin = found[0].1.clone();
+            if service.endpoints.iter().any(|e| e.cluster == c.id) {
+                errors.push(
+                    ConfigError::new(format!(
+                        "Service {key} has endpoints in [[service]] and EndpointSlices for cluster \"{}\": give one or the other",
+                        c.id
+                    ))
+                    .at(origin),
+                );
+                continue;
+            }
+            let resolved = service_endpoints(
+                found.iter().map(|(s, _)| s),
+                service.port_name.as_deref(),
+                c.ip_family,
+            );
+            if resolved.family.is_none() && !resolved.unmatched_port_names.is_empty() {
+                let names: Vec<String> = resolved
+                    .unmatched_port_names
+                    .iter()
+                    .map(|n| {
+                        if n.is_empty() {
+                            "(unnamed)".to_string()
+                        } else {
+                            format!("\"{n}\"")
+                        }
+                    })
+                    .collect();
+                errors.push(
+                    ConfigError::new(format!(
+                        "Service {key}: no port of its EndpointSlices in cluster \"{}\" is {}; they have {}: set port_name on the [[service]] (or in its Service manifest)",
+                        c.id,
+                        match &service.port_name {
+                            Some(n) => format!("named \"{n}\""),
+                            None => "unnamed".to_string(),
+                        },
+                        names.join(", ")
+                    ))
+                    .at(origin),
+                );
+                continue;
+            }
+            if resolved.endpoints.is_empty() {
+                warnings.push(format!(
+                    "Service {key}: its EndpointSlices in cluster \"{}\" hold no ready or serving endpoint",
+                    c.id
+                ));
+            }
+            service
+                .endpoints
+                .extend(resolved.endpoints.into_iter().map(|e| EndpointSpec {
+                    cluster: c.id.clone(),
+                    address: e.address,
+                    weight: 1,
+                    labels: e.labels,
+                    zone: e.zone,
+                    condition: e.condition,
+                }));
+        }
+    }
+}
+
+/// Every slice file of `clusters`, for `--watch`.
+pub fn slice_files(clusters: &[Cluster]) -> impl Iterator<Item = &Path> {
+    clusters.iter().flat_map(|c| {
+        match &c.source {
+            EndpointSource::Files { files, .. } => files.as_slice(),
+            EndpointSource::Static => &[],
+        }
+        .iter()
+        .map(|p| p.as_path())
+    })
+}
