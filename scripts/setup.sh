@@ -2,7 +2,8 @@
 # Installs what building and testing fleetgate needs beyond the Rust
 # toolchain: cmake (pingora-core builds zlib-ng with it), a C compiler, curl,
 # htpasswd (apache2-utils: the basic-auth tests make their password files
-# with the real tool), and Python 3 with the packages of the end-to-end tests' protocol clients
+# with the real tool), dnsmasq (dnsmasq-base: a real DNS server for the
+# dns endpoint source), and Python 3 with the packages of the end-to-end tests' protocol clients
 # (tests/clients/requirements.txt).
 # Safe to run repeatedly; does nothing when everything is present.
 set -euo pipefail
@@ -13,6 +14,9 @@ command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 command -v cc >/dev/null 2>&1 || missing+=(gcc)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
+# The dns endpoint source's tests ask a real DNS server (the binary only,
+# no system service).
+command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || missing+=(dnsmasq-base)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 if [ ${#missing[@]} -ne 0 ]; then

@@ -412,3 +412,242 @@ fn wait_failed(gw: &Gateway, n: u64) -> Value {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// Two clusters: c1 with a hand-written endpoint, c2 whose endpoints are
+/// the A records of web.zone-b.test (asked of `dns`), and c3 whose one is
+/// an SRV record's target.
+fn dns_config(
+    listen: std::net::SocketAddr,
+    admin: u16,
+    dns: std::net::SocketAddr,
+    static_pod: std::net::SocketAddr,
+    port: u16,
+) -> String {
+    format!(
+        r#"
+[gateway]
+name = "discovery-dns"
+listen = ["{listen}"]
+ingress_class = "mse"
+
+[admin]
+listen = "127.0.0.1:{admin}"
+
+[log]
+access = "off"
+
+[[cluster]]
+id = "c1"
+zone = "zone-a"
+
+[[cluster]]
+id = "c2"
+zone = "zone-b"
+source = "dns"
+dns_server = "{dns}"
+dns_timeout = "300ms"
+
+[[cluster]]
+id = "c3"
+zone = "zone-c"
+source = "dns"
+dns_server = "{dns}"
+dns_timeout = "300ms"
+
+[[service]]
+namespace = "gateway-demo"
+name = "web"
+port = 80
+endpoints = [
+  {{ cluster = "c1", address = "{static_pod}" }},
+  {{ cluster = "c2", dns = "web.zone-b.test:{port}" }},
+  {{ cluster = "c3", dns_srv = "_http._tcp.web.zone-c.test" }},
+]
+
+[[ingress]]
+namespace = "gateway-demo"
+name = "web"
+class = "mse"
+rules = [{{ host = "example.com", paths = [{{ path = "/", type = "Prefix", service = "web", port = 80 }}] }}]
+"#
+    )
+}
+
+/// The cluster entry of `/status`.
+fn cluster_status(gw: &Gateway, id: &str) -> Value {
+    let status = gw.admin_json("/status");
+    status["clusters"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["id"] == id))
+        .cloned()
+        .unwrap_or_else(|| panic!("no cluster {id}: {status}"))
+}
+
+/// Waits until `/status` says `check` of cluster `id`; panics after 10 s.
+fn wait_cluster(gw: &Gateway, id: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let c = cluster_status(gw, id);
+        if check(&c) {
+            return c;
+        }
+        assert!(Instant::now() < deadline, "cluster {id} never {what}: {c}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A real DNS server (dnsmasq) changing A records under load: the gateway
+/// follows within the TTL with no failed request; the server dying keeps
+/// the last answer serving and shows the cluster disconnected; restarted,
+/// it is followed again. An SRV record gives an endpoint with its own
+/// port.
+#[test]
+fn dns_names_follow_their_records_under_load() {
+    let port = free_port();
+    let srv_port = free_port();
+    let pods: BTreeMap<&str, Backend> = ["127.0.0.51", "127.0.0.52", "127.0.0.53"]
+        .into_iter()
+        .map(|ip| {
+            (
+                ip,
+                Backend::start_on(&format!("pod-{ip}"), &format!("{ip}:{port}")),
+            )
+        })
+        .collect();
+    let static_pod = Backend::start("pod-static");
+    let srv_pod = Backend::start_on("pod-srv", &format!("127.0.0.61:{srv_port}"));
+    let dir = TempDir::new("discovery-dns");
+    let hosts = dir.path().join("hosts");
+    std::fs::create_dir_all(&hosts).expect("hosts dir");
+    std::fs::write(
+        hosts.join("zone-b"),
+        "127.0.0.51 web.zone-b.test\n127.0.0.52 web.zone-b.test\n",
+    )
+    .expect("hosts");
+    std::fs::write(hosts.join("zone-c"), "127.0.0.61 pod-c.zone-c.test\n").expect("hosts");
+    let srv = format!("--srv-host=_http._tcp.web.zone-c.test,pod-c.zone-c.test,{srv_port},0,5");
+    let mut dns = fleetgate_e2e::dns::Dnsmasq::start(&hosts, &[&srv]);
+    let listen = listen_addr();
+    let path = dir.write(
+        "gw.toml",
+        &dns_config(listen, free_port(), dns.addr, static_pod.addr, port),
+    );
+    let gw = Gateway::start(&path, listen);
+
+    // Started with the answers in: no request goes out before them.
+    let c2 = cluster_status(&gw, "c2");
+    assert_eq!(
+        (
+            c2["source"].as_str(),
+            c2["connected"].as_bool(),
+            c2["synced"].as_bool()
+        ),
+        (Some("dns"), Some(true), Some(true)),
+        "{c2}"
+    );
+    let eps = web_endpoints(&gw);
+    let listed: Vec<&String> = eps.keys().collect();
+    assert_eq!(listed.len(), 4, "{eps:?}");
+    assert_eq!(
+        eps[&format!("127.0.0.61:{srv_port}")]["cluster"],
+        "c3",
+        "SRV target and port"
+    );
+    assert_eq!(
+        eps[&format!("127.0.0.61:{srv_port}")]["weight"],
+        5,
+        "SRV weight"
+    );
+    assert_eq!(eps[&format!("127.0.0.51:{port}")]["source"], "dns");
+    assert_eq!(eps[&format!("127.0.0.51:{port}")]["zone"], "zone-b");
+
+    let load = Load::start(
+        gw.addr,
+        "example.com",
+        "/",
+        &[],
+        4,
+        Duration::from_millis(5),
+    );
+    // .51 leaves the name, .53 joins it.
+    let changed = Instant::now();
+    dns.write_hosts(
+        "zone-b",
+        "127.0.0.52 web.zone-b.test\n127.0.0.53 web.zone-b.test\n",
+    );
+    let gone = format!("127.0.0.51:{port}");
+    let joined = format!("127.0.0.53:{port}");
+    wait_endpoints(&gw, ".53 in, .51 out", |eps| {
+        eps.contains_key(&joined) && !eps.contains_key(&gone)
+    });
+    let followed = changed.elapsed();
+    let applied = load.elapsed();
+    std::thread::sleep(Duration::from_millis(500));
+
+    // The server dies: the last answer keeps serving, the cluster says so.
+    dns.kill();
+    let c2 = wait_cluster(&gw, "c2", "disconnected", |c| c["connected"] == false);
+    assert!(
+        c2["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("web.zone-b.test")),
+        "{c2}"
+    );
+    assert!(
+        web_endpoints(&gw).contains_key(&joined),
+        "endpoints kept while the source is down"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let outage_end = load.elapsed();
+
+    // Back, with a new answer: followed again.
+    std::fs::write(hosts.join("zone-b"), "127.0.0.53 web.zone-b.test\n").expect("hosts");
+    dns.restart();
+    wait_cluster(&gw, "c2", "reconnected", |c| c["connected"] == true);
+    let left = format!("127.0.0.52:{port}");
+    wait_endpoints(&gw, ".52 out", |eps| {
+        !eps.contains_key(&left) && eps.contains_key(&joined)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+
+    let samples = load.stop();
+    let failed: Vec<&Sample> = samples.iter().filter(|s| s.result.is_err()).collect();
+    assert!(samples.len() > 300, "load too light: {}", samples.len());
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {:?}",
+        failed.len(),
+        samples.len(),
+        &failed[..failed.len().min(5)]
+    );
+    let during_outage = answers(&samples, applied + Duration::from_millis(100), outage_end);
+    assert!(
+        !during_outage.contains_key("pod-127.0.0.51"),
+        "{during_outage:?}"
+    );
+    assert!(
+        during_outage.contains_key("pod-127.0.0.53") && during_outage.contains_key("pod-srv"),
+        "{during_outage:?}"
+    );
+    assert!(
+        followed < Duration::from_secs(5),
+        "record change followed in {followed:?}"
+    );
+    println!(
+        "DNS change followed in {followed:?}; {} requests, 0 failed",
+        samples.len()
+    );
+
+    let metrics = gw.admin_get("/metrics", None).body;
+    assert!(
+        metrics.contains("fleetgate_discovery_connected{cluster=\"c2\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("fleetgate_endpoint_updates_total ") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+    drop((pods, srv_pod));
+}

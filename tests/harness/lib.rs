@@ -9,6 +9,7 @@
 
 pub mod client;
 pub mod config;
+pub mod dns;
 pub mod load;
 pub mod process;
 pub mod python;

@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::time::Duration;
 
 use fleetgate_discovery::{service_endpoints, Slice};
 
@@ -19,7 +20,7 @@ use crate::files::expand_files;
 use crate::input_limits::read_bounded;
 use crate::load::Loader;
 use crate::manifests;
-use crate::model::{Cluster, EndpointSource, EndpointSpec, Service};
+use crate::model::{Cluster, DnsSource, EndpointSource, EndpointSpec, Service};
 use crate::toml_schema::ClusterToml;
 
 /// The endpoint source of a `[[cluster]]` table: `source`, or `files`
@@ -37,6 +38,17 @@ pub(crate) fn cluster_source(
         } else {
             "files"
         });
+    if kind != "dns" && has_dns_keys(c) {
+        l.error(
+            span,
+            "cluster.dns_server",
+            format!(
+                "cluster \"{}\": dns_server, dns_min_ttl, dns_max_ttl and dns_timeout apply to source = \"dns\" only",
+                c.id
+            ),
+        );
+        return None;
+    }
     match kind {
         "static" if c.endpoint_slices.is_empty() => Some(EndpointSource::Static),
         "files" if !c.endpoint_slices.is_empty() => {
@@ -65,7 +77,8 @@ pub(crate) fn cluster_source(
             );
             None
         }
-        "static" => {
+        "dns" if c.endpoint_slices.is_empty() => dns_source(l, span, c),
+        "static" | "dns" => {
             l.error(
                 span,
                 "cluster.endpoint_slices",
@@ -81,13 +94,64 @@ pub(crate) fn cluster_source(
                 span,
                 "cluster.source",
                 format!(
-                    "cluster \"{}\": source \"{other}\" is not \"static\" or \"files\"",
+                    "cluster \"{}\": source \"{other}\" is not \"static\", \"files\" or \"dns\"",
                     c.id
                 ),
             );
             None
         }
     }
+}
+
+/// The settings of a `dns` cluster. `dns_*` keys on another kind of
+/// cluster are an error (they would do nothing).
+fn dns_source(
+    l: &mut Loader<'_>,
+    span: std::ops::Range<usize>,
+    c: &ClusterToml,
+) -> Option<EndpointSource> {
+    let server = match c.dns_server.as_deref() {
+        None => None,
+        Some(s) => match s.parse::<std::net::SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                l.error(
+                    span,
+                    "cluster.dns_server",
+                    format!("cluster \"{}\": \"{s}\" is not IP:port", c.id),
+                );
+                return None;
+            }
+        },
+    };
+    let min_ttl = c.dns_min_ttl.map_or(Duration::from_secs(1), Into::into);
+    let max_ttl = c.dns_max_ttl.map_or(Duration::from_secs(30), Into::into);
+    let timeout = c.dns_timeout.map_or(Duration::from_secs(2), Into::into);
+    if min_ttl.is_zero() || timeout.is_zero() || max_ttl < min_ttl {
+        l.error(
+            span,
+            "cluster.dns_min_ttl",
+            format!(
+                "cluster \"{}\": dns_min_ttl and dns_timeout must be above zero and dns_max_ttl at least dns_min_ttl",
+                c.id
+            ),
+        );
+        return None;
+    }
+    Some(EndpointSource::Dns(DnsSource {
+        server,
+        min_ttl,
+        max_ttl,
+        timeout,
+    }))
+}
+
+/// Whether a `[[cluster]]` table sets DNS keys.
+pub(crate) fn has_dns_keys(c: &ClusterToml) -> bool {
+    c.dns_server.is_some()
+        || c.dns_min_ttl.is_some()
+        || c.dns_max_ttl.is_some()
+        || c.dns_timeout.is_some()
 }
 
 /// Slices of one cluster, with where each was read.
@@ -213,7 +277,7 @@ pub(crate) fn assign_slices(
                 .extend(resolved.endpoints.into_iter().map(|e| EndpointSpec {
                     cluster: c.id.clone(),
                     address: e.address,
-                    weight: 1,
+                    weight: e.weight,
                     labels: e.labels,
                     zone: e.zone,
                     condition: e.condition,
@@ -227,7 +291,7 @@ pub fn slice_files(clusters: &[Cluster]) -> impl Iterator<Item = &Path> {
     clusters.iter().flat_map(|c| {
         match &c.source {
             EndpointSource::Files { files, .. } => files.as_slice(),
-            EndpointSource::Static => &[],
+            EndpointSource::Static | EndpointSource::Dns(_) => &[],
         }
         .iter()
         .map(|p| p.as_path())

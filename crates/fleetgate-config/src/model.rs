@@ -437,15 +437,50 @@ pub enum EndpointSource {
         /// The files they matched, in order.
         files: Vec<PathBuf>,
     },
+    /// DNS names of each Service (`[[service]] endpoints = [{ cluster,
+    /// dns }]`), resolved again as their answers expire.
+    Dns(DnsSource),
+}
+
+/// How a `dns` cluster's names are resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DnsSource {
+    /// The server asked; `None`: the system's resolvers.
+    pub server: Option<SocketAddr>,
+    /// Shortest time an answer is kept (default 1 s).
+    pub min_ttl: Duration,
+    /// Longest time an answer is kept (default 30 s).
+    pub max_ttl: Duration,
+    /// How long one query may take (default 2 s).
+    pub timeout: Duration,
+}
+
+/// A DNS name giving a Service's endpoints in one `dns` cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DnsEndpoint {
+    /// The cluster.
+    pub cluster: String,
+    /// The name.
+    pub name: String,
+    /// The endpoints' port for A/AAAA names; `None` for SRV names (each
+    /// record has its port).
+    pub port: Option<u16>,
 }
 
 impl EndpointSource {
-    /// `static` or `files`.
+    /// `static`, `files` or `dns`.
     pub fn kind(&self) -> &'static str {
         match self {
             EndpointSource::Static => "static",
             EndpointSource::Files { .. } => "files",
+            EndpointSource::Dns(_) => "dns",
         }
+    }
+
+    /// Whether endpoints come from a live source (one that changes them
+    /// between reloads).
+    pub fn is_live(&self) -> bool {
+        matches!(self, EndpointSource::Dns(_))
     }
 
     /// One line for logs and status: the kind and what it reads.
@@ -455,6 +490,11 @@ impl EndpointSource {
             EndpointSource::Files { patterns, files } => {
                 format!("files: {} ({} file(s))", patterns.join(", "), files.len())
             }
+            EndpointSource::Dns(d) => format!(
+                "dns via {}",
+                d.server
+                    .map_or_else(|| "the system resolver".to_string(), |s| s.to_string())
+            ),
         }
     }
 }
@@ -470,8 +510,10 @@ pub struct Service {
     pub port: u16,
     /// The port's name, if it has one.
     pub port_name: Option<String>,
-    /// Endpoints (pods) in all clusters.
+    /// Endpoints (pods) in all clusters, as loaded (static and files).
     pub endpoints: Vec<EndpointSpec>,
+    /// DNS names whose answers are its endpoints in `dns` clusters.
+    pub dns: Vec<DnsEndpoint>,
     /// Timeouts and retries (the `[upstream]` defaults unless overridden).
     pub timeouts: UpstreamDefaults,
     /// Active health checks, if configured.

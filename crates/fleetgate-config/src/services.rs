@@ -44,9 +44,10 @@ pub(crate) fn services(
             continue;
         }
         let mut endpoints = Vec::new();
+        let mut dns = Vec::new();
         for (i, e) in s.endpoints.iter().enumerate() {
             let field = format!("service.endpoints[{i}]");
-            if !clusters.iter().any(|c| c.id == e.cluster) {
+            let Some(cluster) = clusters.iter().find(|c| c.id == e.cluster) else {
                 l.error(
                     span.clone(),
                     &field,
@@ -56,37 +57,87 @@ pub(crate) fn services(
                     ),
                 );
                 continue;
-            }
-            let address = match e.address.parse::<SocketAddr>() {
-                Ok(a) => a,
-                Err(err) => {
-                    l.error(
-                        span.clone(),
-                        &field,
-                        format!("{key}: address \"{}\" is not IP:port: {err}", e.address),
-                    );
-                    continue;
-                }
             };
-            if endpoints
-                .iter()
-                .any(|x: &EndpointSpec| x.address == address)
-            {
-                l.error(
+            let is_dns = matches!(cluster.source, EndpointSource::Dns(_));
+            match (&e.address, &e.dns, &e.dns_srv) {
+                (Some(address), None, None) if !is_dns => {
+                    let address = match address.parse::<SocketAddr>() {
+                        Ok(a) => a,
+                        Err(err) => {
+                            l.error(
+                                span.clone(),
+                                &field,
+                                format!("{key}: address \"{address}\" is not IP:port: {err}"),
+                            );
+                            continue;
+                        }
+                    };
+                    if endpoints
+                        .iter()
+                        .any(|x: &EndpointSpec| x.address == address)
+                    {
+                        l.error(
+                            span.clone(),
+                            &field,
+                            format!("{key}: address {address} is listed twice"),
+                        );
+                        continue;
+                    }
+                    endpoints.push(EndpointSpec {
+                        cluster: e.cluster.clone(),
+                        address,
+                        weight: e.weight,
+                        labels: e.labels.clone(),
+                        zone: None,
+                        condition: fleetgate_pool::Condition::Ready,
+                    });
+                }
+                (None, Some(name), None) if is_dns => match dns_name_port(name) {
+                    Ok((name, port)) => dns.push(DnsEndpoint {
+                        cluster: e.cluster.clone(),
+                        name,
+                        port: Some(port),
+                    }),
+                    Err(why) => l.error(span.clone(), &field, format!("{key}: dns \"{name}\": {why}")),
+                },
+                (None, None, Some(name)) if is_dns => match dns_name(name) {
+                    Ok(name) => dns.push(DnsEndpoint {
+                        cluster: e.cluster.clone(),
+                        name,
+                        port: None,
+                    }),
+                    Err(why) => {
+                        l.error(span.clone(), &field, format!("{key}: dns_srv \"{name}\": {why}"))
+                    }
+                },
+                (None, None, None) => l.error(
                     span.clone(),
                     &field,
-                    format!("{key}: address {address} is listed twice"),
-                );
-                continue;
+                    format!("{key}: an endpoint needs address (or, in a dns cluster, dns or dns_srv)"),
+                ),
+                (Some(_), None, None) => l.error(
+                    span.clone(),
+                    &field,
+                    format!(
+                        "{key}: cluster \"{}\" takes its endpoints from DNS: give dns = \"name:port\" or dns_srv = \"name\", not address",
+                        e.cluster
+                    ),
+                ),
+                (None, _, _) if !is_dns && (e.dns.is_some() ^ e.dns_srv.is_some()) => l.error(
+                    span.clone(),
+                    &field,
+                    format!(
+                        "{key}: dns and dns_srv need a cluster with source = \"dns\"; cluster \"{}\" is {}",
+                        e.cluster,
+                        cluster.source.kind()
+                    ),
+                ),
+                _ => l.error(
+                    span.clone(),
+                    &field,
+                    format!("{key}: give one of address, dns and dns_srv"),
+                ),
             }
-            endpoints.push(EndpointSpec {
-                cluster: e.cluster.clone(),
-                address,
-                weight: e.weight,
-                labels: e.labels.clone(),
-                zone: None,
-                condition: fleetgate_pool::Condition::Ready,
-            });
         }
         out.push(Service {
             namespace,
@@ -94,6 +145,7 @@ pub(crate) fn services(
             port: s.port,
             port_name: s.port_name.clone().filter(|n| !n.is_empty()),
             endpoints,
+            dns,
             timeouts: UpstreamDefaults {
                 connect_timeout: s
                     .connect_timeout
@@ -224,6 +276,7 @@ pub(crate) fn merge_service_ports(
                     port: d.port,
                     port_name: d.port_name,
                     endpoints: Vec::new(),
+                    dns: Vec::new(),
                     timeouts: *defaults,
                     health_check: None,
                     protocol: UpstreamProtocol::Http,
@@ -232,6 +285,41 @@ pub(crate) fn merge_service_ports(
             }
         }
     }
+}
+
+/// A DNS name as a resolver takes it: labels of letters, digits, `-` and
+/// `_` (SRV names start with `_service._proto`), at most 253 characters; an
+/// IP address is refused (it is an `address`).
+fn dns_name(name: &str) -> Result<String, String> {
+    let trimmed = name.strip_suffix('.').unwrap_or(name);
+    if trimmed.parse::<std::net::IpAddr>().is_ok() {
+        return Err("is an IP address: use address = \"IP:port\"".to_string());
+    }
+    let valid_label = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if trimmed.is_empty() || trimmed.len() > 253 || !trimmed.split('.').all(valid_label) {
+        return Err(
+            "is not a DNS name (letters, digits, '-' and '_' in dot-separated labels)".to_string(),
+        );
+    }
+    Ok(name.to_string())
+}
+
+/// `name:port` of an A/AAAA name.
+fn dns_name_port(text: &str) -> Result<(String, u16), String> {
+    let Some((name, port)) = text.rsplit_once(':') else {
+        return Err("needs a port: \"name:port\"".to_string());
+    };
+    let port = port
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| format!("port \"{port}\" is not 1-65535"))?;
+    Ok((dns_name(name)?, port))
 }
 
 /// Parses `"200-399"` or `"200"`.

@@ -209,6 +209,14 @@ pub(crate) struct ClusterToml {
     pub endpoint_slices: Vec<String>,
     #[serde(default)]
     pub ip_family: Option<String>,
+    #[serde(default)]
+    pub dns_server: Option<String>,
+    #[serde(default)]
+    pub dns_min_ttl: Option<HumanDuration>,
+    #[serde(default)]
+    pub dns_max_ttl: Option<HumanDuration>,
+    #[serde(default)]
+    pub dns_timeout: Option<HumanDuration>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -238,7 +246,12 @@ pub(crate) struct ServiceToml {
 #[serde(deny_unknown_fields)]
 pub(crate) struct EndpointToml {
     pub cluster: String,
-    pub address: String,
+    #[serde(default)]
+    pub address: Option<String>,
+    #[serde(default)]
+    pub dns: Option<String>,
+    #[serde(default)]
+    pub dns_srv: Option<String>,
     #[serde(default = "default_weight")]
     pub weight: u32,
     #[serde(default)]

@@ -44,9 +44,13 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "dns")]
+pub mod dns;
 mod slices;
+mod store;
 
 pub use slices::{
     service_endpoints, AddressFamily, DiscoveredEndpoint, ServiceEndpoints, Slice, SliceEndpoint,
     SlicePort, NODE_LABEL, SERVICE_NAME_LABEL, ZONE_HINTS_LABEL,
 };
+pub use store::{EndpointStore, ServiceKey, ServiceSlices, SourceStatus, StoreSnapshot};

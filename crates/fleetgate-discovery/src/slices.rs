@@ -83,6 +83,9 @@ pub struct SliceEndpoint {
     pub zone_hints: Vec<String>,
     /// The node it runs on.
     pub node: Option<String>,
+    /// Its share of traffic relative to the others (1 for a pod; DNS SRV
+    /// records carry their own).
+    pub weight: u32,
 }
 
 /// One EndpointSlice (or one subset of a legacy Endpoints object), in the
@@ -218,6 +221,7 @@ impl Slice {
                     .map(|z| z.name)
                     .collect(),
                 node: e.node_name.filter(|n| !n.is_empty()),
+                weight: 1,
             });
         }
         Ok(Some(Slice {
@@ -269,6 +273,7 @@ impl Slice {
                     zone: None,
                     zone_hints: Vec::new(),
                     node: a.node_name.filter(|n| !n.is_empty()),
+                    weight: 1,
                 });
             }
             for (family, endpoints) in [AddressFamily::Ipv4, AddressFamily::Ipv6]
@@ -324,6 +329,8 @@ pub struct DiscoveredEndpoint {
     pub zone: Option<String>,
     /// Its labels: zone, zone hints and node, where known.
     pub labels: Labels,
+    /// Its relative weight.
+    pub weight: u32,
 }
 
 /// What a Service port's slices hold.
@@ -403,6 +410,7 @@ pub fn service_endpoints<'a>(
                 condition,
                 zone: e.zone.clone(),
                 labels,
+                weight: e.weight,
             });
         }
     }

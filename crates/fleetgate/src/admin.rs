@@ -139,6 +139,7 @@ impl AdminApp {
                 *v = *v && up;
             }
         }
+        let live = self.state.discovery.status();
         let clusters: Vec<Value> = config
             .clusters
             .iter()
@@ -146,13 +147,24 @@ impl AdminApp {
                 let eps = per_cluster.get(c.id.as_str());
                 let total = eps.map_or(0, |m| m.len());
                 let healthy = eps.map_or(0, |m| m.values().filter(|u| **u).count());
-                json!({
+                let mut entry = json!({
                     "id": c.id, "name": c.name, "zone": c.zone,
                     "connected": true,
                     "source": c.source.kind(),
                     "endpoint_source": c.source.describe(),
                     "endpoints": { "healthy": healthy, "total": total },
-                })
+                });
+                if let Some(s) = live.get(&c.id) {
+                    entry["connected"] = json!(s.connected);
+                    entry["synced"] = json!(s.synced);
+                    entry["error"] = json!(s.error);
+                    entry["updates"] = json!(s.updates);
+                    entry["data_age_seconds"] = json!(s
+                        .updated
+                        .and_then(|t| t.elapsed().ok())
+                        .map(|d| d.as_secs_f64()));
+                }
+                entry
             })
             .collect();
         let (ok, failed) = self.state.reload_counts();
@@ -170,6 +182,7 @@ impl AdminApp {
             "advertise": config.advertise,
             "last_reload": self.state.last_reload(),
             "reloads": { "ok": ok, "failed": failed },
+            "endpoint_updates": self.state.discovery.applies(),
             "ingresses": { "served": snapshot.report.served.len(), "ignored": snapshot.report.ignored.len() },
             "clusters": clusters,
             "requests": {

@@ -10,7 +10,7 @@ pub fn check(args: &CheckArgs) -> i32 {
     else {
         return 1;
     };
-    let (endpoints, clusters) = endpoint_counts(&config);
+    let (endpoints, clusters) = endpoint_counts(&config, &snapshot);
     println!("{}: configuration OK", config.source.display());
     println!(
         "  {} Ingress(es) served, {} ignored; {} route(s); {} Service port(s); {} endpoint(s) in {} of {} cluster(s); {} manifest file(s)",

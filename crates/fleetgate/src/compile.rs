@@ -7,12 +7,15 @@
 //! whose endpoints and settings did not change are taken over from the
 //! previous snapshot, keeping their connections and health.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use fleetgate_discovery::{service_endpoints, StoreSnapshot};
+
 use fleetgate_config::{
-    BackendRef, Balancing, Config, ConfigError, ConfigErrors, CorsOrigins, Disposition, HeaderOp,
-    HealthCheckKind, Ingress, Rule, Service, UpstreamProtocol,
+    BackendRef, Balancing, Config, ConfigError, ConfigErrors, CorsOrigins, Disposition,
+    EndpointSpec, HeaderOp, HealthCheckKind, Ingress, Rule, Service, UpstreamProtocol,
 };
 use fleetgate_ingress::{HostPattern, RegexRouteRefused};
 use fleetgate_pool::{
@@ -104,14 +107,13 @@ type EndpointKey = (
 /// they are listed with weight 0 and drain.
 fn endpoints(
     config: &Config,
-    s: &Service,
+    specs: &[EndpointSpec],
     interned: &mut HashMap<EndpointKey, Arc<Endpoint>>,
 ) -> Vec<Arc<Endpoint>> {
-    let any_ready = s
-        .endpoints
+    let any_ready = specs
         .iter()
         .any(|e| e.condition == Condition::Ready && e.weight > 0);
-    s.endpoints
+    specs
         .iter()
         .map(|e| {
             let weight = if e.condition == Condition::Terminating && any_ready {
@@ -149,9 +151,49 @@ fn endpoints(
         .collect()
 }
 
+/// A Service's endpoints: those the configuration holds (static and
+/// files), then, for every cluster with a live source, what that source
+/// last said (`discovered`), by the same Kubernetes rules.
+fn endpoint_specs<'c>(
+    config: &Config,
+    s: &'c Service,
+    discovered: Option<&StoreSnapshot>,
+) -> Cow<'c, [EndpointSpec]> {
+    let Some(discovered) = discovered else {
+        return Cow::Borrowed(&s.endpoints);
+    };
+    let mut live = config
+        .clusters
+        .iter()
+        .filter(|c| c.source.is_live())
+        .peekable();
+    if live.peek().is_none() {
+        return Cow::Borrowed(&s.endpoints);
+    }
+    let mut all = s.endpoints.clone();
+    for c in live {
+        let found = service_endpoints(
+            discovered.slices(&c.id, &s.namespace, &s.name),
+            s.port_name.as_deref(),
+            c.ip_family,
+        );
+        all.extend(found.endpoints.into_iter().map(|e| EndpointSpec {
+            cluster: c.id.clone(),
+            address: e.address,
+            weight: e.weight,
+            labels: e.labels,
+            zone: e.zone,
+            condition: e.condition,
+        }));
+    }
+    Cow::Owned(all)
+}
+
 /// The state of one compilation.
 struct Compiler<'a> {
     config: &'a Config,
+    /// What live sources said.
+    discovered: Option<&'a StoreSnapshot>,
     builder: RouterBuilder,
     /// Shared endpoint objects.
     interned: HashMap<EndpointKey, Arc<Endpoint>>,
@@ -217,12 +259,13 @@ impl Compiler<'_> {
         } else {
             format!("{service_key}[{protocol}]")
         };
-        if service.endpoints.is_empty() {
+        let specs = endpoint_specs(config, service, self.discovered);
+        if specs.is_empty() {
             self.report.warnings.push(format!(
                 "Ingress {ingress}: backend service {service_key} has no endpoints; its requests get 503"
             ));
         }
-        let all = endpoints(config, service, &mut self.interned);
+        let all = endpoints(config, &specs, &mut self.interned);
         let pools = match subset {
             None => TargetPools::Whole(self.add_pool(key.clone(), all, service, protocol)),
             Some(sel) => {
@@ -684,6 +727,18 @@ pub fn compile(
     checks: &Arc<HealthChecks>,
     previous: Option<&Snapshot>,
 ) -> Result<Snapshot, ConfigErrors> {
+    compile_with(config, generation, checks, previous, None)
+}
+
+/// Like [`compile`], with the endpoints live sources (DNS) found for their
+/// clusters in `discovered`; without it, those clusters have none.
+pub fn compile_with(
+    config: &Config,
+    generation: u64,
+    checks: &Arc<HealthChecks>,
+    previous: Option<&Snapshot>,
+    discovered: Option<&StoreSnapshot>,
+) -> Result<Snapshot, ConfigErrors> {
     let mut builder = RouterBuilder::new(checks).canary_flavour(config.gateway.canary_flavour);
     if let Some(previous) = previous {
         builder = builder.reuse_pools_of(&previous.router);
@@ -691,6 +746,7 @@ pub fn compile(
     let mut c = Compiler {
         config,
         builder,
+        discovered,
         interned: HashMap::new(),
         report: CompileReport::default(),
         regex_hosts: config.regex_hosts(),
@@ -698,7 +754,8 @@ pub fn compile(
     // Every Service port gets its pool, referenced or not, so status and
     // health cover all of them.
     for s in &config.services {
-        let eps = endpoints(config, s, &mut c.interned);
+        let specs = endpoint_specs(config, s, c.discovered);
+        let eps = endpoints(config, &specs, &mut c.interned);
         c.add_pool(s.key(), eps, s, s.protocol);
     }
     c.report.warnings.extend(config.warnings.iter().cloned());

@@ -32,18 +32,23 @@ pub fn load_and_compile(
     }
 }
 
-/// Endpoint totals: (endpoints, clusters with at least one endpoint).
-pub fn endpoint_counts(config: &Config) -> (usize, usize) {
-    let endpoints: usize = config.services.iter().map(|s| s.endpoints.len()).sum();
-    let clusters = config
-        .clusters
+/// Endpoint totals of a compiled configuration: (endpoints, clusters with
+/// at least one endpoint), over the Service ports' pools, each address
+/// once.
+pub fn endpoint_counts(config: &Config, snapshot: &Snapshot) -> (usize, usize) {
+    let keys: std::collections::HashSet<String> = config.services.iter().map(|s| s.key()).collect();
+    let mut addresses = std::collections::HashSet::new();
+    let mut clusters = std::collections::HashSet::new();
+    for pool in snapshot
+        .router
+        .pools()
         .iter()
-        .filter(|c| {
-            config
-                .services
-                .iter()
-                .any(|s| s.endpoints.iter().any(|e| e.cluster == c.id))
-        })
-        .count();
-    (endpoints, clusters)
+        .filter(|p| keys.contains(p.name()))
+    {
+        for e in pool.endpoints() {
+            addresses.insert(e.address);
+            clusters.insert(e.cluster.clone());
+        }
+    }
+    (addresses.len(), clusters.len())
 }

@@ -11,6 +11,7 @@ mod admin_auth;
 mod certificates;
 mod check;
 mod cli;
+mod discovery;
 mod load;
 mod memory;
 mod metrics;

@@ -103,6 +103,53 @@ pub fn gauges(state: &GatewayState) -> Vec<MetricFamily> {
     overflowed.inc_by(state.stats.overflowed.load(Ordering::Relaxed));
     out.extend(family(&overflowed));
 
+    let live = state.discovery.status();
+    if !live.is_empty() {
+        let connected = IntGaugeVec::new(
+            Opts::new(
+                "fleetgate_discovery_connected",
+                "Whether a cluster's live endpoint source reaches its data (1) or not (0)",
+            ),
+            &["cluster"],
+        )
+        .expect("valid metric");
+        let age = prometheus::GaugeVec::new(
+            Opts::new(
+                "fleetgate_discovery_data_age_seconds",
+                "Time since a cluster's live endpoint source last changed or confirmed its data",
+            ),
+            &["cluster"],
+        )
+        .expect("valid metric");
+        let updates = IntCounterVec::new(
+            Opts::new(
+                "fleetgate_discovery_updates_total",
+                "Changes a cluster's live endpoint source delivered",
+            ),
+            &["cluster"],
+        )
+        .expect("valid metric");
+        for (cluster, s) in &live {
+            connected
+                .with_label_values(&[cluster])
+                .set(i64::from(s.connected));
+            if let Some(elapsed) = s.updated.and_then(|t| t.elapsed().ok()) {
+                age.with_label_values(&[cluster]).set(elapsed.as_secs_f64());
+            }
+            updates.with_label_values(&[cluster]).inc_by(s.updates);
+        }
+        out.extend(family(&connected));
+        out.extend(family(&age));
+        out.extend(family(&updates));
+    }
+    let applies = IntCounter::new(
+        "fleetgate_endpoint_updates_total",
+        "Snapshots built because live endpoint sources changed (not reloads)",
+    )
+    .expect("valid metric");
+    applies.inc_by(state.discovery.applies());
+    out.extend(family(&applies));
+
     let counts = &state.stats.connections;
     let open = IntGauge::new(
         "fleetgate_client_connections",

@@ -79,10 +79,33 @@ fn load_and_swap(state: &GatewayState, path: &Path) -> Result<(u64, String), Str
     {
         log::warn!("reload: listener addresses or h2c changed; listeners change only at a restart");
     }
+    // Live sources first (a new DNS name gets its first answer before the
+    // configuration that routes to it serves); back to the old ones if the
+    // configuration does not compile.
+    let unsynced = state
+        .discovery
+        .configure(Some(&config), crate::discovery::initial_wait(&config));
+    for cluster in unsynced {
+        log::warn!("reload: cluster {cluster}: no complete answer from its endpoint source yet; its endpoints follow when it answers");
+    }
     let generation = state.generation() + 1;
     let previous = state.snapshot.load_full();
-    let snapshot = fleetgate::compile::compile(&config, generation, &state.checks, Some(&previous))
-        .map_err(|e| e.to_string())?;
+    let discovered = state.discovery.snapshot_for(&config);
+    let snapshot = match fleetgate::compile::compile_with(
+        &config,
+        generation,
+        &state.checks,
+        Some(&previous),
+        discovered.as_ref(),
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            state
+                .discovery
+                .configure(state.discovery.kept().as_deref(), std::time::Duration::ZERO);
+            return Err(e.to_string());
+        }
+    };
     let summary = format!(
         "{} Ingress(es) served, {} ignored, {} route(s), {} pool(s)",
         snapshot.report.served.len(),
@@ -95,7 +118,7 @@ fn load_and_swap(state: &GatewayState, path: &Path) -> Result<(u64, String), Str
     // New handshakes get the new certificates; open connections keep theirs.
     state.certificates.replace(certificates);
     state.config.store(Arc::new(ConfigView::from(&config)));
-    drop(config);
+    state.discovery.keep(Arc::new(config));
     crate::memory::release_free_memory();
     Ok((generation, summary))
 }

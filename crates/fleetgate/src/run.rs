@@ -17,7 +17,8 @@ use pingora_core::services::listening::Service;
 
 use crate::admin::AdminApp;
 use crate::cli::RunArgs;
-use crate::load::{endpoint_counts, load_and_compile};
+use crate::discovery::{initial_wait, Discovery};
+use crate::load::{endpoint_counts, load_config};
 use crate::state::{ConfigView, GatewayState, Phase};
 use crate::{notify, reload, shutdown};
 
@@ -78,8 +79,29 @@ fn runtime_file(dir: &std::path::Path, name: &str, suffix: &str) -> String {
 pub fn run(args: &RunArgs) -> i32 {
     let path = &args.config.config;
     let checks = fleetgate_pool::HealthChecks::new();
-    let Some((config, snapshot)) = load_and_compile(path, &checks) else {
+    let Some(config) = load_config(path) else {
         return 1;
+    };
+    // Live endpoint sources answer before the first snapshot is built, so
+    // that it starts with their endpoints.
+    let discovery = Discovery::default();
+    for cluster in discovery.configure(Some(&config), initial_wait(&config)) {
+        log::warn!(
+            "cluster {cluster}: no complete answer from its endpoint source yet; serving without its endpoints until it answers"
+        );
+    }
+    let snapshot = match fleetgate::compile::compile_with(
+        &config,
+        1,
+        &checks,
+        None,
+        discovery.snapshot_for(&config).as_ref(),
+    ) {
+        Ok(s) => s,
+        Err(errors) => {
+            eprint!("fleetgate: {errors}");
+            return 1;
+        }
     };
     // On a graceful upgrade the old process still holds the sockets.
     if !args.upgrade {
@@ -109,7 +131,7 @@ pub fn run(args: &RunArgs) -> i32 {
         },
     };
 
-    let (endpoints, clusters) = endpoint_counts(&config);
+    let (endpoints, clusters) = endpoint_counts(&config, &snapshot);
     let served = snapshot.report.served.len();
     let ignored = snapshot.report.ignored.len();
     let route_count = snapshot.router.table().routes().len();
@@ -168,7 +190,7 @@ pub fn run(args: &RunArgs) -> i32 {
     let name = config.gateway.name.clone();
     let source = config.source.clone();
     let view = ConfigView::from(&config);
-    drop(config);
+    discovery.keep(Arc::new(config));
     crate::memory::release_free_memory();
     crate::memory::trim_after_bursts(Arc::clone(&stats.connections));
     let state = GatewayState::new(
@@ -177,7 +199,12 @@ pub fn run(args: &RunArgs) -> i32 {
         Arc::clone(&checks),
         Arc::clone(&stats),
         metrics,
+        discovery,
     );
+    if let Err(e) = crate::discovery::start_applier(Arc::clone(&state)) {
+        eprintln!("fleetgate: cannot start the endpoint updater: {e}");
+        return 1;
+    }
 
     if let Err(e) = shutdown::watch_sigterm(Arc::clone(&stats), grace) {
         eprintln!("fleetgate: cannot install the SIGTERM handler: {e}");

@@ -178,8 +178,11 @@ pub struct GatewayState {
     last_reload: Mutex<Option<ReloadRecord>>,
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
-    /// Serialises reloads (SIGHUP and file watching may race).
+    /// Serialises reloads (SIGHUP and file watching may race) and
+    /// endpoint updates.
     pub reload_lock: Mutex<()>,
+    /// Live endpoint sources and what they found.
+    pub discovery: crate::discovery::Discovery,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -194,6 +197,7 @@ impl GatewayState {
         checks: Arc<HealthChecks>,
         stats: Arc<GatewayStats>,
         metrics: Metrics,
+        discovery: crate::discovery::Discovery,
     ) -> Arc<GatewayState> {
         let certificates = SniResolver::new(Arc::clone(&snapshot.load().certificates));
         Arc::new(GatewayState {
@@ -209,6 +213,7 @@ impl GatewayState {
             reloads_ok: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
             reload_lock: Mutex::new(()),
+            discovery,
         })
     }
 
@@ -270,6 +275,12 @@ impl GatewayState {
             message,
             duration_ms: took.as_secs_f64() * 1000.0,
         });
+    }
+
+    /// Records that generation `generation` serves after an endpoint
+    /// update (not a reload).
+    pub fn advance_generation(&self, generation: u64) {
+        self.generation.store(generation, Ordering::Relaxed);
     }
 
     /// The last reload, if any.

@@ -1,0 +1,394 @@
+//! What the live sources (DNS, the Kubernetes API) last said, per cluster
+//! and Service, and whether each source is connected.
+//!
+//! Sources write; one applier reads. Writes are short and never block on
+//! the applier: a source replaces one slice, one Service's slices or a
+//! whole cluster's (a resync) under a mutex held for a map update, and the
+//! version moves. The applier waits for the version to move, takes a
+//! [`StoreSnapshot`] (a copy of `Arc`s, no slice is copied) and builds
+//! from it at its own pace, so any number of changes that arrive while it
+//! builds are folded into its next build: bounded coalescing.
+//!
+//! Losing a source is not losing endpoints: a source that fails only
+//! changes its cluster's [`SourceStatus`]; the data stays until the source
+//! replaces it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::slices::Slice;
+
+/// A Service in a cluster: `(cluster, namespace, name)`.
+pub type ServiceKey = (String, String, String);
+
+/// One Service's slices in one cluster, by slice name.
+pub type ServiceSlices = BTreeMap<String, Arc<Slice>>;
+
+/// How a cluster's source is doing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceStatus {
+    /// Whether the source reaches what it reads now.
+    pub connected: bool,
+    /// Whether it has delivered a complete view at least once.
+    pub synced: bool,
+    /// The last error, until it reconnects.
+    pub error: Option<String>,
+    /// When its data last changed (or was confirmed by a resync).
+    pub updated: Option<SystemTime>,
+    /// Changes applied since start.
+    pub updates: u64,
+}
+
+impl SourceStatus {
+    fn new() -> Self {
+        SourceStatus {
+            connected: false,
+            synced: false,
+            error: None,
+            updated: None,
+            updates: 0,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    version: u64,
+    services: HashMap<ServiceKey, Arc<ServiceSlices>>,
+    status: BTreeMap<String, SourceStatus>,
+}
+
+/// The store (see the module docs). Share it in an `Arc`.
+#[derive(Debug, Default)]
+pub struct EndpointStore {
+    inner: Mutex<Inner>,
+    changed: Condvar,
+}
+
+/// An immutable view of the store at one version.
+#[derive(Debug, Clone, Default)]
+pub struct StoreSnapshot {
+    /// The version it was taken at.
+    pub version: u64,
+    services: HashMap<ServiceKey, Arc<ServiceSlices>>,
+}
+
+impl StoreSnapshot {
+    /// The slices of Service `namespace/name` in `cluster`.
+    pub fn slices(
+        &self,
+        cluster: &str,
+        namespace: &str,
+        name: &str,
+    ) -> impl Iterator<Item = &Slice> {
+        // A borrowed key would need a HashMap keyed by a borrowable type;
+        // the build reads each Service once, so one allocation is fine.
+        let key = (cluster.to_string(), namespace.to_string(), name.to_string());
+        self.services
+            .get(&key)
+            .into_iter()
+            .flat_map(|m| m.values().map(|s| s.as_ref()))
+    }
+
+    /// How many Services have slices.
+    pub fn len(&self) -> usize {
+        self.services.len()
+    }
+
+    /// Whether no Service has slices.
+    pub fn is_empty(&self) -> bool {
+        self.services.is_empty()
+    }
+}
+
+impl EndpointStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Declares a cluster whose source will report (not connected, not
+    /// synced yet).
+    pub fn register(&self, cluster: &str) {
+        self.lock()
+            .status
+            .entry(cluster.to_string())
+            .or_insert_with(SourceStatus::new);
+    }
+
+    /// Forgets clusters not in `keep`, with their data (a reload removed
+    /// them).
+    pub fn retain_clusters(&self, keep: &[&str]) {
+        let mut inner = self.lock();
+        let before = inner.services.len() + inner.status.len();
+        inner.status.retain(|c, _| keep.contains(&c.as_str()));
+        inner.services.retain(|k, _| keep.contains(&k.0.as_str()));
+        if inner.services.len() + inner.status.len() != before {
+            inner.version += 1;
+            self.changed.notify_all();
+        }
+    }
+
+    fn touched(inner: &mut Inner, cluster: &str) {
+        inner.version += 1;
+        let status = inner
+            .status
+            .entry(cluster.to_string())
+            .or_insert_with(SourceStatus::new);
+        status.updated = Some(SystemTime::now());
+        status.updates += 1;
+    }
+
+    /// Sets (or, with `None`, removes) one slice of Service
+    /// `namespace/name` in `cluster`. No change, no new version.
+    pub fn put_slice(
+        &self,
+        cluster: &str,
+        namespace: &str,
+        service: &str,
+        name: &str,
+        slice: Option<Slice>,
+    ) {
+        let mut inner = self.lock();
+        let key = (
+            cluster.to_string(),
+            namespace.to_string(),
+            service.to_string(),
+        );
+        let current = inner.services.get(&key).and_then(|m| m.get(name));
+        if current.map(|s| s.as_ref()) == slice.as_ref() {
+            return;
+        }
+        match slice {
+            Some(slice) => {
+                let entry = inner.services.entry(key).or_default();
+                Arc::make_mut(entry).insert(name.to_string(), Arc::new(slice));
+            }
+            None => {
+                if let Some(entry) = inner.services.get_mut(&key) {
+                    Arc::make_mut(entry).remove(name);
+                    if entry.is_empty() {
+                        inner.services.remove(&key);
+                    }
+                }
+            }
+        }
+        Self::touched(&mut inner, cluster);
+        self.changed.notify_all();
+    }
+
+    /// Replaces everything known of `cluster` at once (a resync): Services
+    /// missing from `services` lose their slices. Marks the cluster synced
+    /// and connected.
+    pub fn replace_cluster(
+        &self,
+        cluster: &str,
+        services: HashMap<(String, String), ServiceSlices>,
+    ) {
+        let mut inner = self.lock();
+        inner.services.retain(|k, _| k.0 != cluster);
+        for ((namespace, name), slices) in services {
+            if !slices.is_empty() {
+                inner
+                    .services
+                    .insert((cluster.to_string(), namespace, name), Arc::new(slices));
+            }
+        }
+        Self::touched(&mut inner, cluster);
+        let status = inner
+            .status
+            .entry(cluster.to_string())
+            .or_insert_with(SourceStatus::new);
+        status.synced = true;
+        status.connected = true;
+        status.error = None;
+        self.changed.notify_all();
+    }
+
+    /// How many slices `cluster` has now, over all its Services.
+    pub fn slice_count(&self, cluster: &str) -> usize {
+        self.lock()
+            .services
+            .iter()
+            .filter(|(k, _)| k.0 == cluster)
+            .map(|(_, v)| v.len())
+            .sum()
+    }
+
+    /// Records that `cluster`'s source reached its data (`Ok`) or failed
+    /// (`Err`, which keeps the data). `synced` marks a complete view.
+    pub fn report(&self, cluster: &str, outcome: Result<(), String>, synced: bool) {
+        let mut inner = self.lock();
+        let status = inner
+            .status
+            .entry(cluster.to_string())
+            .or_insert_with(SourceStatus::new);
+        let was_synced = status.synced;
+        match outcome {
+            Ok(()) => {
+                status.connected = true;
+                status.error = None;
+            }
+            Err(e) => {
+                status.connected = false;
+                status.error = Some(e);
+            }
+        }
+        status.synced |= synced;
+        if status.synced != was_synced {
+            self.changed.notify_all();
+        }
+    }
+
+    /// Every cluster's source status.
+    pub fn status(&self) -> BTreeMap<String, SourceStatus> {
+        self.lock().status.clone()
+    }
+
+    /// The current version: it moves with every change of data.
+    pub fn version(&self) -> u64 {
+        self.lock().version
+    }
+
+    /// A view of the data now.
+    pub fn snapshot(&self) -> StoreSnapshot {
+        let inner = self.lock();
+        StoreSnapshot {
+            version: inner.version,
+            services: inner.services.clone(),
+        }
+    }
+
+    /// Waits until the version differs from `seen` (returns the new one)
+    /// or `timeout` passes (returns `None`).
+    pub fn wait_change(&self, seen: u64, timeout: Duration) -> Option<u64> {
+        let deadline = Instant::now() + timeout;
+        let mut inner = self.lock();
+        while inner.version == seen {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            inner = self
+                .changed
+                .wait_timeout(inner, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        Some(inner.version)
+    }
+
+    /// Waits until every registered cluster has synced once, at most
+    /// `timeout`; returns the clusters that have not.
+    pub fn wait_synced(&self, timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        let mut inner = self.lock();
+        loop {
+            let pending: Vec<String> = inner
+                .status
+                .iter()
+                .filter(|(_, s)| !s.synced)
+                .map(|(c, _)| c.clone())
+                .collect();
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return pending;
+            };
+            if pending.is_empty() {
+                return pending;
+            }
+            inner = self
+                .changed
+                .wait_timeout(inner, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::slices::{AddressFamily, SliceEndpoint, SlicePort};
+
+    fn slice(ip: &str) -> Slice {
+        Slice {
+            namespace: "ns".into(),
+            name: "web-1".into(),
+            service: "web".into(),
+            family: AddressFamily::Ipv4,
+            ports: vec![SlicePort {
+                name: String::new(),
+                port: 80,
+                protocol: "TCP".into(),
+            }],
+            endpoints: vec![SliceEndpoint {
+                address: ip.parse().unwrap(),
+                condition: Some(fleetgate_pool::Condition::Ready),
+                zone: None,
+                zone_hints: Vec::new(),
+                node: None,
+                weight: 1,
+            }],
+        }
+    }
+
+    #[test]
+    fn versions_move_only_with_changes() {
+        let store = EndpointStore::new();
+        let v0 = store.version();
+        store.put_slice("c1", "ns", "web", "web-1", Some(slice("10.0.0.1")));
+        let v1 = store.version();
+        assert!(v1 > v0);
+        store.put_slice("c1", "ns", "web", "web-1", Some(slice("10.0.0.1")));
+        assert_eq!(store.version(), v1, "the same slice again is no change");
+        let snap = store.snapshot();
+        store.put_slice("c1", "ns", "web", "web-1", None);
+        assert_eq!(
+            snap.slices("c1", "ns", "web").count(),
+            1,
+            "a snapshot does not move"
+        );
+        assert_eq!(store.snapshot().slices("c1", "ns", "web").count(), 0);
+        assert_eq!(
+            store.wait_change(v1, Duration::from_millis(1)),
+            Some(store.version())
+        );
+        assert_eq!(
+            store.wait_change(store.version(), Duration::from_millis(1)),
+            None
+        );
+    }
+
+    #[test]
+    fn a_failing_source_keeps_its_data_and_a_resync_replaces_it() {
+        let store = EndpointStore::new();
+        store.register("c1");
+        assert_eq!(
+            store.wait_synced(Duration::from_millis(1)),
+            vec!["c1".to_string()]
+        );
+        store.put_slice("c1", "ns", "web", "web-1", Some(slice("10.0.0.1")));
+        store.put_slice("c1", "ns", "old", "old-1", Some(slice("10.0.0.9")));
+        store.report("c1", Err("connection refused".into()), false);
+        let status = &store.status()["c1"];
+        assert!(!status.connected && status.error.as_deref() == Some("connection refused"));
+        assert_eq!(store.snapshot().len(), 2, "data kept");
+        let mut fresh = HashMap::new();
+        let mut web = ServiceSlices::new();
+        web.insert("web-2".into(), Arc::new(slice("10.0.0.2")));
+        fresh.insert(("ns".to_string(), "web".to_string()), web);
+        store.replace_cluster("c1", fresh);
+        let snap = store.snapshot();
+        let ips: Vec<String> = snap
+            .slices("c1", "ns", "web")
+            .map(|s| s.endpoints[0].address.to_string())
+            .collect();
+        assert_eq!(ips, ["10.0.0.2"]);
+        assert_eq!(snap.slices("c1", "ns", "old").count(), 0);
+        let status = &store.status()["c1"];
+        assert!(status.connected && status.synced && status.error.is_none());
+        assert!(store.wait_synced(Duration::from_millis(1)).is_empty());
+    }
+}

@@ -1,0 +1,326 @@
+//! Live endpoint sources (`dns` clusters) and applying what they find.
+//!
+//! The sources run on a thread of their own (a small tokio runtime) and
+//! write into an [`EndpointStore`]. One applier thread waits for the store
+//! to change and builds a new snapshot from the configuration it keeps (the
+//! one serving) and the store's data, swapping it in like a reload does:
+//! pools whose endpoints did not change are kept, and state lives per
+//! address, so unchanged endpoints keep their health, ejections and
+//! connections.
+//!
+//! Coalescing: a build starts when the store changes, but never sooner than
+//! [`MIN_APPLY_SPACING`] (or twice the last build's time, if longer) after
+//! the previous build started; every change that arrives meanwhile goes
+//! into that one build. A storm of changes therefore costs at most a
+//! bounded share of one core and never touches the request path, which
+//! only ever loads the current snapshot.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use fleetgate_config::{Config, EndpointSource};
+use fleetgate_discovery::dns::{DnsQuery, DnsSettings, DnsTarget};
+use fleetgate_discovery::{EndpointStore, SourceStatus, StoreSnapshot};
+
+use crate::state::GatewayState;
+
+/// Shortest time between the starts of two endpoint builds.
+pub const MIN_APPLY_SPACING: Duration = Duration::from_millis(100);
+
+/// One cluster's live source, as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ClusterSpec {
+    cluster: String,
+    settings: DnsSettings,
+    targets: Vec<DnsTarget>,
+}
+
+/// The live sources of `config`.
+fn specs(config: &Config) -> Vec<ClusterSpec> {
+    config
+        .clusters
+        .iter()
+        .filter_map(|c| {
+            let EndpointSource::Dns(d) = &c.source else {
+                return None;
+            };
+            let targets = config
+                .services
+                .iter()
+                .flat_map(|s| {
+                    s.dns
+                        .iter()
+                        .filter(|d| d.cluster == c.id)
+                        .map(move |d| DnsTarget {
+                            cluster: c.id.clone(),
+                            namespace: s.namespace.clone(),
+                            service: s.name.clone(),
+                            port_name: s.port_name.clone(),
+                            query: match d.port {
+                                Some(port) => DnsQuery::Address {
+                                    name: d.name.clone(),
+                                    port,
+                                },
+                                None => DnsQuery::Srv {
+                                    name: d.name.clone(),
+                                },
+                            },
+                        })
+                })
+                .collect();
+            Some(ClusterSpec {
+                cluster: c.id.clone(),
+                settings: DnsSettings {
+                    resolver: d.server,
+                    min_ttl: d.min_ttl,
+                    max_ttl: d.max_ttl,
+                    timeout: d.timeout,
+                },
+                targets,
+            })
+        })
+        .collect()
+}
+
+/// The sources' thread, stopped when dropped.
+struct Running {
+    specs: Vec<ClusterSpec>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn spawn(store: &Arc<EndpointStore>, specs: Vec<ClusterSpec>) -> std::io::Result<Running> {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let store = Arc::clone(store);
+    let work = specs.clone();
+    let thread = std::thread::Builder::new()
+        .name("fleetgate-discovery".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    log::error!("endpoint discovery cannot start: {e}");
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let mut tasks = tokio::task::JoinSet::new();
+                for spec in work {
+                    tasks.spawn(fleetgate_discovery::dns::run(
+                        Arc::clone(&store),
+                        spec.cluster,
+                        spec.settings,
+                        spec.targets,
+                    ));
+                }
+                let _ = stopped.await;
+                tasks.abort_all();
+            });
+        })?;
+    Ok(Running {
+        specs,
+        stop: Some(stop),
+        thread: Some(thread),
+    })
+}
+
+/// Live sources, their store, and the configuration they complete.
+pub struct Discovery {
+    /// What the sources found.
+    pub store: Arc<EndpointStore>,
+    /// The serving configuration, kept while it has live clusters (the
+    /// applier builds from it).
+    config: ArcSwapOption<Config>,
+    running: Mutex<Option<Running>>,
+    applies: std::sync::atomic::AtomicU64,
+}
+
+impl Default for Discovery {
+    fn default() -> Self {
+        Discovery {
+            store: Arc::new(EndpointStore::new()),
+            config: ArcSwapOption::empty(),
+            running: Mutex::new(None),
+            applies: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+}
+
+impl Discovery {
+    /// Starts (or restarts) the sources `config` asks for; with no live
+    /// cluster, stops them. Data of clusters that stay is kept: a restarted
+    /// source overwrites it with its first answers. Waits up to `wait` for
+    /// every live cluster's first complete answer and returns those that
+    /// had none.
+    pub fn configure(&self, config: Option<&Config>, wait: Duration) -> Vec<String> {
+        let wanted = config.map(specs).unwrap_or_default();
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        let same = running.as_ref().is_some_and(|r| r.specs == wanted)
+            || (running.is_none() && wanted.is_empty());
+        if !same {
+            *running = None;
+            let keep: Vec<&str> = wanted.iter().map(|s| s.cluster.as_str()).collect();
+            self.store.retain_clusters(&keep);
+            for spec in &wanted {
+                self.store.register(&spec.cluster);
+            }
+            if !wanted.is_empty() {
+                match spawn(&self.store, wanted) {
+                    Ok(r) => *running = Some(r),
+                    Err(e) => log::error!("endpoint discovery cannot start: {e}"),
+                }
+            }
+        }
+        drop(running);
+        if same {
+            return Vec::new();
+        }
+        self.store.wait_synced(wait)
+    }
+
+    /// Keeps `config` for the applier if it has live clusters.
+    pub fn keep(&self, config: Arc<Config>) {
+        let live = config.clusters.iter().any(|c| c.source.is_live());
+        self.config.store(live.then_some(config));
+    }
+
+    /// A view of what the sources found, for building `config` (`None`
+    /// when it has no live cluster).
+    pub fn snapshot_for(&self, config: &Config) -> Option<StoreSnapshot> {
+        config
+            .clusters
+            .iter()
+            .any(|c| c.source.is_live())
+            .then(|| self.store.snapshot())
+    }
+
+    /// The configuration kept for the applier, if any.
+    pub fn kept(&self) -> Option<Arc<Config>> {
+        self.config.load_full()
+    }
+
+    /// Every live cluster's source status.
+    pub fn status(&self) -> BTreeMap<String, SourceStatus> {
+        self.store.status()
+    }
+
+    /// Endpoint builds applied since start.
+    pub fn applies(&self) -> u64 {
+        self.applies.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// How long a start or reload waits for live sources' first answers.
+pub fn initial_wait(config: &Config) -> Duration {
+    config
+        .clusters
+        .iter()
+        .filter_map(|c| match &c.source {
+            EndpointSource::Dns(d) => Some(d.timeout * 3),
+            _ => None,
+        })
+        .max()
+        .unwrap_or_default()
+}
+
+/// Builds and swaps in a snapshot from the kept configuration and the
+/// store. Serialised with reloads.
+fn apply(state: &GatewayState) -> Option<u64> {
+    let _serial = state
+        .reload_lock
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let config = state.discovery.config.load_full()?;
+    let discovered = state.discovery.store.snapshot();
+    let generation = state.generation() + 1;
+    let previous = state.snapshot.load_full();
+    match fleetgate::compile::compile_with(
+        &config,
+        generation,
+        &state.checks,
+        Some(&previous),
+        Some(&discovered),
+    ) {
+        Ok(snapshot) => {
+            state.snapshot.store(Arc::new(snapshot));
+            state.advance_generation(generation);
+            state
+                .discovery
+                .applies
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Some(discovered.version)
+        }
+        Err(e) => {
+            // The same configuration compiled before: only a bug gets here.
+            log::error!("endpoint update not applied: {e}");
+            None
+        }
+    }
+}
+
+/// Runs the applier (see the module docs) on a thread of its own.
+pub fn start_applier(state: Arc<GatewayState>) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("fleetgate-endpoints".into())
+        .spawn(move || {
+            let mut seen = state.discovery.store.version();
+            let mut spacing = MIN_APPLY_SPACING;
+            let mut last_start: Option<Instant> = None;
+            loop {
+                if state
+                    .discovery
+                    .store
+                    .wait_change(seen, Duration::from_secs(3600))
+                    .is_none()
+                {
+                    continue;
+                }
+                if let Some(last) = last_start {
+                    let next = last + spacing;
+                    let now = Instant::now();
+                    if next > now {
+                        std::thread::sleep(next - now);
+                    }
+                }
+                let started = Instant::now();
+                last_start = Some(started);
+                let outcome =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| apply(&state)));
+                let took = started.elapsed();
+                spacing = MIN_APPLY_SPACING.max(took * 2);
+                match outcome {
+                    Ok(Some(version)) => {
+                        log::info!(
+                            "endpoint update: generation {} serving (discovery version {version}, built in {took:?})",
+                            state.generation()
+                        );
+                        seen = version;
+                    }
+                    Ok(None) => seen = state.discovery.store.version(),
+                    Err(_) => {
+                        log::error!(
+                            "endpoint update panicked; the previous endpoints keep serving"
+                        );
+                        seen = state.discovery.store.version();
+                    }
+                }
+            }
+        })?;
+    Ok(())
+}
