@@ -14,7 +14,9 @@
 //!
 //! Failure modes for failover tests: `--blackhole` accepts connections and
 //! reads requests but never answers (a zone cut off behind a stateful
-//! firewall); `--status N` answers every request with status N.
+//! firewall); `--status N` answers every request with status N. A request
+//! for `/slow/MS` is answered after MS milliseconds (at most a minute): a
+//! request still in flight while its pod is told to terminate.
 //!
 //! Plain std, a thread per connection, keep-alive, Content-Length and chunked
 //! request bodies: enough for tests and local benchmarks, no dependencies.
@@ -219,6 +221,13 @@ fn serve(stream: TcpStream, name: &str, status: u16) -> io::Result<()> {
     let mut reader = BufReader::new(stream);
     while let Some(head) = read_head(&mut reader)? {
         discard_body(&mut reader, &head)?;
+        if let Some(ms) = head
+            .target
+            .strip_prefix("/slow/")
+            .and_then(|ms| ms.parse::<u64>().ok())
+        {
+            std::thread::sleep(std::time::Duration::from_millis(ms.min(60_000)));
+        }
         let close = head.close || (head.version_10 && !head.keep_alive);
         let body = if head.method == "HEAD" { "" } else { name };
         let response = format!(

@@ -10,6 +10,7 @@
 pub mod client;
 pub mod config;
 pub mod dns;
+pub mod kube_api;
 pub mod load;
 pub mod process;
 pub mod python;

@@ -20,7 +20,7 @@ use crate::files::expand_files;
 use crate::input_limits::read_bounded;
 use crate::load::Loader;
 use crate::manifests;
-use crate::model::{Cluster, DnsSource, EndpointSource, EndpointSpec, Service};
+use crate::model::{Cluster, DnsSource, EndpointSource, EndpointSpec, KubernetesSource, Service};
 use crate::toml_schema::ClusterToml;
 
 /// The endpoint source of a `[[cluster]]` table: `source`, or `files`
@@ -38,6 +38,17 @@ pub(crate) fn cluster_source(
         } else {
             "files"
         });
+    if kind != "kubernetes" && has_kube_keys(c) {
+        l.error(
+            span,
+            "cluster.kubeconfig",
+            format!(
+                "cluster \"{}\": kubeconfig, context, api_timeout and keep_on_empty_list apply to source = \"kubernetes\" only",
+                c.id
+            ),
+        );
+        return None;
+    }
     if kind != "dns" && has_dns_keys(c) {
         l.error(
             span,
@@ -78,7 +89,36 @@ pub(crate) fn cluster_source(
             None
         }
         "dns" if c.endpoint_slices.is_empty() => dns_source(l, span, c),
-        "static" | "dns" => {
+        "kubernetes" if c.endpoint_slices.is_empty() => {
+            Some(EndpointSource::Kubernetes(KubernetesSource {
+                kubeconfig: match c.kubeconfig.as_deref() {
+                    None => None,
+                    Some(p) => {
+                        let path = crate::files::relative_to(l.file, p);
+                        if !path.is_file() {
+                            l.error(
+                                span,
+                                "cluster.kubeconfig",
+                                format!(
+                                    "cluster \"{}\": kubeconfig {} is not a readable file",
+                                    c.id,
+                                    path.display()
+                                ),
+                            );
+                            return None;
+                        }
+                        Some(path)
+                    }
+                },
+                context: c.context.clone().filter(|s| !s.is_empty()),
+                timeout: c
+                    .api_timeout
+                    .map_or(Duration::from_secs(30), Into::into)
+                    .max(Duration::from_secs(2)),
+                keep_on_empty_list: c.keep_on_empty_list.unwrap_or(true),
+            }))
+        }
+        "static" | "dns" | "kubernetes" => {
             l.error(
                 span,
                 "cluster.endpoint_slices",
@@ -94,7 +134,7 @@ pub(crate) fn cluster_source(
                 span,
                 "cluster.source",
                 format!(
-                    "cluster \"{}\": source \"{other}\" is not \"static\", \"files\" or \"dns\"",
+                    "cluster \"{}\": source \"{other}\" is not \"static\", \"files\", \"dns\" or \"kubernetes\"",
                     c.id
                 ),
             );
@@ -152,6 +192,14 @@ pub(crate) fn has_dns_keys(c: &ClusterToml) -> bool {
         || c.dns_min_ttl.is_some()
         || c.dns_max_ttl.is_some()
         || c.dns_timeout.is_some()
+}
+
+/// Whether a `[[cluster]]` table sets Kubernetes API keys.
+fn has_kube_keys(c: &ClusterToml) -> bool {
+    c.kubeconfig.is_some()
+        || c.context.is_some()
+        || c.api_timeout.is_some()
+        || c.keep_on_empty_list.is_some()
 }
 
 /// Slices of one cluster, with where each was read.
@@ -291,7 +339,7 @@ pub fn slice_files(clusters: &[Cluster]) -> impl Iterator<Item = &Path> {
     clusters.iter().flat_map(|c| {
         match &c.source {
             EndpointSource::Files { files, .. } => files.as_slice(),
-            EndpointSource::Static | EndpointSource::Dns(_) => &[],
+            _ => &[],
         }
         .iter()
         .map(|p| p.as_path())

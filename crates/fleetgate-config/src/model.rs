@@ -440,6 +440,24 @@ pub enum EndpointSource {
     /// DNS names of each Service (`[[service]] endpoints = [{ cluster,
     /// dns }]`), resolved again as their answers expire.
     Dns(DnsSource),
+    /// The cluster's API server: the EndpointSlices of the declared
+    /// Services, watched.
+    Kubernetes(KubernetesSource),
+}
+
+/// How a `kubernetes` cluster's API server is reached.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KubernetesSource {
+    /// The kubeconfig file; `None`: in-cluster credentials.
+    pub kubeconfig: Option<PathBuf>,
+    /// Its context; `None`: the current one.
+    pub context: Option<String>,
+    /// Bounds connects and reads (default 30 s); watches are renewed
+    /// within it.
+    pub timeout: Duration,
+    /// Keep the old endpoints when a relist finds no slice at all where
+    /// there were some (default true).
+    pub keep_on_empty_list: bool,
 }
 
 /// How a `dns` cluster's names are resolved.
@@ -474,13 +492,14 @@ impl EndpointSource {
             EndpointSource::Static => "static",
             EndpointSource::Files { .. } => "files",
             EndpointSource::Dns(_) => "dns",
+            EndpointSource::Kubernetes(_) => "kubernetes",
         }
     }
 
     /// Whether endpoints come from a live source (one that changes them
     /// between reloads).
     pub fn is_live(&self) -> bool {
-        matches!(self, EndpointSource::Dns(_))
+        matches!(self, EndpointSource::Dns(_) | EndpointSource::Kubernetes(_))
     }
 
     /// One line for logs and status: the kind and what it reads.
@@ -494,6 +513,17 @@ impl EndpointSource {
                 "dns via {}",
                 d.server
                     .map_or_else(|| "the system resolver".to_string(), |s| s.to_string())
+            ),
+            EndpointSource::Kubernetes(k) => format!(
+                "kubernetes via {}{}",
+                k.kubeconfig.as_ref().map_or_else(
+                    || "in-cluster credentials".to_string(),
+                    |p| p.display().to_string()
+                ),
+                k.context
+                    .as_ref()
+                    .map(|c| format!(" (context {c})"))
+                    .unwrap_or_default()
             ),
         }
     }

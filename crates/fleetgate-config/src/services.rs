@@ -58,6 +58,17 @@ pub(crate) fn services(
                 );
                 continue;
             };
+            if matches!(cluster.source, EndpointSource::Kubernetes(_)) {
+                l.error(
+                    span.clone(),
+                    &field,
+                    format!(
+                        "{key}: cluster \"{}\" takes its endpoints from its Kubernetes API server: remove this entry",
+                        e.cluster
+                    ),
+                );
+                continue;
+            }
             let is_dns = matches!(cluster.source, EndpointSource::Dns(_));
             match (&e.address, &e.dns, &e.dns_srv) {
                 (Some(address), None, None) if !is_dns => {

@@ -217,6 +217,14 @@ pub(crate) struct ClusterToml {
     pub dns_max_ttl: Option<HumanDuration>,
     #[serde(default)]
     pub dns_timeout: Option<HumanDuration>,
+    #[serde(default)]
+    pub kubeconfig: Option<String>,
+    #[serde(default)]
+    pub context: Option<String>,
+    #[serde(default)]
+    pub api_timeout: Option<HumanDuration>,
+    #[serde(default)]
+    pub keep_on_empty_list: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -192,3 +192,135 @@ fn slices_in_manifest_files_are_not_used_and_said_so() {
         c.warnings
     );
 }
+
+#[test]
+fn kubernetes_and_dns_sources_are_checked_where_they_are_written() {
+    let dir = Scratch::new("live");
+    dir.write("zone-a.kubeconfig", "apiVersion: v1\nkind: Config\n");
+    let base = |cluster: &str, service: &str| {
+        format!(
+            "[gateway]\nlisten = [\"127.0.0.1:8080\"]\n\n[[cluster]]\nid = \"a\"\n{cluster}\n\n[[service]]\nname = \"web\"\nport = 80\n{service}\n"
+        )
+    };
+    let c = load(
+        &base(
+            "source = \"kubernetes\"\nkubeconfig = \"zone-a.kubeconfig\"\ncontext = \"zone-a\"\napi_timeout = \"5s\"",
+            "",
+        ),
+        &dir.0,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let EndpointSource::Kubernetes(k) = &c.clusters[0].source else {
+        panic!("{:?}", c.clusters[0].source);
+    };
+    assert!(k
+        .kubeconfig
+        .as_ref()
+        .is_some_and(|p| p.ends_with("zone-a.kubeconfig")));
+    assert_eq!(
+        (k.context.as_deref(), k.keep_on_empty_list),
+        (Some("zone-a"), true)
+    );
+    assert!(c.clusters[0].source.is_live());
+
+    let err = load(
+        &base(
+            "source = \"kubernetes\"\nkubeconfig = \"missing.kubeconfig\"",
+            "",
+        ),
+        &dir.0,
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("cluster.kubeconfig: cluster \"a\": kubeconfig")
+            && err.contains("missing.kubeconfig is not a readable file"),
+        "{err}"
+    );
+    let err = load(&base("kubeconfig = \"zone-a.kubeconfig\"", ""), &dir.0).unwrap_err();
+    assert!(
+        err.contains("apply to source = \"kubernetes\" only"),
+        "{err}"
+    );
+    let err = load(
+        &base(
+            "source = \"kubernetes\"",
+            "endpoints = [{ cluster = \"a\", address = \"10.0.0.1:80\" }]",
+        ),
+        &dir.0,
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("takes its endpoints from its Kubernetes API server: remove this entry"),
+        "{err}"
+    );
+
+    let dns = "source = \"dns\"\ndns_server = \"127.0.0.1:5353\"";
+    let c = load(
+        &base(dns, "endpoints = [{ cluster = \"a\", dns = \"web.zone-a.example:8080\" }, { cluster = \"a\", dns_srv = \"_http._tcp.web.zone-a.example\" }]"),
+        &dir.0,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<(&str, Option<u16>)> = c.services[0]
+        .dns
+        .iter()
+        .map(|d| (d.name.as_str(), d.port))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("web.zone-a.example", Some(8080)),
+            ("_http._tcp.web.zone-a.example", None)
+        ]
+    );
+    for (entry, expected) in [
+        ("{ cluster = \"a\", dns = \"web.example\" }", "needs a port"),
+        (
+            "{ cluster = \"a\", dns = \"10.0.0.1:80\" }",
+            "is an IP address",
+        ),
+        (
+            "{ cluster = \"a\", dns = \"web example:80\" }",
+            "is not a DNS name",
+        ),
+        (
+            "{ cluster = \"a\", dns = \"web.example:0\" }",
+            "port \"0\" is not 1-65535",
+        ),
+        (
+            "{ cluster = \"a\", address = \"10.0.0.1:80\" }",
+            "takes its endpoints from DNS",
+        ),
+        (
+            "{ cluster = \"a\", dns = \"a.example:80\", dns_srv = \"_x._tcp.example\" }",
+            "give one of address, dns and dns_srv",
+        ),
+    ] {
+        let err = load(&base(dns, &format!("endpoints = [{entry}]")), &dir.0).unwrap_err();
+        assert!(err.contains(expected), "{entry}: {err}");
+    }
+    let err = load(
+        &base(
+            "",
+            "endpoints = [{ cluster = \"a\", dns = \"web.example:80\" }]",
+        ),
+        &dir.0,
+    )
+    .unwrap_err();
+    assert!(
+        err.contains(
+            "dns and dns_srv need a cluster with source = \"dns\"; cluster \"a\" is static"
+        ),
+        "{err}"
+    );
+    let err = load(&base("dns_server = \"127.0.0.1:53\"", ""), &dir.0).unwrap_err();
+    assert!(err.contains("apply to source = \"dns\" only"), "{err}");
+    let err = load(
+        &base(
+            "source = \"dns\"\ndns_min_ttl = \"10s\"\ndns_max_ttl = \"1s\"",
+            "",
+        ),
+        &dir.0,
+    )
+    .unwrap_err();
+    assert!(err.contains("dns_max_ttl at least dns_min_ttl"), "{err}");
+}

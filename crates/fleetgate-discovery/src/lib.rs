@@ -46,6 +46,8 @@
 
 #[cfg(feature = "dns")]
 pub mod dns;
+#[cfg(feature = "kubernetes")]
+pub mod kube;
 mod slices;
 mod store;
 

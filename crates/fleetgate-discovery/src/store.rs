@@ -190,16 +190,8 @@ impl EndpointStore {
         cluster: &str,
         services: HashMap<(String, String), ServiceSlices>,
     ) {
+        self.replace_where(cluster, None, services);
         let mut inner = self.lock();
-        inner.services.retain(|k, _| k.0 != cluster);
-        for ((namespace, name), slices) in services {
-            if !slices.is_empty() {
-                inner
-                    .services
-                    .insert((cluster.to_string(), namespace, name), Arc::new(slices));
-            }
-        }
-        Self::touched(&mut inner, cluster);
         let status = inner
             .status
             .entry(cluster.to_string())
@@ -208,6 +200,65 @@ impl EndpointStore {
         status.connected = true;
         status.error = None;
         self.changed.notify_all();
+    }
+
+    /// Replaces everything known of `namespace` in `cluster` at once (a
+    /// relist of that namespace). `services` are keyed by (namespace,
+    /// name); entries of other namespaces are ignored.
+    pub fn replace_scope(
+        &self,
+        cluster: &str,
+        namespace: &str,
+        services: HashMap<(String, String), ServiceSlices>,
+    ) {
+        self.replace_where(cluster, Some(namespace), services);
+    }
+
+    fn replace_where(
+        &self,
+        cluster: &str,
+        namespace: Option<&str>,
+        services: HashMap<(String, String), ServiceSlices>,
+    ) {
+        let in_scope = |ns: &str| namespace.is_none_or(|n| n == ns);
+        let mut inner = self.lock();
+        let fresh: HashMap<ServiceKey, Arc<ServiceSlices>> = services
+            .into_iter()
+            .filter(|((ns, _), slices)| in_scope(ns) && !slices.is_empty())
+            .map(|((ns, name), slices)| ((cluster.to_string(), ns, name), Arc::new(slices)))
+            .collect();
+        let unchanged = inner
+            .services
+            .iter()
+            .filter(|(k, _)| k.0 == cluster && in_scope(&k.1))
+            .count()
+            == fresh.len()
+            && fresh
+                .iter()
+                .all(|(k, v)| inner.services.get(k).is_some_and(|old| old == v));
+        if unchanged {
+            // A resync that confirms what was known: fresher, not changed.
+            if let Some(status) = inner.status.get_mut(cluster) {
+                status.updated = Some(SystemTime::now());
+            }
+            return;
+        }
+        inner
+            .services
+            .retain(|k, _| !(k.0 == cluster && in_scope(&k.1)));
+        inner.services.extend(fresh);
+        Self::touched(&mut inner, cluster);
+        self.changed.notify_all();
+    }
+
+    /// How many slices `namespace` of `cluster` has now.
+    pub fn scope_slice_count(&self, cluster: &str, namespace: &str) -> usize {
+        self.lock()
+            .services
+            .iter()
+            .filter(|(k, _)| k.0 == cluster && k.1 == namespace)
+            .map(|(_, v)| v.len())
+            .sum()
     }
 
     /// How many slices `cluster` has now, over all its Services.

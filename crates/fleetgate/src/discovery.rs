@@ -1,4 +1,5 @@
-//! Live endpoint sources (`dns` clusters) and applying what they find.
+//! Live endpoint sources (`dns` and `kubernetes` clusters) and applying
+//! what they find.
 //!
 //! The sources run on a thread of their own (a small tokio runtime) and
 //! write into an [`EndpointStore`]. One applier thread waits for the store
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwapOption;
 use fleetgate_config::{Config, EndpointSource};
 use fleetgate_discovery::dns::{DnsQuery, DnsSettings, DnsTarget};
+use fleetgate_discovery::kube::KubeSettings;
 use fleetgate_discovery::{EndpointStore, SourceStatus, StoreSnapshot};
 
 use crate::state::GatewayState;
@@ -31,10 +33,26 @@ pub const MIN_APPLY_SPACING: Duration = Duration::from_millis(100);
 
 /// One cluster's live source, as configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct ClusterSpec {
-    cluster: String,
-    settings: DnsSettings,
-    targets: Vec<DnsTarget>,
+enum ClusterSpec {
+    Dns {
+        cluster: String,
+        settings: DnsSettings,
+        targets: Vec<DnsTarget>,
+    },
+    Kubernetes {
+        cluster: String,
+        settings: KubeSettings,
+        /// (namespace, name) of every declared Service.
+        services: Vec<(String, String)>,
+    },
+}
+
+impl ClusterSpec {
+    fn cluster(&self) -> &str {
+        match self {
+            ClusterSpec::Dns { cluster, .. } | ClusterSpec::Kubernetes { cluster, .. } => cluster,
+        }
+    }
 }
 
 /// The live sources of `config`.
@@ -43,8 +61,28 @@ fn specs(config: &Config) -> Vec<ClusterSpec> {
         .clusters
         .iter()
         .filter_map(|c| {
-            let EndpointSource::Dns(d) = &c.source else {
-                return None;
+            let d = match &c.source {
+                EndpointSource::Dns(d) => d,
+                EndpointSource::Kubernetes(k) => {
+                    let mut services: Vec<(String, String)> = config
+                        .services
+                        .iter()
+                        .map(|s| (s.namespace.clone(), s.name.clone()))
+                        .collect();
+                    services.sort();
+                    services.dedup();
+                    return Some(ClusterSpec::Kubernetes {
+                        cluster: c.id.clone(),
+                        settings: KubeSettings {
+                            kubeconfig: k.kubeconfig.clone(),
+                            context: k.context.clone(),
+                            timeout: k.timeout,
+                            keep_on_empty_list: k.keep_on_empty_list,
+                        },
+                        services,
+                    });
+                }
+                _ => return None,
             };
             let targets = config
                 .services
@@ -70,7 +108,7 @@ fn specs(config: &Config) -> Vec<ClusterSpec> {
                         })
                 })
                 .collect();
-            Some(ClusterSpec {
+            Some(ClusterSpec::Dns {
                 cluster: c.id.clone(),
                 settings: DnsSettings {
                     resolver: d.server,
@@ -122,12 +160,32 @@ fn spawn(store: &Arc<EndpointStore>, specs: Vec<ClusterSpec>) -> std::io::Result
             runtime.block_on(async move {
                 let mut tasks = tokio::task::JoinSet::new();
                 for spec in work {
-                    tasks.spawn(fleetgate_discovery::dns::run(
-                        Arc::clone(&store),
-                        spec.cluster,
-                        spec.settings,
-                        spec.targets,
-                    ));
+                    match spec {
+                        ClusterSpec::Dns {
+                            cluster,
+                            settings,
+                            targets,
+                        } => {
+                            tasks.spawn(fleetgate_discovery::dns::run(
+                                Arc::clone(&store),
+                                cluster,
+                                settings,
+                                targets,
+                            ));
+                        }
+                        ClusterSpec::Kubernetes {
+                            cluster,
+                            settings,
+                            services,
+                        } => {
+                            tasks.spawn(fleetgate_discovery::kube::run(
+                                Arc::clone(&store),
+                                cluster,
+                                settings,
+                                services,
+                            ));
+                        }
+                    }
                 }
                 let _ = stopped.await;
                 tasks.abort_all();
@@ -175,10 +233,10 @@ impl Discovery {
             || (running.is_none() && wanted.is_empty());
         if !same {
             *running = None;
-            let keep: Vec<&str> = wanted.iter().map(|s| s.cluster.as_str()).collect();
+            let keep: Vec<&str> = wanted.iter().map(ClusterSpec::cluster).collect();
             self.store.retain_clusters(&keep);
             for spec in &wanted {
-                self.store.register(&spec.cluster);
+                self.store.register(spec.cluster());
             }
             if !wanted.is_empty() {
                 match spawn(&self.store, wanted) {
@@ -233,6 +291,7 @@ pub fn initial_wait(config: &Config) -> Duration {
         .iter()
         .filter_map(|c| match &c.source {
             EndpointSource::Dns(d) => Some(d.timeout * 3),
+            EndpointSource::Kubernetes(k) => Some(k.timeout.min(Duration::from_secs(10))),
             _ => None,
         })
         .max()

@@ -1,0 +1,518 @@
+//! End to end: endpoints watched in each member cluster's API server.
+//!
+//! No kube-apiserver can be installed here, so each cluster's API server
+//! is `tests/clients/kube_api_server.py`, which speaks the list/watch wire
+//! protocol (see its docs); fleetgate talks to it with the real kube-rs
+//! client and watcher, through a kubeconfig, with a bearer token.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use fleetgate_e2e::config::listen_addr;
+use fleetgate_e2e::kube_api::{endpoint_slice, KubeApi};
+use fleetgate_e2e::{free_port, Backend, Gateway, HttpClient, Load, Sample, TempDir};
+use serde_json::Value;
+
+/// Clusters c1 and c2, each watched through its own kubeconfig; Service
+/// gateway-demo/web port 80; example.com/ routes to it.
+fn config(listen: std::net::SocketAddr, admin: u16, extra_cluster: &str) -> String {
+    format!(
+        r#"
+[gateway]
+name = "kubernetes"
+listen = ["{listen}"]
+ingress_class = "mse"
+
+[admin]
+listen = "127.0.0.1:{admin}"
+
+[log]
+access = "off"
+
+[[cluster]]
+id = "c1"
+zone = "zone-a"
+source = "kubernetes"
+kubeconfig = "c1.kubeconfig"
+api_timeout = "2s"
+{extra_cluster}
+
+[[cluster]]
+id = "c2"
+zone = "zone-b"
+source = "kubernetes"
+kubeconfig = "c2.kubeconfig"
+context = "test"
+api_timeout = "2s"
+
+[[service]]
+namespace = "gateway-demo"
+name = "web"
+port = 80
+
+[[ingress]]
+namespace = "gateway-demo"
+name = "web"
+class = "mse"
+rules = [{{ host = "example.com", paths = [{{ path = "/", type = "Prefix", service = "web", port = 80 }}] }}]
+"#
+    )
+}
+
+/// `/services`' endpoints of web's pool, by address.
+fn web_endpoints(gw: &Gateway) -> BTreeMap<String, Value> {
+    let services = gw.admin_json("/services");
+    services["pools"]
+        .as_array()
+        .and_then(|pools| pools.iter().find(|p| p["name"] == "gateway-demo/web:80"))
+        .and_then(|p| p["endpoints"].as_array())
+        .map(|eps| {
+            eps.iter()
+                .map(|e| (e["address"].as_str().unwrap_or("").to_string(), e.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits until `check` holds of web's endpoints; returns how long it took.
+fn wait_endpoints(
+    gw: &Gateway,
+    what: &str,
+    check: impl Fn(&BTreeMap<String, Value>) -> bool,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        let eps = web_endpoints(gw);
+        if check(&eps) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "never {what}: {eps:?}\n{}",
+            gw.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The `/status` entry of cluster `id`.
+fn cluster(gw: &Gateway, id: &str) -> Value {
+    let status = gw.admin_json("/status");
+    status["clusters"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["id"] == id))
+        .cloned()
+        .unwrap_or_else(|| panic!("no cluster {id}: {status}"))
+}
+
+fn wait_cluster(gw: &Gateway, id: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let c = cluster(gw, id);
+        if check(&c) {
+            return c;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "cluster {id} never {what}: {c}\n{}",
+            gw.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Ready pods at these loopback addresses.
+fn ready<'a>(ips: &[&'a str]) -> Vec<(&'a str, bool, bool)> {
+    ips.iter().map(|ip| (*ip, true, false)).collect()
+}
+
+/// Share of each cluster among the samples sent in `from..to`.
+fn cluster_shares(samples: &[Sample], from: Duration, to: Duration) -> (usize, usize) {
+    let mut c1 = 0;
+    let mut c2 = 0;
+    for s in samples.iter().filter(|s| s.at >= from && s.at < to) {
+        match s.result.as_deref() {
+            Ok(b) if b.starts_with("c1-") => c1 += 1,
+            Ok(b) if b.starts_with("c2-") => c2 += 1,
+            _ => {}
+        }
+    }
+    (c1, c2)
+}
+
+/// The pods of both clusters on one port: c1 at 127.0.1.N, c2 at
+/// 127.0.2.N, each answering `cK-N`.
+struct Pods {
+    port: u16,
+    _backends: Vec<Backend>,
+}
+
+impl Pods {
+    fn start(c1: usize, c2: usize) -> Pods {
+        let port = free_port();
+        let mut backends = Vec::new();
+        for (cluster, n) in [(1, c1), (2, c2)] {
+            for i in 1..=n {
+                backends.push(Backend::start_on(
+                    &format!("c{cluster}-{i}"),
+                    &format!("127.0.{cluster}.{i}:{port}"),
+                ));
+            }
+        }
+        Pods {
+            port,
+            _backends: backends,
+        }
+    }
+}
+
+const C1_PODS: [&str; 9] = [
+    "127.0.1.1",
+    "127.0.1.2",
+    "127.0.1.3",
+    "127.0.1.4",
+    "127.0.1.5",
+    "127.0.1.6",
+    "127.0.1.7",
+    "127.0.1.8",
+    "127.0.1.9",
+];
+const C2_PODS: [&str; 3] = ["127.0.2.1", "127.0.2.2", "127.0.2.3"];
+
+/// Scaling by watch events under steady load: 9+1 pods, then 3+3, then
+/// cluster 1 at zero. Each split follows within a second, with no failed
+/// request. Then cluster 1's API server dies (its endpoints stay, its
+/// status says so) and comes back rebuilt with newer resourceVersions
+/// (the watch gets 410 Expired, lists again, and the new data replaces
+/// the old in one step).
+#[test]
+fn watched_slices_follow_scaling_and_survive_their_api_server() {
+    let pods = Pods::start(9, 3);
+    let port = pods.port;
+    let dir = TempDir::new("kubernetes-scale");
+    let mut api1 = KubeApi::start("token-1");
+    let api2 = KubeApi::start("token-2");
+    api1.kubeconfig(dir.path(), "c1.kubeconfig");
+    api2.kubeconfig(dir.path(), "c2.kubeconfig");
+    let slice = |cluster: &str, pods: &[(&str, bool, bool)]| {
+        endpoint_slice(
+            "gateway-demo",
+            &format!("web-{cluster}"),
+            "web",
+            port,
+            "zone",
+            pods,
+        )
+    };
+    api1.put("endpointslices", &slice("c1", &ready(&C1_PODS)));
+    api2.put("endpointslices", &slice("c2", &ready(&C2_PODS[..1])));
+    // A slice of another Service, and one without the Service label: not used.
+    api1.put(
+        "endpointslices",
+        &endpoint_slice(
+            "gateway-demo",
+            "other-1",
+            "other",
+            port,
+            "zone",
+            &ready(&["127.0.9.9"]),
+        ),
+    );
+    let listen = listen_addr();
+    let path = dir.write("gw.toml", &config(listen, free_port(), ""));
+    let gw = Gateway::start(&path, listen);
+
+    // Started with both clusters listed.
+    let eps = web_endpoints(&gw);
+    assert_eq!(eps.len(), 10, "9 + 1 from the first lists: {eps:?}");
+    let c1 = cluster(&gw, "c1");
+    assert_eq!(
+        (
+            c1["source"].as_str(),
+            c1["connected"].as_bool(),
+            c1["synced"].as_bool()
+        ),
+        (Some("kubernetes"), Some(true), Some(true)),
+        "{c1}"
+    );
+    assert!(
+        c1["endpoint_source"]
+            .as_str()
+            .is_some_and(|s| s.contains("c1.kubeconfig")),
+        "{c1}"
+    );
+    assert_eq!(eps[&format!("127.0.2.1:{port}")]["source"], "kubernetes");
+
+    let load = Load::start(
+        gw.addr,
+        "example.com",
+        "/",
+        &[],
+        4,
+        Duration::from_millis(5),
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    let t0 = load.elapsed();
+
+    // 9+1 -> 3+3.
+    api1.put("endpointslices", &slice("c1", &ready(&C1_PODS[..3])));
+    api2.put("endpointslices", &slice("c2", &ready(&C2_PODS)));
+    let follow_3_3 = wait_endpoints(&gw, "3+3", |eps| eps.len() == 6);
+    let t1 = load.elapsed();
+    std::thread::sleep(Duration::from_millis(1000));
+    let t2 = load.elapsed();
+
+    // Cluster 1 to zero (its slice stays, with no endpoints, as Kubernetes
+    // keeps it).
+    api1.put("endpointslices", &slice("c1", &[]));
+    let follow_zero = wait_endpoints(&gw, "cluster 1 at zero", |eps| eps.len() == 3);
+    let t3 = load.elapsed();
+    std::thread::sleep(Duration::from_millis(800));
+    let t4 = load.elapsed();
+
+    // Back to 3+3, then cluster 1's API server dies: endpoints stay.
+    api1.put("endpointslices", &slice("c1", &ready(&C1_PODS[..3])));
+    wait_endpoints(&gw, "3+3 again", |eps| eps.len() == 6);
+    api1.kill();
+    let down = wait_cluster(&gw, "c1", "disconnected", |c| c["connected"] == false);
+    assert!(
+        down["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{down}"
+    );
+    assert_eq!(
+        web_endpoints(&gw).len(),
+        6,
+        "endpoints kept while the API server is down"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let t5 = load.elapsed();
+
+    // Rebuilt server, newer versions, different pods: resync.
+    api1.restart(50_000);
+    api1.put("endpointslices", &slice("c1", &ready(&C1_PODS[3..5])));
+    let resync = wait_endpoints(&gw, "resync after restart", |eps| {
+        eps.len() == 5
+            && eps.contains_key(&format!("127.0.1.4:{port}"))
+            && !eps.contains_key(&format!("127.0.1.1:{port}"))
+    });
+    wait_cluster(&gw, "c1", "reconnected", |c| {
+        c["connected"] == true && c["error"].is_null()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+
+    let samples = load.stop();
+    let failed: Vec<&Sample> = samples.iter().filter(|s| s.result.is_err()).collect();
+    assert!(samples.len() > 1000, "load too light: {}", samples.len());
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {:?}",
+        failed.len(),
+        samples.len(),
+        &failed[..failed.len().min(5)]
+    );
+
+    let (a, b) = cluster_shares(&samples, Duration::ZERO, t0);
+    let share = a as f64 / (a + b) as f64;
+    assert!(
+        (0.85..0.95).contains(&share),
+        "9+1: cluster 1 took {share:.3} ({a}/{b})"
+    );
+    let (a, b) = cluster_shares(&samples, t1 + Duration::from_millis(50), t2);
+    let share = a as f64 / (a + b) as f64;
+    assert!(
+        (0.4..0.6).contains(&share),
+        "3+3: cluster 1 took {share:.3} ({a}/{b})"
+    );
+    let (a, b) = cluster_shares(&samples, t3 + Duration::from_millis(50), t4);
+    assert_eq!(a, 0, "cluster 1 at zero got {a} of {}", a + b);
+    let (a, b) = cluster_shares(&samples, t4 + Duration::from_millis(300), t5);
+    assert!(
+        a > 0 && b > 0,
+        "both clusters serve while cluster 1's API server is down ({a}/{b})"
+    );
+    assert!(
+        follow_3_3 < Duration::from_secs(1),
+        "3+3 followed in {follow_3_3:?}"
+    );
+    assert!(
+        follow_zero < Duration::from_secs(1),
+        "zero followed in {follow_zero:?}"
+    );
+    println!(
+        "followed: 3+3 in {follow_3_3:?}, zero in {follow_zero:?}, resync in {resync:?}; {} requests, 0 failed",
+        samples.len()
+    );
+    drop(pods);
+}
+
+/// The watch's failure modes: a dropped stream resumes where it was (no
+/// new list); 410 Expired lists again; 403 and a hung server keep the
+/// endpoints and show the error; a relist that finds nothing where there
+/// were slices is kept (and logged), by default.
+#[test]
+fn watch_failures_keep_endpoints_and_say_why() {
+    let pods = Pods::start(2, 1);
+    let port = pods.port;
+    let dir = TempDir::new("kubernetes-failures");
+    let mut api1 = KubeApi::start("token-1");
+    let api2 = KubeApi::start("token-2");
+    api1.kubeconfig(dir.path(), "c1.kubeconfig");
+    api2.kubeconfig(dir.path(), "c2.kubeconfig");
+    let slice = |name: &str, ips: &[&str]| {
+        endpoint_slice("gateway-demo", name, "web", port, "zone-a", &ready(ips))
+    };
+    api1.put("endpointslices", &slice("web-a", &["127.0.1.1"]));
+    api2.put("endpointslices", &slice("web-b", &["127.0.2.1"]));
+    let listen = listen_addr();
+    let path = dir.write("gw.toml", &config(listen, free_port(), ""));
+    let gw = Gateway::start(&path, listen);
+    let mut client = HttpClient::new(gw.addr);
+    assert_eq!(web_endpoints(&gw).len(), 2);
+
+    // A dropped stream: the watch resumes from its resourceVersion.
+    let before = api1.stats();
+    api1.drop_watches();
+    api1.put("endpointslices", &slice("web-a2", &["127.0.1.2"]));
+    wait_endpoints(&gw, "a second c1 slice after a drop", |eps| eps.len() == 3);
+    let after = api1.stats();
+    assert_eq!(
+        after["list"], before["list"],
+        "a dropped watch resumes without a list: {before} -> {after}"
+    );
+    assert!(
+        after["watch"].as_u64() > before["watch"].as_u64(),
+        "{after}"
+    );
+
+    // 410 Expired: while the watch is away, the slice is deleted and the
+    // history forgotten; the watch comes back to a version that is gone,
+    // lists again, and the data is replaced.
+    api1.hang(true);
+    api1.drop_watches();
+    api1.delete("endpointslices", "gateway-demo", "web-a2");
+    api1.compact();
+    api1.hang(false);
+    wait_endpoints(&gw, "the deleted slice gone", |eps| eps.len() == 2);
+    let relisted = api1.stats();
+    assert!(
+        relisted["list"].as_u64() > after["list"].as_u64(),
+        "410 forces a list: {relisted}"
+    );
+
+    // 403 (an RBAC change): the endpoints stay, the error shows.
+    api1.auth("403");
+    api1.drop_watches();
+    let c1 = wait_cluster(&gw, "c1", "forbidden", |c| c["connected"] == false);
+    assert!(
+        c1["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("403") || e.to_lowercase().contains("forbidden")),
+        "{c1}"
+    );
+    assert_eq!(web_endpoints(&gw).len(), 2);
+    for _ in 0..20 {
+        let r = client.get("example.com", "/").expect("request");
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    api1.auth("ok");
+    wait_cluster(&gw, "c1", "reconnected after 403", |c| {
+        c["connected"] == true
+    });
+
+    // A hung server: noticed within api_timeout, endpoints kept.
+    api1.hang(true);
+    api1.drop_watches();
+    let c1 = wait_cluster(&gw, "c1", "disconnected by a hung server", |c| {
+        c["connected"] == false
+    });
+    assert!(c1["error"].as_str().is_some(), "{c1}");
+    assert_eq!(web_endpoints(&gw).len(), 2);
+    api1.hang(false);
+    wait_cluster(&gw, "c1", "reconnected after hanging", |c| {
+        c["connected"] == true
+    });
+
+    // A rebuilt server that lists nothing (as a wrong namespace or RBAC
+    // rule would): the old endpoints are kept, loudly.
+    api1.restart(90_000);
+    wait_cluster(&gw, "c1", "relisted the empty server", |c| {
+        c["connected"] == true && c["updates"].as_u64() > Some(0)
+    });
+    assert!(
+        gw.wait_for_log(
+            "returned no EndpointSlice for any declared Service",
+            1,
+            Duration::from_secs(15)
+        )
+        .is_some(),
+        "{}",
+        gw.log_text()
+    );
+    assert_eq!(web_endpoints(&gw).len(), 2, "kept after an empty relist");
+    for _ in 0..20 {
+        assert_eq!(client.get("example.com", "/").expect("request").status, 200);
+    }
+    drop(pods);
+}
+
+/// Terminating pods drain: a request in flight to a pod that starts
+/// terminating finishes; new requests go to the ready pods.
+#[test]
+fn terminating_pods_finish_what_they_started() {
+    let pods = Pods::start(2, 1);
+    let port = pods.port;
+    let dir = TempDir::new("kubernetes-drain");
+    let api1 = KubeApi::start("token-1");
+    let api2 = KubeApi::start("token-2");
+    api1.kubeconfig(dir.path(), "c1.kubeconfig");
+    api2.kubeconfig(dir.path(), "c2.kubeconfig");
+    let slice = |pods: &[(&str, bool, bool)]| {
+        endpoint_slice("gateway-demo", "web-a", "web", port, "zone-a", pods)
+    };
+    api1.put("endpointslices", &slice(&ready(&["127.0.1.1"])));
+    api2.put(
+        "endpointslices",
+        &endpoint_slice("gateway-demo", "web-b", "web", port, "zone-b", &[]),
+    );
+    let listen = listen_addr();
+    let path = dir.write("gw.toml", &config(listen, free_port(), ""));
+    let gw = Gateway::start(&path, listen);
+
+    // A slow request is under way on 127.0.1.1 when it starts terminating
+    // and 127.0.1.2 becomes ready.
+    let addr = gw.addr;
+    let slow = std::thread::spawn(move || {
+        let mut c = HttpClient::new(addr);
+        c.get("example.com", "/slow/1500").expect("slow request")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    api1.put(
+        "endpointslices",
+        &slice(&[("127.0.1.1", false, true), ("127.0.1.2", true, false)]),
+    );
+    let terminating = format!("127.0.1.1:{port}");
+    wait_endpoints(&gw, "127.0.1.1 terminating", |eps| {
+        eps.get(&terminating)
+            .is_some_and(|e| e["condition"] == "terminating")
+    });
+    let mut client = HttpClient::new(gw.addr);
+    let tally = client.tally("example.com", "/", &[], 20);
+    assert_eq!(
+        tally.get("c1-2"),
+        Some(&20),
+        "new requests go to the ready pod: {tally:?}"
+    );
+    let r = slow.join().expect("slow request thread");
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (200, "c1-1"),
+        "the request in flight finished on the terminating pod"
+    );
+
+    // When no ready pod is left, terminating ones serve.
+    api1.put("endpointslices", &slice(&[("127.0.1.1", false, true)]));
+    wait_endpoints(&gw, "only a terminating pod", |eps| eps.len() == 1);
+    let tally = client.tally("example.com", "/", &[], 5);
+    assert_eq!(tally.get("c1-1"), Some(&5), "{tally:?}");
+    drop(pods);
+}
