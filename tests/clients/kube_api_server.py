@@ -43,12 +43,15 @@ Control endpoints, for the test (not part of the Kubernetes API):
   GET    /_control/stats            requests seen: lists, watches, by path
 
 Usage: kube_api_server.py --listen 127.0.0.1:0 [--token T]
-       [--bookmark-seconds S] [--start-version N]
+       [--bookmark-seconds S] [--start-version N] [--preload FILE]
+(--preload: JSON lines {"plural": ..., "object": ...}, stored before
+serving, for benchmarks with many objects.)
 Once listening it prints `kube-api-server listening on 127.0.0.1:PORT`.
 Standard library only.
 """
 
 import argparse
+import bisect
 import json
 import re
 import socket
@@ -66,7 +69,8 @@ class Store:
         self.lock = threading.Condition()
         self.version = start_version
         self.objects = {}  # (plural, ns, name) -> object
-        self.events = []  # (version, plural, ns, type, object)
+        self.events = []  # (version, plural, ns, type, object), in version order
+        self.versions = []  # the events' versions, for bisection
         self.oldest = start_version  # events after this are kept
         self.generation = 0  # moves on /_control/drop
         self.hang = False
@@ -82,6 +86,7 @@ class Store:
             kind = "MODIFIED" if key in self.objects else "ADDED"
             self.objects[key] = obj
             self.events.append((self.version, plural, key[1], kind, obj))
+            self.versions.append(self.version)
             self.lock.notify_all()
         return obj
 
@@ -95,12 +100,14 @@ class Store:
             obj = json.loads(json.dumps(obj))
             obj["metadata"]["resourceVersion"] = str(self.version)
             self.events.append((self.version, plural, ns, "DELETED", obj))
+            self.versions.append(self.version)
             self.lock.notify_all()
             return True
 
     def compact(self) -> None:
         with self.lock:
             self.events = []
+            self.versions = []
             self.oldest = self.version
             self.lock.notify_all()
 
@@ -157,6 +164,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+    def setup(self):
+        super().setup()
+        # Headers and body are written separately: without this, Nagle's
+        # algorithm and delayed ACKs hold every second write for ~40 ms.
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def send_json(self, code: int, body: dict) -> None:
         data = json.dumps(body).encode()
@@ -304,9 +317,11 @@ class Handler(BaseHTTPRequestHandler):
                 with s.lock:
                     dropped = s.generation != generation
                     hang = s.hang
+                    # Events are in version order: start after `sent`.
+                    start = bisect.bisect_right(s.versions, sent)
                     pending = [] if (dropped or hang) else [
-                        e for e in s.events
-                        if e[0] > sent and e[1] == plural and matches(e[2], e[4])]
+                        e for e in s.events[start:]
+                        if e[1] == plural and matches(e[2], e[4])]
                     version = s.version
                     if not dropped and not pending and not (bookmark_due and not hang):
                         s.lock.wait(max(0.0, min(deadline, next_bookmark) - now))
@@ -350,9 +365,17 @@ def main() -> None:
     p.add_argument("--token")
     p.add_argument("--bookmark-seconds", type=float, default=1.0)
     p.add_argument("--start-version", type=int, default=1000)
+    p.add_argument("--preload", help="JSON lines {\"plural\": ..., \"object\": ...} stored before serving")
     args = p.parse_args()
     host, port = args.listen.rsplit(":", 1)
     Handler.store = Store(args.start_version)
+    if args.preload:
+        with open(args.preload, encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    entry = json.loads(line)
+                    Handler.store.put(entry["plural"], entry["object"])
+        Handler.store.compact()
     Handler.token = args.token
     Handler.bookmark_seconds = args.bookmark_seconds
     server = ThreadingHTTPServer((host, int(port)), Handler)

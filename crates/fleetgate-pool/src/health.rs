@@ -338,6 +338,26 @@ impl HealthChecks {
         }
     }
 
+    /// Forgets the peers and endpoint state of addresses not in `keep`
+    /// (those no pool of the newest configuration lists), so that pods
+    /// that come and go (every rollout brings new addresses) do not
+    /// accumulate. Pools that still hold them (requests in flight on an
+    /// older configuration) keep their own references; an address that
+    /// comes back later starts afresh.
+    pub fn retain_addresses(&self, keep: &std::collections::HashSet<SocketAddr>) {
+        lock(&self.peers).retain(|(address, _, _), _| keep.contains(address));
+        lock(&self.states).retain(|address, _| keep.contains(address));
+    }
+
+    /// How many addresses have peers or state kept (for tests and memory
+    /// accounting).
+    pub fn tracked_addresses(&self) -> usize {
+        let mut all: std::collections::HashSet<SocketAddr> =
+            lock(&self.states).keys().copied().collect();
+        all.extend(lock(&self.peers).keys().map(|(a, _, _)| *a));
+        all.len()
+    }
+
     /// The upstream peer for `address` with `timeouts`, one per pair,
     /// shared by every pool (a peer is some 700 bytes; a large
     /// configuration lists the same pods in many pools).

@@ -299,6 +299,12 @@ impl RouterBuilder {
             }
         }
         self.checks.set_targets(&probe);
+        let listed: std::collections::HashSet<SocketAddr> = self
+            .pools
+            .iter()
+            .flat_map(|p| p.endpoints().map(|e| e.address))
+            .collect();
+        self.checks.retain_addresses(&listed);
         Router {
             table: self.table.build(),
             routes: self.routes,

@@ -335,3 +335,43 @@ fn an_unchanged_pool_is_taken_over_by_the_next_router() {
     assert!(Arc::ptr_eq(same.endpoint_pool(), pool.endpoint_pool()));
     assert!(!Arc::ptr_eq(other.endpoint_pool(), changed.endpoint_pool()));
 }
+
+/// Pods come and go with every rollout: a rebuilt router forgets the
+/// peers and state of addresses no pool lists any more, and keeps those of
+/// addresses that stay (with their state).
+#[test]
+fn addresses_that_leave_are_forgotten_and_those_that_stay_are_kept() {
+    let checks = HealthChecks::new();
+    let mut b = RouterBuilder::new(&checks);
+    let kept = Arc::clone(
+        b.pool(spec(
+            "web",
+            vec![endpoint("10.0.0.1:80", "c1"), endpoint("10.0.0.2:80", "c1")],
+            1,
+        ))
+        .state(0),
+    );
+    let first = b.build();
+    assert_eq!(checks.tracked_addresses(), 2);
+    let mut b = RouterBuilder::new(&checks).reuse_pools_of(&first);
+    let pool = b.pool(spec(
+        "web",
+        vec![endpoint("10.0.0.1:80", "c1"), endpoint("10.0.0.3:80", "c1")],
+        1,
+    ));
+    let _second = b.build();
+    assert_eq!(
+        checks.tracked_addresses(),
+        2,
+        "10.0.0.2 forgotten, 10.0.0.3 added"
+    );
+    assert!(
+        Arc::ptr_eq(&checks.endpoint_state(addr("10.0.0.1:80")), pool.state(0)),
+        "the address that stayed keeps its state"
+    );
+    assert!(
+        Arc::ptr_eq(&kept, pool.state(0)),
+        "the same state object as before"
+    );
+    drop(first);
+}

@@ -90,16 +90,10 @@ fn health_config(s: &Service, protocol: UpstreamProtocol) -> Option<HealthCheckC
     })
 }
 
-/// Endpoints interned by everything that defines them, so that a pod listed
-/// by many Services (or subsets, or both tiers) is one object.
-type EndpointKey = (
-    std::net::SocketAddr,
-    String,
-    u32,
-    std::collections::BTreeMap<String, String>,
-    Option<String>,
-    Condition,
-);
+/// Endpoints interned by address (then compared on everything else), so
+/// that a pod listed by many Services (or subsets, or both tiers) is one
+/// object. Keyed by address alone so that a lookup allocates nothing.
+type Interned = HashMap<std::net::SocketAddr, Vec<Arc<Endpoint>>>;
 
 /// Builds the endpoints of a Service with their cluster and zone labels,
 /// sharing identical ones through `interned`. Terminating endpoints keep
@@ -108,7 +102,7 @@ type EndpointKey = (
 fn endpoints(
     config: &Config,
     specs: &[EndpointSpec],
-    interned: &mut HashMap<EndpointKey, Arc<Endpoint>>,
+    interned: &mut Interned,
 ) -> Vec<Arc<Endpoint>> {
     let any_ready = specs
         .iter()
@@ -121,34 +115,47 @@ fn endpoints(
             } else {
                 e.weight
             };
-            let zone = e.zone.clone().or_else(|| {
+            let zone = e.zone.as_deref().or_else(|| {
                 config
                     .clusters
                     .iter()
                     .find(|c| c.id == e.cluster)
-                    .and_then(|c| c.zone.clone())
+                    .and_then(|c| c.zone.as_deref())
             });
-            let key = (
-                e.address,
-                e.cluster.clone(),
-                weight,
-                e.labels.clone(),
-                zone,
-                e.condition,
-            );
-            let ep = interned.entry(key).or_insert_with_key(|key| {
-                let mut ep = Endpoint::new(e.address, &e.cluster)
-                    .with_weight(weight)
-                    .with_labels(&e.labels)
-                    .with_condition(e.condition);
-                if let Some(zone) = &key.4 {
-                    ep = ep.with_zone(zone);
-                }
-                Arc::new(ep)
+            let same = interned.entry(e.address).or_default();
+            let found = same.iter().find(|x| {
+                x.cluster == e.cluster
+                    && x.weight == weight
+                    && x.condition == e.condition
+                    && x.zone.as_deref() == zone
+                    && own_labels_equal(x, &e.labels)
             });
-            Arc::clone(ep)
+            if let Some(x) = found {
+                return Arc::clone(x);
+            }
+            let mut ep = Endpoint::new(e.address, &e.cluster)
+                .with_weight(weight)
+                .with_labels(&e.labels)
+                .with_condition(e.condition);
+            if let Some(zone) = zone {
+                ep = ep.with_zone(zone);
+            }
+            let ep = Arc::new(ep);
+            same.push(Arc::clone(&ep));
+            ep
         })
         .collect()
+}
+
+/// Whether `x`'s labels, apart from the cluster and zone ones it always
+/// has, are `own`.
+fn own_labels_equal(x: &Endpoint, own: &std::collections::BTreeMap<String, String>) -> bool {
+    use fleetgate_pool::{CLUSTER_LABEL, ZONE_LABEL};
+    let topology = |k: &String| k == CLUSTER_LABEL || k == ZONE_LABEL;
+    x.labels
+        .iter()
+        .filter(|(k, _)| !topology(k))
+        .eq(own.iter().filter(|(k, _)| !topology(k)))
 }
 
 /// A Service's endpoints: those the configuration holds (static and
@@ -196,7 +203,9 @@ struct Compiler<'a> {
     discovered: Option<&'a StoreSnapshot>,
     builder: RouterBuilder,
     /// Shared endpoint objects.
-    interned: HashMap<EndpointKey, Arc<Endpoint>>,
+    interned: Interned,
+    /// Each Service's endpoints, built once (by [`Service::key`]).
+    service_endpoints: HashMap<String, Arc<[Arc<Endpoint>]>>,
     report: CompileReport,
     /// Hosts whose paths are matched as regexes.
     regex_hosts: std::collections::BTreeSet<HostPattern>,
@@ -259,13 +268,18 @@ impl Compiler<'_> {
         } else {
             format!("{service_key}[{protocol}]")
         };
-        let specs = endpoint_specs(config, service, self.discovered);
-        if specs.is_empty() {
+        let all: Vec<Arc<Endpoint>> = match self.service_endpoints.get(&service_key) {
+            Some(eps) => eps.to_vec(),
+            None => {
+                let specs = endpoint_specs(config, service, self.discovered);
+                endpoints(config, &specs, &mut self.interned)
+            }
+        };
+        if all.is_empty() {
             self.report.warnings.push(format!(
                 "Ingress {ingress}: backend service {service_key} has no endpoints; its requests get 503"
             ));
         }
-        let all = endpoints(config, &specs, &mut self.interned);
         let pools = match subset {
             None => TargetPools::Whole(self.add_pool(key.clone(), all, service, protocol)),
             Some(sel) => {
@@ -748,6 +762,7 @@ pub fn compile_with(
         builder,
         discovered,
         interned: HashMap::new(),
+        service_endpoints: HashMap::new(),
         report: CompileReport::default(),
         regex_hosts: config.regex_hosts(),
     };
@@ -756,6 +771,7 @@ pub fn compile_with(
     for s in &config.services {
         let specs = endpoint_specs(config, s, c.discovered);
         let eps = endpoints(config, &specs, &mut c.interned);
+        c.service_endpoints.insert(s.key(), eps.clone().into());
         c.add_pool(s.key(), eps, s, s.protocol);
     }
     c.report.warnings.extend(config.warnings.iter().cloned());

@@ -10,11 +10,11 @@
 //! connections.
 //!
 //! Coalescing: a build starts when the store changes, but never sooner than
-//! [`MIN_APPLY_SPACING`] (or twice the last build's time, if longer) after
-//! the previous build started; every change that arrives meanwhile goes
-//! into that one build. A storm of changes therefore costs at most a
-//! bounded share of one core and never touches the request path, which
-//! only ever loads the current snapshot.
+//! [`MIN_APPLY_SPACING`] (or three times the last build's time, if longer)
+//! after the previous build started; every change that arrives meanwhile
+//! goes into that one build. A storm of changes therefore takes at most
+//! about a third of one core for builds and never touches the request
+//! path, which only ever loads the current snapshot.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -29,7 +29,7 @@ use fleetgate_discovery::{EndpointStore, SourceStatus, StoreSnapshot};
 use crate::state::GatewayState;
 
 /// Shortest time between the starts of two endpoint builds.
-pub const MIN_APPLY_SPACING: Duration = Duration::from_millis(100);
+pub const MIN_APPLY_SPACING: Duration = Duration::from_millis(10);
 
 /// One cluster's live source, as configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -318,6 +318,8 @@ fn apply(state: &GatewayState) -> Option<u64> {
     ) {
         Ok(snapshot) => {
             state.snapshot.store(Arc::new(snapshot));
+            drop(previous);
+            crate::memory::release_free_memory();
             state.advance_generation(generation);
             state
                 .discovery
@@ -362,7 +364,7 @@ pub fn start_applier(state: Arc<GatewayState>) -> std::io::Result<()> {
                 let outcome =
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| apply(&state)));
                 let took = started.elapsed();
-                spacing = MIN_APPLY_SPACING.max(took * 2);
+                spacing = MIN_APPLY_SPACING.max(took * 3);
                 match outcome {
                     Ok(Some(version)) => {
                         log::info!(
