@@ -50,6 +50,11 @@ namespace = "gateway-demo"
 name = "web"
 port = 80
 
+[[service]]
+namespace = "gateway-demo"
+name = "multi"
+port = 80
+
 [[ingress]]
 namespace = "gateway-demo"
 name = "web"

@@ -61,7 +61,9 @@ pub struct DnsTarget {
     pub cluster: String,
     /// The Service's namespace.
     pub namespace: String,
-    /// The Service's name.
+    /// The Service's name, as the store keys it. The gateway uses
+    /// `name:port`, so that two ports of one Service never mix their
+    /// answers.
     pub service: String,
     /// The Service port's name (the slices written carry it, so the port
     /// matches as a Kubernetes slice would).
@@ -156,28 +158,49 @@ fn no_records(e: &hickory_resolver::net::NetError) -> bool {
     e.is_no_records_found() || e.is_nx_domain()
 }
 
+/// The A and AAAA records of `name`, asked separately: "no such record"
+/// for one type is an empty answer for that family, any other failure of
+/// either query fails the whole lookup (a timeout must never read as "no
+/// endpoints"). Returns the addresses and how long the answers hold.
+async fn addresses(
+    resolver: &TokioResolver,
+    name: &str,
+) -> Result<(Vec<IpAddr>, Duration), String> {
+    let mut out = Vec::new();
+    let mut ttl: Option<Duration> = None;
+    for record_type in [RecordType::A, RecordType::AAAA] {
+        match resolver.lookup(name, record_type).await {
+            Ok(found) => {
+                let held = found
+                    .valid_until()
+                    .saturating_duration_since(Instant::now());
+                ttl = Some(ttl.map_or(held, |t| t.min(held)));
+                out.extend(found.answers().iter().filter_map(|r| match &r.data {
+                    RData::A(a) => Some(IpAddr::V4(a.0)),
+                    RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+                    _ => None,
+                }));
+            }
+            Err(e) if no_records(&e) => {}
+            Err(e) => return Err(format!("{name} ({record_type}): {e}")),
+        }
+    }
+    Ok((out, ttl.unwrap_or(Duration::ZERO)))
+}
+
 async fn ask(resolver: &TokioResolver, target: &DnsTarget) -> Result<Answer, String> {
     let prefix = slice_prefix(target);
     match &target.query {
         DnsQuery::Address { name, port } => {
-            let (addresses, ttl) = match resolver.lookup_ip(name.as_str()).await {
-                Ok(found) => {
-                    let ttl = found
-                        .valid_until()
-                        .saturating_duration_since(Instant::now());
-                    (found.iter().collect::<Vec<_>>(), ttl)
-                }
-                Err(e) if no_records(&e) => (Vec::new(), Duration::ZERO),
-                Err(e) => return Err(format!("{name}: {e}")),
-            };
+            let (found, ttl) = addresses(resolver, name).await?;
             let mut slices = Vec::new();
             for family in [AddressFamily::Ipv4, AddressFamily::Ipv6] {
-                let eps: Vec<SliceEndpoint> = addresses
+                let eps: Vec<SliceEndpoint> = found
                     .iter()
                     .filter(|a| AddressFamily::of(**a) == family)
                     .map(|a| endpoint(*a, 1))
                     .collect();
-                let slice_name = format!("{prefix} {family}");
+                let slice_name = format!("{prefix}:{port} {family}");
                 let value = (!eps.is_empty())
                     .then(|| slice(target, slice_name.clone(), family, *port, eps));
                 slices.push((slice_name, value));
@@ -208,23 +231,17 @@ async fn ask(resolver: &TokioResolver, target: &DnsTarget) -> Result<Answer, Str
             let mut slices = Vec::new();
             for r in records.iter().filter(|r| Some(r.priority) == best) {
                 let target_name = r.target.to_utf8();
-                let found = match resolver.lookup_ip(target_name.as_str()).await {
-                    Ok(found) => found,
-                    Err(e) if no_records(&e) => continue,
-                    Err(e) => return Err(format!("{name}: target {target_name}: {e}")),
-                };
-                ttl = ttl.min(
-                    found
-                        .valid_until()
-                        .saturating_duration_since(Instant::now()),
-                );
+                let (found, held) = addresses(resolver, &target_name)
+                    .await
+                    .map_err(|e| format!("{name}: target {e}"))?;
+                ttl = ttl.min(held);
                 // RFC 2782: weight 0 is "very small", not "none".
                 let weight = u32::from(r.weight.max(1));
                 for family in [AddressFamily::Ipv4, AddressFamily::Ipv6] {
                     let eps: Vec<SliceEndpoint> = found
                         .iter()
-                        .filter(|a| AddressFamily::of(*a) == family)
-                        .map(|a| endpoint(a, weight))
+                        .filter(|a| AddressFamily::of(**a) == family)
+                        .map(|a| endpoint(*a, weight))
                         .collect();
                     if !eps.is_empty() {
                         let slice_name = format!("{prefix} {target_name}:{} {family}", r.port);

@@ -236,24 +236,24 @@ async fn follow(
                 store.report(cluster, Ok(()), synced);
             }
             Event::Apply(object) => {
-                if let Some(slice) = read(object, namespace, cluster) {
-                    if wanted(&slice) {
-                        let (service, name) = (slice.service.clone(), slice.name.clone());
+                let name = object.metadata.name.clone().unwrap_or_default();
+                match read(object, namespace, cluster) {
+                    Some(slice) if wanted(&slice) => {
+                        let service = slice.service.clone();
+                        // A slice moved to another Service (its label
+                        // changed) leaves the old one.
+                        store.remove_slice_named(cluster, namespace, &name, Some(&service));
                         store.put_slice(cluster, namespace, &service, &name, Some(slice));
                     }
+                    // Unreadable, or no longer a declared Service's: its
+                    // old version must not keep serving.
+                    _ => store.remove_slice_named(cluster, namespace, &name, None),
                 }
                 store.report(cluster, Ok(()), false);
             }
             Event::Delete(object) => {
-                let service = object
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(SERVICE_NAME_LABEL))
-                    .cloned()
-                    .unwrap_or_default();
                 let name = object.metadata.name.clone().unwrap_or_default();
-                store.put_slice(cluster, namespace, &service, &name, None);
+                store.remove_slice_named(cluster, namespace, &name, None);
                 store.report(cluster, Ok(()), false);
             }
         }

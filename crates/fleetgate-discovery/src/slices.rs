@@ -133,7 +133,7 @@ fn condition(
     terminating: Option<bool>,
 ) -> Option<Condition> {
     let ready = ready.unwrap_or(true);
-    let serving = serving.unwrap_or(ready);
+    let serving = serving.unwrap_or(true);
     let terminating = terminating.unwrap_or(false);
     if ready {
         Some(Condition::Ready)

@@ -121,6 +121,56 @@ impl EndpointStore {
             .or_insert_with(SourceStatus::new);
     }
 
+    /// Forgets everything of `cluster`, data and status: its source was
+    /// replaced by one configured differently, which starts afresh (not
+    /// synced, not connected) and must not find the old one's data.
+    pub fn reset_cluster(&self, cluster: &str) {
+        let mut inner = self.lock();
+        inner.services.retain(|k, _| k.0 != cluster);
+        inner
+            .status
+            .insert(cluster.to_string(), SourceStatus::new());
+        inner.version += 1;
+        self.changed.notify_all();
+    }
+
+    /// Removes slice `name` of `namespace` in `cluster`, whichever Service
+    /// it was filed under (a deletion that does not say), except under
+    /// Service `keep` (a slice that stays with its Service).
+    pub fn remove_slice_named(
+        &self,
+        cluster: &str,
+        namespace: &str,
+        name: &str,
+        keep: Option<&str>,
+    ) {
+        let mut inner = self.lock();
+        let keys: Vec<ServiceKey> = inner
+            .services
+            .iter()
+            .filter(|(k, v)| {
+                k.0 == cluster
+                    && k.1 == namespace
+                    && Some(k.2.as_str()) != keep
+                    && v.contains_key(name)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        if keys.is_empty() {
+            return;
+        }
+        for key in keys {
+            if let Some(entry) = inner.services.get_mut(&key) {
+                Arc::make_mut(entry).remove(name);
+                if entry.is_empty() {
+                    inner.services.remove(&key);
+                }
+            }
+        }
+        Self::touched(&mut inner, cluster);
+        self.changed.notify_all();
+    }
+
     /// Forgets clusters not in `keep`, with their data (a reload removed
     /// them).
     pub fn retain_clusters(&self, keep: &[&str]) {
@@ -409,6 +459,26 @@ mod tests {
         assert_eq!(
             store.wait_change(store.version(), Duration::from_millis(1)),
             None
+        );
+    }
+
+    #[test]
+    fn slices_are_removed_by_name_and_clusters_reset() {
+        let store = EndpointStore::new();
+        store.put_slice("c1", "ns", "web", "web-1", Some(slice("10.0.0.1")));
+        store.put_slice("c1", "ns", "api", "api-1", Some(slice("10.0.0.2")));
+        let v = store.version();
+        store.remove_slice_named("c1", "ns", "web-1", Some("web"));
+        assert_eq!(store.version(), v, "kept under its own Service: no change");
+        store.remove_slice_named("c1", "ns", "web-1", None);
+        assert_eq!(store.snapshot().slices("c1", "ns", "web").count(), 0);
+        store.report("c1", Ok(()), true);
+        store.reset_cluster("c1");
+        assert_eq!(store.snapshot().len(), 0);
+        let status = &store.status()["c1"];
+        assert!(
+            !status.synced && !status.connected,
+            "a reset source starts afresh"
         );
     }
 

@@ -15,7 +15,8 @@ use fleetgate_discovery::{service_endpoints, StoreSnapshot};
 
 use fleetgate_config::{
     BackendRef, Balancing, Config, ConfigError, ConfigErrors, CorsOrigins, Disposition,
-    EndpointSpec, HeaderOp, HealthCheckKind, Ingress, Rule, Service, UpstreamProtocol,
+    EndpointSource, EndpointSpec, HeaderOp, HealthCheckKind, Ingress, Rule, Service,
+    UpstreamProtocol,
 };
 use fleetgate_ingress::{HostPattern, RegexRouteRefused};
 use fleetgate_pool::{
@@ -95,6 +96,23 @@ fn health_config(s: &Service, protocol: UpstreamProtocol) -> Option<HealthCheckC
 /// object. Keyed by address alone so that a lookup allocates nothing.
 type Interned = HashMap<std::net::SocketAddr, Vec<Arc<Endpoint>>>;
 
+/// The endpoints of `previous`, interned: a build that finds an endpoint
+/// unchanged reuses the very object, so that comparing a pool with its
+/// predecessor is a pointer comparison per endpoint and nothing is
+/// allocated for it.
+fn interned_from(previous: Option<&Snapshot>) -> Interned {
+    let mut interned = Interned::new();
+    for pool in previous.into_iter().flat_map(|p| p.router.pools()) {
+        for e in pool.endpoints() {
+            let same = interned.entry(e.address).or_default();
+            if !same.iter().any(|x| Arc::ptr_eq(x, e)) {
+                same.push(Arc::clone(e));
+            }
+        }
+    }
+    interned
+}
+
 /// Builds the endpoints of a Service with their cluster and zone labels,
 /// sharing identical ones through `interned`. Terminating endpoints keep
 /// their weight only while the Service has no ready endpoint; otherwise
@@ -158,6 +176,13 @@ fn own_labels_equal(x: &Endpoint, own: &std::collections::BTreeMap<String, Strin
         .eq(own.iter().filter(|(k, _)| !topology(k)))
 }
 
+/// The name a `dns` source stores a Service port's answers under:
+/// `name:port`, one per port (a Kubernetes source stores slices under the
+/// Service's name; their port names tell ports apart).
+pub fn dns_service_name(s: &Service) -> String {
+    format!("{}:{}", s.name, s.port)
+}
+
 /// A Service's endpoints: those the configuration holds (static and
 /// files), then, for every cluster with a live source, what that source
 /// last said (`discovered`), by the same Kubernetes rules.
@@ -165,6 +190,7 @@ fn endpoint_specs<'c>(
     config: &Config,
     s: &'c Service,
     discovered: Option<&StoreSnapshot>,
+    mut warnings: Option<&mut Vec<String>>,
 ) -> Cow<'c, [EndpointSpec]> {
     let Some(discovered) = discovered else {
         return Cow::Borrowed(&s.endpoints);
@@ -180,10 +206,37 @@ fn endpoint_specs<'c>(
     let mut all = s.endpoints.clone();
     for c in live {
         let found = service_endpoints(
-            discovered.slices(&c.id, &s.namespace, &s.name),
+            match c.source {
+                EndpointSource::Dns(_) => {
+                    discovered.slices(&c.id, &s.namespace, &dns_service_name(s))
+                }
+                _ => discovered.slices(&c.id, &s.namespace, &s.name),
+            },
             s.port_name.as_deref(),
             c.ip_family,
         );
+        if found.family.is_none() && !found.unmatched_port_names.is_empty() {
+            if let Some(w) = warnings.as_deref_mut() {
+                let names: Vec<String> = found
+                    .unmatched_port_names
+                    .iter()
+                    .map(|n| {
+                        if n.is_empty() {
+                            "(unnamed)".to_string()
+                        } else {
+                            format!("\"{n}\"")
+                        }
+                    })
+                    .collect();
+                w.push(format!(
+                    "Service {}: no port of its EndpointSlices in cluster \"{}\" is {}; they have {}: set port_name on the [[service]]; it has no endpoints there",
+                    s.key(),
+                    c.id,
+                    s.port_name.as_ref().map_or_else(|| "unnamed".to_string(), |n| format!("named \"{n}\"")),
+                    names.join(", ")
+                ));
+            }
+        }
         all.extend(found.endpoints.into_iter().map(|e| EndpointSpec {
             cluster: c.id.clone(),
             address: e.address,
@@ -271,11 +324,15 @@ impl Compiler<'_> {
         let all: Vec<Arc<Endpoint>> = match self.service_endpoints.get(&service_key) {
             Some(eps) => eps.to_vec(),
             None => {
-                let specs = endpoint_specs(config, service, self.discovered);
+                let specs = endpoint_specs(config, service, self.discovered, None);
                 endpoints(config, &specs, &mut self.interned)
             }
         };
-        if all.is_empty() {
+        // Without the live sources' data (`check`, `routes`), endpoints
+        // that only live clusters give are not missing.
+        let live_elsewhere =
+            self.discovered.is_none() && config.clusters.iter().any(|c| c.source.is_live());
+        if all.is_empty() && !live_elsewhere {
             self.report.warnings.push(format!(
                 "Ingress {ingress}: backend service {service_key} has no endpoints; its requests get 503"
             ));
@@ -761,7 +818,7 @@ pub fn compile_with(
         config,
         builder,
         discovered,
-        interned: HashMap::new(),
+        interned: interned_from(previous),
         service_endpoints: HashMap::new(),
         report: CompileReport::default(),
         regex_hosts: config.regex_hosts(),
@@ -769,7 +826,7 @@ pub fn compile_with(
     // Every Service port gets its pool, referenced or not, so status and
     // health cover all of them.
     for s in &config.services {
-        let specs = endpoint_specs(config, s, c.discovered);
+        let specs = endpoint_specs(config, s, c.discovered, Some(&mut c.report.warnings));
         let eps = endpoints(config, &specs, &mut c.interned);
         c.service_endpoints.insert(s.key(), eps.clone().into());
         c.add_pool(s.key(), eps, s, s.protocol);

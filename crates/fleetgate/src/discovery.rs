@@ -25,6 +25,7 @@ use fleetgate_config::{Config, EndpointSource};
 use fleetgate_discovery::dns::{DnsQuery, DnsSettings, DnsTarget};
 use fleetgate_discovery::kube::KubeSettings;
 use fleetgate_discovery::{EndpointStore, SourceStatus, StoreSnapshot};
+use fleetgate_proxy::Snapshot;
 
 use crate::state::GatewayState;
 
@@ -94,7 +95,7 @@ fn specs(config: &Config) -> Vec<ClusterSpec> {
                         .map(move |d| DnsTarget {
                             cluster: c.id.clone(),
                             namespace: s.namespace.clone(),
-                            service: s.name.clone(),
+                            service: fleetgate::compile::dns_service_name(s),
                             port_name: s.port_name.clone(),
                             query: match d.port {
                                 Some(port) => DnsQuery::Address {
@@ -207,6 +208,11 @@ pub struct Discovery {
     config: ArcSwapOption<Config>,
     running: Mutex<Option<Running>>,
     applies: std::sync::atomic::AtomicU64,
+    /// Replaced snapshots still pinned by requests in flight. Holding one
+    /// reference here means the last reference is never a request's: a
+    /// snapshot of 100,000 endpoints is freed on the applier's thread
+    /// ([`Discovery::reap`]), not on a worker thread between requests.
+    retired: Mutex<Vec<Arc<Snapshot>>>,
 }
 
 impl Default for Discovery {
@@ -216,6 +222,7 @@ impl Default for Discovery {
             config: ArcSwapOption::empty(),
             running: Mutex::new(None),
             applies: std::sync::atomic::AtomicU64::new(0),
+            retired: Mutex::new(Vec::new()),
         }
     }
 }
@@ -232,11 +239,23 @@ impl Discovery {
         let same = running.as_ref().is_some_and(|r| r.specs == wanted)
             || (running.is_none() && wanted.is_empty());
         if !same {
+            let before: Vec<ClusterSpec> = running
+                .as_ref()
+                .map(|r| r.specs.clone())
+                .unwrap_or_default();
             *running = None;
             let keep: Vec<&str> = wanted.iter().map(ClusterSpec::cluster).collect();
             self.store.retain_clusters(&keep);
             for spec in &wanted {
-                self.store.register(spec.cluster());
+                if before.contains(spec) {
+                    // Restarted as it was: its data stays until the new
+                    // source's first answer replaces it.
+                    self.store.register(spec.cluster());
+                } else {
+                    // Configured differently (names, namespaces, server):
+                    // nothing of the old source may linger.
+                    self.store.reset_cluster(spec.cluster());
+                }
             }
             if !wanted.is_empty() {
                 match spawn(&self.store, wanted) {
@@ -276,6 +295,31 @@ impl Discovery {
     /// Every live cluster's source status.
     pub fn status(&self) -> BTreeMap<String, SourceStatus> {
         self.store.status()
+    }
+
+    /// Keeps a replaced snapshot until no request holds it (see
+    /// `retired`).
+    pub fn retire(&self, snapshot: Arc<Snapshot>) {
+        self.retired
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(snapshot);
+    }
+
+    /// Frees the retired snapshots no request holds any more, here.
+    pub fn reap(&self) {
+        let free: Vec<Arc<Snapshot>> = {
+            let mut retired = self.retired.lock().unwrap_or_else(PoisonError::into_inner);
+            let (free, pinned) = std::mem::take(&mut *retired)
+                .into_iter()
+                .partition(|s| Arc::strong_count(s) == 1);
+            *retired = pinned;
+            free
+        };
+        if !free.is_empty() {
+            drop(free);
+            crate::memory::release_free_memory();
+        }
     }
 
     /// Endpoint builds applied since start.
@@ -318,8 +362,7 @@ fn apply(state: &GatewayState) -> Option<u64> {
     ) {
         Ok(snapshot) => {
             state.snapshot.store(Arc::new(snapshot));
-            drop(previous);
-            crate::memory::release_free_memory();
+            state.discovery.retire(previous);
             state.advance_generation(generation);
             state
                 .discovery
@@ -336,20 +379,23 @@ fn apply(state: &GatewayState) -> Option<u64> {
 }
 
 /// Runs the applier (see the module docs) on a thread of its own.
-pub fn start_applier(state: Arc<GatewayState>) -> std::io::Result<()> {
+/// `built` is the store version the serving snapshot was built from: a
+/// change since then is applied at once.
+pub fn start_applier(state: Arc<GatewayState>, built: u64) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("fleetgate-endpoints".into())
         .spawn(move || {
-            let mut seen = state.discovery.store.version();
+            let mut seen = built;
             let mut spacing = MIN_APPLY_SPACING;
             let mut last_start: Option<Instant> = None;
             loop {
-                if state
+                // Wake at least every second to free retired snapshots.
+                let changed = state
                     .discovery
                     .store
-                    .wait_change(seen, Duration::from_secs(3600))
-                    .is_none()
-                {
+                    .wait_change(seen, Duration::from_secs(1));
+                state.discovery.reap();
+                if changed.is_none() {
                     continue;
                 }
                 if let Some(last) = last_start {

@@ -115,6 +115,8 @@ fn load_and_swap(state: &GatewayState, path: &Path) -> Result<(u64, String), Str
     );
     let certificates = Arc::clone(&snapshot.certificates);
     state.snapshot.store(Arc::new(snapshot));
+    // Freed on the applier's thread once no request holds it.
+    state.discovery.retire(previous);
     // New handshakes get the new certificates; open connections keep theirs.
     state.certificates.replace(certificates);
     state.config.store(Arc::new(ConfigView::from(&config)));

@@ -90,19 +90,16 @@ pub fn run(args: &RunArgs) -> i32 {
             "cluster {cluster}: no complete answer from its endpoint source yet; serving without its endpoints until it answers"
         );
     }
-    let snapshot = match fleetgate::compile::compile_with(
-        &config,
-        1,
-        &checks,
-        None,
-        discovery.snapshot_for(&config).as_ref(),
-    ) {
-        Ok(s) => s,
-        Err(errors) => {
-            eprint!("fleetgate: {errors}");
-            return 1;
-        }
-    };
+    let discovered = discovery.snapshot_for(&config);
+    let built = discovered.as_ref().map_or(0, |d| d.version);
+    let snapshot =
+        match fleetgate::compile::compile_with(&config, 1, &checks, None, discovered.as_ref()) {
+            Ok(s) => s,
+            Err(errors) => {
+                eprint!("fleetgate: {errors}");
+                return 1;
+            }
+        };
     // On a graceful upgrade the old process still holds the sockets.
     if !args.upgrade {
         for addr in &config.gateway.listen {
@@ -201,7 +198,7 @@ pub fn run(args: &RunArgs) -> i32 {
         metrics,
         discovery,
     );
-    if let Err(e) = crate::discovery::start_applier(Arc::clone(&state)) {
+    if let Err(e) = crate::discovery::start_applier(Arc::clone(&state), built) {
         eprintln!("fleetgate: cannot start the endpoint updater: {e}");
         return 1;
     }
