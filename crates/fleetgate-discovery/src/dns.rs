@@ -344,7 +344,7 @@ pub async fn run(
                         }
                         let synced = !answered && pending.fetch_sub(1, Ordering::AcqRel) == 1;
                         answered = true;
-                        store.report(&target.cluster, Ok(()), synced);
+                        store.report_part(&target.cluster, target.query.name(), Ok(()), synced);
                         backoff = settings.min_ttl;
                         ttl
                     }
@@ -353,7 +353,7 @@ pub async fn run(
                             "cluster {}: DNS lookup failed, the last answer keeps serving: {e}",
                             target.cluster
                         );
-                        store.report(&target.cluster, Err(e), false);
+                        store.report_part(&target.cluster, target.query.name(), Err(e), false);
                         let wait = backoff;
                         backoff = (backoff * 2).min(settings.max_ttl);
                         wait

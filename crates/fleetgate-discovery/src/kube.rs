@@ -138,7 +138,7 @@ async fn watch_namespace(
                 && api.list_metadata(&params).await.is_ok()
                 && failing.swap(false, std::sync::atomic::Ordering::Relaxed)
             {
-                store.report(&cluster, Ok(()), false);
+                store.report_part(&cluster, &namespace, Ok(()), false);
             }
         }
     };
@@ -192,7 +192,7 @@ async fn follow(
                     "cluster {cluster}: Kubernetes watch failed, the last endpoints keep serving: {message}"
                 );
                 failing.store(true, std::sync::atomic::Ordering::Relaxed);
-                store.report(cluster, Err(message), false);
+                store.report_part(cluster, namespace, Err(message), false);
                 continue;
             }
         };
@@ -220,7 +220,7 @@ async fn follow(
                          where there were {had}: keeping the old endpoints (an RBAC or namespace mistake looks like this; \
                          keep_on_empty_list = false applies such lists)"
                     );
-                    store.report(cluster, Ok(()), false);
+                    store.report_part(cluster, namespace, Ok(()), false);
                 } else {
                     if fresh.is_empty() && had > 0 {
                         log::error!(
@@ -233,7 +233,7 @@ async fn follow(
                 let synced =
                     !listed_once && pending.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1;
                 listed_once = true;
-                store.report(cluster, Ok(()), synced);
+                store.report_part(cluster, namespace, Ok(()), synced);
             }
             Event::Apply(object) => {
                 let name = object.metadata.name.clone().unwrap_or_default();
@@ -249,12 +249,12 @@ async fn follow(
                     // old version must not keep serving.
                     _ => store.remove_slice_named(cluster, namespace, &name, None),
                 }
-                store.report(cluster, Ok(()), false);
+                store.report_part(cluster, namespace, Ok(()), false);
             }
             Event::Delete(object) => {
                 let name = object.metadata.name.clone().unwrap_or_default();
                 store.remove_slice_named(cluster, namespace, &name, None);
-                store.report(cluster, Ok(()), false);
+                store.report_part(cluster, namespace, Ok(()), false);
             }
         }
     }

@@ -38,6 +38,9 @@ pub struct SourceStatus {
     pub updated: Option<SystemTime>,
     /// Changes applied since start.
     pub updates: u64,
+    /// What is failing now, by part of the source (a namespace's watch, a
+    /// DNS name): the cluster is connected only when nothing is.
+    pub failing: BTreeMap<String, String>,
 }
 
 impl SourceStatus {
@@ -48,6 +51,7 @@ impl SourceStatus {
             error: None,
             updated: None,
             updates: 0,
+            failing: BTreeMap::new(),
         }
     }
 }
@@ -249,6 +253,7 @@ impl EndpointStore {
         status.synced = true;
         status.connected = true;
         status.error = None;
+        status.failing.clear();
         self.changed.notify_all();
     }
 
@@ -324,6 +329,20 @@ impl EndpointStore {
     /// Records that `cluster`'s source reached its data (`Ok`) or failed
     /// (`Err`, which keeps the data). `synced` marks a complete view.
     pub fn report(&self, cluster: &str, outcome: Result<(), String>, synced: bool) {
+        self.report_part(cluster, "", outcome, synced);
+    }
+
+    /// Like [`EndpointStore::report`], for one part of the cluster's source
+    /// (`part`: a namespace's watch, a DNS name). The cluster is connected
+    /// while no part is failing; its error lists those that are, so one
+    /// failing namespace is not hidden by another one's success.
+    pub fn report_part(
+        &self,
+        cluster: &str,
+        part: &str,
+        outcome: Result<(), String>,
+        synced: bool,
+    ) {
         let mut inner = self.lock();
         let status = inner
             .status
@@ -332,14 +351,21 @@ impl EndpointStore {
         let was_synced = status.synced;
         match outcome {
             Ok(()) => {
-                status.connected = true;
-                status.error = None;
+                status.failing.remove(part);
             }
             Err(e) => {
-                status.connected = false;
-                status.error = Some(e);
+                status.failing.insert(part.to_string(), e);
             }
         }
+        status.connected = status.failing.is_empty();
+        status.error = (!status.failing.is_empty()).then(|| {
+            status
+                .failing
+                .values()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
+        });
         status.synced |= synced;
         if status.synced != was_synced {
             self.changed.notify_all();
@@ -460,6 +486,22 @@ mod tests {
             store.wait_change(store.version(), Duration::from_millis(1)),
             None
         );
+    }
+
+    #[test]
+    fn one_failing_part_keeps_the_cluster_disconnected() {
+        let store = EndpointStore::new();
+        store.report_part("c1", "shop", Err("namespace shop: 403".into()), false);
+        store.report_part("c1", "web", Ok(()), false);
+        let status = &store.status()["c1"];
+        assert!(
+            !status.connected,
+            "another namespace's success does not hide the failure"
+        );
+        assert_eq!(status.error.as_deref(), Some("namespace shop: 403"));
+        store.report_part("c1", "shop", Ok(()), false);
+        let status = &store.status()["c1"];
+        assert!(status.connected && status.error.is_none());
     }
 
     #[test]
