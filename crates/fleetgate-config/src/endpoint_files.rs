@@ -288,27 +288,10 @@ pub(crate) fn assign_slices(
                 service.port_name.as_deref(),
                 c.ip_family,
             );
-            if resolved.family.is_none() && !resolved.unmatched_port_names.is_empty() {
-                let names: Vec<String> = resolved
-                    .unmatched_port_names
-                    .iter()
-                    .map(|n| {
-                        if n.is_empty() {
-                            "(unnamed)".to_string()
-                        } else {
-                            format!("\"{n}\"")
-                        }
-                    })
-                    .collect();
+            if let Some(mismatch) = resolved.port_mismatch(&c.id, service.port_name.as_deref()) {
                 errors.push(
                     ConfigError::new(format!(
-                        "Service {key}: no port of its EndpointSlices in cluster \"{}\" is {}; they have {}: set port_name on the [[service]] (or in its Service manifest)",
-                        c.id,
-                        match &service.port_name {
-                            Some(n) => format!("named \"{n}\""),
-                            None => "unnamed".to_string(),
-                        },
-                        names.join(", ")
+                        "Service {key}: {mismatch}: set port_name on the [[service]] (or in its Service manifest)"
                     ))
                     .at(origin),
                 );

@@ -345,6 +345,34 @@ pub struct ServiceEndpoints {
     pub unmatched_port_names: BTreeSet<String>,
 }
 
+impl ServiceEndpoints {
+    /// When the slices had ports but none for the Service port named
+    /// `port_name` (`None`: unnamed), what to tell the user: "no port of
+    /// its EndpointSlices in cluster "c1" is named "http"; they have
+    /// "admin", "metrics"".
+    pub fn port_mismatch(&self, cluster: &str, port_name: Option<&str>) -> Option<String> {
+        if self.family.is_some() || self.unmatched_port_names.is_empty() {
+            return None;
+        }
+        let names: Vec<String> = self
+            .unmatched_port_names
+            .iter()
+            .map(|n| {
+                if n.is_empty() {
+                    "(unnamed)".to_string()
+                } else {
+                    format!("\"{n}\"")
+                }
+            })
+            .collect();
+        Some(format!(
+            "no port of its EndpointSlices in cluster \"{cluster}\" is {}; they have {}",
+            port_name.map_or_else(|| "unnamed".to_string(), |n| format!("named \"{n}\"")),
+            names.join(", ")
+        ))
+    }
+}
+
 /// The endpoints of the Service port named `port_name` (`None`: the
 /// unnamed one) in `slices`, which all belong to one Service in one
 /// cluster. Of a dual-stack Service, `prefer`'s family is used if its

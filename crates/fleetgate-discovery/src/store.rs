@@ -164,12 +164,7 @@ impl EndpointStore {
             return;
         }
         for key in keys {
-            if let Some(entry) = inner.services.get_mut(&key) {
-                Arc::make_mut(entry).remove(name);
-                if entry.is_empty() {
-                    inner.services.remove(&key);
-                }
-            }
+            Self::remove_from(&mut inner, &key, name);
         }
         Self::touched(&mut inner, cluster);
         self.changed.notify_all();
@@ -185,6 +180,17 @@ impl EndpointStore {
         if inner.services.len() + inner.status.len() != before {
             inner.version += 1;
             self.changed.notify_all();
+        }
+    }
+
+    /// Removes slice `name` of Service `key`, and the Service's entry with
+    /// its last slice.
+    fn remove_from(inner: &mut Inner, key: &ServiceKey, name: &str) {
+        if let Some(entry) = inner.services.get_mut(key) {
+            Arc::make_mut(entry).remove(name);
+            if entry.is_empty() {
+                inner.services.remove(key);
+            }
         }
     }
 
@@ -223,14 +229,7 @@ impl EndpointStore {
                 let entry = inner.services.entry(key).or_default();
                 Arc::make_mut(entry).insert(name.to_string(), Arc::new(slice));
             }
-            None => {
-                if let Some(entry) = inner.services.get_mut(&key) {
-                    Arc::make_mut(entry).remove(name);
-                    if entry.is_empty() {
-                        inner.services.remove(&key);
-                    }
-                }
-            }
+            None => Self::remove_from(&mut inner, &key, name),
         }
         Self::touched(&mut inner, cluster);
         self.changed.notify_all();

@@ -215,27 +215,14 @@ fn endpoint_specs<'c>(
             s.port_name.as_deref(),
             c.ip_family,
         );
-        if found.family.is_none() && !found.unmatched_port_names.is_empty() {
-            if let Some(w) = warnings.as_deref_mut() {
-                let names: Vec<String> = found
-                    .unmatched_port_names
-                    .iter()
-                    .map(|n| {
-                        if n.is_empty() {
-                            "(unnamed)".to_string()
-                        } else {
-                            format!("\"{n}\"")
-                        }
-                    })
-                    .collect();
-                w.push(format!(
-                    "Service {}: no port of its EndpointSlices in cluster \"{}\" is {}; they have {}: set port_name on the [[service]]; it has no endpoints there",
-                    s.key(),
-                    c.id,
-                    s.port_name.as_ref().map_or_else(|| "unnamed".to_string(), |n| format!("named \"{n}\"")),
-                    names.join(", ")
-                ));
-            }
+        if let (Some(w), Some(mismatch)) = (
+            warnings.as_deref_mut(),
+            found.port_mismatch(&c.id, s.port_name.as_deref()),
+        ) {
+            w.push(format!(
+                "Service {}: {mismatch}: set port_name on the [[service]]; it has no endpoints there",
+                s.key()
+            ));
         }
         all.extend(found.endpoints.into_iter().map(|e| EndpointSpec {
             cluster: c.id.clone(),
