@@ -9,6 +9,9 @@ use fleetgate_e2e::config::listen_addr;
 use fleetgate_e2e::{free_port, Backend, Gateway, HttpClient, Load, Sample, TempDir};
 use serde_json::Value;
 
+/// The pool of Service gateway-demo/web port 80.
+const WEB: &str = "gateway-demo/web:80";
+
 /// An endpoint of a test slice: its loopback address and its conditions.
 #[derive(Clone, Copy)]
 enum Pod {
@@ -90,22 +93,6 @@ rules = [{{ host = "example.com", paths = [{{ path = "/", type = "Prefix", servi
     )
 }
 
-/// The endpoints `/services` lists for web's pool: address → endpoint.
-fn web_endpoints(gw: &Gateway) -> BTreeMap<String, Value> {
-    let services = gw.admin_json("/services");
-    let pool = services["pools"]
-        .as_array()
-        .and_then(|pools| pools.iter().find(|p| p["name"] == "gateway-demo/web:80"))
-        .cloned()
-        .unwrap_or_else(|| panic!("no web pool: {services}"));
-    pool["endpoints"]
-        .as_array()
-        .expect("endpoints")
-        .iter()
-        .map(|e| (e["address"].as_str().unwrap_or("").to_string(), e.clone()))
-        .collect()
-}
-
 /// Who answered the samples sent in `from..to` after the load started.
 fn answers(samples: &[Sample], from: Duration, to: Duration) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
@@ -115,19 +102,6 @@ fn answers(samples: &[Sample], from: Duration, to: Duration) -> BTreeMap<String,
         }
     }
     out
-}
-
-/// Waits until `check` holds of web's endpoints; panics after 10 s.
-fn wait_endpoints(gw: &Gateway, what: &str, check: impl Fn(&BTreeMap<String, Value>) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let eps = web_endpoints(gw);
-        if check(&eps) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "never {what}: {eps:?}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// Slice files rewritten under load, picked up by `--watch`: scaling up,
@@ -187,7 +161,7 @@ fn endpoint_slice_files_follow_the_clusters_under_load() {
         .map(|c| &c["source"])
         .collect();
     assert_eq!(sources, ["files", "files"], "{status}");
-    let eps = web_endpoints(&gw);
+    let eps = gw.pool_endpoints(WEB);
     assert_eq!(eps.len(), 4, "{eps:?}");
     assert_eq!(eps[&format!("127.0.0.11:{port}")]["zone"], "zone-a");
     assert_eq!(eps[&format!("127.0.0.21:{port}")]["cluster"], "c2");
@@ -229,7 +203,7 @@ fn endpoint_slice_files_follow_the_clusters_under_load() {
             ),
         )
     });
-    let eps = web_endpoints(&gw);
+    let eps = gw.pool_endpoints(WEB);
     let drained = &eps[&format!("127.0.0.13:{port}")];
     assert_eq!(
         (drained["condition"].as_str(), drained["weight"].as_u64()),
@@ -240,7 +214,7 @@ fn endpoint_slice_files_follow_the_clusters_under_load() {
     // 2. 127.0.0.12 dies; health checks find out.
     backends.get_mut("127.0.0.12").expect("pod").kill();
     let dead = format!("127.0.0.12:{port}");
-    wait_endpoints(&gw, "127.0.0.12 unhealthy", |eps| {
+    gw.wait_pool_endpoints(WEB, "127.0.0.12 unhealthy", |eps| {
         eps[&dead]["healthy"] == false
     });
 
@@ -252,7 +226,7 @@ fn endpoint_slice_files_follow_the_clusters_under_load() {
             &slice_yaml("web-c2-b", port, "zone-b", &[Ready("127.0.0.22")]),
         )
     });
-    let eps = web_endpoints(&gw);
+    let eps = gw.pool_endpoints(WEB);
     assert_eq!(
         eps[&dead]["healthy"], false,
         "health state kept across the change: {:?}",
@@ -473,29 +447,6 @@ rules = [{{ host = "example.com", paths = [{{ path = "/", type = "Prefix", servi
     )
 }
 
-/// The cluster entry of `/status`.
-fn cluster_status(gw: &Gateway, id: &str) -> Value {
-    let status = gw.admin_json("/status");
-    status["clusters"]
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["id"] == id))
-        .cloned()
-        .unwrap_or_else(|| panic!("no cluster {id}: {status}"))
-}
-
-/// Waits until `/status` says `check` of cluster `id`; panics after 10 s.
-fn wait_cluster(gw: &Gateway, id: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let c = cluster_status(gw, id);
-        if check(&c) {
-            return c;
-        }
-        assert!(Instant::now() < deadline, "cluster {id} never {what}: {c}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// A real DNS server (dnsmasq) changing A records under load: the gateway
 /// follows within the TTL with no failed request; the server dying keeps
 /// the last answer serving and shows the cluster disconnected; restarted,
@@ -535,7 +486,7 @@ fn dns_names_follow_their_records_under_load() {
     let gw = Gateway::start(&path, listen);
 
     // Started with the answers in: no request goes out before them.
-    let c2 = cluster_status(&gw, "c2");
+    let c2 = gw.cluster_status("c2");
     assert_eq!(
         (
             c2["source"].as_str(),
@@ -545,7 +496,7 @@ fn dns_names_follow_their_records_under_load() {
         (Some("dns"), Some(true), Some(true)),
         "{c2}"
     );
-    let eps = web_endpoints(&gw);
+    let eps = gw.pool_endpoints(WEB);
     let listed: Vec<&String> = eps.keys().collect();
     assert_eq!(listed.len(), 4, "{eps:?}");
     assert_eq!(
@@ -577,7 +528,7 @@ fn dns_names_follow_their_records_under_load() {
     );
     let gone = format!("127.0.0.51:{port}");
     let joined = format!("127.0.0.53:{port}");
-    wait_endpoints(&gw, ".53 in, .51 out", |eps| {
+    gw.wait_pool_endpoints(WEB, ".53 in, .51 out", |eps| {
         eps.contains_key(&joined) && !eps.contains_key(&gone)
     });
     let followed = changed.elapsed();
@@ -586,7 +537,7 @@ fn dns_names_follow_their_records_under_load() {
 
     // The server dies: the last answer keeps serving, the cluster says so.
     dns.kill();
-    let c2 = wait_cluster(&gw, "c2", "disconnected", |c| c["connected"] == false);
+    let c2 = gw.wait_cluster("c2", "disconnected", |c| c["connected"] == false);
     assert!(
         c2["error"]
             .as_str()
@@ -594,7 +545,7 @@ fn dns_names_follow_their_records_under_load() {
         "{c2}"
     );
     assert!(
-        web_endpoints(&gw).contains_key(&joined),
+        gw.pool_endpoints(WEB).contains_key(&joined),
         "endpoints kept while the source is down"
     );
     std::thread::sleep(Duration::from_millis(500));
@@ -603,9 +554,9 @@ fn dns_names_follow_their_records_under_load() {
     // Back, with a new answer: followed again.
     std::fs::write(hosts.join("zone-b"), "127.0.0.53 web.zone-b.test\n").expect("hosts");
     dns.restart();
-    wait_cluster(&gw, "c2", "reconnected", |c| c["connected"] == true);
+    gw.wait_cluster("c2", "reconnected", |c| c["connected"] == true);
     let left = format!("127.0.0.52:{port}");
-    wait_endpoints(&gw, ".52 out", |eps| {
+    gw.wait_pool_endpoints(WEB, ".52 out", |eps| {
         !eps.contains_key(&left) && eps.contains_key(&joined)
     });
     std::thread::sleep(Duration::from_millis(300));

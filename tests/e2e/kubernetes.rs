@@ -5,13 +5,14 @@
 //! protocol (see its docs); fleetgate talks to it with the real kube-rs
 //! client and watcher, through a kubeconfig, with a bearer token.
 
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fleetgate_e2e::config::listen_addr;
 use fleetgate_e2e::kube_api::{endpoint_slice, KubeApi};
 use fleetgate_e2e::{free_port, Backend, Gateway, HttpClient, Load, Sample, TempDir};
-use serde_json::Value;
+
+/// The pool of Service gateway-demo/web port 80.
+const WEB: &str = "gateway-demo/web:80";
 
 /// Clusters c1 and c2, each watched through its own kubeconfig; Service
 /// gateway-demo/web port 80; example.com/ routes to it.
@@ -62,68 +63,6 @@ class = "mse"
 rules = [{{ host = "example.com", paths = [{{ path = "/", type = "Prefix", service = "web", port = 80 }}] }}]
 "#
     )
-}
-
-/// `/services`' endpoints of web's pool, by address.
-fn web_endpoints(gw: &Gateway) -> BTreeMap<String, Value> {
-    let services = gw.admin_json("/services");
-    services["pools"]
-        .as_array()
-        .and_then(|pools| pools.iter().find(|p| p["name"] == "gateway-demo/web:80"))
-        .and_then(|p| p["endpoints"].as_array())
-        .map(|eps| {
-            eps.iter()
-                .map(|e| (e["address"].as_str().unwrap_or("").to_string(), e.clone()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Waits until `check` holds of web's endpoints; returns how long it took.
-fn wait_endpoints(
-    gw: &Gateway,
-    what: &str,
-    check: impl Fn(&BTreeMap<String, Value>) -> bool,
-) -> Duration {
-    let started = Instant::now();
-    loop {
-        let eps = web_endpoints(gw);
-        if check(&eps) {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "never {what}: {eps:?}\n{}",
-            gw.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// The `/status` entry of cluster `id`.
-fn cluster(gw: &Gateway, id: &str) -> Value {
-    let status = gw.admin_json("/status");
-    status["clusters"]
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["id"] == id))
-        .cloned()
-        .unwrap_or_else(|| panic!("no cluster {id}: {status}"))
-}
-
-fn wait_cluster(gw: &Gateway, id: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let c = cluster(gw, id);
-        if check(&c) {
-            return c;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "cluster {id} never {what}: {c}\n{}",
-            gw.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// Ready pods at these loopback addresses.
@@ -228,9 +167,9 @@ fn watched_slices_follow_scaling_and_survive_their_api_server() {
     let gw = Gateway::start(&path, listen);
 
     // Started with both clusters listed.
-    let eps = web_endpoints(&gw);
+    let eps = gw.pool_endpoints(WEB);
     assert_eq!(eps.len(), 10, "9 + 1 from the first lists: {eps:?}");
-    let c1 = cluster(&gw, "c1");
+    let c1 = gw.cluster_status("c1");
     assert_eq!(
         (
             c1["source"].as_str(),
@@ -248,6 +187,38 @@ fn watched_slices_follow_scaling_and_survive_their_api_server() {
     );
     assert_eq!(eps[&format!("127.0.2.1:{port}")]["source"], "kubernetes");
 
+    // A Service whose slices name two ports, declared without port_name:
+    // no endpoints, and a warning in /status that says why.
+    let mut multi = endpoint_slice(
+        "gateway-demo",
+        "multi-1",
+        "multi",
+        port,
+        "zone",
+        &ready(&["127.0.9.8"]),
+    );
+    multi["ports"] =
+        serde_json::json!([{ "name": "http", "port": port }, { "name": "admin", "port": 9 }]);
+    api1.put("endpointslices", &multi);
+    let expected = "Service gateway-demo/multi:80: no port of its EndpointSlices in cluster \"c1\" is unnamed; they have \"admin\", \"http\"";
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = gw.admin_json("/status");
+        let warned = status["warnings"].as_array().is_some_and(|w| {
+            w.iter()
+                .any(|w| w.as_str().is_some_and(|w| w.contains(expected)))
+        });
+        if warned {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no port warning: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(gw.pool_endpoints("gateway-demo/multi:80").is_empty());
+
     let load = Load::start(
         gw.addr,
         "example.com",
@@ -262,7 +233,7 @@ fn watched_slices_follow_scaling_and_survive_their_api_server() {
     // 9+1 -> 3+3.
     api1.put("endpointslices", &slice("c1", &ready(&C1_PODS[..3])));
     api2.put("endpointslices", &slice("c2", &ready(&C2_PODS)));
-    let follow_3_3 = wait_endpoints(&gw, "3+3", |eps| eps.len() == 6);
+    let follow_3_3 = gw.wait_pool_endpoints(WEB, "3+3", |eps| eps.len() == 6);
     let t1 = load.elapsed();
     std::thread::sleep(Duration::from_millis(1000));
     let t2 = load.elapsed();
@@ -270,22 +241,22 @@ fn watched_slices_follow_scaling_and_survive_their_api_server() {
     // Cluster 1 to zero (its slice stays, with no endpoints, as Kubernetes
     // keeps it).
     api1.put("endpointslices", &slice("c1", &[]));
-    let follow_zero = wait_endpoints(&gw, "cluster 1 at zero", |eps| eps.len() == 3);
+    let follow_zero = gw.wait_pool_endpoints(WEB, "cluster 1 at zero", |eps| eps.len() == 3);
     let t3 = load.elapsed();
     std::thread::sleep(Duration::from_millis(800));
     let t4 = load.elapsed();
 
     // Back to 3+3, then cluster 1's API server dies: endpoints stay.
     api1.put("endpointslices", &slice("c1", &ready(&C1_PODS[..3])));
-    wait_endpoints(&gw, "3+3 again", |eps| eps.len() == 6);
+    gw.wait_pool_endpoints(WEB, "3+3 again", |eps| eps.len() == 6);
     api1.kill();
-    let down = wait_cluster(&gw, "c1", "disconnected", |c| c["connected"] == false);
+    let down = gw.wait_cluster("c1", "disconnected", |c| c["connected"] == false);
     assert!(
         down["error"].as_str().is_some_and(|e| !e.is_empty()),
         "{down}"
     );
     assert_eq!(
-        web_endpoints(&gw).len(),
+        gw.pool_endpoints(WEB).len(),
         6,
         "endpoints kept while the API server is down"
     );
@@ -295,12 +266,12 @@ fn watched_slices_follow_scaling_and_survive_their_api_server() {
     // Rebuilt server, newer versions, different pods: resync.
     api1.restart(50_000);
     api1.put("endpointslices", &slice("c1", &ready(&C1_PODS[3..5])));
-    let resync = wait_endpoints(&gw, "resync after restart", |eps| {
+    let resync = gw.wait_pool_endpoints(WEB, "resync after restart", |eps| {
         eps.len() == 5
             && eps.contains_key(&format!("127.0.1.4:{port}"))
             && !eps.contains_key(&format!("127.0.1.1:{port}"))
     });
-    wait_cluster(&gw, "c1", "reconnected", |c| {
+    gw.wait_cluster("c1", "reconnected", |c| {
         c["connected"] == true && c["error"].is_null()
     });
     std::thread::sleep(Duration::from_millis(300));
@@ -372,13 +343,13 @@ fn watch_failures_keep_endpoints_and_say_why() {
     let path = dir.write("gw.toml", &config(listen, free_port(), ""));
     let gw = Gateway::start(&path, listen);
     let mut client = HttpClient::new(gw.addr);
-    assert_eq!(web_endpoints(&gw).len(), 2);
+    assert_eq!(gw.pool_endpoints(WEB).len(), 2);
 
     // A dropped stream: the watch resumes from its resourceVersion.
     let before = api1.stats();
     api1.drop_watches();
     api1.put("endpointslices", &slice("web-a2", &["127.0.1.2"]));
-    wait_endpoints(&gw, "a second c1 slice after a drop", |eps| eps.len() == 3);
+    gw.wait_pool_endpoints(WEB, "a second c1 slice after a drop", |eps| eps.len() == 3);
     let after = api1.stats();
     assert_eq!(
         after["list"], before["list"],
@@ -397,7 +368,7 @@ fn watch_failures_keep_endpoints_and_say_why() {
     api1.delete("endpointslices", "gateway-demo", "web-a2");
     api1.compact();
     api1.hang(false);
-    wait_endpoints(&gw, "the deleted slice gone", |eps| eps.len() == 2);
+    gw.wait_pool_endpoints(WEB, "the deleted slice gone", |eps| eps.len() == 2);
     let relisted = api1.stats();
     assert!(
         relisted["list"].as_u64() > after["list"].as_u64(),
@@ -407,40 +378,38 @@ fn watch_failures_keep_endpoints_and_say_why() {
     // 403 (an RBAC change): the endpoints stay, the error shows.
     api1.auth("403");
     api1.drop_watches();
-    let c1 = wait_cluster(&gw, "c1", "forbidden", |c| c["connected"] == false);
+    let c1 = gw.wait_cluster("c1", "forbidden", |c| c["connected"] == false);
     assert!(
         c1["error"]
             .as_str()
             .is_some_and(|e| e.contains("403") || e.to_lowercase().contains("forbidden")),
         "{c1}"
     );
-    assert_eq!(web_endpoints(&gw).len(), 2);
+    assert_eq!(gw.pool_endpoints(WEB).len(), 2);
     for _ in 0..20 {
         let r = client.get("example.com", "/").expect("request");
         assert_eq!(r.status, 200, "{r:?}");
     }
     api1.auth("ok");
-    wait_cluster(&gw, "c1", "reconnected after 403", |c| {
-        c["connected"] == true
-    });
+    gw.wait_cluster("c1", "reconnected after 403", |c| c["connected"] == true);
 
     // A hung server: noticed within api_timeout, endpoints kept.
     api1.hang(true);
     api1.drop_watches();
-    let c1 = wait_cluster(&gw, "c1", "disconnected by a hung server", |c| {
+    let c1 = gw.wait_cluster("c1", "disconnected by a hung server", |c| {
         c["connected"] == false
     });
     assert!(c1["error"].as_str().is_some(), "{c1}");
-    assert_eq!(web_endpoints(&gw).len(), 2);
+    assert_eq!(gw.pool_endpoints(WEB).len(), 2);
     api1.hang(false);
-    wait_cluster(&gw, "c1", "reconnected after hanging", |c| {
+    gw.wait_cluster("c1", "reconnected after hanging", |c| {
         c["connected"] == true
     });
 
     // A rebuilt server that lists nothing (as a wrong namespace or RBAC
     // rule would): the old endpoints are kept, loudly.
     api1.restart(90_000);
-    wait_cluster(&gw, "c1", "relisted the empty server", |c| {
+    gw.wait_cluster("c1", "relisted the empty server", |c| {
         c["connected"] == true && c["updates"].as_u64() > Some(0)
     });
     assert!(
@@ -453,7 +422,11 @@ fn watch_failures_keep_endpoints_and_say_why() {
         "{}",
         gw.log_text()
     );
-    assert_eq!(web_endpoints(&gw).len(), 2, "kept after an empty relist");
+    assert_eq!(
+        gw.pool_endpoints(WEB).len(),
+        2,
+        "kept after an empty relist"
+    );
     for _ in 0..20 {
         assert_eq!(client.get("example.com", "/").expect("request").status, 200);
     }
@@ -496,7 +469,7 @@ fn terminating_pods_finish_what_they_started() {
         &slice(&[("127.0.1.1", false, true), ("127.0.1.2", true, false)]),
     );
     let terminating = format!("127.0.1.1:{port}");
-    wait_endpoints(&gw, "127.0.1.1 terminating", |eps| {
+    gw.wait_pool_endpoints(WEB, "127.0.1.1 terminating", |eps| {
         eps.get(&terminating)
             .is_some_and(|e| e["condition"] == "terminating")
     });
@@ -516,7 +489,7 @@ fn terminating_pods_finish_what_they_started() {
 
     // When no ready pod is left, terminating ones serve.
     api1.put("endpointslices", &slice(&[("127.0.1.1", false, true)]));
-    wait_endpoints(&gw, "only a terminating pod", |eps| eps.len() == 1);
+    gw.wait_pool_endpoints(WEB, "only a terminating pod", |eps| eps.len() == 1);
     let tally = client.tally("example.com", "/", &[], 5);
     assert_eq!(tally.get("c1-1"), Some(&5), "{tally:?}");
     drop(pods);

@@ -252,6 +252,81 @@ impl Gateway {
         }
     }
 
+    /// The endpoints `/services` lists for pool `pool` (e.g.
+    /// `ns/name:80`), by address; empty when there is no such pool.
+    pub fn pool_endpoints(
+        &self,
+        pool: &str,
+    ) -> std::collections::BTreeMap<String, serde_json::Value> {
+        let services = self.admin_json("/services");
+        services["pools"]
+            .as_array()
+            .and_then(|pools| pools.iter().find(|p| p["name"] == pool))
+            .and_then(|p| p["endpoints"].as_array())
+            .map(|eps| {
+                eps.iter()
+                    .map(|e| (e["address"].as_str().unwrap_or("").to_string(), e.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Waits until `check` holds of pool `pool`'s endpoints (`what` names
+    /// it for the panic after 15 s); returns how long it took.
+    pub fn wait_pool_endpoints(
+        &self,
+        pool: &str,
+        what: &str,
+        check: impl Fn(&std::collections::BTreeMap<String, serde_json::Value>) -> bool,
+    ) -> Duration {
+        let started = Instant::now();
+        loop {
+            let eps = self.pool_endpoints(pool);
+            if check(&eps) {
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "never {what}: {eps:?}\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The `/status` entry of cluster `id`.
+    pub fn cluster_status(&self, id: &str) -> serde_json::Value {
+        let status = self.admin_json("/status");
+        status["clusters"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["id"] == id))
+            .cloned()
+            .unwrap_or_else(|| panic!("no cluster {id}: {status}"))
+    }
+
+    /// Waits until `check` holds of cluster `id`'s `/status` entry (`what`
+    /// names it for the panic after 15 s); returns the entry.
+    pub fn wait_cluster(
+        &self,
+        id: &str,
+        what: &str,
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let c = self.cluster_status(id);
+            if check(&c) {
+                return c;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "cluster {id} never {what}: {c}\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
