@@ -9,6 +9,10 @@ faithfully, and knows nothing of who the client is:
   GET /apis/GROUP/VERSION/PLURAL                         list, all namespaces
   ... same paths with ?watch=true                        watch
   GET .../PLURAL/NAME                                    one object
+  PATCH .../namespaces/NS/PLURAL/NAME/status             the status
+      subresource, with a JSON merge patch (RFC 7386,
+      `application/merge-patch+json`): only `status` changes; a new
+      resourceVersion and a MODIFIED event follow, as on the real server
 
 - A list is a JSON `<Kind>List` with `metadata.resourceVersion`, the
   collection's current version; `labelSelector` takes `key`, `!key`,
@@ -41,6 +45,7 @@ Control endpoints, for the test (not part of the Kubernetes API):
          answered (a hung server); open watches stop sending
   POST   /_control/auth?mode=ok|401|403
   GET    /_control/stats            requests seen: lists, watches, by path
+  POST   /_control/status?fail=1|0  while on, status patches get 500
 
 Usage: kube_api_server.py --listen 127.0.0.1:0 [--token T]
        [--bookmark-seconds S] [--start-version N] [--preload FILE]
@@ -75,7 +80,8 @@ class Store:
         self.generation = 0  # moves on /_control/drop
         self.hang = False
         self.auth = "ok"
-        self.stats = {"list": 0, "watch": 0, "get": 0, "paths": {}}
+        self.stats = {"list": 0, "watch": 0, "get": 0, "patch": 0, "paths": {}}
+        self.fail_status = False
 
     def put(self, plural: str, obj: dict) -> dict:
         meta = obj.setdefault("metadata", {})
@@ -104,12 +110,42 @@ class Store:
             self.lock.notify_all()
             return True
 
+    def patch_status(self, plural: str, ns: str, name: str, patch: dict):
+        """Merges `patch["status"]` into the object's status (RFC 7386);
+        None when there is no such object."""
+        with self.lock:
+            obj = self.objects.get((plural, ns, name))
+            if obj is None:
+                return None
+            obj = json.loads(json.dumps(obj))
+            if "status" in patch:
+                merged = merge_patch(obj.get("status"), patch["status"])
+                if merged is None:
+                    obj.pop("status", None)
+                else:
+                    obj["status"] = merged
+        return self.put(plural, obj)
+
     def compact(self) -> None:
         with self.lock:
             self.events = []
             self.versions = []
             self.oldest = self.version
             self.lock.notify_all()
+
+
+def merge_patch(target, patch):
+    """RFC 7386: objects merge key by key, null deletes, anything else
+    replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
 
 
 def parse_selector(text: str):
@@ -144,7 +180,7 @@ def parse_selector(text: str):
 
 PATH = re.compile(
     r"^/(?:api/(?P<cv>v1)|apis/(?P<group>[^/]+)/(?P<gv>[^/]+))"
-    r"(?:/namespaces/(?P<ns>[^/]+))?/(?P<plural>[^/]+)(?:/(?P<name>[^/]+))?$"
+    r"(?:/namespaces/(?P<ns>[^/]+))?/(?P<plural>[^/]+)(?:/(?P<name>[^/]+)(?P<status>/status)?)?$"
 )
 
 KINDS = {"endpointslices": "EndpointSlice", "services": "Service", "ingresses": "Ingress",
@@ -228,6 +264,9 @@ class Handler(BaseHTTPRequestHandler):
                 s.hang = query.get("on", ["1"])[0] == "1"
                 s.lock.notify_all()
             return self.send_json(200, {"hang": s.hang})
+        if method == "POST" and parts == ["status"]:
+            s.fail_status = query.get("fail", ["1"])[0] == "1"
+            return self.send_json(200, {"fail": s.fail_status})
         if method == "POST" and parts == ["auth"]:
             s.auth = query.get("mode", ["ok"])[0]
             return self.send_json(200, {"auth": s.auth})
@@ -245,7 +284,9 @@ class Handler(BaseHTTPRequestHandler):
         if not self.authorized():
             return
         m = PATH.match(url.path)
-        if method != "GET" or not m:
+        if m and method == "PATCH" and m.group("status") and m.group("ns"):
+            return self.patch_status(m.group("plural"), m.group("ns"), m.group("name"))
+        if method != "GET" or not m or m.group("status"):
             return self.send_json(404, status(404, "NotFound", f"the server could not find the requested resource {url.path}"))
         plural, ns, name = m.group("plural"), m.group("ns"), m.group("name")
         api_version = "v1" if m.group("cv") else f"{m.group('group')}/{m.group('gv')}"
@@ -277,6 +318,24 @@ class Handler(BaseHTTPRequestHandler):
             meta["continue"] = str(start + limit)
         kind = KINDS.get(plural, plural.capitalize()) + "List"
         self.send_json(200, {"kind": kind, "apiVersion": api_version, "metadata": meta, "items": page})
+
+    def patch_status(self, plural: str, ns: str, name: str) -> None:
+        s = self.store
+        s.stats["patch"] += 1
+        body = self.body()
+        if self.headers.get("Content-Type", "").split(";")[0].strip() != "application/merge-patch+json":
+            return self.send_json(415, status(415, "UnsupportedMediaType",
+                                              "the body of the request was in an unknown format"))
+        if s.fail_status:
+            return self.send_json(500, status(500, "InternalError", "status patches fail (test control)"))
+        try:
+            patch = json.loads(body)
+        except ValueError as e:
+            return self.send_json(400, status(400, "BadRequest", f"invalid JSON: {e}"))
+        obj = s.patch_status(plural, ns, name, patch)
+        if obj is None:
+            return self.send_json(404, status(404, "NotFound", f'{plural} "{name}" not found'))
+        return self.send_json(200, obj)
 
     def watch(self, plural: str, api_version: str, matches, query: dict) -> None:
         s = self.store
@@ -356,6 +415,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_DELETE(self):
         self.handle_any("DELETE")
+
+    def do_PATCH(self):
+        self.handle_any("PATCH")
 
 
 def main() -> None:

@@ -6,7 +6,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use fleetgate_e2e::config::listen_addr;
-use fleetgate_e2e::{free_port, Backend, Gateway, HttpClient, Load, Sample, TempDir};
+use fleetgate_e2e::{
+    assert_none_failed, free_port, Backend, Gateway, HttpClient, Load, Sample, TempDir,
+};
 use serde_json::Value;
 
 /// The pool of Service gateway-demo/web port 80.
@@ -240,15 +242,7 @@ fn endpoint_slice_files_follow_the_clusters_under_load() {
     });
 
     let samples = load.stop();
-    let failed: Vec<&Sample> = samples.iter().filter(|s| s.result.is_err()).collect();
-    assert!(samples.len() > 500, "load too light: {}", samples.len());
-    assert!(
-        failed.is_empty(),
-        "{} of {} failed: {:?}",
-        failed.len(),
-        samples.len(),
-        &failed[..failed.len().min(5)]
-    );
+    assert_none_failed(&samples, 501);
 
     let name = |ip: &str| format!("pod-{ip}");
     let settle = Duration::from_millis(100);
@@ -562,15 +556,7 @@ fn dns_names_follow_their_records_under_load() {
     std::thread::sleep(Duration::from_millis(300));
 
     let samples = load.stop();
-    let failed: Vec<&Sample> = samples.iter().filter(|s| s.result.is_err()).collect();
-    assert!(samples.len() > 300, "load too light: {}", samples.len());
-    assert!(
-        failed.is_empty(),
-        "{} of {} failed: {:?}",
-        failed.len(),
-        samples.len(),
-        &failed[..failed.len().min(5)]
-    );
+    assert_none_failed(&samples, 301);
     let during_outage = answers(&samples, applied + Duration::from_millis(100), outage_end);
     assert!(
         !during_outage.contains_key("pod-127.0.0.51"),

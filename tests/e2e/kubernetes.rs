@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use fleetgate_e2e::config::listen_addr;
 use fleetgate_e2e::kube_api::{endpoint_slice, KubeApi};
-use fleetgate_e2e::{free_port, Backend, Gateway, HttpClient, Load, Sample, TempDir};
+use fleetgate_e2e::{
+    assert_none_failed, free_port, Backend, Gateway, HttpClient, Load, Sample, TempDir,
+};
 
 /// The pool of Service gateway-demo/web port 80.
 const WEB: &str = "gateway-demo/web:80";
@@ -277,15 +279,7 @@ fn watched_slices_follow_scaling_and_survive_their_api_server() {
     std::thread::sleep(Duration::from_millis(300));
 
     let samples = load.stop();
-    let failed: Vec<&Sample> = samples.iter().filter(|s| s.result.is_err()).collect();
-    assert!(samples.len() > 1000, "load too light: {}", samples.len());
-    assert!(
-        failed.is_empty(),
-        "{} of {} failed: {:?}",
-        failed.len(),
-        samples.len(),
-        &failed[..failed.len().min(5)]
-    );
+    assert_none_failed(&samples, 1001);
 
     let (a, b) = cluster_shares(&samples, Duration::ZERO, t0);
     let share = a as f64 / (a + b) as f64;

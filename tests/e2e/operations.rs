@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use fleetgate_e2e::config::{
     header, header_with_admin, listen_addr, manifests, seed, seed_svc1, service,
 };
-use fleetgate_e2e::{bin_path, Backend, Gateway, HttpClient, Load, TempDir};
+use fleetgate_e2e::{assert_none_failed, bin_path, Backend, Gateway, HttpClient, Load, TempDir};
 use serde_json::Value;
 
 fn json(gw: &Gateway, path: &str) -> Value {
@@ -103,15 +103,7 @@ fn fifty_reloads_under_load_lose_no_request() {
         std::thread::sleep(Duration::from_millis(40));
     }
     let samples = load.stop();
-    let failed: Vec<_> = samples.iter().filter(|s| s.result.is_err()).collect();
-    assert!(samples.len() > 300, "load too light: {}", samples.len());
-    assert!(
-        failed.is_empty(),
-        "{} of {} failed: {:?}",
-        failed.len(),
-        samples.len(),
-        &failed[..failed.len().min(5)]
-    );
+    assert_none_failed(&samples, 301);
     let both = samples
         .iter()
         .filter(|s| s.result.as_deref() == Ok("service-a"))

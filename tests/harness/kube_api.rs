@@ -106,7 +106,35 @@ impl KubeApi {
         self.control("POST", &format!("/_control/auth?mode={mode}"), "");
     }
 
-    /// Requests seen: `list`, `watch`, `get`, and per path.
+    /// One object, read through the API as a client would (`api_path`,
+    /// e.g. `/apis/networking.k8s.io/v1/namespaces/NS/ingresses/NAME`);
+    /// `None` when there is no such object.
+    pub fn object(&self, api_path: &str) -> Option<serde_json::Value> {
+        let auth = format!("Bearer {}", self.token);
+        let r = HttpClient::new(self.addr)
+            .request(
+                "GET",
+                "127.0.0.1",
+                api_path,
+                &[("Authorization", &auth)],
+                "",
+            )
+            .unwrap_or_else(|e| panic!("GET {api_path}: {e}"));
+        (r.status == 200).then(|| {
+            serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("{api_path}: {e}: {}", r.body))
+        })
+    }
+
+    /// While on, status patches fail with 500.
+    pub fn fail_status_writes(&self, on: bool) {
+        self.control(
+            "POST",
+            &format!("/_control/status?fail={}", u8::from(on)),
+            "",
+        );
+    }
+
+    /// Requests seen: `list`, `watch`, `get`, `patch`, and per path.
     pub fn stats(&self) -> serde_json::Value {
         self.control("GET", "/_control/stats", "")
     }
@@ -122,6 +150,49 @@ impl KubeApi {
         self.server.kill();
         self.server = spawn(&self.addr.to_string(), &self.token, start_version);
     }
+}
+
+/// An Ingress `namespace/name` of class `class`: `host` / (Prefix) to
+/// Service `service`, its port given by name; `annotations` as given.
+pub fn ingress(
+    namespace: &str,
+    name: &str,
+    class: &str,
+    host: &str,
+    service: &str,
+    port_name: &str,
+    annotations: &[(&str, &str)],
+) -> serde_json::Value {
+    let annotations: serde_json::Map<String, serde_json::Value> = annotations
+        .iter()
+        .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
+        .collect();
+    serde_json::json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": { "name": name, "namespace": namespace, "annotations": annotations },
+        "spec": {
+            "ingressClassName": class,
+            "rules": [{
+                "host": host,
+                "http": { "paths": [{
+                    "path": "/",
+                    "pathType": "Prefix",
+                    "backend": { "service": { "name": service, "port": { "name": port_name } } },
+                }] },
+            }],
+        },
+    })
+}
+
+/// A Service `namespace/name` with one port, `port`, named `port_name`.
+pub fn service(namespace: &str, name: &str, port: u16, port_name: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": { "name": name, "namespace": namespace },
+        "spec": { "ports": [{ "name": port_name, "port": port, "protocol": "TCP" }] },
+    })
 }
 
 /// An EndpointSlice of Service `namespace/service`: one unnamed TCP port,

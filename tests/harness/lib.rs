@@ -18,5 +18,5 @@ pub mod tls;
 pub mod upstream;
 
 pub use client::{exchange, HttpClient, Response};
-pub use load::{Load, Sample};
+pub use load::{assert_none_failed, Load, Sample};
 pub use process::{bin_path, free_port, Backend, Gateway, TempDir};

@@ -111,3 +111,21 @@ impl Load {
         samples
     }
 }
+
+/// Asserts that the load was at least `at_least` requests and that none
+/// of them failed, naming the first failures if some did.
+pub fn assert_none_failed(samples: &[Sample], at_least: usize) {
+    let failed: Vec<&Sample> = samples.iter().filter(|s| s.result.is_err()).collect();
+    assert!(
+        samples.len() >= at_least,
+        "load too light: {} requests, {at_least} expected",
+        samples.len()
+    );
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {:?}",
+        failed.len(),
+        samples.len(),
+        &failed[..failed.len().min(5)]
+    );
+}

@@ -37,6 +37,7 @@ mod error;
 mod files;
 mod forward_auth;
 mod header_rules;
+mod hub_source;
 mod input_limits;
 mod load;
 mod manifests;

@@ -88,13 +88,32 @@ impl Config {
     /// Loads and validates the configuration in `path` and every manifest it
     /// names. Returns every error found, or a configuration that is complete.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-        let text = read_bounded(path, "the configuration")?;
+        let text = Config::read_text(path)?;
         Config::from_toml_str(path, &text)
+    }
+
+    /// Reads the TOML file at `path` (bounded in size, UTF-8), for
+    /// [`Config::from_toml_str`] and its variants.
+    pub fn read_text(path: &Path) -> Result<String, ConfigErrors> {
+        Ok(read_bounded(path, "the configuration")?)
     }
 
     /// Like [`Config::load`], with the TOML text given. `path` names it in
     /// errors and anchors relative manifest paths.
     pub fn from_toml_str(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+        Config::from_toml_str_with_objects(path, text, [])
+    }
+
+    /// Like [`Config::from_toml_str`], with Ingresses, Services and Secrets
+    /// from a hub cluster's API server read as if they were in manifest
+    /// files. Errors about one of them name it by
+    /// [`fleetgate_discovery::objects::ObjectKey::location`], so a caller
+    /// can tell which object to leave out.
+    pub fn from_toml_str_with_objects<'a>(
+        path: &Path,
+        text: &str,
+        objects: impl IntoIterator<Item = &'a fleetgate_discovery::objects::ApiObject>,
+    ) -> Result<Config, ConfigErrors> {
         let raw: FileToml = toml::from_str(text).map_err(|e| {
             let location = match e.span() {
                 Some(span) => {
@@ -156,6 +175,13 @@ impl Config {
                 Err(e) => l.errors.push(e),
             }
         }
+        let manifest_source =
+            crate::hub_source::manifest_source(path, raw.manifests.as_ref(), &mut l.errors);
+        let (objects, errs) = manifests::api_objects(objects, &default_ns);
+        l.errors.extend(errs);
+        drafts.extend(objects.ingresses);
+        port_decls.extend(objects.service_ports);
+        secrets.extend(objects.secrets);
         for ing in &raw.ingress {
             drafts.push(toml_ingress_draft(&l, ing, &default_ns));
         }
@@ -229,6 +255,7 @@ impl Config {
             services,
             ingresses,
             manifest_files,
+            manifest_source,
         })
     }
 }

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use fleetgate_discovery::objects::ApiObject;
 use k8s_openapi::api::core::v1::{Secret as K8sSecret, Service as K8sService};
 use k8s_openapi::api::networking::v1::{Ingress as K8sIngress, IngressBackend};
 use serde_yaml_ng::Value;
@@ -293,23 +294,7 @@ fn parse_object(
         }
         ("v1", "Secret") => {
             let secret: K8sSecret = typed(value, doc, file, &origin)?;
-            let (namespace, name) = object_name("Secret", &secret.metadata, &origin, default_ns)?;
-            let mut data: BTreeMap<String, Vec<u8>> = secret
-                .data
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k, v.0))
-                .collect();
-            for (k, v) in secret.string_data.unwrap_or_default() {
-                data.insert(k, v.into_bytes());
-            }
-            out.secrets.push(SecretDecl {
-                namespace,
-                name,
-                secret_type: secret.type_,
-                data,
-                origin,
-            });
+            out.secrets.push(secret_decl(secret, origin, default_ns)?);
         }
         ("discovery.k8s.io/v1", "EndpointSlice") => {
             let slice: k8s_openapi::api::discovery::v1::EndpointSlice =
@@ -354,6 +339,61 @@ fn parse_object(
         _ => log::info!("{origin}: skipping {kind} ({api_version}): not used by the gateway"),
     }
     Ok(())
+}
+
+/// A Secret as the gateway keeps it.
+fn secret_decl(
+    secret: K8sSecret,
+    origin: Location,
+    default_ns: &str,
+) -> Result<SecretDecl, ConfigError> {
+    let (namespace, name) = object_name("Secret", &secret.metadata, &origin, default_ns)?;
+    let mut data: BTreeMap<String, Vec<u8>> = secret
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .collect();
+    for (k, v) in secret.string_data.unwrap_or_default() {
+        data.insert(k, v.into_bytes());
+    }
+    Ok(SecretDecl {
+        namespace,
+        name,
+        secret_type: secret.type_,
+        data,
+        origin,
+    })
+}
+
+/// Reads objects a hub cluster's API server delivered, as files are read;
+/// errors about one name it by
+/// [`fleetgate_discovery::objects::ObjectKey::location`].
+pub(crate) fn api_objects<'a>(
+    objects: impl IntoIterator<Item = &'a ApiObject>,
+    default_ns: &str,
+) -> (ManifestObjects, Vec<ConfigError>) {
+    let mut out = ManifestObjects::default();
+    let mut errors = Vec::new();
+    for object in objects {
+        out.objects += 1;
+        let origin = Location::file(&object.key(default_ns).location());
+        let read = match object.clone() {
+            ApiObject::Ingress(i) => {
+                ingress_draft(*i, origin, default_ns).map(|d| out.ingresses.push(d))
+            }
+            ApiObject::Service(s) => {
+                service_ports(*s, &origin, default_ns).map(|p| out.service_ports.extend(p))
+            }
+            ApiObject::Secret(s) => {
+                secret_decl(*s, origin, default_ns).map(|d| out.secrets.push(d))
+            }
+        };
+        if let Err(e) = read {
+            errors.push(e);
+        }
+    }
+    (out, errors)
 }
 
 fn object_name(

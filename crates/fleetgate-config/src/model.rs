@@ -40,6 +40,8 @@ pub struct Config {
     pub ingresses: Vec<Ingress>,
     /// The manifest files read.
     pub manifest_files: Vec<PathBuf>,
+    /// Where Ingresses come from: files, or a hub cluster's API server.
+    pub manifest_source: ManifestSource,
     /// `[compression]`.
     pub compression: crate::Compression,
     /// `[log]`.
@@ -458,6 +460,53 @@ pub struct KubernetesSource {
     /// Keep the old endpoints when a relist finds no slice at all where
     /// there were some (default true).
     pub keep_on_empty_list: bool,
+}
+
+/// Where Ingresses (and the Services and Secrets they use) come from:
+/// `[manifests] source`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ManifestSource {
+    /// `files` (the default): the manifests `[manifests] files` names.
+    #[default]
+    Files,
+    /// `kubernetes`: watched in a hub cluster's API server.
+    Kubernetes(HubSource),
+}
+
+impl ManifestSource {
+    /// One line for logs and `check`: where Ingresses come from.
+    pub fn describe(&self, files: usize) -> String {
+        match self {
+            ManifestSource::Files => format!("{files} manifest file(s)"),
+            ManifestSource::Kubernetes(h) => format!(
+                "the hub cluster via {}{}, {}",
+                h.api.kubeconfig.as_ref().map_or_else(
+                    || "in-cluster credentials".to_string(),
+                    |p| p.display().to_string()
+                ),
+                h.api
+                    .context
+                    .as_ref()
+                    .map(|c| format!(" (context {c})"))
+                    .unwrap_or_default(),
+                if h.namespaces.is_empty() {
+                    "all namespaces".to_string()
+                } else {
+                    format!("namespaces {}", h.namespaces.join(", "))
+                }
+            ),
+        }
+    }
+}
+
+/// A hub cluster whose Ingresses the gateway serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubSource {
+    /// How its API server is reached (the same keys as a `kubernetes`
+    /// cluster's).
+    pub api: KubernetesSource,
+    /// The namespaces watched; empty: all.
+    pub namespaces: Vec<String>,
 }
 
 /// How a `dns` cluster's names are resolved.

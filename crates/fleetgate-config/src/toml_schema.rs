@@ -276,6 +276,13 @@ pub(crate) struct ManifestsToml {
     pub namespace: Option<String>,
     #[serde(default)]
     pub files: Vec<String>,
+    pub source: Option<String>,
+    pub kubeconfig: Option<String>,
+    pub context: Option<String>,
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    pub api_timeout: Option<HumanDuration>,
+    pub keep_on_empty_list: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

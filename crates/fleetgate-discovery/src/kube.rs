@@ -51,7 +51,8 @@ pub struct KubeSettings {
     pub keep_on_empty_list: bool,
 }
 
-async fn client(settings: &KubeSettings) -> Result<kube::Client, String> {
+/// A client for the API server `settings` names.
+pub(crate) async fn client(settings: &KubeSettings) -> Result<kube::Client, String> {
     let mut config = match &settings.kubeconfig {
         Some(path) => {
             let file = Kubeconfig::read_from(path)
@@ -266,16 +267,16 @@ async fn follow(
 /// default keeps its 30 s ceiling for two minutes after an error, which
 /// would leave a gateway on stale endpoints long after its API server is
 /// back.)
-struct RetryDelay {
+pub(crate) struct RetryDelay {
     next: Duration,
     seed: u64,
 }
 
 impl RetryDelay {
     const FIRST: Duration = Duration::from_millis(500);
-    const MOST: Duration = Duration::from_secs(10);
+    pub(crate) const MOST: Duration = Duration::from_secs(10);
 
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64)

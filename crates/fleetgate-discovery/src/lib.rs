@@ -19,6 +19,10 @@
 //!
 //! Legacy `v1` Endpoints objects are read into the same form.
 //!
+//! Routing can follow a cluster too: [`objects`] and [`HubStore`] hold the
+//! Ingresses, Services and Secrets of a hub cluster, which `hub` (feature
+//! `kubernetes`) watches, writing each served Ingress's status back.
+//!
 //! ```
 //! use fleetgate_discovery::{service_endpoints, AddressFamily, Slice};
 //! let yaml = r#"
@@ -47,10 +51,15 @@
 #[cfg(feature = "dns")]
 pub mod dns;
 #[cfg(feature = "kubernetes")]
+pub mod hub;
+mod hub_store;
+#[cfg(feature = "kubernetes")]
 pub mod kube;
+pub mod objects;
 mod slices;
 mod store;
 
+pub use hub_store::{Advertised, HubStore, IngressName, StatusWrite, StatusWrites};
 pub use slices::{
     service_endpoints, AddressFamily, DiscoveredEndpoint, ServiceEndpoints, Slice, SliceEndpoint,
     SlicePort, NODE_LABEL, SERVICE_NAME_LABEL, ZONE_HINTS_LABEL,

@@ -44,7 +44,7 @@ pub struct SourceStatus {
 }
 
 impl SourceStatus {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         SourceStatus {
             connected: false,
             synced: false,
@@ -53,6 +53,31 @@ impl SourceStatus {
             updates: 0,
             failing: BTreeMap::new(),
         }
+    }
+
+    /// Records what one part of a source did (see
+    /// [`EndpointStore::report_part`]); returns whether the source became
+    /// synced.
+    pub(crate) fn record(&mut self, part: &str, outcome: Result<(), String>, synced: bool) -> bool {
+        let was_synced = self.synced;
+        match outcome {
+            Ok(()) => {
+                self.failing.remove(part);
+            }
+            Err(e) => {
+                self.failing.insert(part.to_string(), e);
+            }
+        }
+        self.connected = self.failing.is_empty();
+        self.error = (!self.failing.is_empty()).then(|| {
+            self.failing
+                .values()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
+        });
+        self.synced |= synced;
+        self.synced != was_synced
     }
 }
 
@@ -347,26 +372,7 @@ impl EndpointStore {
             .status
             .entry(cluster.to_string())
             .or_insert_with(SourceStatus::new);
-        let was_synced = status.synced;
-        match outcome {
-            Ok(()) => {
-                status.failing.remove(part);
-            }
-            Err(e) => {
-                status.failing.insert(part.to_string(), e);
-            }
-        }
-        status.connected = status.failing.is_empty();
-        status.error = (!status.failing.is_empty()).then(|| {
-            status
-                .failing
-                .values()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("; ")
-        });
-        status.synced |= synced;
-        if status.synced != was_synced {
+        if status.record(part, outcome, synced) {
             self.changed.notify_all();
         }
     }
@@ -393,43 +399,45 @@ impl EndpointStore {
     /// Waits until the version differs from `seen` (returns the new one)
     /// or `timeout` passes (returns `None`).
     pub fn wait_change(&self, seen: u64, timeout: Duration) -> Option<u64> {
-        let deadline = Instant::now() + timeout;
-        let mut inner = self.lock();
-        while inner.version == seen {
-            let left = deadline.checked_duration_since(Instant::now())?;
-            inner = self
-                .changed
-                .wait_timeout(inner, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
-        Some(inner.version)
+        let (inner, changed) = wait_for(&self.changed, self.lock(), timeout, |i| i.version != seen);
+        changed.then_some(inner.version)
     }
 
     /// Waits until every registered cluster has synced once, at most
     /// `timeout`; returns the clusters that have not.
     pub fn wait_synced(&self, timeout: Duration) -> Vec<String> {
-        let deadline = Instant::now() + timeout;
-        let mut inner = self.lock();
-        loop {
-            let pending: Vec<String> = inner
-                .status
-                .iter()
-                .filter(|(_, s)| !s.synced)
-                .map(|(c, _)| c.clone())
-                .collect();
-            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-                return pending;
-            };
-            if pending.is_empty() {
-                return pending;
-            }
-            inner = self
-                .changed
-                .wait_timeout(inner, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+        let (inner, _) = wait_for(&self.changed, self.lock(), timeout, |i| {
+            i.status.values().all(|s| s.synced)
+        });
+        inner
+            .status
+            .iter()
+            .filter(|(_, s)| !s.synced)
+            .map(|(c, _)| c.clone())
+            .collect()
+    }
+}
+
+/// Waits on `changed` until `done` holds for what `guard` guards, at most
+/// `timeout`; returns the guard and whether `done` holds.
+pub(crate) fn wait_for<'a, T>(
+    changed: &Condvar,
+    mut guard: MutexGuard<'a, T>,
+    timeout: Duration,
+    done: impl Fn(&T) -> bool,
+) -> (MutexGuard<'a, T>, bool) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if done(&guard) {
+            return (guard, true);
         }
+        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+            return (guard, false);
+        };
+        guard = changed
+            .wait_timeout(guard, left)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
     }
 }
 

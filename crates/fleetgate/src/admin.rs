@@ -185,11 +185,50 @@ impl AdminApp {
             "endpoint_updates": self.state.discovery.applies(),
             "ingresses": { "served": snapshot.report.served.len(), "ignored": snapshot.report.ignored.len() },
             "clusters": clusters,
+            "hub": self.hub_status(),
             "requests": {
                 "total": stats.requests.load(Ordering::Relaxed),
                 "in_flight": stats.in_flight.load(Ordering::Relaxed),
                 "retries": stats.retries.load(Ordering::Relaxed),
             },
+        })
+    }
+
+    /// The hub cluster's watches, what was left out, and status write-back;
+    /// `null` when Ingresses come from files.
+    fn hub_status(&self) -> Value {
+        let Some(store) = self.state.hub.store() else {
+            return Value::Null;
+        };
+        let source = store.status();
+        let writes = store.writes();
+        let rejected: Vec<Value> = self
+            .state
+            .hub
+            .rejected()
+            .iter()
+            .map(|(key, r)| {
+                json!({
+                    "object": key.to_string(),
+                    "errors": r.errors,
+                    "serving": if r.previous_serves { "previous version" } else { "not served" },
+                })
+            })
+            .collect();
+        use fleetgate_discovery::objects::ApiKind;
+        json!({
+            "connected": source.connected,
+            "synced": source.synced,
+            "error": source.error,
+            "updates": source.updates,
+            "data_age_seconds": source.updated.and_then(|t| t.elapsed().ok()).map(|d| d.as_secs_f64()),
+            "objects": {
+                "ingresses": store.count(ApiKind::Ingress, None),
+                "services": store.count(ApiKind::Service, None),
+                "secrets": store.count(ApiKind::Secret, None),
+            },
+            "rejected": rejected,
+            "status_writes": { "written": writes.written, "failed": writes.failed, "error": writes.error },
         })
     }
 

@@ -13,7 +13,7 @@ pub fn check(args: &CheckArgs) -> i32 {
     let (endpoints, clusters) = endpoint_counts(&config, &snapshot);
     println!("{}: configuration OK", config.source.display());
     println!(
-        "  {} Ingress(es) served, {} ignored; {} route(s); {} Service port(s); {} endpoint(s) in {} of {} cluster(s); {} manifest file(s)",
+        "  {} Ingress(es) served, {} ignored; {} route(s); {} Service port(s); {} endpoint(s) in {} of {} cluster(s); Ingresses from {}",
         snapshot.report.served.len(),
         snapshot.report.ignored.len(),
         snapshot.router.table().routes().len(),
@@ -21,7 +21,9 @@ pub fn check(args: &CheckArgs) -> i32 {
         endpoints,
         clusters,
         config.clusters.len(),
-        config.manifest_files.len(),
+        config
+            .manifest_source
+            .describe(config.manifest_files.len()),
     );
     if !config.gateway.listen_tls.is_empty() || !snapshot.certificates.is_empty() {
         for line in crate::certificates::certificate_lines(&snapshot) {

@@ -18,7 +18,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use fleetgate_config::{Config, EndpointSource};
@@ -126,77 +126,48 @@ fn specs(config: &Config) -> Vec<ClusterSpec> {
 /// The sources' thread, stopped when dropped.
 struct Running {
     specs: Vec<ClusterSpec>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+    _task: crate::background::BackgroundTask,
 }
 
 fn spawn(store: &Arc<EndpointStore>, specs: Vec<ClusterSpec>) -> std::io::Result<Running> {
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let store = Arc::clone(store);
     let work = specs.clone();
-    let thread = std::thread::Builder::new()
-        .name("fleetgate-discovery".into())
-        .spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    log::error!("endpoint discovery cannot start: {e}");
-                    return;
+    let task = crate::background::spawn("fleetgate-discovery", async move {
+        let mut tasks = tokio::task::JoinSet::new();
+        for spec in work {
+            match spec {
+                ClusterSpec::Dns {
+                    cluster,
+                    settings,
+                    targets,
+                } => {
+                    tasks.spawn(fleetgate_discovery::dns::run(
+                        Arc::clone(&store),
+                        cluster,
+                        settings,
+                        targets,
+                    ));
                 }
-            };
-            runtime.block_on(async move {
-                let mut tasks = tokio::task::JoinSet::new();
-                for spec in work {
-                    match spec {
-                        ClusterSpec::Dns {
-                            cluster,
-                            settings,
-                            targets,
-                        } => {
-                            tasks.spawn(fleetgate_discovery::dns::run(
-                                Arc::clone(&store),
-                                cluster,
-                                settings,
-                                targets,
-                            ));
-                        }
-                        ClusterSpec::Kubernetes {
-                            cluster,
-                            settings,
-                            services,
-                        } => {
-                            tasks.spawn(fleetgate_discovery::kube::run(
-                                Arc::clone(&store),
-                                cluster,
-                                settings,
-                                services,
-                            ));
-                        }
-                    }
+                ClusterSpec::Kubernetes {
+                    cluster,
+                    settings,
+                    services,
+                } => {
+                    tasks.spawn(fleetgate_discovery::kube::run(
+                        Arc::clone(&store),
+                        cluster,
+                        settings,
+                        services,
+                    ));
                 }
-                let _ = stopped.await;
-                tasks.abort_all();
-            });
-        })?;
-    Ok(Running {
-        specs,
-        stop: Some(stop),
-        thread: Some(thread),
-    })
+            }
+        }
+        // Sources that end (a source with nothing to do) leave the others
+        // running; the set is dropped, and its tasks aborted, at stop.
+        while tasks.join_next().await.is_some() {}
+        std::future::pending::<()>().await;
+    })?;
+    Ok(Running { specs, _task: task })
 }
 
 /// Live sources, their store, and the configuration they complete.
@@ -386,8 +357,7 @@ pub fn start_applier(state: Arc<GatewayState>, built: u64) -> std::io::Result<()
         .name("fleetgate-endpoints".into())
         .spawn(move || {
             let mut seen = built;
-            let mut spacing = MIN_APPLY_SPACING;
-            let mut last_start: Option<Instant> = None;
+            let mut pacer = crate::background::Pacer::new(MIN_APPLY_SPACING);
             loop {
                 // Wake at least every second to free retired snapshots.
                 let changed = state
@@ -398,19 +368,10 @@ pub fn start_applier(state: Arc<GatewayState>, built: u64) -> std::io::Result<()
                 if changed.is_none() {
                     continue;
                 }
-                if let Some(last) = last_start {
-                    let next = last + spacing;
-                    let now = Instant::now();
-                    if next > now {
-                        std::thread::sleep(next - now);
-                    }
-                }
-                let started = Instant::now();
-                last_start = Some(started);
+                let started = pacer.start();
                 let outcome =
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| apply(&state)));
-                let took = started.elapsed();
-                spacing = MIN_APPLY_SPACING.max(took * 3);
+                let took = pacer.done(started);
                 match outcome {
                     Ok(Some(version)) => {
                         log::info!(

@@ -6,9 +6,44 @@ use fleetgate_config::Config;
 use fleetgate_pool::HealthChecks;
 use fleetgate_proxy::Snapshot;
 
-/// Loads `path`, printing every error to stderr on failure.
+/// Loads `path` (with the Ingresses of its hub cluster, if it reads one),
+/// printing every error to stderr on failure. For `check` and `routes`:
+/// a hub that does not answer in time is an error, and every hub object
+/// left out is printed.
 pub fn load_config(path: &std::path::Path) -> Option<Config> {
-    match Config::load(path) {
+    let hub = crate::hub::Hub::default();
+    let (config, build, _) = load_with_hub(&hub, path)?;
+    let Some(build) = build else {
+        return Some(config);
+    };
+    if !build.synced() {
+        eprintln!(
+            "fleetgate: hub cluster: no complete answer within {:?}{}",
+            crate::hub::initial_wait(&config),
+            build.error().map(|e| format!(": {e}")).unwrap_or_default()
+        );
+        return None;
+    }
+    for (key, rejected) in build.rejected() {
+        eprintln!(
+            "fleetgate: hub cluster: {key} is left out: {}",
+            rejected.errors.join("; ")
+        );
+    }
+    Some(config)
+}
+
+/// Loads `path` with `hub`, printing every error to stderr on failure;
+/// returns the TOML text read too.
+pub fn load_with_hub(
+    hub: &crate::hub::Hub,
+    path: &std::path::Path,
+) -> Option<(Config, Option<crate::hub::HubBuild>, String)> {
+    let loaded = Config::read_text(path).and_then(|text| {
+        let (config, build) = hub.build(path, &text, Some(std::time::Duration::ZERO))?;
+        Ok((config, build, text))
+    });
+    match loaded {
         Ok(c) => Some(c),
         Err(errors) => {
             eprint!("fleetgate: {errors}");

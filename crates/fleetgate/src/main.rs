@@ -8,10 +8,12 @@
 
 mod admin;
 mod admin_auth;
+mod background;
 mod certificates;
 mod check;
 mod cli;
 mod discovery;
+mod hub;
 mod load;
 mod memory;
 mod metrics;

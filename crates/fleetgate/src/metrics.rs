@@ -142,6 +142,44 @@ pub fn gauges(state: &GatewayState) -> Vec<MetricFamily> {
         out.extend(family(&age));
         out.extend(family(&updates));
     }
+    if let Some(store) = state.hub.store() {
+        let source = store.status();
+        let connected = IntGauge::new(
+            "fleetgate_hub_connected",
+            "Whether the hub cluster's watches reach its API server (1) or not (0)",
+        )
+        .expect("valid metric");
+        connected.set(i64::from(source.connected));
+        out.extend(family(&connected));
+        if let Some(elapsed) = source.updated.and_then(|t| t.elapsed().ok()) {
+            let age = prometheus::Gauge::new(
+                "fleetgate_hub_data_age_seconds",
+                "Time since the hub cluster's objects last changed or were confirmed by a relist",
+            )
+            .expect("valid metric");
+            age.set(elapsed.as_secs_f64());
+            out.extend(family(&age));
+        }
+        let rejected = IntGauge::new(
+            "fleetgate_hub_rejected_objects",
+            "Hub objects left out of the serving configuration because they do not validate",
+        )
+        .expect("valid metric");
+        rejected.set(i64::try_from(state.hub.rejected().len()).unwrap_or(i64::MAX));
+        out.extend(family(&rejected));
+        let writes = store.writes();
+        let written = IntCounterVec::new(
+            Opts::new(
+                "fleetgate_hub_status_writes_total",
+                "Ingress status write-backs to the hub cluster, by outcome",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        written.with_label_values(&["ok"]).inc_by(writes.written);
+        written.with_label_values(&["failed"]).inc_by(writes.failed);
+        out.extend(family(&written));
+    }
     let applies = IntCounter::new(
         "fleetgate_endpoint_updates_total",
         "Snapshots built because live endpoint sources changed (not reloads)",

@@ -46,19 +46,46 @@ pub fn reload(state: &GatewayState, path: &Path) -> Result<u64, String> {
         .reload_lock
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let text = Config::read_text(path).map_err(|e| e.to_string());
+    serialised_reload(state, path, text, "reload", true)
+}
+
+/// Rebuilds from the TOML text the serving configuration was loaded from,
+/// because the hub cluster's objects changed.
+pub fn reload_from_hub(state: &GatewayState, path: &Path) -> Result<u64, String> {
+    let _serial = state
+        .reload_lock
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let text = state
+        .hub
+        .text()
+        .ok_or_else(|| "the serving configuration does not read a hub cluster".to_string());
+    serialised_reload(state, path, text, "hub change", false)
+}
+
+/// A reload (`why`) under the reload lock; `configure`: the TOML may
+/// name other sources than the serving one.
+fn serialised_reload(
+    state: &GatewayState,
+    path: &Path,
+    text: Result<String, String>,
+    why: &str,
+    configure: bool,
+) -> Result<u64, String> {
     notify::reloading();
     let started = Instant::now();
-    let result = load_and_swap(state, path);
+    let result = text.and_then(|text| load_and_swap(state, path, &text, configure));
     let took = started.elapsed();
     match &result {
         Ok((generation, summary)) => {
-            log::info!("reload: generation {generation} serving ({summary}) in {took:?}");
+            log::info!("{why}: generation {generation} serving ({summary}) in {took:?}");
             state.record_reload(true, *generation, summary.clone(), took);
             state.refresh_phase();
         }
         Err(errors) => {
             log::error!(
-                "reload rejected, generation {} keeps serving: {}",
+                "{why} rejected, generation {} keeps serving: {}",
                 state.generation(),
                 errors.trim_end()
             );
@@ -69,8 +96,16 @@ pub fn reload(state: &GatewayState, path: &Path) -> Result<u64, String> {
     result.map(|(g, _)| g)
 }
 
-fn load_and_swap(state: &GatewayState, path: &Path) -> Result<(u64, String), String> {
-    let config = Config::load(path).map_err(|e| e.to_string())?;
+fn load_and_swap(
+    state: &GatewayState,
+    path: &Path,
+    text: &str,
+    configure: bool,
+) -> Result<(u64, String), String> {
+    let (config, hub_build) = state
+        .hub
+        .build(path, text, configure.then_some(Duration::ZERO))
+        .map_err(|e| e.to_string())?;
     let current = state.config.load();
     if config.gateway.listen != current.listen
         || config.gateway.listen_tls != current.listen_tls
@@ -114,6 +149,7 @@ fn load_and_swap(state: &GatewayState, path: &Path) -> Result<(u64, String), Str
         snapshot.router.pools().len()
     );
     let certificates = Arc::clone(&snapshot.certificates);
+    state.hub.commit(&config, &snapshot.report, text, hub_build);
     state.snapshot.store(Arc::new(snapshot));
     // Freed on the applier's thread once no request holds it.
     state.discovery.retire(previous);

@@ -18,7 +18,7 @@ use pingora_core::services::listening::Service;
 use crate::admin::AdminApp;
 use crate::cli::RunArgs;
 use crate::discovery::{initial_wait, Discovery};
-use crate::load::{endpoint_counts, load_config};
+use crate::load::{endpoint_counts, load_with_hub};
 use crate::state::{ConfigView, GatewayState, Phase};
 use crate::{notify, reload, shutdown};
 
@@ -79,7 +79,8 @@ fn runtime_file(dir: &std::path::Path, name: &str, suffix: &str) -> String {
 pub fn run(args: &RunArgs) -> i32 {
     let path = &args.config.config;
     let checks = fleetgate_pool::HealthChecks::new();
-    let Some(config) = load_config(path) else {
+    let hub = crate::hub::Hub::default();
+    let Some((config, hub_build, text)) = load_with_hub(&hub, path) else {
         return 1;
     };
     // Live endpoint sources answer before the first snapshot is built, so
@@ -133,11 +134,16 @@ pub fn run(args: &RunArgs) -> i32 {
     let ignored = snapshot.report.ignored.len();
     let route_count = snapshot.router.table().routes().len();
     let services = config.services.len();
-    let cluster_sources: Vec<String> = config
-        .clusters
-        .iter()
-        .map(|c| format!("  cluster {}: endpoints from {}", c.id, c.source.describe()))
-        .collect();
+    let mut cluster_sources: Vec<String> = vec![format!(
+        "  Ingresses from {}",
+        config.manifest_source.describe(config.manifest_files.len())
+    )];
+    cluster_sources.extend(
+        config
+            .clusters
+            .iter()
+            .map(|c| format!("  cluster {}: endpoints from {}", c.id, c.source.describe())),
+    );
     let shared = Arc::new(ArcSwap::from_pointee(snapshot));
     let metrics = Metrics::new();
     let mut gateway = Gateway::new(Arc::clone(&shared))
@@ -187,6 +193,7 @@ pub fn run(args: &RunArgs) -> i32 {
     let name = config.gateway.name.clone();
     let source = config.source.clone();
     let view = ConfigView::from(&config);
+    hub.commit(&config, &shared.load().report, &text, hub_build);
     discovery.keep(Arc::new(config));
     crate::memory::release_free_memory();
     crate::memory::trim_after_bursts(Arc::clone(&stats.connections));
@@ -197,9 +204,15 @@ pub fn run(args: &RunArgs) -> i32 {
         Arc::clone(&stats),
         metrics,
         discovery,
+        hub,
     );
     if let Err(e) = crate::discovery::start_applier(Arc::clone(&state), built) {
         eprintln!("fleetgate: cannot start the endpoint updater: {e}");
+        return 1;
+    }
+
+    if let Err(e) = crate::hub::start_applier(Arc::clone(&state), path.clone()) {
+        eprintln!("fleetgate: cannot start the hub cluster updater: {e}");
         return 1;
     }
 

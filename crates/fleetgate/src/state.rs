@@ -183,6 +183,8 @@ pub struct GatewayState {
     pub reload_lock: Mutex<()>,
     /// Live endpoint sources and what they found.
     pub discovery: crate::discovery::Discovery,
+    /// The hub cluster the Ingresses come from, if any.
+    pub hub: crate::hub::Hub,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -198,6 +200,7 @@ impl GatewayState {
         stats: Arc<GatewayStats>,
         metrics: Metrics,
         discovery: crate::discovery::Discovery,
+        hub: crate::hub::Hub,
     ) -> Arc<GatewayState> {
         let certificates = SniResolver::new(Arc::clone(&snapshot.load().certificates));
         Arc::new(GatewayState {
@@ -214,6 +217,7 @@ impl GatewayState {
             reloads_failed: AtomicU64::new(0),
             reload_lock: Mutex::new(()),
             discovery,
+            hub,
         })
     }
 
