@@ -12,13 +12,17 @@ faithfully, and knows nothing of who the client is:
   PATCH .../namespaces/NS/PLURAL/NAME/status             the status
       subresource, with a JSON merge patch (RFC 7386,
       `application/merge-patch+json`): only `status` changes; a new
-      resourceVersion and a MODIFIED event follow, as on the real server
+      resourceVersion and a MODIFIED event follow, as on the real server.
+      A `metadata.resourceVersion` in the patch is a precondition: 409
+      Conflict when the object has moved on
 
 - A list is a JSON `<Kind>List` with `metadata.resourceVersion`, the
   collection's current version; `labelSelector` takes `key`, `!key`,
   `key=value`, `key==value`, `key!=value`, `key in (a,b)` and
-  `key notin (a,b)`, comma-separated (all must hold). `limit` is honoured
-  with `metadata.continue` tokens.
+  `key notin (a,b)`, comma-separated (all must hold); `fieldSelector`
+  takes `path=value`, `path==value` and `path!=value` over dotted paths
+  (`type`, `metadata.name`), comma-separated. `limit` is honoured with
+  `metadata.continue` tokens.
 - A watch answers 200 with a chunked stream of JSON lines, `{"type":
   "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR", "object": ...}`,
   starting after the `resourceVersion` given. Versions older than the
@@ -35,7 +39,9 @@ Control endpoints, for the test (not part of the Kubernetes API):
 
   PUT    /_control/objects/PLURAL   body: an object (apiVersion, kind,
          metadata.namespace, metadata.name): created (ADDED) or replaced
-         (MODIFIED); its resourceVersion is set
+         (MODIFIED); its resourceVersion is set. Without a `status`, a
+         replaced object keeps the one it had (as `kubectl apply` of a
+         manifest leaves the status subresource alone)
   DELETE /_control/objects/PLURAL/NS/NAME   deleted (DELETED)
   POST   /_control/compact          forget the event history: watches that
          resume from before now get 410 Expired
@@ -43,7 +49,9 @@ Control endpoints, for the test (not part of the Kubernetes API):
          (a dropped connection, mid-stream)
   POST   /_control/hang?on=1|0      while on, requests are read and never
          answered (a hung server); open watches stop sending
-  POST   /_control/auth?mode=ok|401|403
+  POST   /_control/auth?mode=ok|401|403[&plural=P]   for every request,
+         or (with plural) only for requests on resource P: 403 there
+         is RBAC that does not grant that resource
   GET    /_control/stats            requests seen: lists, watches, by path
   POST   /_control/status?fail=1|0  while on, status patches get 500
 
@@ -80,6 +88,7 @@ class Store:
         self.generation = 0  # moves on /_control/drop
         self.hang = False
         self.auth = "ok"
+        self.auth_by_plural = {}
         self.stats = {"list": 0, "watch": 0, "get": 0, "patch": 0, "paths": {}}
         self.fail_status = False
 
@@ -112,11 +121,15 @@ class Store:
 
     def patch_status(self, plural: str, ns: str, name: str, patch: dict):
         """Merges `patch["status"]` into the object's status (RFC 7386);
-        None when there is no such object."""
+        None when there is no such object, "conflict" when the patch's
+        resourceVersion is not the object's."""
         with self.lock:
             obj = self.objects.get((plural, ns, name))
             if obj is None:
                 return None
+            want = (patch.get("metadata") or {}).get("resourceVersion")
+            if want is not None and want != obj["metadata"].get("resourceVersion"):
+                return "conflict"
             obj = json.loads(json.dumps(obj))
             if "status" in patch:
                 merged = merge_patch(obj.get("status"), patch["status"])
@@ -146,6 +159,29 @@ def merge_patch(target, patch):
         else:
             result[key] = merge_patch(result.get(key), value)
     return result
+
+
+def parse_field_selector(text: str):
+    """A field selector as a predicate over an object."""
+    preds = []
+    for term in (text or "").split(","):
+        term = term.strip()
+        if not term:
+            continue
+        m = re.match(r"^([\w.\-/]+)\s*(!=|==|=)\s*(.*)$", term)
+        if not m:
+            raise ValueError(f"invalid field selector term {term!r}")
+        path, op, value = m.groups()
+
+        def get(obj, path=path):
+            for part in path.split("."):
+                obj = obj.get(part) if isinstance(obj, dict) else None
+            return "" if obj is None else str(obj)
+        if op == "!=":
+            preds.append(lambda o, get=get, value=value: get(o) != value)
+        else:
+            preds.append(lambda o, get=get, value=value: get(o) == value)
+    return lambda obj: all(p(obj) for p in preds)
 
 
 def parse_selector(text: str):
@@ -228,15 +264,16 @@ class Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         return True
 
-    def authorized(self) -> bool:
+    def authorized(self, plural) -> bool:
         if self.token is not None:
             if self.headers.get("Authorization") != f"Bearer {self.token}":
                 self.send_json(401, status(401, "Unauthorized", "Unauthorized"))
                 return False
-        if self.store.auth == "401":
+        mode = self.store.auth_by_plural.get(plural, self.store.auth)
+        if mode == "401":
             self.send_json(401, status(401, "Unauthorized", "Unauthorized"))
             return False
-        if self.store.auth == "403":
+        if mode == "403":
             self.send_json(403, status(403, "Forbidden", "forbidden: the client may not list this resource"))
             return False
         return True
@@ -246,7 +283,13 @@ class Handler(BaseHTTPRequestHandler):
         s = self.store
         parts = path.split("/")[2:]
         if method == "PUT" and parts[0] == "objects" and len(parts) == 2:
-            obj = s.put(parts[1], json.loads(body))
+            obj = json.loads(body)
+            meta = obj.get("metadata", {})
+            with s.lock:
+                old = s.objects.get((parts[1], meta.get("namespace", ""), meta.get("name")))
+            if old is not None and "status" in old and "status" not in obj:
+                obj["status"] = old["status"]
+            obj = s.put(parts[1], obj)
             return self.send_json(200, obj)
         if method == "DELETE" and parts[0] == "objects" and len(parts) == 4:
             ok = s.delete(parts[1], parts[2], parts[3])
@@ -268,8 +311,13 @@ class Handler(BaseHTTPRequestHandler):
             s.fail_status = query.get("fail", ["1"])[0] == "1"
             return self.send_json(200, {"fail": s.fail_status})
         if method == "POST" and parts == ["auth"]:
-            s.auth = query.get("mode", ["ok"])[0]
-            return self.send_json(200, {"auth": s.auth})
+            mode = query.get("mode", ["ok"])[0]
+            plural = query.get("plural", [None])[0]
+            if plural is None:
+                s.auth = mode
+            else:
+                s.auth_by_plural[plural] = mode
+            return self.send_json(200, {"auth": mode, "plural": plural})
         if method == "GET" and parts == ["stats"]:
             return self.send_json(200, s.stats)
         return self.send_json(404, status(404, "NotFound", "no such control endpoint"))
@@ -281,9 +329,9 @@ class Handler(BaseHTTPRequestHandler):
             return self.control(method, url.path, query, self.body())
         if self.hung():
             return
-        if not self.authorized():
-            return
         m = PATH.match(url.path)
+        if not self.authorized(m.group("plural") if m else None):
+            return
         if m and method == "PATCH" and m.group("status") and m.group("ns"):
             return self.patch_status(m.group("plural"), m.group("ns"), m.group("name"))
         if method != "GET" or not m or m.group("status"):
@@ -299,7 +347,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send_json(404, status(404, "NotFound", f'{plural} "{name}" not found'))
             return self.send_json(200, obj)
         selector = parse_selector(query.get("labelSelector", [""])[0])
-        matches = lambda o_ns, obj: (ns is None or o_ns == ns) and selector(obj)
+        fields = parse_field_selector(query.get("fieldSelector", [""])[0])
+        matches = lambda o_ns, obj: (ns is None or o_ns == ns) and selector(obj) and fields(obj)
         if query.get("watch", ["false"])[0] in ("true", "1"):
             s.stats["watch"] += 1
             return self.watch(plural, api_version, matches, query)
@@ -335,6 +384,8 @@ class Handler(BaseHTTPRequestHandler):
         obj = s.patch_status(plural, ns, name, patch)
         if obj is None:
             return self.send_json(404, status(404, "NotFound", f'{plural} "{name}" not found'))
+        if obj == "conflict":
+            return self.send_json(409, status(409, "Conflict", f'Operation cannot be fulfilled on {plural} "{name}": the object has been modified'))
         return self.send_json(200, obj)
 
     def watch(self, plural: str, api_version: str, matches, query: dict) -> None:

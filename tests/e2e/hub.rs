@@ -120,10 +120,11 @@ fn ingresses_follow_the_hub_cluster() {
     // The port is named in the hub's Service only: the Ingress uses the name.
     hub.put("services", &service(NS, "web", 80, "http"));
     hub.put("services", &service(NS, "api", 80, "http"));
-    hub.put(
-        "ingresses",
-        &ingress(NS, "web", "mse", "example.com", "web", "http", &[]),
-    );
+    // Another writer (another gateway fleet) already lists its address.
+    let mut web_ingress = ingress(NS, "web", "mse", "example.com", "web", "http", &[]);
+    web_ingress["status"] =
+        serde_json::json!({ "loadBalancer": { "ingress": [{ "hostname": "other-lb.example" }] } });
+    hub.put("ingresses", &web_ingress);
     // Another class's Ingress, broken: not this gateway's business.
     hub.put(
         "ingresses",
@@ -166,8 +167,13 @@ fn ingresses_follow_the_hub_cluster() {
         "{h}"
     );
     assert_eq!(h["rejected"], serde_json::json!([]), "{h}");
-    // The served Ingress gets the advertised addresses; the foreign one not.
-    let want = serde_json::json!([{ "ip": "192.0.2.10" }, { "hostname": "gw.example.net" }]);
+    // The served Ingress gets the advertised addresses beside the other
+    // writer's; the foreign one gets nothing.
+    let want = serde_json::json!([
+        { "hostname": "other-lb.example" },
+        { "ip": "192.0.2.10" },
+        { "hostname": "gw.example.net" }
+    ]);
     wait_until("status written back", || {
         let s = ingress_status(&hub, "web");
         (s == want).then_some(()).ok_or_else(|| s.to_string())
@@ -265,9 +271,9 @@ fn ingresses_follow_the_hub_cluster() {
         "ingresses",
         &ingress(NS, "web", "nginx", "example.com", "api", "http", &[]),
     );
-    wait_until("status cleared", || {
+    wait_until("our status entries removed", || {
         let s = ingress_status(&hub, "web");
-        (s == serde_json::json!([]))
+        (s == serde_json::json!([{ "hostname": "other-lb.example" }]))
             .then_some(())
             .ok_or_else(|| s.to_string())
     });
@@ -280,6 +286,23 @@ fn ingresses_follow_the_hub_cluster() {
         let a = answer(&gw, "example.com");
         (a == "web").then_some(()).ok_or(a)
     });
+
+    // A reload with the same hub keeps its watches (no new list) and its
+    // objects; a hub change is not a reload.
+    let lists = hub.stats()["list"].clone();
+    let generation = gw.admin_json("/status")["generation"]
+        .as_u64()
+        .expect("generation");
+    let status = gw.admin_json("/status");
+    assert!(
+        status["last_reload"].is_null() && status["hub"]["last_build"]["ok"] == true,
+        "{status}"
+    );
+    gw.signal("HUP");
+    gw.wait_generation(generation + 1);
+    assert_eq!(answer(&gw, "example.com"), "web");
+    assert_eq!(hub.stats()["list"], lists, "the watches were kept");
+    assert_eq!(gw.admin_json("/status")["last_reload"]["ok"], true);
 
     // The hub dies: the routes stay, /status says so, check fails.
     hub.kill();
@@ -339,4 +362,49 @@ fn failed_status_writes_are_retried() {
         "{metrics}"
     );
     assert!(metrics.contains("fleetgate_hub_connected 1"), "{metrics}");
+}
+
+/// RBAC that does not grant Secrets: the Ingresses still serve (the start
+/// is not held back), and the status names what is failing.
+#[test]
+fn a_forbidden_kind_does_not_hold_back_the_routes() {
+    let web = Backend::start("web");
+    let api = Backend::start("api");
+    let dir = TempDir::new("hub-forbidden");
+    let hub = KubeApi::start("hub-token");
+    hub.kubeconfig(dir.path(), "hub.kubeconfig");
+    hub.auth_for("secrets", "403");
+    hub.put("services", &service(NS, "web", 80, "http"));
+    hub.put(
+        "ingresses",
+        &ingress(NS, "web", "mse", "example.com", "web", "http", &[]),
+    );
+    let listen = listen_addr();
+    let path = dir.write("gw.toml", &config(listen, free_port(), &web, &api));
+    let started = Instant::now();
+    let gw = Gateway::start(&path, listen);
+    let took = started.elapsed();
+    assert_eq!(answer(&gw, "example.com"), "web");
+    assert!(took < Duration::from_secs(8), "start waited {took:?}");
+    let h = gw.admin_json("/status")["hub"].clone();
+    assert_eq!(h["synced"], true, "{h}");
+    wait_until("the failing watch shows", || {
+        let h = gw.admin_json("/status")["hub"].clone();
+        (h["connected"] == false
+            && h["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("secrets") && e.contains("403")))
+        .then_some(())
+        .ok_or_else(|| h.to_string())
+    });
+    let (ok, stderr) = check(&path);
+    assert!(ok, "check serves without the Secrets: {stderr}");
+    // Granted again: the watch recovers.
+    hub.auth_for("secrets", "ok");
+    wait_until("reconnected", || {
+        let h = gw.admin_json("/status")["hub"].clone();
+        (h["connected"] == true)
+            .then_some(())
+            .ok_or_else(|| h.to_string())
+    });
 }

@@ -106,6 +106,16 @@ impl KubeApi {
         self.control("POST", &format!("/_control/auth?mode={mode}"), "");
     }
 
+    /// Like [`KubeApi::auth`], for requests on resource `plural` only (403:
+    /// RBAC that does not grant it).
+    pub fn auth_for(&self, plural: &str, mode: &str) {
+        self.control(
+            "POST",
+            &format!("/_control/auth?mode={mode}&plural={plural}"),
+            "",
+        );
+    }
+
     /// One object, read through the API as a client would (`api_path`,
     /// e.g. `/apis/networking.k8s.io/v1/namespaces/NS/ingresses/NAME`);
     /// `None` when there is no such object.

@@ -92,6 +92,26 @@ impl Config {
         Config::from_toml_str(path, &text)
     }
 
+    /// Where the configuration in `text` reads its Ingresses from: only
+    /// `[manifests]` is read (a caller learns whether to start watching a
+    /// hub before loading the rest with its objects).
+    pub fn manifest_source_of(path: &Path, text: &str) -> Result<ManifestSource, ConfigErrors> {
+        #[derive(serde::Deserialize)]
+        struct OnlyManifests {
+            manifests: Option<ManifestsToml>,
+        }
+        let raw: OnlyManifests = toml::from_str(text).map_err(|e| {
+            ConfigError::new(e.message().trim().to_string()).at(Location::file(path))
+        })?;
+        let mut errors = Vec::new();
+        let source = crate::hub_source::manifest_source(path, raw.manifests.as_ref(), &mut errors);
+        if errors.is_empty() {
+            Ok(source)
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+
     /// Reads the TOML file at `path` (bounded in size, UTF-8), for
     /// [`Config::from_toml_str`] and its variants.
     pub fn read_text(path: &Path) -> Result<String, ConfigErrors> {
@@ -175,6 +195,11 @@ impl Config {
                 Err(e) => l.errors.push(e),
             }
         }
+        // TOML Ingresses before the hub's: an object the hub adds under a
+        // TOML Ingress's name is the one "defined twice", and left out.
+        for ing in &raw.ingress {
+            drafts.push(toml_ingress_draft(&l, ing, &default_ns));
+        }
         let manifest_source =
             crate::hub_source::manifest_source(path, raw.manifests.as_ref(), &mut l.errors);
         let (objects, errs) = manifests::api_objects(objects, &default_ns);
@@ -182,9 +207,6 @@ impl Config {
         drafts.extend(objects.ingresses);
         port_decls.extend(objects.service_ports);
         secrets.extend(objects.secrets);
-        for ing in &raw.ingress {
-            drafts.push(toml_ingress_draft(&l, ing, &default_ns));
-        }
         merge_service_ports(&mut l.errors, &mut services, port_decls, &upstream);
         let slices = crate::endpoint_files::read_slices(
             &mut l.errors,

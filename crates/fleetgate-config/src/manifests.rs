@@ -500,6 +500,9 @@ fn service_ports(
         .unwrap_or_default()
         .into_iter()
         .enumerate()
+        // The gateway proxies TCP: a UDP or SCTP port (kube-dns has 53 of
+        // both) is not a backend.
+        .filter(|(_, p)| matches!(p.protocol.as_deref(), None | Some("TCP")))
     {
         let port = u16::try_from(p.port)
             .ok()

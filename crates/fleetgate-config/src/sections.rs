@@ -138,6 +138,22 @@ fn trusted_proxies(l: &mut Loader<'_>, raw: &[toml::Spanned<String>]) -> Vec<ipn
     out
 }
 
+/// An IP address, or a DNS name as Ingress status takes one.
+fn advertisable(a: &str) -> bool {
+    a.parse::<std::net::IpAddr>().is_ok()
+        || (!a.is_empty()
+            && a.len() <= 253
+            && a.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+            }))
+}
+
 pub(crate) fn gateway(l: &mut Loader<'_>, g: &GatewayToml) -> Gateway {
     let listen = addresses(l, &g.listen, "gateway.listen", &[]);
     let listen_tls = addresses(l, &g.listen_tls, "gateway.listen_tls", &listen);
@@ -154,6 +170,17 @@ pub(crate) fn gateway(l: &mut Loader<'_>, g: &GatewayToml) -> Gateway {
                 .at(Location::file(l.file))
                 .field("gateway.threads"),
         );
+    }
+    for a in &g.advertise {
+        if !advertisable(a) {
+            l.errors.push(
+                ConfigError::new(format!(
+                    "\"{a}\" is neither an IP address nor a host name (no port, no brackets): it is what Ingress status lists"
+                ))
+                .at(Location::file(l.file))
+                .field("gateway.advertise"),
+            );
+        }
     }
     let default_backend = g.default_backend.as_ref().map(|b| {
         let inner = b.get_ref();

@@ -304,3 +304,43 @@ fn durations_too_long_for_a_clock_are_refused() {
     );
     assert!(load(&svc.replace("18446744073709551615s", "365days"), &dir.0).is_ok());
 }
+
+#[test]
+fn advertised_addresses_are_ips_or_host_names() {
+    let dir = Scratch::new("advertise");
+    let ok = BASE.replace(
+        "ingress_class = \"mse\"",
+        "ingress_class = \"mse\"\nadvertise = [\"192.0.2.10\", \"2001:db8::1\", \"gw.example.net\"]",
+    );
+    assert!(load(&ok, &dir.0).is_ok());
+    for bad in ["gw.example.net:443", "[2001:db8::1]", "", "a..b"] {
+        let toml = BASE.replace(
+            "ingress_class = \"mse\"",
+            &format!("ingress_class = \"mse\"\nadvertise = [\"{bad}\"]"),
+        );
+        let err = load(&toml, &dir.0).expect_err(bad);
+        assert!(
+            err.contains("gateway.advertise")
+                && err.contains("neither an IP address nor a host name"),
+            "{bad}: {err}"
+        );
+    }
+}
+
+#[test]
+fn udp_ports_of_a_service_manifest_are_not_backends() {
+    let dir = Scratch::new("udp-ports");
+    std::fs::write(
+        dir.0.join("dns.yaml"),
+        "apiVersion: v1\nkind: Service\nmetadata: { name: kube-dns, namespace: kube-system }\nspec:\n  ports:\n  - { name: dns, port: 53, protocol: UDP }\n  - { name: dns-tcp, port: 53, protocol: TCP }\n",
+    )
+    .unwrap();
+    let toml = format!("{BASE}\n[manifests]\nfiles = [\"dns.yaml\"]\n");
+    let config = load(&toml, &dir.0).unwrap();
+    let ports: Vec<_> = config
+        .services
+        .iter()
+        .map(|s| (s.port, s.port_name.clone()))
+        .collect();
+    assert_eq!(ports, vec![(53, Some("dns-tcp".to_string()))]);
+}

@@ -3,17 +3,21 @@
 //! retry and relist rules as the endpoint watches), and each served
 //! Ingress's `status.loadBalancer.ingress` written back.
 //!
-//! One watch per kind and namespace (or per kind over all namespaces).
-//! Secrets are read only when they can matter to a gateway (types
-//! `kubernetes.io/tls`, `kubernetes.io/basic-auth`, `Opaque`, or none):
-//! Helm releases, ServiceAccount tokens and registry credentials are
-//! dropped on arrival.
+//! One watch per kind and namespace (or per kind over all namespaces). The
+//! hub counts as synced once every Ingress watch has listed: a Service or
+//! Secret watch that fails (RBAC that does not grant it) shows in the
+//! status without holding the routes back. Secrets are read only when
+//! they can matter to a gateway: a field selector keeps Helm releases,
+//! tokens and registry credentials on the server, pages are small, and
+//! other types are dropped on arrival.
 //!
-//! Status write-back is a small reconciler: the gateway says what each
-//! served Ingress should show ([`HubStore::set_desired`]), the watches say
-//! what it shows, and every difference is patched (a JSON merge patch of
-//! the `status` subresource) until none is left, again after a failure,
-//! and again when someone else overwrites it.
+//! Status write-back is a small reconciler: the gateway says which
+//! Ingresses it serves and which addresses are its own
+//! ([`HubStore::set_desired`]), the watches say what each Ingress lists,
+//! and every difference in the gateway's own entries is patched (a JSON
+//! merge patch of the `status` subresource, based on the resourceVersion
+//! it was worked out from) until none is left, again after a failure, and
+//! again when someone else overwrites it. Other writers' entries are kept.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -41,6 +45,12 @@ pub struct HubSettings {
     /// The namespaces to watch; empty: all of them.
     pub namespaces: Vec<String>,
 }
+
+/// Field selector that keeps Secrets of types a gateway never uses out of
+/// lists and watches.
+const SECRET_TYPES_LEFT_OUT: &str = "type!=helm.sh/release.v1,\
+type!=kubernetes.io/service-account-token,type!=kubernetes.io/dockerconfigjson,\
+type!=kubernetes.io/dockercfg,type!=bootstrap.kubernetes.io/token";
 
 /// Secret types a gateway can use.
 fn useful_secret(secret: &Secret) -> bool {
@@ -72,12 +82,17 @@ fn advertised(ingress: &Ingress) -> Vec<Advertised> {
 /// Watches the hub until the task is dropped, writing to `store`, and
 /// writes back the status `store` asks for.
 pub async fn run(store: Arc<HubStore>, settings: HubSettings) {
-    let client = match client(&settings.kube).await {
-        Ok(c) => c,
-        Err(e) => {
-            log::error!("hub cluster: cannot start: {e}");
-            store.report_part("client", Err(e), false);
-            return;
+    // A kubeconfig that does not read (yet) is tried again, so that a
+    // fixed file is picked up without a restart.
+    let mut retry = RetryDelay::new();
+    let client = loop {
+        match client(&settings.kube).await {
+            Ok(c) => break c,
+            Err(e) => {
+                log::error!("hub cluster: cannot connect: {e}");
+                store.report_part("client", Err(e), false);
+                tokio::time::sleep(retry.next().unwrap_or(RetryDelay::MOST)).await;
+            }
         }
     };
     store.report_part("client", Ok(()), false);
@@ -86,7 +101,10 @@ pub async fn run(store: Arc<HubStore>, settings: HubSettings) {
     } else {
         settings.namespaces.iter().cloned().map(Some).collect()
     };
-    let pending = Arc::new(AtomicUsize::new(scopes.len() * 3));
+    // Synced means every Ingress watch has listed once: a forbidden or
+    // failing Service or Secret watch shows in the status, but does not
+    // hold back the routes.
+    let pending = Arc::new(AtomicUsize::new(scopes.len()));
     let mut tasks = tokio::task::JoinSet::new();
     for scope in scopes {
         let ingresses = match &scope {
@@ -103,7 +121,7 @@ pub async fn run(store: Arc<HubStore>, settings: HubSettings) {
             watch
                 .clone()
                 .run(ingresses, ApiKind::Ingress, |i: Ingress| {
-                    let status = advertised(&i);
+                    let status = (advertised(&i), i.metadata.resource_version.clone());
                     Some((ApiObject::ingress(i), Some(status)))
                 }),
         );
@@ -156,9 +174,12 @@ struct Watch {
     pending: Arc<AtomicUsize>,
 }
 
+/// An Ingress's status addresses and the resourceVersion they are at.
+type SeenStatus = (Vec<Advertised>, Option<String>);
+
 /// What a watch keeps of an object: the object as the gateway reads it,
 /// and for Ingresses their status; `None`: not wanted.
-type Reader<K> = fn(K) -> Option<(ApiObject, Option<Vec<Advertised>>)>;
+type Reader<K> = fn(K) -> Option<(ApiObject, Option<SeenStatus>)>;
 
 impl Watch {
     fn part(&self, kind: ApiKind) -> String {
@@ -224,8 +245,14 @@ impl Watch {
     {
         let store = &self.store;
         let watch_seconds = self.settings.timeout.as_secs().saturating_sub(1).max(1);
-        let config =
+        let mut config =
             watcher::Config::default().timeout(u32::try_from(watch_seconds).unwrap_or(u32::MAX));
+        if kind == ApiKind::Secret {
+            // Helm releases (up to 1 MiB each), tokens and registry
+            // credentials are filtered out by the server, and pages are
+            // small, so a list never holds much of what is dropped.
+            config = config.fields(SECRET_TYPES_LEFT_OUT).page_size(50);
+        }
         let mut events = watcher::watcher(api, config)
             .backoff(RetryDelay::new())
             .boxed();
@@ -283,7 +310,9 @@ impl Watch {
                     for (key, status) in statuses.drain(..) {
                         store.observe_status((key.namespace, key.name), Some(status));
                     }
-                    let synced = !listed_once && self.pending.fetch_sub(1, Ordering::AcqRel) == 1;
+                    let synced = kind == ApiKind::Ingress
+                        && !listed_once
+                        && self.pending.fetch_sub(1, Ordering::AcqRel) == 1;
                     listed_once = true;
                     store.report_part(part, Ok(()), synced);
                 }
@@ -313,8 +342,9 @@ impl Watch {
     }
 }
 
-/// The merge patch that sets an Ingress's status addresses.
-fn status_patch(addresses: &[Advertised]) -> serde_json::Value {
+/// The merge patch that sets an Ingress's status addresses, based on
+/// `resource_version` (the server refuses it if the Ingress moved on).
+fn status_patch(addresses: &[Advertised], resource_version: Option<&str>) -> serde_json::Value {
     let list: Vec<serde_json::Value> = addresses
         .iter()
         .map(|a| match a {
@@ -322,7 +352,11 @@ fn status_patch(addresses: &[Advertised]) -> serde_json::Value {
             Advertised::Hostname(h) => serde_json::json!({ "hostname": h }),
         })
         .collect();
-    serde_json::json!({ "status": { "loadBalancer": { "ingress": list } } })
+    let mut patch = serde_json::json!({ "status": { "loadBalancer": { "ingress": list } } });
+    if let Some(v) = resource_version {
+        patch["metadata"] = serde_json::json!({ "resourceVersion": v });
+    }
+    patch
 }
 
 /// The status reconciler (see the module docs).
@@ -332,20 +366,25 @@ async fn write_status(store: Arc<HubStore>, client: kube::Client) {
         let seen = store.status_version();
         let work = store.status_work();
         let mut failed = false;
-        for ((namespace, name), addresses) in &work {
+        for write in &work {
+            let (namespace, name) = &write.ingress;
             let api: Api<Ingress> = Api::namespaced(client.clone(), namespace);
-            let patch = status_patch(addresses);
+            let patch = status_patch(&write.addresses, write.resource_version.as_deref());
             match api
                 .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await
             {
                 Ok(written) => {
-                    store.observe_status(
-                        (namespace.clone(), name.clone()),
-                        Some(advertised(&written)),
+                    let seen = (
+                        advertised(&written),
+                        written.metadata.resource_version.clone(),
                     );
+                    store.observe_status(write.ingress.clone(), Some(seen));
                     store.record_write(Ok(()));
                 }
+                // Someone else wrote first: the watch brings their version,
+                // and the write is worked out again from it.
+                Err(kube::Error::Api(e)) if e.code == 409 => {}
                 Err(e) => {
                     let message = format!("Ingress {namespace}/{name}: status not written: {e}");
                     log::warn!("hub cluster: {message}");
@@ -379,16 +418,19 @@ mod tests {
 
     #[test]
     fn the_patch_lists_ips_and_hostnames() {
-        let patch = status_patch(&[
-            Advertised::parse("192.0.2.1"),
-            Advertised::parse("gw.example.com"),
-        ]);
-        assert_eq!(
-            patch.to_string(),
-            r#"{"status":{"loadBalancer":{"ingress":[{"ip":"192.0.2.1"},{"hostname":"gw.example.com"}]}}}"#
+        let patch = status_patch(
+            &[
+                Advertised::parse("192.0.2.1"),
+                Advertised::parse("gw.example.com"),
+            ],
+            Some("42"),
         );
         assert_eq!(
-            status_patch(&[]).to_string(),
+            patch.to_string(),
+            r#"{"metadata":{"resourceVersion":"42"},"status":{"loadBalancer":{"ingress":[{"ip":"192.0.2.1"},{"hostname":"gw.example.com"}]}}}"#
+        );
+        assert_eq!(
+            status_patch(&[], None).to_string(),
             r#"{"status":{"loadBalancer":{"ingress":[]}}}"#
         );
     }

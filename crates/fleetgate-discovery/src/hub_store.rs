@@ -9,7 +9,7 @@
 //! while it built into its next build. A failing watch changes only the
 //! status: the objects stay until a relist replaces them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -38,9 +38,25 @@ impl Advertised {
 /// An Ingress: (namespace, name).
 pub type IngressName = (String, String);
 
-/// A status write the gateway owes: the Ingress and what its
-/// `status.loadBalancer.ingress` should list (empty: clear it).
-pub type StatusWrite = (IngressName, Vec<Advertised>);
+/// A status write the gateway owes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StatusWrite {
+    /// The Ingress.
+    pub ingress: IngressName,
+    /// What its `status.loadBalancer.ingress` should list.
+    pub addresses: Vec<Advertised>,
+    /// The resourceVersion the write is based on: the server refuses it
+    /// (409) if the Ingress changed since, so no other writer's entry is
+    /// lost.
+    pub resource_version: Option<String>,
+}
+
+/// An Ingress's status as the server has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Observed {
+    addresses: Vec<Advertised>,
+    resource_version: Option<String>,
+}
 
 /// Status write-back figures.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -58,12 +74,14 @@ struct Inner {
     version: u64,
     objects: BTreeMap<ObjectKey, Arc<ApiObject>>,
     /// Ingress status as the server has it.
-    observed: BTreeMap<IngressName, Vec<Advertised>>,
-    /// Ingress status as the gateway wants it.
-    desired: BTreeMap<IngressName, Vec<Advertised>>,
-    /// The addresses this gateway advertises: an Ingress that lists exactly
-    /// these and is no longer served is cleared.
+    observed: BTreeMap<IngressName, Observed>,
+    /// The Ingresses this gateway serves.
+    served: BTreeSet<IngressName>,
+    /// The addresses this gateway advertises.
     ours: Vec<Advertised>,
+    /// Addresses it advertised before and no longer does: removed
+    /// wherever they are listed.
+    retired: BTreeSet<Advertised>,
     /// Moves when `observed` or `desired` does.
     status_version: u64,
     writes: StatusWrites,
@@ -91,8 +109,9 @@ impl HubStore {
                 version: 0,
                 objects: BTreeMap::new(),
                 observed: BTreeMap::new(),
-                desired: BTreeMap::new(),
+                served: BTreeSet::new(),
                 ours: Vec::new(),
+                retired: BTreeSet::new(),
                 status_version: 0,
                 writes: StatusWrites::default(),
                 source: SourceStatus::new(),
@@ -182,12 +201,22 @@ impl HubStore {
             .count()
     }
 
-    /// Records an Ingress's status as the server has it (`None`: the
-    /// Ingress is gone, or its status was reset by a relist).
-    pub fn observe_status(&self, ingress: IngressName, status: Option<Vec<Advertised>>) {
+    /// Records an Ingress's status as the server has it, and the
+    /// resourceVersion it has it at (`None`: the Ingress is gone).
+    pub fn observe_status(
+        &self,
+        ingress: IngressName,
+        status: Option<(Vec<Advertised>, Option<String>)>,
+    ) {
         let mut inner = self.lock();
         let changed = match status {
-            Some(s) => inner.observed.insert(ingress, s.clone()) != Some(s),
+            Some((addresses, resource_version)) => {
+                let seen = Observed {
+                    addresses,
+                    resource_version,
+                };
+                inner.observed.insert(ingress, seen.clone()) != Some(seen)
+            }
             None => inner.observed.remove(&ingress).is_some(),
         };
         if changed {
@@ -196,42 +225,60 @@ impl HubStore {
         }
     }
 
-    /// Sets what the gateway wants written: `desired` for the Ingresses
-    /// it serves, `ours` the addresses it advertises.
-    pub fn set_desired(
-        &self,
-        desired: BTreeMap<IngressName, Vec<Advertised>>,
-        ours: Vec<Advertised>,
-    ) {
+    /// Sets what the gateway wants: `served`, the Ingresses it serves, to
+    /// list `ours` among their addresses, and no other Ingress to list
+    /// them. Addresses it advertised before and no longer does are
+    /// removed everywhere.
+    pub fn set_desired(&self, served: BTreeSet<IngressName>, ours: Vec<Advertised>) {
         let mut inner = self.lock();
-        if inner.desired == desired && inner.ours == ours {
+        if inner.served == served && inner.ours == ours {
             return;
         }
-        inner.desired = desired;
+        let dropped: Vec<Advertised> = inner
+            .ours
+            .iter()
+            .filter(|a| !ours.contains(a))
+            .cloned()
+            .collect();
+        inner.retired.extend(dropped);
+        for a in &ours {
+            inner.retired.remove(a);
+        }
+        inner.served = served;
         inner.ours = ours;
         inner.status_version += 1;
         self.changed.notify_all();
     }
 
-    /// The writes owed now: each served Ingress whose status differs from
-    /// what it should be, and each Ingress that lists exactly this
-    /// gateway's addresses but is no longer served (cleared). Only
+    /// The writes owed now. Only this gateway's entries are touched:
+    /// another writer's (another gateway fleet, another controller) stay
+    /// as they are. A served Ingress gets `ours` added; every Ingress loses
+    /// retired addresses, and `ours` where it is not served. Only
     /// Ingresses the watches know are written.
     pub fn status_work(&self) -> Vec<StatusWrite> {
         let inner = self.lock();
         let mut work = Vec::new();
-        for (name, want) in &inner.desired {
-            if let Some(have) = inner.observed.get(name) {
-                if have != want {
-                    work.push((name.clone(), want.clone()));
+        for (name, seen) in &inner.observed {
+            let served = inner.served.contains(name);
+            let mut want: Vec<Advertised> = seen
+                .addresses
+                .iter()
+                .filter(|a| !inner.retired.contains(a) && (served || !inner.ours.contains(a)))
+                .cloned()
+                .collect();
+            if served {
+                for a in &inner.ours {
+                    if !want.contains(a) {
+                        want.push(a.clone());
+                    }
                 }
             }
-        }
-        if !inner.ours.is_empty() {
-            for (name, have) in &inner.observed {
-                if *have == inner.ours && !inner.desired.contains_key(name) {
-                    work.push((name.clone(), Vec::new()));
-                }
+            if want != seen.addresses {
+                work.push(StatusWrite {
+                    ingress: name.clone(),
+                    addresses: want,
+                    resource_version: seen.resource_version.clone(),
+                });
             }
         }
         work
@@ -349,26 +396,44 @@ mod tests {
     }
 
     #[test]
-    fn status_work_writes_served_ingresses_and_clears_abandoned_ones() {
+    fn status_work_touches_only_this_gateways_entries() {
         let store = HubStore::new();
         let ours = vec![Advertised::parse("192.0.2.10")];
-        let web = ("shop".to_string(), "web".to_string());
-        let old = ("shop".to_string(), "old".to_string());
-        let other = ("shop".to_string(), "other".to_string());
-        store.observe_status(web.clone(), Some(Vec::new()));
-        store.observe_status(old.clone(), Some(ours.clone()));
-        store.observe_status(other.clone(), Some(vec![Advertised::parse("lb.example")]));
-        store.set_desired([(web.clone(), ours.clone())].into(), ours.clone());
-        let mut work = store.status_work();
-        work.sort();
+        let theirs = Advertised::parse("lb.example");
+        let name = |n: &str| ("shop".to_string(), n.to_string());
+        let seen = |a: Vec<Advertised>| Some((a, Some("7".to_string())));
+        store.observe_status(name("web"), seen(vec![theirs.clone()]));
+        store.observe_status(name("old"), seen(vec![ours[0].clone(), theirs.clone()]));
+        store.observe_status(name("other"), seen(vec![theirs.clone()]));
+        store.set_desired([name("web")].into(), ours.clone());
+        let work = store.status_work();
         assert_eq!(
             work,
-            vec![(old.clone(), Vec::new()), (web.clone(), ours.clone())],
-            "another controller's status is left alone"
+            vec![
+                StatusWrite {
+                    ingress: name("old"),
+                    addresses: vec![theirs.clone()],
+                    resource_version: Some("7".into()),
+                },
+                StatusWrite {
+                    ingress: name("web"),
+                    addresses: vec![theirs.clone(), ours[0].clone()],
+                    resource_version: Some("7".into()),
+                },
+            ],
+            "ours added where served, removed where not; theirs kept"
         );
-        store.observe_status(web.clone(), Some(ours.clone()));
-        store.observe_status(old, Some(Vec::new()));
+        for w in work {
+            store.observe_status(w.ingress, Some((w.addresses, Some("8".into()))));
+        }
         assert!(store.status_work().is_empty());
+        // A new address replaces the old one everywhere.
+        let new = vec![Advertised::parse("192.0.2.11")];
+        store.set_desired([name("web")].into(), new.clone());
+        assert_eq!(
+            store.status_work()[0].addresses,
+            vec![theirs.clone(), new[0].clone()]
+        );
         assert_eq!(
             Advertised::parse("lb.example"),
             Advertised::Hostname("lb.example".into())

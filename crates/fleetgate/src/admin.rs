@@ -228,6 +228,7 @@ impl AdminApp {
                 "secrets": store.count(ApiKind::Secret, None),
             },
             "rejected": rejected,
+            "last_build": self.state.hub.last_build(),
             "status_writes": { "written": writes.written, "failed": writes.failed, "error": writes.error },
         })
     }

@@ -23,6 +23,13 @@ impl Drop for BackgroundTask {
     }
 }
 
+impl BackgroundTask {
+    /// Whether the work has ended on its own.
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
+    }
+}
+
 /// Runs `work` on a new thread named `name` until it ends or the handle
 /// is dropped (which drops `work`, and with it every task it spawned in
 /// a `JoinSet`).

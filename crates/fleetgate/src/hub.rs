@@ -5,11 +5,12 @@
 //! store's objects as if they were manifest files, with one difference that
 //! matters at a hub: objects do not arrive together, and one team's broken
 //! Ingress must not stop another team's from serving. So a build that fails
-//! because of some objects is tried again without them; where the gateway
-//! served an older version of such an object, that version stands in for
-//! it. Errors that are not about a hub object (the TOML, a file) reject
-//! the build as a reload's would. Every left-out object is logged once and
-//! listed in `/status`.
+//! (loading or compiling) because of some objects is tried again without
+//! them; where the gateway served an older version of such an object, that
+//! version stands in for it, and an object that served is never pushed out
+//! by another one's change. Errors that are not about a hub object (the
+//! TOML, a file) reject the build as a reload's would. Every left-out
+//! object is logged once and listed in `/status`.
 //!
 //! When the objects change, the applier thread rebuilds from the TOML text
 //! the serving configuration was loaded from (an edited TOML file is
@@ -73,24 +74,42 @@ impl HubBuild {
 /// Running watches of one hub, with their store; stopped when dropped.
 pub struct Source {
     settings: HubSettings,
+    /// The kubeconfig's modification time when they started: a rewritten
+    /// file (a rotated token) starts new watches at the next reload.
+    stamp: Option<std::time::SystemTime>,
     /// What the watches found.
     pub store: Arc<HubStore>,
-    _task: crate::background::BackgroundTask,
+    task: crate::background::BackgroundTask,
+}
+
+/// The modification time of the kubeconfig `settings` names.
+fn kubeconfig_stamp(settings: &HubSettings) -> Option<std::time::SystemTime> {
+    let path = settings.kube.kubeconfig.as_ref()?;
+    std::fs::metadata(path).ok()?.modified().ok()
 }
 
 impl Source {
     /// Starts watches for `settings`, with a store of their own.
     fn start(settings: HubSettings) -> std::io::Result<Source> {
         let store = Arc::new(HubStore::new());
+        let stamp = kubeconfig_stamp(&settings);
         let task = crate::background::spawn(
             "fleetgate-hub",
             fleetgate_discovery::hub::run(Arc::clone(&store), settings.clone()),
         )?;
         Ok(Source {
             settings,
+            stamp,
             store,
-            _task: task,
+            task,
         })
+    }
+
+    /// Whether these watches are what `wanted` asks for, and still run.
+    fn serves(&self, wanted: &HubSettings) -> bool {
+        self.settings == *wanted
+            && self.stamp == kubeconfig_stamp(wanted)
+            && !self.task.is_finished()
     }
 }
 
@@ -128,6 +147,21 @@ pub struct Hub {
     rejected: Mutex<BTreeMap<ObjectKey, Rejected>>,
     /// The store version it was built from.
     built: std::sync::atomic::AtomicU64,
+    /// The last build a hub change caused.
+    last_build: Mutex<Option<HubBuildRecord>>,
+}
+
+/// A build caused by a hub change, for `/status`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HubBuildRecord {
+    /// When it finished (RFC 3339).
+    pub at: String,
+    /// Whether it serves.
+    pub ok: bool,
+    /// The generation serving after it.
+    pub generation: u64,
+    /// What it built, or why it was rejected.
+    pub message: String,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -141,42 +175,43 @@ impl Hub {
     }
 
     /// Builds the configuration in `text` (from `path`), with the hub's
-    /// objects if it reads a hub (see the module docs). With `configure`
-    /// (a start or reload), watches for a hub the serving configuration
-    /// does not read are started, and their first answer awaited that
-    /// long at least; without (a rebuild on a hub change), the serving
-    /// watches are used.
-    pub fn build(
+    /// objects if it reads a hub, and compiles it with `compile` (see the
+    /// module docs: objects that fail either step are left out). With
+    /// `configure` (a start or reload), watches for a hub the serving
+    /// configuration does not read (or whose kubeconfig changed) are
+    /// started and their first answer awaited that long at least; without
+    /// (a rebuild on a hub change), the serving watches are used.
+    pub fn build<T>(
         &self,
         path: &Path,
         text: &str,
         configure: Option<Duration>,
-    ) -> Result<(Config, Option<HubBuild>), ConfigErrors> {
-        let base = Config::from_toml_str(path, text)?;
-        let Some(wanted) = settings(&base.manifest_source) else {
-            return Ok((base, None));
+        mut compile: impl FnMut(&Config) -> Result<T, ConfigErrors>,
+    ) -> Result<(Config, T, Option<HubBuild>), ConfigErrors> {
+        let source_kind = Config::manifest_source_of(path, text)?;
+        let Some(wanted) = settings(&source_kind) else {
+            let config = Config::from_toml_str(path, text)?;
+            let compiled = compile(&config)?;
+            return Ok((config, compiled, None));
         };
         let current = lock(&self.current).clone();
         let source = match current {
-            Some(s) if s.settings == wanted => s,
-            _ if configure.is_none() => {
-                return Err(ConfigErrors(vec![fleetgate_config::ConfigError::new(
-                    "the hub cluster changed: reload to read it",
-                )]))
+            Some(s) if configure.is_none() || s.serves(&wanted) => s,
+            _ => {
+                let started = Arc::new(Source::start(wanted).map_err(|e| {
+                    fleetgate_config::ConfigError::new(format!("hub cluster: cannot start: {e}"))
+                })?);
+                let wait = configure.unwrap_or_default().max(hub_wait(&source_kind));
+                if !started.store.wait_synced(wait) {
+                    let status = started.store.status();
+                    log::warn!(
+                        "hub cluster: no complete answer yet{}; its Ingresses follow when it answers",
+                        status.error.map(|e| format!(" ({e})")).unwrap_or_default()
+                    );
+                }
+                started
             }
-            _ => Arc::new(Source::start(wanted).map_err(|e| {
-                fleetgate_config::ConfigError::new(format!("hub cluster: cannot start: {e}"))
-            })?),
         };
-        if let Some(wait) = configure {
-            if !source.store.wait_synced(wait.max(initial_wait(&base))) {
-                let status = source.store.status();
-                log::warn!(
-                    "hub cluster: no complete answer yet{}; its Ingresses follow when it answers",
-                    status.error.map(|e| format!(" ({e})")).unwrap_or_default()
-                );
-            }
-        }
         let (version, objects) = source.store.objects();
         let same_hub = lock(&self.current)
             .as_ref()
@@ -186,14 +221,15 @@ impl Hub {
         } else {
             Objects::new()
         };
-        let (config, accepted, rejected) = build_leaving_out(path, text, objects, &previous)?;
+        let built = build_leaving_out(path, text, objects, &previous, &mut compile)?;
         Ok((
-            config,
+            built.config,
+            built.compiled,
             Some(HubBuild {
                 source,
                 version,
-                accepted,
-                rejected,
+                accepted: built.accepted,
+                rejected: built.rejected,
             }),
         ))
     }
@@ -248,17 +284,13 @@ impl Hub {
             .iter()
             .map(|a| Advertised::parse(a))
             .collect();
-        let desired = if addresses.is_empty() {
-            BTreeMap::new()
-        } else {
-            config
-                .served_ingresses()
-                .filter(|i| ObjectKey::from_location(&i.origin.file).is_some())
-                .filter(|i| !wholly_unbound(i, report))
-                .map(|i| ((i.namespace.clone(), i.name.clone()), addresses.clone()))
-                .collect()
-        };
-        build.source.store.set_desired(desired, addresses);
+        let served = config
+            .served_ingresses()
+            .filter(|i| ObjectKey::from_location(&i.origin.file).is_some())
+            .filter(|i| !wholly_unbound(i, report))
+            .map(|i| (i.namespace.clone(), i.name.clone()))
+            .collect();
+        build.source.store.set_desired(served, addresses);
         let previous = lock(&self.current).replace(build.source);
         // The old watches stop here, outside the lock.
         drop(previous);
@@ -267,6 +299,21 @@ impl Hub {
     /// The TOML text of the serving configuration, when it reads a hub.
     pub fn text(&self) -> Option<String> {
         lock(&self.text).clone()
+    }
+
+    /// Records a build a hub change caused.
+    pub fn record_build(&self, ok: bool, generation: u64, message: String) {
+        *lock(&self.last_build) = Some(HubBuildRecord {
+            at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+            ok,
+            generation,
+            message,
+        });
+    }
+
+    /// The last build a hub change caused, if any.
+    pub fn last_build(&self) -> Option<HubBuildRecord> {
+        lock(&self.last_build).clone()
     }
 
     /// Objects left out of the serving configuration.
@@ -284,23 +331,76 @@ fn wholly_unbound(ingress: &fleetgate_config::Ingress, report: &CompileReport) -
     unbound > 0 && unbound == paths
 }
 
-/// Builds with `objects`; an object that errors is replaced by its
-/// version in `previous` (if that differs) or left out, and the build is
-/// tried again. Each object moves at most twice, so this ends.
-fn build_leaving_out(
+/// What [`build_leaving_out`] built.
+struct Built<T> {
+    config: Config,
+    compiled: T,
+    accepted: Objects,
+    rejected: BTreeMap<ObjectKey, Rejected>,
+}
+
+/// Leaves `key` out of `set`: its version in `previous` stands in if there
+/// is one and it is not the version that failed.
+fn leave_out(
+    set: &mut Objects,
+    previous: &Objects,
+    rejected: &mut BTreeMap<ObjectKey, Rejected>,
+    key: ObjectKey,
+    errors: Vec<String>,
+) {
+    let current = set.get(&key).cloned();
+    let fallback = previous
+        .get(&key)
+        .filter(|p| current.as_ref().is_some_and(|c| **c != ***p))
+        .cloned();
+    let previous_serves = fallback.is_some();
+    match fallback {
+        Some(p) => {
+            set.insert(key.clone(), p);
+        }
+        None => {
+            set.remove(&key);
+        }
+    }
+    // The first errors (those of the newest version) are the ones to
+    // report.
+    let entry = rejected.entry(key).or_insert(Rejected {
+        errors,
+        previous_serves,
+    });
+    entry.previous_serves = previous_serves;
+}
+
+/// Builds and compiles with `objects`. An object that errors is left out
+/// (see [`leave_out`]) and the build is tried again. When every object
+/// that errors is one that served unchanged before, the error comes from
+/// something that changed (a new Ingress that turns a shared host to
+/// regex paths, say): then the changed objects are left out instead, so an
+/// object that served is never pushed out by another's change. Each object
+/// moves at most twice, so this ends.
+fn build_leaving_out<T>(
     path: &Path,
     text: &str,
     objects: Objects,
     previous: &Objects,
-) -> Result<(Config, Objects, BTreeMap<ObjectKey, Rejected>), ConfigErrors> {
+    compile: &mut impl FnMut(&Config) -> Result<T, ConfigErrors>,
+) -> Result<Built<T>, ConfigErrors> {
     let mut set = objects;
     let mut rejected: BTreeMap<ObjectKey, Rejected> = BTreeMap::new();
     loop {
-        let errors =
-            match Config::from_toml_str_with_objects(path, text, set.values().map(|o| &**o)) {
-                Ok(config) => return Ok((config, set, rejected)),
-                Err(errors) => errors,
-            };
+        let attempt = Config::from_toml_str_with_objects(path, text, set.values().map(|o| &**o))
+            .and_then(|config| compile(&config).map(|compiled| (config, compiled)));
+        let errors = match attempt {
+            Ok((config, compiled)) => {
+                return Ok(Built {
+                    config,
+                    compiled,
+                    accepted: set,
+                    rejected,
+                })
+            }
+            Err(errors) => errors,
+        };
         let mut by_object: BTreeMap<ObjectKey, Vec<String>> = BTreeMap::new();
         let mut other = Vec::new();
         for e in errors.0 {
@@ -318,35 +418,32 @@ fn build_leaving_out(
         if !other.is_empty() {
             return Err(ConfigErrors(other));
         }
-        for (key, errors) in by_object {
-            let current = set.get(&key).cloned();
-            let fallback = previous
-                .get(&key)
-                .filter(|p| current.as_ref().is_some_and(|c| **c != ***p))
-                .cloned();
-            let previous_serves = fallback.is_some();
-            match fallback {
-                Some(p) => {
-                    set.insert(key.clone(), p);
-                }
-                None => {
-                    set.remove(&key);
-                }
+        let unchanged = |key: &ObjectKey| {
+            previous
+                .get(key)
+                .is_some_and(|p| set.get(key).is_some_and(|c| **c == **p))
+        };
+        let changed: Vec<ObjectKey> = set.keys().filter(|k| !unchanged(k)).cloned().collect();
+        if by_object.keys().all(unchanged) && !changed.is_empty() {
+            let because: Vec<String> = by_object.values().flatten().cloned().collect();
+            for key in changed {
+                let errors = vec![format!(
+                    "with it, objects that served before fail: {}",
+                    because.join("; ")
+                )];
+                leave_out(&mut set, previous, &mut rejected, key, errors);
             }
-            // The first errors (those of the newest version) are the ones
-            // to report.
-            let entry = rejected.entry(key).or_insert(Rejected {
-                errors,
-                previous_serves,
-            });
-            entry.previous_serves = previous_serves;
+            continue;
+        }
+        for (key, errors) in by_object {
+            leave_out(&mut set, previous, &mut rejected, key, errors);
         }
     }
 }
 
-/// How long a start or reload waits for the hub's first answer.
-pub fn initial_wait(config: &Config) -> Duration {
-    match &config.manifest_source {
+/// How long a start or reload waits for a new hub's first answer.
+pub fn hub_wait(source: &ManifestSource) -> Duration {
+    match source {
         ManifestSource::Kubernetes(h) => h.api.timeout.min(Duration::from_secs(10)),
         ManifestSource::Files => Duration::ZERO,
     }
@@ -369,14 +466,23 @@ pub fn start_applier(state: Arc<GatewayState>, path: std::path::PathBuf) -> std:
                     continue;
                 }
                 let started = pacer.start();
-                let outcome = crate::reload::reload_from_hub(&state, &path);
+                // What this build reads at least; changes after it make the
+                // next one.
+                let reading = store.version();
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    crate::reload::reload_from_hub(&state, &path)
+                }));
                 pacer.done(started);
+                let built = matches!(outcome, Ok(Ok(_)));
                 if outcome.is_err() {
+                    log::error!("hub change: the build panicked; the serving configuration stays");
+                }
+                if !built {
                     // Not built: try again at the next change, not at once.
                     state
                         .hub
                         .built
-                        .store(store.version(), std::sync::atomic::Ordering::Relaxed);
+                        .store(reading, std::sync::atomic::Ordering::Relaxed);
                 }
             }
         })?;
@@ -428,6 +534,10 @@ endpoints = [{ cluster = "c1", address = "127.0.0.1:9" }]
         )
     }
 
+    fn no_compile(_: &Config) -> Result<(), ConfigErrors> {
+        Ok(())
+    }
+
     #[test]
     fn a_broken_object_is_left_out_and_its_previous_version_serves() {
         let path = Path::new("gw.toml");
@@ -436,24 +546,103 @@ endpoints = [{ cluster = "c1", address = "127.0.0.1:9" }]
         let (_, b_bad) = bad("b");
         let previous: Objects = [(k2.clone(), Arc::clone(&b_good))].into();
         let objects: Objects = [(k1.clone(), a1), (k2.clone(), b_bad)].into();
-        let (config, accepted, rejected) =
-            build_leaving_out(path, TOML, objects.clone(), &previous).expect("builds");
-        assert_eq!(config.served_ingresses().count(), 2);
+        let built = build_leaving_out(path, TOML, objects.clone(), &previous, &mut no_compile)
+            .expect("builds");
+        assert_eq!(built.config.served_ingresses().count(), 2);
         assert!(
-            Arc::ptr_eq(&accepted[&k2], &b_good),
+            Arc::ptr_eq(&built.accepted[&k2], &b_good),
             "b's previous version serves"
         );
-        assert!(rejected[&k2].previous_serves);
+        assert!(built.rejected[&k2].previous_serves);
         assert!(
-            rejected[&k2].errors[0].contains("hub:ingresses/shop/b"),
+            built.rejected[&k2].errors[0].contains("hub:ingresses/shop/b"),
             "{:?}",
-            rejected[&k2]
+            built.rejected[&k2]
         );
         // Never served before: left out, the others serve.
-        let (config, accepted, rejected) =
-            build_leaving_out(path, TOML, objects, &Objects::new()).expect("builds");
-        assert_eq!(config.served_ingresses().count(), 1);
-        assert!(!accepted.contains_key(&k2) && !rejected[&k2].previous_serves);
+        let built = build_leaving_out(path, TOML, objects, &Objects::new(), &mut no_compile)
+            .expect("builds");
+        assert_eq!(built.config.served_ingresses().count(), 1);
+        assert!(!built.accepted.contains_key(&k2) && !built.rejected[&k2].previous_serves);
+    }
+
+    #[test]
+    fn compile_errors_leave_objects_out_too() {
+        // As a canary conflict would: found when compiling, named by place.
+        let (k1, a1) = good("a", "a.example");
+        let (k2, b) = good("b", "b.example");
+        let mut compile = |c: &Config| -> Result<(), ConfigErrors> {
+            match c.ingresses.iter().find(|i| i.name == "b") {
+                Some(i) => Err(ConfigErrors(vec![fleetgate_config::ConfigError::new(
+                    "two canaries",
+                )
+                .at(i.origin.clone())])),
+                None => Ok(()),
+            }
+        };
+        let built = build_leaving_out(
+            Path::new("gw.toml"),
+            TOML,
+            [(k1.clone(), a1), (k2.clone(), b)].into(),
+            &Objects::new(),
+            &mut compile,
+        )
+        .expect("builds");
+        assert!(built.accepted.contains_key(&k1) && !built.accepted.contains_key(&k2));
+        assert!(built.rejected[&k2].errors[0].contains("two canaries"));
+    }
+
+    #[test]
+    fn a_change_never_pushes_out_what_served_before() {
+        // a served; b is new. With b, a fails (as a host turned to regex
+        // paths by b would make it): b is left out, a keeps serving.
+        let (k1, a1) = good("a", "a.example");
+        let (k2, b) = good("b", "b.example");
+        let previous: Objects = [(k1.clone(), Arc::clone(&a1))].into();
+        let mut compile = |c: &Config| -> Result<(), ConfigErrors> {
+            let a = c.ingresses.iter().find(|i| i.name == "a");
+            match (a, c.ingresses.iter().any(|i| i.name == "b")) {
+                (Some(a), true) => Err(ConfigErrors(vec![fleetgate_config::ConfigError::new(
+                    "regex paths on a shared host",
+                )
+                .at(a.origin.clone())])),
+                _ => Ok(()),
+            }
+        };
+        let built = build_leaving_out(
+            Path::new("gw.toml"),
+            TOML,
+            [(k1.clone(), a1), (k2.clone(), b)].into(),
+            &previous,
+            &mut compile,
+        )
+        .expect("builds");
+        assert!(built.accepted.contains_key(&k1), "a keeps serving");
+        assert!(!built.accepted.contains_key(&k2), "b is left out");
+        assert!(
+            built.rejected[&k2].errors[0].contains("objects that served before fail"),
+            "{:?}",
+            built.rejected[&k2]
+        );
+        assert!(!built.rejected.contains_key(&k1));
+    }
+
+    #[test]
+    fn a_hub_ingress_named_like_a_toml_one_is_the_one_left_out() {
+        let toml = format!(
+            "{TOML}\n[[ingress]]\nnamespace = \"shop\"\nname = \"a\"\nclass = \"mse\"\nrules = [{{ host = \"t.example\", paths = [{{ path = \"/\", type = \"Prefix\", service = \"web\", port = 80 }}] }}]\n"
+        );
+        let (k1, a1) = good("a", "a.example");
+        let built = build_leaving_out(
+            Path::new("gw.toml"),
+            &toml,
+            [(k1.clone(), a1)].into(),
+            &Objects::new(),
+            &mut no_compile,
+        )
+        .expect("the TOML Ingress serves");
+        assert_eq!(built.config.served_ingresses().count(), 1);
+        assert!(built.rejected[&k1].errors[0].contains("defined twice"));
     }
 
     #[test]
@@ -465,8 +654,11 @@ endpoints = [{ cluster = "c1", address = "127.0.0.1:9" }]
             &broken,
             [(k1, a1)].into(),
             &Objects::new(),
+            &mut no_compile,
         )
-        .expect_err("a TOML error rejects");
-        assert!(err.to_string().contains("gw.toml"), "{err}");
+        .err()
+        .map(|e| e.to_string())
+        .expect("a TOML error rejects");
+        assert!(err.contains("gw.toml"), "{err}");
     }
 }

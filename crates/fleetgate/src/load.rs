@@ -6,20 +6,25 @@ use fleetgate_config::Config;
 use fleetgate_pool::HealthChecks;
 use fleetgate_proxy::Snapshot;
 
-/// Loads `path` (with the Ingresses of its hub cluster, if it reads one),
-/// printing every error to stderr on failure. For `check` and `routes`:
-/// a hub that does not answer in time is an error, and every hub object
-/// left out is printed.
-pub fn load_config(path: &std::path::Path) -> Option<Config> {
+/// Loads `path` (with the Ingresses of its hub cluster, if it reads one)
+/// and compiles it, printing every error to stderr on failure. For
+/// `check` and `routes`: a hub that does not answer in time is an error,
+/// and every hub object left out is printed.
+pub fn load_and_compile(
+    path: &std::path::Path,
+    checks: &Arc<HealthChecks>,
+) -> Option<(Config, Snapshot)> {
     let hub = crate::hub::Hub::default();
-    let (config, build, _) = load_with_hub(&hub, path)?;
+    let (config, snapshot, build, _) = load_with_hub(&hub, path, |config| {
+        fleetgate::compile::compile(config, 1, checks, None)
+    })?;
     let Some(build) = build else {
-        return Some(config);
+        return Some((config, snapshot));
     };
     if !build.synced() {
         eprintln!(
             "fleetgate: hub cluster: no complete answer within {:?}{}",
-            crate::hub::initial_wait(&config),
+            crate::hub::hub_wait(&config.manifest_source),
             build.error().map(|e| format!(": {e}")).unwrap_or_default()
         );
         return None;
@@ -30,36 +35,23 @@ pub fn load_config(path: &std::path::Path) -> Option<Config> {
             rejected.errors.join("; ")
         );
     }
-    Some(config)
+    Some((config, snapshot))
 }
 
-/// Loads `path` with `hub`, printing every error to stderr on failure;
-/// returns the TOML text read too.
-pub fn load_with_hub(
+/// Loads `path` with `hub` and compiles it with `compile`, printing every
+/// error to stderr on failure; returns the TOML text read too.
+pub fn load_with_hub<T>(
     hub: &crate::hub::Hub,
     path: &std::path::Path,
-) -> Option<(Config, Option<crate::hub::HubBuild>, String)> {
+    compile: impl FnMut(&Config) -> Result<T, fleetgate_config::ConfigErrors>,
+) -> Option<(Config, T, Option<crate::hub::HubBuild>, String)> {
     let loaded = Config::read_text(path).and_then(|text| {
-        let (config, build) = hub.build(path, &text, Some(std::time::Duration::ZERO))?;
-        Ok((config, build, text))
+        let (config, compiled, build) =
+            hub.build(path, &text, Some(std::time::Duration::ZERO), compile)?;
+        Ok((config, compiled, build, text))
     });
     match loaded {
         Ok(c) => Some(c),
-        Err(errors) => {
-            eprint!("fleetgate: {errors}");
-            None
-        }
-    }
-}
-
-/// Loads `path` and compiles it, printing every error to stderr on failure.
-pub fn load_and_compile(
-    path: &std::path::Path,
-    checks: &Arc<HealthChecks>,
-) -> Option<(Config, Snapshot)> {
-    let config = load_config(path)?;
-    match fleetgate::compile::compile(&config, 1, checks, None) {
-        Ok(snapshot) => Some((config, snapshot)),
         Err(errors) => {
             eprint!("fleetgate: {errors}");
             None

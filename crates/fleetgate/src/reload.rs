@@ -65,7 +65,9 @@ pub fn reload_from_hub(state: &GatewayState, path: &Path) -> Result<u64, String>
 }
 
 /// A reload (`why`) under the reload lock; `configure`: the TOML may
-/// name other sources than the serving one.
+/// name other sources than the serving one. A hub change is not a reload
+/// for systemd or for `/status`'s last reload (which would hide a failed
+/// SIGHUP behind it): it is logged and recorded as the hub's last build.
 fn serialised_reload(
     state: &GatewayState,
     path: &Path,
@@ -73,14 +75,21 @@ fn serialised_reload(
     why: &str,
     configure: bool,
 ) -> Result<u64, String> {
-    notify::reloading();
+    if configure {
+        notify::reloading();
+    }
     let started = Instant::now();
     let result = text.and_then(|text| load_and_swap(state, path, &text, configure));
     let took = started.elapsed();
     match &result {
         Ok((generation, summary)) => {
             log::info!("{why}: generation {generation} serving ({summary}) in {took:?}");
-            state.record_reload(true, *generation, summary.clone(), took);
+            if configure {
+                state.record_reload(true, *generation, summary.clone(), took);
+            } else {
+                state.advance_generation(*generation);
+                state.hub.record_build(true, *generation, summary.clone());
+            }
             state.refresh_phase();
         }
         Err(errors) => {
@@ -89,10 +98,18 @@ fn serialised_reload(
                 state.generation(),
                 errors.trim_end()
             );
-            state.record_reload(false, state.generation(), errors.clone(), took);
+            if configure {
+                state.record_reload(false, state.generation(), errors.clone(), took);
+            } else {
+                state
+                    .hub
+                    .record_build(false, state.generation(), errors.clone());
+            }
         }
     }
-    notify::notify("READY=1");
+    if configure {
+        notify::notify("READY=1");
+    }
     result.map(|(g, _)| g)
 }
 
@@ -102,10 +119,41 @@ fn load_and_swap(
     text: &str,
     configure: bool,
 ) -> Result<(u64, String), String> {
-    let (config, hub_build) = state
-        .hub
-        .build(path, text, configure.then_some(Duration::ZERO))
-        .map_err(|e| e.to_string())?;
+    let generation = state.generation() + 1;
+    let previous = state.snapshot.load_full();
+    let built = state.hub.build(
+        path,
+        text,
+        configure.then_some(Duration::ZERO),
+        |config: &Config| {
+            // Live sources first (a new DNS name gets its first answer
+            // before the configuration that routes to it serves).
+            let unsynced = state
+                .discovery
+                .configure(Some(config), crate::discovery::initial_wait(config));
+            for cluster in unsynced {
+                log::warn!("reload: cluster {cluster}: no complete answer from its endpoint source yet; its endpoints follow when it answers");
+            }
+            let discovered = state.discovery.snapshot_for(config);
+            fleetgate::compile::compile_with(
+                config,
+                generation,
+                &state.checks,
+                Some(&previous),
+                discovered.as_ref(),
+            )
+        },
+    );
+    let (config, snapshot, hub_build) = match built {
+        Ok(b) => b,
+        Err(e) => {
+            // Back to the serving configuration's live sources.
+            state
+                .discovery
+                .configure(state.discovery.kept().as_deref(), Duration::ZERO);
+            return Err(e.to_string());
+        }
+    };
     let current = state.config.load();
     if config.gateway.listen != current.listen
         || config.gateway.listen_tls != current.listen_tls
@@ -114,33 +162,6 @@ fn load_and_swap(
     {
         log::warn!("reload: listener addresses or h2c changed; listeners change only at a restart");
     }
-    // Live sources first (a new DNS name gets its first answer before the
-    // configuration that routes to it serves); back to the old ones if the
-    // configuration does not compile.
-    let unsynced = state
-        .discovery
-        .configure(Some(&config), crate::discovery::initial_wait(&config));
-    for cluster in unsynced {
-        log::warn!("reload: cluster {cluster}: no complete answer from its endpoint source yet; its endpoints follow when it answers");
-    }
-    let generation = state.generation() + 1;
-    let previous = state.snapshot.load_full();
-    let discovered = state.discovery.snapshot_for(&config);
-    let snapshot = match fleetgate::compile::compile_with(
-        &config,
-        generation,
-        &state.checks,
-        Some(&previous),
-        discovered.as_ref(),
-    ) {
-        Ok(s) => s,
-        Err(e) => {
-            state
-                .discovery
-                .configure(state.discovery.kept().as_deref(), std::time::Duration::ZERO);
-            return Err(e.to_string());
-        }
-    };
     let summary = format!(
         "{} Ingress(es) served, {} ignored, {} route(s), {} pool(s)",
         snapshot.report.served.len(),

@@ -80,27 +80,22 @@ pub fn run(args: &RunArgs) -> i32 {
     let path = &args.config.config;
     let checks = fleetgate_pool::HealthChecks::new();
     let hub = crate::hub::Hub::default();
-    let Some((config, hub_build, text)) = load_with_hub(&hub, path) else {
-        return 1;
-    };
     // Live endpoint sources answer before the first snapshot is built, so
     // that it starts with their endpoints.
     let discovery = Discovery::default();
-    for cluster in discovery.configure(Some(&config), initial_wait(&config)) {
-        log::warn!(
-            "cluster {cluster}: no complete answer from its endpoint source yet; serving without its endpoints until it answers"
-        );
-    }
-    let discovered = discovery.snapshot_for(&config);
-    let built = discovered.as_ref().map_or(0, |d| d.version);
-    let snapshot =
-        match fleetgate::compile::compile_with(&config, 1, &checks, None, discovered.as_ref()) {
-            Ok(s) => s,
-            Err(errors) => {
-                eprint!("fleetgate: {errors}");
-                return 1;
-            }
-        };
+    let mut built = 0;
+    let Some((config, snapshot, hub_build, text)) = load_with_hub(&hub, path, |config| {
+        for cluster in discovery.configure(Some(config), initial_wait(config)) {
+            log::warn!(
+                "cluster {cluster}: no complete answer from its endpoint source yet; serving without its endpoints until it answers"
+            );
+        }
+        let discovered = discovery.snapshot_for(config);
+        built = discovered.as_ref().map_or(0, |d| d.version);
+        fleetgate::compile::compile_with(config, 1, &checks, None, discovered.as_ref())
+    }) else {
+        return 1;
+    };
     // On a graceful upgrade the old process still holds the sockets.
     if !args.upgrade {
         for addr in &config.gateway.listen {
