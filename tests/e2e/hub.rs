@@ -408,3 +408,84 @@ fn a_forbidden_kind_does_not_hold_back_the_routes() {
             .ok_or_else(|| h.to_string())
     });
 }
+
+/// A hub that is down when the gateway starts: the gateway starts anyway
+/// (after at most `api_timeout`) with the TOML's Ingresses only, and
+/// serves the hub's as soon as it answers. Then the hub forgets its
+/// history and cuts the watches: the gateway lists again (410 Expired)
+/// and follows a change made meanwhile. Status writes never make a new
+/// generation.
+#[test]
+fn a_hub_down_at_start_is_followed_when_it_answers() {
+    let web = Backend::start("web");
+    let api = Backend::start("api");
+    let dir = TempDir::new("hub-late");
+    let mut hub = KubeApi::start("hub-token");
+    hub.kubeconfig(dir.path(), "hub.kubeconfig");
+    hub.kill();
+    let listen = listen_addr();
+    let path = dir.write("gw.toml", &config(listen, free_port(), &web, &api));
+    let started = Instant::now();
+    let gw = Gateway::start(&path, listen);
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(answer(&gw, "example.com"), "404");
+    let h = gw.admin_json("/status")["hub"].clone();
+    assert_eq!(
+        (h["synced"].as_bool(), h["connected"].as_bool()),
+        (Some(false), Some(false)),
+        "{h}"
+    );
+
+    hub.restart(5000);
+    hub.put("services", &service(NS, "web", 80, "http"));
+    hub.put("services", &service(NS, "api", 80, "http"));
+    hub.put(
+        "ingresses",
+        &ingress(NS, "web", "mse", "example.com", "web", "http", &[]),
+    );
+    wait_until("served once the hub answers", || {
+        let a = answer(&gw, "example.com");
+        (a == "web").then_some(()).ok_or(a)
+    });
+    wait_until("status written", || {
+        let s = ingress_status(&hub, "web");
+        (s.as_array().is_some_and(|a| a.len() == 2))
+            .then_some(())
+            .ok_or_else(|| s.to_string())
+    });
+    // The write's own watch event is no change: the generation stays.
+    let generation = gw.admin_json("/status")["generation"].clone();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(gw.admin_json("/status")["generation"], generation);
+
+    // A change made while the watches hear nothing, then history
+    // forgotten and the watches cut: they get 410 Expired, list again, and
+    // the list brings the change.
+    let lists = hub.stats()["list"].as_u64().unwrap_or_default();
+    hub.hang(true);
+    hub.put(
+        "ingresses",
+        &ingress(NS, "web", "mse", "example.com", "api", "http", &[]),
+    );
+    hub.compact();
+    hub.drop_watches();
+    hub.hang(false);
+    wait_until("change found by the relist", || {
+        let a = answer(&gw, "example.com");
+        (a == "api").then_some(()).ok_or(a)
+    });
+    assert!(
+        hub.stats()["list"].as_u64().unwrap_or_default() > lists,
+        "listed again"
+    );
+    wait_until("connected again", || {
+        let h = gw.admin_json("/status")["hub"].clone();
+        (h["connected"] == true)
+            .then_some(())
+            .ok_or_else(|| h.to_string())
+    });
+}
