@@ -60,7 +60,22 @@ pub(crate) fn tls_config(
             let certificate = match parsed.get(&key) {
                 Some(c) => c.clone(),
                 None => {
+                    let from_hub =
+                        fleetgate_discovery::objects::ObjectKey::from_location(&ing.origin.file)
+                            .is_some();
                     let c = match by_name.get(&(ing.namespace.as_str(), secret_name.as_str())) {
+                        // At a hub, a certificate is often issued after its
+                        // Ingress exists (cert-manager): the routes serve,
+                        // and the hosts get the default certificate, if any,
+                        // until the Secret appears.
+                        None if from_hub => {
+                            warnings.push(format!(
+                                "Ingress {}: {field}: Secret {}/{secret_name} does not exist (yet); its hosts get the default certificate, if any, until it does",
+                                ing.key(),
+                                ing.namespace
+                            ));
+                            None
+                        }
                         None => {
                             l.errors.push(
                                 ConfigError::new(format!(

@@ -646,6 +646,31 @@ endpoints = [{ cluster = "c1", address = "127.0.0.1:9" }]
     }
 
     #[test]
+    fn a_tls_secret_not_issued_yet_is_a_warning_at_a_hub() {
+        let yaml = "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: { name: a, namespace: shop }\nspec:\n  ingressClassName: mse\n  tls: [{ hosts: [a.example], secretName: a-tls }]\n  rules:\n  - host: a.example\n    http:\n      paths:\n      - { path: /, pathType: Prefix, backend: { service: { name: web, port: { number: 80 } } } }\n";
+        let i: Ingress = serde_yaml_ng::from_str(yaml).expect("test Ingress");
+        let o = ApiObject::ingress(i);
+        let built = build_leaving_out(
+            Path::new("gw.toml"),
+            TOML,
+            [(o.key("default"), Arc::new(o))].into(),
+            &Objects::new(),
+            &mut no_compile,
+        )
+        .expect("builds");
+        assert_eq!(built.config.served_ingresses().count(), 1, "served");
+        assert!(
+            built
+                .config
+                .warnings
+                .iter()
+                .any(|w| w.contains("Secret shop/a-tls does not exist (yet)")),
+            "{:?}",
+            built.config.warnings
+        );
+    }
+
+    #[test]
     fn errors_outside_the_hub_reject_the_build() {
         let broken = TOML.replace("port = 80", "port = 0");
         let (k1, a1) = good("a", "a.example");
