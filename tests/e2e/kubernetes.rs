@@ -488,3 +488,93 @@ fn terminating_pods_finish_what_they_started() {
     assert_eq!(tally.get("c1-1"), Some(&5), "{tally:?}");
     drop(pods);
 }
+
+/// A reload that adds a Service restarts the watches, but the endpoints
+/// of the Services declared before stay while the new lists come (here:
+/// never, the API server hangs): no request fails. The new Service's
+/// endpoints follow when the server answers again.
+#[test]
+fn a_reload_that_adds_a_service_keeps_the_others_endpoints() {
+    let pods = Pods::start(1, 1);
+    let port = pods.port;
+    let dir = TempDir::new("kubernetes-reload");
+    let api1 = KubeApi::start("token-1");
+    let api2 = KubeApi::start("token-2");
+    api1.kubeconfig(dir.path(), "c1.kubeconfig");
+    api2.kubeconfig(dir.path(), "c2.kubeconfig");
+    api1.put(
+        "endpointslices",
+        &endpoint_slice(
+            "gateway-demo",
+            "web-a",
+            "web",
+            port,
+            "zone-a",
+            &ready(&["127.0.1.1"]),
+        ),
+    );
+    api2.put(
+        "endpointslices",
+        &endpoint_slice(
+            "gateway-demo",
+            "web-b",
+            "web",
+            port,
+            "zone-b",
+            &ready(&["127.0.2.1"]),
+        ),
+    );
+    api1.put(
+        "endpointslices",
+        &endpoint_slice(
+            "shop",
+            "cart-a",
+            "cart",
+            port,
+            "zone-a",
+            &ready(&["127.0.1.1"]),
+        ),
+    );
+    let listen = listen_addr();
+    let admin = free_port();
+    let path = dir.write("gw.toml", &config(listen, admin, ""));
+    let gw = Gateway::start(&path, listen);
+    assert_eq!(gw.pool_endpoints(WEB).len(), 2);
+    let load = Load::start(
+        gw.addr,
+        "example.com",
+        "/",
+        &[],
+        2,
+        Duration::from_millis(5),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+
+    api1.hang(true);
+    api2.hang(true);
+    let more = format!(
+        "{}\n[[service]]\nnamespace = \"shop\"\nname = \"cart\"\nport = 80\n",
+        config(listen, admin, "")
+    );
+    std::fs::write(&path, more).expect("rewrite config");
+    let generation = gw.admin_json("/status")["generation"]
+        .as_u64()
+        .expect("generation");
+    gw.signal("HUP");
+    gw.wait_generation(generation + 1);
+    assert_eq!(
+        gw.pool_endpoints(WEB).len(),
+        2,
+        "the declared Service's endpoints stay while the lists hang"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    api1.hang(false);
+    api2.hang(false);
+    gw.wait_pool_endpoints("shop/cart:80", "the new Service's endpoints", |eps| {
+        eps.len() == 1
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let samples = load.stop();
+    assert_none_failed(&samples, 100);
+    drop(pods);
+}

@@ -239,6 +239,33 @@ impl EndpointStore {
         }
     }
 
+    /// Forgets the data of `cluster`'s Services that are not in `keep`
+    /// ((namespace, name)); its status stays.
+    pub fn retain_services(
+        &self,
+        cluster: &str,
+        keep: &std::collections::HashSet<(String, String)>,
+    ) {
+        let mut inner = self.lock();
+        let before = inner.services.len();
+        let wanted = |k: &ServiceKey| k.0 != cluster || keep.contains(&(k.1.clone(), k.2.clone()));
+        inner.services.retain(|k, _| wanted(k));
+        if inner.services.len() == before {
+            return;
+        }
+        let inner = &mut *inner;
+        let services = &inner.services;
+        inner.owners = std::mem::take(&mut inner.owners)
+            .into_iter()
+            .filter_map(|(at, mut names)| {
+                names.retain(|n| services.contains_key(&(at.0.clone(), at.1.clone(), n.clone())));
+                (!names.is_empty()).then_some((at, names))
+            })
+            .collect();
+        inner.version += 1;
+        self.changed.notify_all();
+    }
+
     /// Removes slice `name` of Service `key`, and the Service's entry with
     /// its last slice.
     fn remove_from(inner: &mut Inner, key: &ServiceKey, name: &str) {
@@ -596,6 +623,31 @@ mod tests {
         assert_eq!(store.version(), v);
         let owners = store.lock().owners.clone();
         assert!(owners.is_empty(), "{owners:?}");
+    }
+
+    #[test]
+    fn only_the_services_kept_keep_their_data() {
+        let store = EndpointStore::new();
+        store.put_slice("c1", "ns", "web", "web-1", Some(slice("10.0.0.1")));
+        store.put_slice("c1", "ns", "api", "api-1", Some(slice("10.0.0.2")));
+        store.put_slice("c2", "ns", "api", "api-1", Some(slice("10.0.0.3")));
+        let keep = [("ns".to_string(), "web".to_string())].into();
+        let v = store.version();
+        store.retain_services("c1", &keep);
+        assert_eq!(store.version(), v + 1);
+        let snap = store.snapshot();
+        assert_eq!(snap.slices("c1", "ns", "web").count(), 1);
+        assert_eq!(snap.slices("c1", "ns", "api").count(), 0);
+        assert_eq!(
+            snap.slices("c2", "ns", "api").count(),
+            1,
+            "other clusters untouched"
+        );
+        store.retain_services("c1", &keep);
+        assert_eq!(store.version(), v + 1, "nothing more to drop: no change");
+        let v = store.version();
+        store.remove_slice_named("c1", "ns", "api-1", None);
+        assert_eq!(store.version(), v, "the index forgot the dropped slice");
     }
 
     #[test]

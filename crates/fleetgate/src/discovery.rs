@@ -54,6 +54,63 @@ impl ClusterSpec {
             ClusterSpec::Dns { cluster, .. } | ClusterSpec::Kubernetes { cluster, .. } => cluster,
         }
     }
+
+    /// The Services (namespace, name as stored) whose data a source
+    /// configured as `self` would find just as `before` found it: same
+    /// server and credentials, and for DNS the same names asked.
+    /// `None` when the source itself changed (another server, other
+    /// credentials): nothing of the old one's data may stay.
+    fn unchanged_services(
+        &self,
+        before: &ClusterSpec,
+    ) -> Option<std::collections::HashSet<(String, String)>> {
+        match (self, before) {
+            (
+                ClusterSpec::Kubernetes {
+                    settings, services, ..
+                },
+                ClusterSpec::Kubernetes {
+                    settings: old_settings,
+                    services: old_services,
+                    ..
+                },
+            ) if settings == old_settings => Some(
+                services
+                    .iter()
+                    .filter(|s| old_services.contains(s))
+                    .cloned()
+                    .collect(),
+            ),
+            (
+                ClusterSpec::Dns {
+                    settings, targets, ..
+                },
+                ClusterSpec::Dns {
+                    settings: old_settings,
+                    targets: old_targets,
+                    ..
+                },
+            ) if settings == old_settings => {
+                let asked = |list: &[DnsTarget], ns: &str, service: &str| -> Vec<DnsTarget> {
+                    list.iter()
+                        .filter(|t| t.namespace == ns && t.service == service)
+                        .cloned()
+                        .collect()
+                };
+                Some(
+                    targets
+                        .iter()
+                        .filter(|t| {
+                            asked(targets, &t.namespace, &t.service)
+                                == asked(old_targets, &t.namespace, &t.service)
+                        })
+                        .map(|t| (t.namespace.clone(), t.service.clone()))
+                        .collect(),
+                )
+            }
+            _ => None,
+        }
+    }
 }
 
 /// The live sources of `config`.
@@ -218,14 +275,23 @@ impl Discovery {
             let keep: Vec<&str> = wanted.iter().map(ClusterSpec::cluster).collect();
             self.store.retain_clusters(&keep);
             for spec in &wanted {
-                if before.contains(spec) {
-                    // Restarted as it was: its data stays until the new
-                    // source's first answer replaces it.
-                    self.store.register(spec.cluster());
-                } else {
-                    // Configured differently (names, namespaces, server):
-                    // nothing of the old source may linger.
-                    self.store.reset_cluster(spec.cluster());
+                let kept = before
+                    .iter()
+                    .find(|b| b.cluster() == spec.cluster())
+                    .and_then(|b| spec.unchanged_services(b));
+                match kept {
+                    // The same server: the data of Services asked for as
+                    // before stays until the restarted source's answers
+                    // replace it, so a reload that adds a Service never
+                    // leaves the others without endpoints meanwhile; the
+                    // rest is dropped.
+                    Some(keep) => {
+                        self.store.register(spec.cluster());
+                        self.store.retain_services(spec.cluster(), &keep);
+                    }
+                    // Another server or credentials: nothing of the old
+                    // source may linger.
+                    None => self.store.reset_cluster(spec.cluster()),
                 }
             }
             if !wanted.is_empty() {
