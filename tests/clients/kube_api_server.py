@@ -25,7 +25,9 @@ faithfully, and knows nothing of who the client is:
   `metadata.continue` tokens.
 - A watch answers 200 with a chunked stream of JSON lines, `{"type":
   "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR", "object": ...}`,
-  starting after the `resourceVersion` given. Versions older than the
+  starting after the `resourceVersion` given; with a selector, a change
+  that takes an object into the selection is ADDED and one that takes it
+  out is DELETED, as the real server sends them. Versions older than the
   history kept (see /_control/compact) get an ERROR event with a `Status`
   of code 410 (`Expired`), as the real server sends, and the stream ends.
   With `allowWatchBookmarks=true`, a BOOKMARK carrying the current version
@@ -98,9 +100,10 @@ class Store:
         with self.lock:
             self.version += 1
             meta["resourceVersion"] = str(self.version)
-            kind = "MODIFIED" if key in self.objects else "ADDED"
+            before = self.objects.get(key)
+            kind = "MODIFIED" if before is not None else "ADDED"
             self.objects[key] = obj
-            self.events.append((self.version, plural, key[1], kind, obj))
+            self.events.append((self.version, plural, key[1], kind, obj, before))
             self.versions.append(self.version)
             self.lock.notify_all()
         return obj
@@ -114,7 +117,7 @@ class Store:
             self.version += 1
             obj = json.loads(json.dumps(obj))
             obj["metadata"]["resourceVersion"] = str(self.version)
-            self.events.append((self.version, plural, ns, "DELETED", obj))
+            self.events.append((self.version, plural, ns, "DELETED", obj, None))
             self.versions.append(self.version)
             self.lock.notify_all()
             return True
@@ -145,6 +148,26 @@ class Store:
             self.versions = []
             self.oldest = self.version
             self.lock.notify_all()
+
+
+def as_seen(event, matches):
+    """An event as a watch with a selector sees it: a change that takes an
+    object into the selection is ADDED, one that takes it out is DELETED
+    (as the real server does); (version, type, object), or None when the
+    watch does not see it."""
+    version, _, ns, kind, obj, before = event
+    now = matches(ns, obj)
+    was = before is not None and matches(ns, before)
+    if kind == "MODIFIED":
+        if now and not was:
+            kind = "ADDED"
+        elif was and not now:
+            kind = "DELETED"
+        elif not now:
+            return None
+    elif not now:
+        return None
+    return (version, kind, obj)
 
 
 def merge_patch(target, patch):
@@ -430,8 +453,9 @@ class Handler(BaseHTTPRequestHandler):
                     # Events are in version order: start after `sent`.
                     start = bisect.bisect_right(s.versions, sent)
                     pending = [] if (dropped or hang) else [
-                        e for e in s.events[start:]
-                        if e[1] == plural and matches(e[2], e[4])]
+                        seen for seen in (as_seen(e, matches) for e in s.events[start:]
+                                          if e[1] == plural)
+                        if seen is not None]
                     version = s.version
                     if not dropped and not pending and not (bookmark_due and not hang):
                         s.lock.wait(max(0.0, min(deadline, next_bookmark) - now))
@@ -441,7 +465,7 @@ class Handler(BaseHTTPRequestHandler):
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
-                for (v, _, _, kind, obj) in pending:
+                for (v, kind, obj) in pending:
                     chunk({"type": kind, "object": obj})
                     sent = v
                 if not pending and bookmark_due:

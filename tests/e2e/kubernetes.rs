@@ -578,3 +578,50 @@ fn a_reload_that_adds_a_service_keeps_the_others_endpoints() {
     assert_none_failed(&samples, 100);
     drop(pods);
 }
+
+/// A slice that loses its Service label leaves the watch's selection: the
+/// server says DELETED, and its endpoints go; labelled again, it is
+/// ADDED back.
+#[test]
+fn a_slice_that_leaves_the_selection_takes_its_endpoints_along() {
+    let pods = Pods::start(1, 1);
+    let port = pods.port;
+    let dir = TempDir::new("kubernetes-selection");
+    let api1 = KubeApi::start("token-1");
+    let api2 = KubeApi::start("token-2");
+    api1.kubeconfig(dir.path(), "c1.kubeconfig");
+    api2.kubeconfig(dir.path(), "c2.kubeconfig");
+    let web_a = endpoint_slice(
+        "gateway-demo",
+        "web-a",
+        "web",
+        port,
+        "zone-a",
+        &ready(&["127.0.1.1"]),
+    );
+    api1.put("endpointslices", &web_a);
+    api2.put(
+        "endpointslices",
+        &endpoint_slice(
+            "gateway-demo",
+            "web-b",
+            "web",
+            port,
+            "zone-b",
+            &ready(&["127.0.2.1"]),
+        ),
+    );
+    let listen = listen_addr();
+    let path = dir.write("gw.toml", &config(listen, free_port(), ""));
+    let gw = Gateway::start(&path, listen);
+    assert_eq!(gw.pool_endpoints(WEB).len(), 2);
+    let mut unlabelled = web_a.clone();
+    unlabelled["metadata"]["labels"] = serde_json::json!({});
+    api1.put("endpointslices", &unlabelled);
+    gw.wait_pool_endpoints(WEB, "the unlabelled slice gone", |eps| {
+        eps.len() == 1 && eps.contains_key(&format!("127.0.2.1:{port}"))
+    });
+    api1.put("endpointslices", &web_a);
+    gw.wait_pool_endpoints(WEB, "labelled again", |eps| eps.len() == 2);
+    drop(pods);
+}
