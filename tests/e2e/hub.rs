@@ -489,3 +489,63 @@ fn a_hub_down_at_start_is_followed_when_it_answers() {
             .ok_or_else(|| h.to_string())
     });
 }
+
+/// With `cache`, a gateway that starts while its hub is down serves the
+/// objects the last one served, until the hub answers and its lists
+/// replace them. The cache holds Secrets: only its owner reads it.
+#[test]
+fn a_cache_serves_a_start_without_the_hub() {
+    use std::os::unix::fs::PermissionsExt;
+    let web = Backend::start("web");
+    let api = Backend::start("api");
+    let dir = TempDir::new("hub-cache");
+    let mut hub = KubeApi::start("hub-token");
+    hub.kubeconfig(dir.path(), "hub.kubeconfig");
+    hub.put("services", &service(NS, "web", 80, "http"));
+    hub.put("services", &service(NS, "api", 80, "http"));
+    hub.put(
+        "ingresses",
+        &ingress(NS, "web", "mse", "example.com", "web", "http", &[]),
+    );
+    let with_cache = |listen| {
+        config(listen, free_port(), &web, &api).replace(
+            "api_timeout = \"2s\"",
+            "api_timeout = \"2s\"\ncache = \"hub-cache.json\"",
+        )
+    };
+    let listen = listen_addr();
+    let path = dir.write("gw.toml", &with_cache(listen));
+    let gw = Gateway::start(&path, listen);
+    assert_eq!(answer(&gw, "example.com"), "web");
+    let cache = dir.path().join("hub-cache.json");
+    let mode = std::fs::metadata(&cache)
+        .expect("cache written")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(gw.admin_json("/status")["hub"]["cache"]["written_at"].is_string());
+    drop(gw);
+
+    // The hub is down: the new gateway serves from the cache.
+    hub.kill();
+    let listen = listen_addr();
+    let path = dir.write("gw.toml", &with_cache(listen));
+    let gw = Gateway::start(&path, listen);
+    assert_eq!(answer(&gw, "example.com"), "web");
+    let h = gw.admin_json("/status")["hub"].clone();
+    assert_eq!(h["cache"]["loaded"], 3, "2 Services and 1 Ingress: {h}");
+    assert_eq!(h["connected"], false, "{h}");
+
+    // The hub answers, with the Ingress changed meanwhile: its lists win.
+    hub.restart(9000);
+    hub.put("services", &service(NS, "web", 80, "http"));
+    hub.put("services", &service(NS, "api", 80, "http"));
+    hub.put(
+        "ingresses",
+        &ingress(NS, "web", "mse", "example.com", "api", "http", &[]),
+    );
+    wait_until("the hub's version replaces the cached one", || {
+        let a = answer(&gw, "example.com");
+        (a == "api").then_some(()).ok_or(a)
+    });
+}

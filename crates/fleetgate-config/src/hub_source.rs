@@ -33,14 +33,15 @@ pub(crate) fn manifest_source(
         || m.context.is_some()
         || !m.namespaces.is_empty()
         || m.api_timeout.is_some()
-        || m.keep_on_empty_list.is_some();
+        || m.keep_on_empty_list.is_some()
+        || m.cache.is_some();
     match m.source.as_deref().unwrap_or("files") {
         "files" => {
             if hub_keys {
                 error(
                     "source",
-                    "kubeconfig, context, namespaces, api_timeout and keep_on_empty_list apply \
-                     to source = \"kubernetes\" only"
+                    "kubeconfig, context, namespaces, api_timeout, keep_on_empty_list and cache \
+                     apply to source = \"kubernetes\" only"
                         .to_string(),
                 );
             }
@@ -78,6 +79,19 @@ pub(crate) fn manifest_source(
                     );
                 }
             }
+            let cache = m.cache.as_deref().map(|p| {
+                let path = crate::files::relative_to(file, p);
+                let dir_ok = path
+                    .parent()
+                    .is_none_or(|d| d.as_os_str().is_empty() || d.is_dir());
+                if !dir_ok {
+                    error(
+                        "cache",
+                        format!("the directory of cache {} does not exist", path.display()),
+                    );
+                }
+                path
+            });
             let mut namespaces = m.namespaces.clone();
             namespaces.sort();
             namespaces.dedup();
@@ -92,6 +106,7 @@ pub(crate) fn manifest_source(
                     keep_on_empty_list: m.keep_on_empty_list.unwrap_or(true),
                 },
                 namespaces,
+                cache,
             })
         }
         other => {

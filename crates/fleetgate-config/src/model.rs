@@ -507,6 +507,9 @@ pub struct HubSource {
     pub api: KubernetesSource,
     /// The namespaces watched; empty: all.
     pub namespaces: Vec<String>,
+    /// Where the objects that serve are kept on disk, so that a gateway
+    /// started while the hub is unreachable serves them until it answers.
+    pub cache: Option<PathBuf>,
 }
 
 /// How a `dns` cluster's names are resolved.

@@ -283,6 +283,7 @@ pub(crate) struct ManifestsToml {
     pub namespaces: Vec<String>,
     pub api_timeout: Option<HumanDuration>,
     pub keep_on_empty_list: Option<bool>,
+    pub cache: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

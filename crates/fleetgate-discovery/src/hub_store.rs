@@ -192,6 +192,28 @@ impl HubStore {
         self.touched(&mut inner);
     }
 
+    /// Fills a store whose watches have not listed yet with `objects`
+    /// (kept from an earlier run); their first lists replace them. Returns
+    /// how many were taken: none once the watches have listed.
+    pub fn seed(&self, objects: impl IntoIterator<Item = (ObjectKey, ApiObject)>) -> usize {
+        let mut inner = self.lock();
+        if inner.source.synced {
+            return 0;
+        }
+        let mut taken = 0;
+        for (key, object) in objects {
+            inner.objects.entry(key).or_insert_with(|| {
+                taken += 1;
+                Arc::new(object)
+            });
+        }
+        if taken > 0 {
+            inner.version += 1;
+            self.changed.notify_all();
+        }
+        taken
+    }
+
     /// How many objects of `kind` in `namespace` (`None`: all) there are.
     pub fn count(&self, kind: ApiKind, namespace: Option<&str>) -> usize {
         self.lock()

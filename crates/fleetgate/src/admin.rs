@@ -229,6 +229,7 @@ impl AdminApp {
             },
             "rejected": rejected,
             "last_build": self.state.hub.last_build(),
+            "cache": self.state.hub.cache_state(),
             "status_writes": { "written": writes.written, "failed": writes.failed, "error": writes.error },
         })
     }

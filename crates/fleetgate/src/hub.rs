@@ -149,6 +149,24 @@ pub struct Hub {
     built: std::sync::atomic::AtomicU64,
     /// The last build a hub change caused.
     last_build: Mutex<Option<HubBuildRecord>>,
+    /// The on-disk cache: what was read from it, what was written.
+    cache: Mutex<CacheState>,
+}
+
+/// The on-disk cache's state, for `/status`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct CacheState {
+    /// Objects read from it at start, because the hub did not answer.
+    pub loaded: Option<usize>,
+    /// When the objects read were written.
+    pub loaded_written_at: Option<String>,
+    /// When it was last written.
+    pub written_at: Option<String>,
+    /// The last failure to read or write it.
+    pub error: Option<String>,
+    /// The objects last written.
+    #[serde(skip)]
+    written: Objects,
 }
 
 /// A build caused by a hub change, for `/status`.
@@ -208,6 +226,9 @@ impl Hub {
                         "hub cluster: no complete answer yet{}; its Ingresses follow when it answers",
                         status.error.map(|e| format!(" ({e})")).unwrap_or_default()
                     );
+                    if let ManifestSource::Kubernetes(h) = &source_kind {
+                        self.seed_from_cache(h, &started.store);
+                    }
                 }
                 started
             }
@@ -274,6 +295,7 @@ impl Hub {
             }
             *rejected = build.rejected;
         }
+        self.write_cache(config, &build.accepted);
         *lock(&self.accepted) = build.accepted;
         *lock(&self.text) = Some(text.to_string());
         self.built
@@ -299,6 +321,79 @@ impl Hub {
     /// The TOML text of the serving configuration, when it reads a hub.
     pub fn text(&self) -> Option<String> {
         lock(&self.text).clone()
+    }
+
+    /// Fills `store` from the cache `hub` names, if any (see
+    /// [`crate::hub_cache`]).
+    fn seed_from_cache(&self, hub: &fleetgate_config::HubSource, store: &HubStore) {
+        let Some(path) = &hub.cache else {
+            return;
+        };
+        if !path.exists() {
+            return;
+        }
+        let mut state = lock(&self.cache);
+        match crate::hub_cache::read(path) {
+            Ok((objects, written_at)) => {
+                let wanted = |o: &ApiObject| {
+                    hub.namespaces.is_empty()
+                        || hub
+                            .namespaces
+                            .iter()
+                            .any(|ns| o.metadata().namespace.as_deref() == Some(ns))
+                };
+                let taken = store.seed(
+                    objects
+                        .into_iter()
+                        .filter(wanted)
+                        .map(|o| (o.key(fleetgate_config::DEFAULT_NAMESPACE), o)),
+                );
+                log::warn!(
+                    "hub cluster: serving {taken} object(s) from the cache {} written {written_at}, until the hub answers",
+                    path.display()
+                );
+                state.loaded = Some(taken);
+                state.loaded_written_at = Some(written_at);
+            }
+            Err(e) => {
+                log::error!("hub cluster: the cache cannot be read: {e}");
+                state.error = Some(e);
+            }
+        }
+    }
+
+    /// Writes the objects that serve to the cache `config` names, if they
+    /// changed since the last write.
+    fn write_cache(&self, config: &Config, accepted: &Objects) {
+        let ManifestSource::Kubernetes(hub) = &config.manifest_source else {
+            return;
+        };
+        let Some(path) = &hub.cache else {
+            return;
+        };
+        let mut state = lock(&self.cache);
+        if state.written_at.is_some() && state.written == *accepted {
+            return;
+        }
+        match crate::hub_cache::write(path, accepted.values().map(|o| &**o)) {
+            Ok(()) => {
+                state.written = accepted.clone();
+                state.written_at = Some(
+                    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+                );
+                state.error = None;
+            }
+            Err(e) => {
+                let message = format!("{}: {e}", path.display());
+                log::warn!("hub cluster: the cache is not written: {message}");
+                state.error = Some(message);
+            }
+        }
+    }
+
+    /// The on-disk cache's state.
+    pub fn cache_state(&self) -> CacheState {
+        lock(&self.cache).clone()
     }
 
     /// Records a build a hub change caused.

@@ -14,6 +14,7 @@ mod check;
 mod cli;
 mod discovery;
 mod hub;
+mod hub_cache;
 mod load;
 mod memory;
 mod metrics;
