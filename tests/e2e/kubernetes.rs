@@ -308,6 +308,12 @@ fn watched_slices_follow_scaling_and_survive_their_api_server() {
         follow_zero < Duration::from_secs(1),
         "zero followed in {follow_zero:?}"
     );
+    // Scaling changed endpoints only: applied as patches, not builds.
+    let status = gw.admin_json("/status");
+    assert!(
+        status["endpoint_patches"].as_u64() >= Some(2),
+        "scaling is patched into the serving snapshot: {status}"
+    );
     println!(
         "followed: 3+3 in {follow_3_3:?}, zero in {follow_zero:?}, resync in {resync:?}; {} requests, 0 failed",
         samples.len()

@@ -188,6 +188,27 @@ impl<T> CanaryRoute<T> {
         self.entries.get(i).map(|e| &e.target)
     }
 
+    /// The same decision over other targets: `f` maps each canary's target
+    /// (in index order); `None` from any of them is `None`.
+    pub fn try_map_targets<U>(&self, mut f: impl FnMut(&T) -> Option<U>) -> Option<CanaryRoute<U>> {
+        let entries = self
+            .entries
+            .iter()
+            .map(|e| {
+                Some(Entry {
+                    ingress: e.ingress.clone(),
+                    description: e.description.clone(),
+                    target: f(&e.target)?,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(CanaryRoute {
+            flavour: self.flavour,
+            entries,
+            policy: self.policy.clone(),
+        })
+    }
+
     /// Every canary's target, in index order, to update in place (e.g. to
     /// number them once the route is finished).
     pub fn targets_mut(&mut self) -> impl Iterator<Item = &mut T> {

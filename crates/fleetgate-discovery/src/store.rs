@@ -151,6 +151,31 @@ impl StoreSnapshot {
             .flat_map(|m| m.values().map(|s| s.as_ref()))
     }
 
+    /// The Services whose slices differ between `before` and this view
+    /// (changed, added or gone). Slices are shared between views, so this
+    /// compares pointers, not slices.
+    pub fn changed_since(&self, before: &StoreSnapshot) -> std::collections::HashSet<ServiceKey> {
+        let mut changed: std::collections::HashSet<ServiceKey> = self
+            .services
+            .iter()
+            .filter(|(k, v)| {
+                before
+                    .services
+                    .get(*k)
+                    .is_none_or(|old| !Arc::ptr_eq(old, v))
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        changed.extend(
+            before
+                .services
+                .keys()
+                .filter(|k| !self.services.contains_key(*k))
+                .cloned(),
+        );
+        changed
+    }
+
     /// How many Services have slices.
     pub fn len(&self) -> usize {
         self.services.len()
@@ -623,6 +648,26 @@ mod tests {
         assert_eq!(store.version(), v);
         let owners = store.lock().owners.clone();
         assert!(owners.is_empty(), "{owners:?}");
+    }
+
+    #[test]
+    fn views_tell_which_services_changed() {
+        let store = EndpointStore::new();
+        store.put_slice("c1", "ns", "web", "web-1", Some(slice("10.0.0.1")));
+        store.put_slice("c1", "ns", "api", "api-1", Some(slice("10.0.0.2")));
+        let before = store.snapshot();
+        store.put_slice("c1", "ns", "web", "web-1", Some(slice("10.0.0.3")));
+        store.put_slice("c1", "ns", "new", "new-1", Some(slice("10.0.0.4")));
+        store.remove_slice_named("c1", "ns", "api-1", None);
+        let mut changed: Vec<ServiceKey> = store
+            .snapshot()
+            .changed_since(&before)
+            .into_iter()
+            .collect();
+        changed.sort();
+        let key = |n: &str| ("c1".to_string(), "ns".to_string(), n.to_string());
+        assert_eq!(changed, vec![key("api"), key("new"), key("web")]);
+        assert!(store.snapshot().changed_since(&store.snapshot()).is_empty());
     }
 
     #[test]

@@ -45,6 +45,16 @@ impl CompileReport {
     }
 }
 
+/// Metric handles for `target`.
+fn target_counters(target: &Target) -> Arc<TargetCounters> {
+    Arc::new(TargetCounters::new(
+        Arc::clone(&target.ingress),
+        Arc::clone(&target.service),
+        target.canary,
+        target.clusters(),
+    ))
+}
+
 /// One configuration, ready to serve.
 #[derive(Debug)]
 pub struct Snapshot {
@@ -60,7 +70,7 @@ pub struct Snapshot {
     pub report: CompileReport,
     /// Metric handles per target, by [`fleetgate_router::TargetId`]: the
     /// metrics observer's state, kept beside the router rather than in it.
-    counters: Box<[TargetCounters]>,
+    counters: Box<[Arc<TargetCounters>]>,
 }
 
 /// How the gateway judges where a request came from.
@@ -88,17 +98,7 @@ impl Snapshot {
     /// A snapshot serving `router`, with TLS `certificates` (use
     /// `CertStore::default()` without TLS listeners).
     pub fn new(generation: u64, router: Router, certificates: Arc<CertStore>) -> Self {
-        let counters = router
-            .targets()
-            .map(|t| {
-                TargetCounters::new(
-                    Arc::clone(&t.ingress),
-                    Arc::clone(&t.service),
-                    t.canary,
-                    t.clusters(),
-                )
-            })
-            .collect();
+        let counters = router.targets().map(target_counters).collect();
         Snapshot {
             generation,
             router,
@@ -122,7 +122,40 @@ impl Snapshot {
     }
 
     /// The metric handles of `target`.
+    /// This snapshot with `router` in place of its own, where `router` has
+    /// the same routes and targets over some other pools (see
+    /// `Router::with_pools_replaced`): generation `generation`, the rest
+    /// shared. Metric handles of targets whose pools did not change are
+    /// kept.
+    pub fn patched(&self, generation: u64, router: Router) -> Snapshot {
+        let counters = router
+            .targets()
+            .zip(self.router.targets())
+            .zip(self.counters.iter())
+            .map(|((new, old), counters)| {
+                let same = new.service_pools().count() == old.service_pools().count()
+                    && new
+                        .service_pools()
+                        .zip(old.service_pools())
+                        .all(|(a, b)| Arc::ptr_eq(a, b));
+                if same {
+                    Arc::clone(counters)
+                } else {
+                    target_counters(new)
+                }
+            })
+            .collect();
+        Snapshot {
+            generation,
+            router,
+            certificates: Arc::clone(&self.certificates),
+            edge: self.edge.clone(),
+            report: self.report.clone(),
+            counters,
+        }
+    }
+
     pub(crate) fn counters(&self, target: &Target) -> Option<&TargetCounters> {
-        self.counters.get(target.id().index())
+        self.counters.get(target.id().index()).map(|c| &**c)
     }
 }

@@ -289,27 +289,32 @@ impl RouterBuilder {
                 }
             }
         }
-        let mut probe: HashMap<HealthCheckConfig, BTreeSet<SocketAddr>> = HashMap::new();
-        for pool in &self.pools {
-            if let Some(h) = pool.health_check() {
-                probe
-                    .entry(h.clone())
-                    .or_default()
-                    .extend(pool.endpoints().map(|e| e.address));
-            }
-        }
-        self.checks.set_targets(&probe);
-        let listed: std::collections::HashSet<SocketAddr> = self
-            .pools
-            .iter()
-            .flat_map(|p| p.endpoints().map(|e| e.address))
-            .collect();
-        self.checks.retain_addresses(&listed);
+        register_health(&self.checks, &self.pools);
         Router {
-            table: self.table.build(),
+            table: Arc::new(self.table.build()),
             routes: self.routes,
             pools: self.pools,
             target_count: next as usize,
         }
     }
+}
+
+/// Tells the health checks which addresses `pools` probe (each once), and
+/// lets them forget the state of addresses no pool lists.
+pub(crate) fn register_health(checks: &HealthChecks, pools: &[Arc<ServicePool>]) {
+    let mut probe: HashMap<HealthCheckConfig, BTreeSet<SocketAddr>> = HashMap::new();
+    for pool in pools {
+        if let Some(h) = pool.health_check() {
+            probe
+                .entry(h.clone())
+                .or_default()
+                .extend(pool.endpoints().map(|e| e.address));
+        }
+    }
+    checks.set_targets(&probe);
+    let listed: std::collections::HashSet<SocketAddr> = pools
+        .iter()
+        .flat_map(|p| p.endpoints().map(|e| e.address))
+        .collect();
+    checks.retain_addresses(&listed);
 }

@@ -52,6 +52,25 @@ impl Route {
         self
     }
 
+    /// The same route over the pools in `replaced` (by id); `None` when one
+    /// of its targets cannot be carried over (see [`Target`]'s rules).
+    pub(crate) fn remapped(
+        &self,
+        replaced: &std::collections::HashMap<crate::PoolId, Arc<crate::ServicePool>>,
+    ) -> Option<Route> {
+        let canaries = match &self.canaries {
+            Some(c) => Some(c.try_map_targets(|t| t.remapped(replaced))?),
+            None => None,
+        };
+        Some(Route {
+            ingress: Arc::clone(&self.ingress),
+            main: self.main.remapped(replaced)?,
+            canaries,
+            https_redirect: self.https_redirect,
+            extensions: self.extensions.clone(),
+        })
+    }
+
     /// Redirects plain-HTTP requests to HTTPS.
     pub fn with_https_redirect(mut self, redirect: bool) -> Self {
         self.https_redirect = redirect;

@@ -25,7 +25,8 @@ use crate::target::Target;
 /// 4. [`Attempts::report`]: each try's outcome, back to outlier detection.
 #[derive(Debug)]
 pub struct Router {
-    pub(crate) table: RouteTable<RouteId>,
+    /// Shared by routers that differ only in their pools' endpoints.
+    pub(crate) table: Arc<RouteTable<RouteId>>,
     pub(crate) routes: Vec<Route>,
     pub(crate) pools: Vec<Arc<ServicePool>>,
     pub(crate) target_count: usize,
@@ -110,6 +111,41 @@ impl Router {
     pub fn attempt(&self, r: EndpointRef) -> Option<Attempt<'_>> {
         let pool = self.pools.get(r.pool().0 as usize)?;
         (r.index() < pool.endpoints().len()).then(|| Attempt::new(pool, r.index()))
+    }
+
+    /// A router like this one whose pools `replacements` (each with the
+    /// id of the pool it replaces, see [`ServicePool::with_endpoints`])
+    /// stand in for the old ones: same routes, targets and ids, the route
+    /// table shared. What changed is registered with the health checks as
+    /// a build would. `None` when a replaced pool is a subset's tier (only
+    /// a rebuild splits tiers) or an id is not this router's.
+    pub fn with_pools_replaced(
+        &self,
+        replacements: Vec<Arc<ServicePool>>,
+        checks: &fleetgate_pool::HealthChecks,
+    ) -> Option<Router> {
+        let mut pools = self.pools.clone();
+        let mut replaced = std::collections::HashMap::with_capacity(replacements.len());
+        for pool in replacements {
+            let slot = pools.get_mut(pool.id().0 as usize)?;
+            if slot.name() != pool.name() {
+                return None;
+            }
+            *slot = Arc::clone(&pool);
+            replaced.insert(pool.id(), pool);
+        }
+        let routes = self
+            .routes
+            .iter()
+            .map(|r| r.remapped(&replaced))
+            .collect::<Option<Vec<_>>>()?;
+        crate::builder::register_health(checks, &pools);
+        Some(Router {
+            table: Arc::clone(&self.table),
+            routes,
+            pools,
+            target_count: self.target_count,
+        })
     }
 
     /// The pool `id`, if it is this router's.

@@ -78,6 +78,29 @@ impl ServicePool {
         self.id
     }
 
+    /// A pool like this one (name, options, health checks, policy, id)
+    /// over `endpoints`: endpoint state is shared through `checks`, so an
+    /// address it had before keeps its health, ejections and connections.
+    pub fn with_endpoints(
+        &self,
+        endpoints: Vec<Arc<fleetgate_pool::Endpoint>>,
+        checks: &fleetgate_pool::HealthChecks,
+    ) -> ServicePool {
+        let pool = EndpointPool::with_shared_state(
+            self.pool.name().to_string(),
+            endpoints,
+            self.pool.options().clone(),
+            self.health_check.as_ref().map(|h| checks.health_view(h)),
+            checks,
+        );
+        ServicePool::new(
+            Arc::new(pool),
+            self.health_check.clone(),
+            self.policy.clone(),
+        )
+        .with_id(self.id)
+    }
+
     pub(crate) fn with_id(mut self, id: PoolId) -> Self {
         self.id = id;
         self

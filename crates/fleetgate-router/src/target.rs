@@ -10,6 +10,7 @@
 //! epoch moves (a flip, an ejection, a return) and otherwise every
 //! [`TIER_REFRESH_MS`] (ejections that simply expire), not per request.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use fleetgate_subset::{pick_tier, tier_loads, PriorityConfig, TierHealth, TierLo
 use crate::attempts::Attempt;
 use crate::failover::pick_from;
 use crate::picker::EndpointPicker;
-use crate::service_pool::ServicePool;
+use crate::service_pool::{PoolId, ServicePool};
 
 /// How stale cached tier loads may be when no health change was signalled,
 /// in milliseconds.
@@ -184,6 +185,37 @@ impl Target {
 
     pub(crate) fn set_id(&mut self, id: TargetId) {
         self.id = id;
+    }
+
+    /// The same target over the pools in `replaced` (by id) where it used
+    /// their old versions. `None` when a subset's tier is replaced: tiers
+    /// are split from the whole Service's endpoints, which only a rebuild
+    /// does.
+    pub(crate) fn remapped(&self, replaced: &HashMap<PoolId, Arc<ServicePool>>) -> Option<Target> {
+        let pools = match &self.pools {
+            TargetPools::Undeclared => TargetPools::Undeclared,
+            TargetPools::Whole(p) => {
+                TargetPools::Whole(Arc::clone(replaced.get(&p.id()).unwrap_or(p)))
+            }
+            TargetPools::Tiered(t) => {
+                if replaced.contains_key(&t.subset.id()) || replaced.contains_key(&t.rest.id()) {
+                    return None;
+                }
+                TargetPools::Tiered(Tiers::new(
+                    Arc::clone(&t.subset),
+                    Arc::clone(&t.rest),
+                    Arc::clone(&t.selector),
+                    t.priority,
+                ))
+            }
+        };
+        Some(Target {
+            id: self.id,
+            ingress: Arc::clone(&self.ingress),
+            service: Arc::clone(&self.service),
+            canary: self.canary,
+            pools,
+        })
     }
 
     /// Its pools in priority order (none, one, or subset then rest).

@@ -183,6 +183,7 @@ impl AdminApp {
             "last_reload": self.state.last_reload(),
             "reloads": { "ok": ok, "failed": failed },
             "endpoint_updates": self.state.discovery.applies(),
+            "endpoint_patches": self.state.discovery.patches(),
             "ingresses": { "served": snapshot.report.served.len(), "ignored": snapshot.report.ignored.len() },
             "clusters": clusters,
             "hub": self.hub_status(),

@@ -94,7 +94,7 @@ fn health_config(s: &Service, protocol: UpstreamProtocol) -> Option<HealthCheckC
 /// Endpoints interned by address (then compared on everything else), so
 /// that a pod listed by many Services (or subsets, or both tiers) is one
 /// object. Keyed by address alone so that a lookup allocates nothing.
-type Interned = HashMap<std::net::SocketAddr, Vec<Arc<Endpoint>>>;
+pub(crate) type Interned = HashMap<std::net::SocketAddr, Vec<Arc<Endpoint>>>;
 
 /// The endpoints of `previous`, interned: a build that finds an endpoint
 /// unchanged reuses the very object, so that comparing a pool with its
@@ -117,7 +117,7 @@ fn interned_from(previous: Option<&Snapshot>) -> Interned {
 /// sharing identical ones through `interned`. Terminating endpoints keep
 /// their weight only while the Service has no ready endpoint; otherwise
 /// they are listed with weight 0 and drain.
-fn endpoints(
+pub(crate) fn endpoints(
     config: &Config,
     specs: &[EndpointSpec],
     interned: &mut Interned,
@@ -186,7 +186,7 @@ pub fn dns_service_name(s: &Service) -> String {
 /// A Service's endpoints: those the configuration holds (static and
 /// files), then, for every cluster with a live source, what that source
 /// last said (`discovered`), by the same Kubernetes rules.
-fn endpoint_specs<'c>(
+pub(crate) fn endpoint_specs<'c>(
     config: &Config,
     s: &'c Service,
     discovered: Option<&StoreSnapshot>,

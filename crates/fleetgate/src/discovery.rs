@@ -236,6 +236,12 @@ pub struct Discovery {
     config: ArcSwapOption<Config>,
     running: Mutex<Option<Running>>,
     applies: std::sync::atomic::AtomicU64,
+    /// The live sources' view the serving snapshot was built from: an
+    /// endpoint update patches what changed since (see
+    /// [`fleetgate::patch`]). `None`: unknown, or no live cluster.
+    built_from: Mutex<Option<StoreSnapshot>>,
+    /// Endpoint updates applied as patches, not builds.
+    patches: std::sync::atomic::AtomicU64,
     /// Replaced snapshots still pinned by requests in flight. Holding one
     /// reference here means the last reference is never a request's: a
     /// snapshot of 100,000 endpoints is freed on the applier's thread
@@ -250,6 +256,8 @@ impl Default for Discovery {
             config: ArcSwapOption::empty(),
             running: Mutex::new(None),
             applies: std::sync::atomic::AtomicU64::new(0),
+            built_from: Mutex::new(None),
+            patches: std::sync::atomic::AtomicU64::new(0),
             retired: Mutex::new(Vec::new()),
         }
     }
@@ -359,6 +367,20 @@ impl Discovery {
         }
     }
 
+    /// Records the live sources' view the serving snapshot was built from
+    /// (a start or reload).
+    pub fn set_built_from(&self, view: Option<StoreSnapshot>) {
+        *self
+            .built_from
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = view;
+    }
+
+    /// Endpoint updates applied as patches since start.
+    pub fn patches(&self) -> u64 {
+        self.patches.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Endpoint builds applied since start.
     pub fn applies(&self) -> u64 {
         self.applies.load(std::sync::atomic::Ordering::Relaxed)
@@ -379,9 +401,21 @@ pub fn initial_wait(config: &Config) -> Duration {
         .unwrap_or_default()
 }
 
-/// Builds and swaps in a snapshot from the kept configuration and the
-/// store. Serialised with reloads.
-fn apply(state: &GatewayState) -> Option<u64> {
+/// How an endpoint update was applied.
+enum Applied {
+    /// The serving snapshot already had these endpoints.
+    Unchanged,
+    /// The changed pools were replaced in a copy of the serving snapshot.
+    Patched(usize),
+    /// The kept configuration was compiled again.
+    Built,
+}
+
+/// Brings the serving snapshot to the store's data: a patch of the pools
+/// that changed where one is right, else a build from the kept
+/// configuration. Serialised with reloads. Returns the store version
+/// applied.
+fn apply(state: &GatewayState) -> Option<(u64, Applied)> {
     let _serial = state
         .reload_lock
         .lock()
@@ -390,29 +424,62 @@ fn apply(state: &GatewayState) -> Option<u64> {
     let discovered = state.discovery.store.snapshot();
     let generation = state.generation() + 1;
     let previous = state.snapshot.load_full();
-    match fleetgate::compile::compile_with(
-        &config,
-        generation,
-        &state.checks,
-        Some(&previous),
-        Some(&discovered),
-    ) {
-        Ok(snapshot) => {
-            state.snapshot.store(Arc::new(snapshot));
-            state.discovery.retire(previous);
-            state.advance_generation(generation);
+    let before = state
+        .discovery
+        .built_from
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    let patch = match &before {
+        Some(before) => fleetgate::patch::patch_endpoints(
+            &config,
+            generation,
+            &state.checks,
+            &previous,
+            before,
+            &discovered,
+        ),
+        None => fleetgate::patch::Patch::Rebuild,
+    };
+    let snapshot = match patch {
+        fleetgate::patch::Patch::Unchanged => {
+            let version = discovered.version;
+            state.discovery.set_built_from(Some(discovered));
+            return Some((version, Applied::Unchanged));
+        }
+        fleetgate::patch::Patch::Patched(snapshot, services) => {
             state
                 .discovery
-                .applies
+                .patches
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            Some(discovered.version)
+            (*snapshot, Applied::Patched(services))
         }
-        Err(e) => {
-            // The same configuration compiled before: only a bug gets here.
-            log::error!("endpoint update not applied: {e}");
-            None
-        }
-    }
+        fleetgate::patch::Patch::Rebuild => match fleetgate::compile::compile_with(
+            &config,
+            generation,
+            &state.checks,
+            Some(&previous),
+            Some(&discovered),
+        ) {
+            Ok(snapshot) => (snapshot, Applied::Built),
+            Err(e) => {
+                // The same configuration compiled before: only a bug gets here.
+                log::error!("endpoint update not applied: {e}");
+                return None;
+            }
+        },
+    };
+    let (snapshot, applied) = snapshot;
+    state.snapshot.store(Arc::new(snapshot));
+    let version = discovered.version;
+    state.discovery.set_built_from(Some(discovered));
+    state.discovery.retire(previous);
+    state.advance_generation(generation);
+    state
+        .discovery
+        .applies
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Some((version, applied))
 }
 
 /// Runs the applier (see the module docs) on a thread of its own.
@@ -439,11 +506,18 @@ pub fn start_applier(state: Arc<GatewayState>, built: u64) -> std::io::Result<()
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| apply(&state)));
                 let took = pacer.done(started);
                 match outcome {
-                    Ok(Some(version)) => {
-                        log::info!(
-                            "endpoint update: generation {} serving (discovery version {version}, built in {took:?})",
-                            state.generation()
-                        );
+                    Ok(Some((version, applied))) => {
+                        match applied {
+                            Applied::Unchanged => {}
+                            Applied::Patched(services) => log::info!(
+                                "endpoint update: generation {} serving (discovery version {version}, {services} Service(s) patched in {took:?})",
+                                state.generation()
+                            ),
+                            Applied::Built => log::info!(
+                                "endpoint update: generation {} serving (discovery version {version}, built in {took:?})",
+                                state.generation()
+                            ),
+                        }
                         seen = version;
                     }
                     Ok(None) => seen = state.discovery.store.version(),

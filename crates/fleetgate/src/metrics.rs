@@ -187,6 +187,13 @@ pub fn gauges(state: &GatewayState) -> Vec<MetricFamily> {
     .expect("valid metric");
     applies.inc_by(state.discovery.applies());
     out.extend(family(&applies));
+    let patches = IntCounter::new(
+        "fleetgate_endpoint_patches_total",
+        "Endpoint updates applied by replacing the changed pools in the serving snapshot, without a build",
+    )
+    .expect("valid metric");
+    patches.inc_by(state.discovery.patches());
+    out.extend(family(&patches));
 
     let counts = &state.stats.connections;
     let open = IntGauge::new(

@@ -121,6 +121,7 @@ fn load_and_swap(
 ) -> Result<(u64, String), String> {
     let generation = state.generation() + 1;
     let previous = state.snapshot.load_full();
+    let mut built_from = None;
     let built = state.hub.build(
         path,
         text,
@@ -135,13 +136,15 @@ fn load_and_swap(
                 log::warn!("reload: cluster {cluster}: no complete answer from its endpoint source yet; its endpoints follow when it answers");
             }
             let discovered = state.discovery.snapshot_for(config);
-            fleetgate::compile::compile_with(
+            let compiled = fleetgate::compile::compile_with(
                 config,
                 generation,
                 &state.checks,
                 Some(&previous),
                 discovered.as_ref(),
-            )
+            );
+            built_from = discovered;
+            compiled
         },
     );
     let (config, snapshot, hub_build) = match built {
@@ -172,6 +175,7 @@ fn load_and_swap(
     let certificates = Arc::clone(&snapshot.certificates);
     state.hub.commit(&config, &snapshot.report, text, hub_build);
     state.snapshot.store(Arc::new(snapshot));
+    state.discovery.set_built_from(built_from);
     // Freed on the applier's thread once no request holds it.
     state.discovery.retire(previous);
     // New handshakes get the new certificates; open connections keep theirs.

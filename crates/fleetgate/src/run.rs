@@ -84,6 +84,7 @@ pub fn run(args: &RunArgs) -> i32 {
     // that it starts with their endpoints.
     let discovery = Discovery::default();
     let mut built = 0;
+    let mut built_from = None;
     let Some((config, snapshot, hub_build, text)) = load_with_hub(&hub, path, |config| {
         for cluster in discovery.configure(Some(config), initial_wait(config)) {
             log::warn!(
@@ -92,7 +93,10 @@ pub fn run(args: &RunArgs) -> i32 {
         }
         let discovered = discovery.snapshot_for(config);
         built = discovered.as_ref().map_or(0, |d| d.version);
-        fleetgate::compile::compile_with(config, 1, &checks, None, discovered.as_ref())
+        let compiled =
+            fleetgate::compile::compile_with(config, 1, &checks, None, discovered.as_ref());
+        built_from = discovered;
+        compiled
     }) else {
         return 1;
     };
@@ -190,6 +194,7 @@ pub fn run(args: &RunArgs) -> i32 {
     let view = ConfigView::from(&config);
     hub.commit(&config, &shared.load().report, &text, hub_build);
     discovery.keep(Arc::new(config));
+    discovery.set_built_from(built_from);
     crate::memory::release_free_memory();
     crate::memory::trim_after_bursts(Arc::clone(&stats.connections));
     let state = GatewayState::new(
