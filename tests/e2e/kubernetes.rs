@@ -495,6 +495,21 @@ fn terminating_pods_finish_what_they_started() {
     drop(pods);
 }
 
+/// Declares Service `shop/NAME` port 80 in the configuration at `path`
+/// and reloads; returns once the reload serves.
+fn reload_adding_service(gw: &Gateway, path: &std::path::Path, name: &str) {
+    let more = format!(
+        "{}\n[[service]]\nnamespace = \"shop\"\nname = \"{name}\"\nport = 80\n",
+        std::fs::read_to_string(path).expect("config")
+    );
+    std::fs::write(path, more).expect("rewrite config");
+    let generation = gw.admin_json("/status")["generation"]
+        .as_u64()
+        .expect("generation");
+    gw.signal("HUP");
+    gw.wait_generation(generation + 1);
+}
+
 /// A reload that adds a Service restarts the watches, but the endpoints
 /// of the Services declared before stay while the new lists come (here:
 /// never, the API server hangs): no request fails. The new Service's
@@ -558,16 +573,7 @@ fn a_reload_that_adds_a_service_keeps_the_others_endpoints() {
 
     api1.hang(true);
     api2.hang(true);
-    let more = format!(
-        "{}\n[[service]]\nnamespace = \"shop\"\nname = \"cart\"\nport = 80\n",
-        config(listen, admin, "")
-    );
-    std::fs::write(&path, more).expect("rewrite config");
-    let generation = gw.admin_json("/status")["generation"]
-        .as_u64()
-        .expect("generation");
-    gw.signal("HUP");
-    gw.wait_generation(generation + 1);
+    reload_adding_service(&gw, &path, "cart");
     assert_eq!(
         gw.pool_endpoints(WEB).len(),
         2,
@@ -579,6 +585,25 @@ fn a_reload_that_adds_a_service_keeps_the_others_endpoints() {
     gw.wait_pool_endpoints("shop/cart:80", "the new Service's endpoints", |eps| {
         eps.len() == 1
     });
+    // With the servers answering, a reload waits for the new lists: the
+    // Service it adds serves from its first generation.
+    api2.put(
+        "endpointslices",
+        &endpoint_slice(
+            "shop",
+            "till-b",
+            "till",
+            port,
+            "zone-b",
+            &ready(&["127.0.2.1"]),
+        ),
+    );
+    reload_adding_service(&gw, &path, "till");
+    assert_eq!(
+        gw.pool_endpoints("shop/till:80").len(),
+        1,
+        "the added Service's endpoints are there when the reload serves"
+    );
     std::thread::sleep(Duration::from_millis(200));
     let samples = load.stop();
     assert_none_failed(&samples, 100);

@@ -101,10 +101,10 @@ pub async fn run(store: Arc<HubStore>, settings: HubSettings) {
     } else {
         settings.namespaces.iter().cloned().map(Some).collect()
     };
-    // Synced means every Ingress watch has listed once: a forbidden or
-    // failing Service or Secret watch shows in the status, but does not
-    // hold back the routes.
-    let pending = Arc::new(AtomicUsize::new(scopes.len()));
+    // Synced means every watch has listed once, or been refused (401/403:
+    // RBAC that does not grant it, which waiting does not mend); a refused
+    // watch shows in the status without holding back the routes.
+    let pending = Arc::new(AtomicUsize::new(scopes.len() * 3));
     let mut tasks = tokio::task::JoinSet::new();
     for scope in scopes {
         let ingresses = match &scope {
@@ -268,7 +268,11 @@ impl Watch {
                         "hub cluster: watch failed, the last objects keep serving: {message}"
                     );
                     failing.store(true, Ordering::Relaxed);
-                    store.report_part(part, Err(message), false);
+                    let synced = !listed_once
+                        && refused(&e)
+                        && self.pending.fetch_sub(1, Ordering::AcqRel) == 1;
+                    listed_once |= refused(&e);
+                    store.report_part(part, Err(message), synced);
                     continue;
                 }
             };
@@ -310,9 +314,7 @@ impl Watch {
                     for (key, status) in statuses.drain(..) {
                         store.observe_status((key.namespace, key.name), Some(status));
                     }
-                    let synced = kind == ApiKind::Ingress
-                        && !listed_once
-                        && self.pending.fetch_sub(1, Ordering::AcqRel) == 1;
+                    let synced = !listed_once && self.pending.fetch_sub(1, Ordering::AcqRel) == 1;
                     listed_once = true;
                     store.report_part(part, Ok(()), synced);
                 }
@@ -340,6 +342,19 @@ impl Watch {
             }
         }
     }
+}
+
+/// Whether the server refused the watch (401/403): RBAC that does not
+/// grant it, which waiting does not mend.
+fn refused(e: &watcher::Error) -> bool {
+    let status = match e {
+        watcher::Error::InitialListFailed(kube::Error::Api(s))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
+        | watcher::Error::WatchFailed(kube::Error::Api(s)) => s,
+        watcher::Error::WatchError(s) => s,
+        _ => return false,
+    };
+    matches!(status.code, 401 | 403)
 }
 
 /// The merge patch that sets an Ingress's status addresses, based on
@@ -380,6 +395,7 @@ async fn write_status(store: Arc<HubStore>, client: kube::Client) {
                         written.metadata.resource_version.clone(),
                     );
                     store.observe_status(write.ingress.clone(), Some(seen));
+                    store.note_written(&write.ingress, write.lists_ours);
                     store.record_write(Ok(()));
                 }
                 // Someone else wrote first: the watch brings their version,

@@ -49,6 +49,9 @@ pub struct StatusWrite {
     /// (409) if the Ingress changed since, so no other writer's entry is
     /// lost.
     pub resource_version: Option<String>,
+    /// Whether the addresses include this gateway's (it serves the
+    /// Ingress), for [`HubStore::note_written`].
+    pub lists_ours: bool,
 }
 
 /// An Ingress's status as the server has it.
@@ -82,6 +85,14 @@ struct Inner {
     /// Addresses it advertised before and no longer does: removed
     /// wherever they are listed.
     retired: BTreeSet<Advertised>,
+    /// Ingresses this process wrote its addresses to: only from these does
+    /// it remove them when it stops serving one, so replicas that
+    /// disagree for a moment (one rejects a version the other serves)
+    /// never take turns adding and removing the same entries.
+    wrote: BTreeSet<IngressName>,
+    /// Parts (kind, namespace; `None`: all) that have listed: cached
+    /// objects are never seeded into them.
+    listed: BTreeSet<(ApiKind, Option<String>)>,
     /// Moves when `observed` or `desired` does.
     status_version: u64,
     writes: StatusWrites,
@@ -112,6 +123,8 @@ impl HubStore {
                 served: BTreeSet::new(),
                 ours: Vec::new(),
                 retired: BTreeSet::new(),
+                wrote: BTreeSet::new(),
+                listed: BTreeSet::new(),
                 status_version: 0,
                 writes: StatusWrites::default(),
                 source: SourceStatus::new(),
@@ -163,6 +176,7 @@ impl HubStore {
         fresh: BTreeMap<ObjectKey, ApiObject>,
     ) {
         let mut inner = self.lock();
+        inner.listed.insert((kind, namespace.map(str::to_string)));
         let in_scope =
             |k: &ObjectKey| k.kind == kind && namespace.is_none_or(|ns| k.namespace == ns);
         let same = inner.objects.keys().filter(|k| in_scope(k)).count() == fresh.len()
@@ -202,6 +216,13 @@ impl HubStore {
         }
         let mut taken = 0;
         for (key, object) in objects {
+            let listed = inner.listed.contains(&(key.kind, None))
+                || inner
+                    .listed
+                    .contains(&(key.kind, Some(key.namespace.clone())));
+            if listed {
+                continue;
+            }
             inner.objects.entry(key).or_insert_with(|| {
                 taken += 1;
                 Arc::new(object)
@@ -282,10 +303,15 @@ impl HubStore {
         let mut work = Vec::new();
         for (name, seen) in &inner.observed {
             let served = inner.served.contains(name);
+            let remove_ours = !served && inner.wrote.contains(name);
             let mut want: Vec<Advertised> = seen
                 .addresses
                 .iter()
-                .filter(|a| !inner.retired.contains(a) && (served || !inner.ours.contains(a)))
+                .filter(|a| {
+                    let mine_to_drop =
+                        inner.retired.contains(a) || (remove_ours && inner.ours.contains(a));
+                    !mine_to_drop
+                })
                 .cloned()
                 .collect();
             if served {
@@ -300,10 +326,22 @@ impl HubStore {
                     ingress: name.clone(),
                     addresses: want,
                     resource_version: seen.resource_version.clone(),
+                    lists_ours: served,
                 });
             }
         }
         work
+    }
+
+    /// Records that this process wrote `ingress`'s status: with its
+    /// addresses (`lists_ours`), or without them.
+    pub fn note_written(&self, ingress: &IngressName, lists_ours: bool) {
+        let mut inner = self.lock();
+        if lists_ours {
+            inner.wrote.insert(ingress.clone());
+        } else {
+            inner.wrote.remove(ingress);
+        }
     }
 
     /// The status version: it moves when observed or desired status does.
@@ -427,6 +465,10 @@ mod tests {
         store.observe_status(name("web"), seen(vec![theirs.clone()]));
         store.observe_status(name("old"), seen(vec![ours[0].clone(), theirs.clone()]));
         store.observe_status(name("other"), seen(vec![theirs.clone()]));
+        store.observe_status(name("replica"), seen(vec![ours[0].clone()]));
+        // This process wrote "old"; "replica" was written by another
+        // replica that serves it while this one does not: left alone.
+        store.note_written(&name("old"), true);
         store.set_desired([name("web")].into(), ours.clone());
         let work = store.status_work();
         assert_eq!(
@@ -436,30 +478,48 @@ mod tests {
                     ingress: name("old"),
                     addresses: vec![theirs.clone()],
                     resource_version: Some("7".into()),
+                    lists_ours: false,
                 },
                 StatusWrite {
                     ingress: name("web"),
                     addresses: vec![theirs.clone(), ours[0].clone()],
                     resource_version: Some("7".into()),
+                    lists_ours: true,
                 },
             ],
             "ours added where served, removed where not; theirs kept"
         );
         for w in work {
+            store.note_written(&w.ingress, w.lists_ours);
             store.observe_status(w.ingress, Some((w.addresses, Some("8".into()))));
         }
         assert!(store.status_work().is_empty());
         // A new address replaces the old one everywhere.
         let new = vec![Advertised::parse("192.0.2.11")];
         store.set_desired([name("web")].into(), new.clone());
-        assert_eq!(
-            store.status_work()[0].addresses,
-            vec![theirs.clone(), new[0].clone()]
-        );
+        let work = store.status_work();
+        assert_eq!(work.len(), 2, "{work:?}");
+        assert_eq!(work[0].ingress, name("replica"));
+        assert!(work[0].addresses.is_empty(), "the retired address goes");
+        assert_eq!(work[1].addresses, vec![theirs.clone(), new[0].clone()]);
         assert_eq!(
             Advertised::parse("lb.example"),
             Advertised::Hostname("lb.example".into())
         );
+    }
+
+    #[test]
+    fn cached_objects_never_return_to_parts_that_listed() {
+        let store = HubStore::new();
+        store.replace_scope(ApiKind::Service, Some("shop"), BTreeMap::new());
+        let (k, o) = ingress("web", "a");
+        let mut service = k8s_openapi::api::core::v1::Service::default();
+        service.metadata.name = Some("gone".into());
+        service.metadata.namespace = Some("shop".into());
+        let s = ApiObject::service(service);
+        let taken = store.seed([(k, o), (s.key("default"), s)]);
+        assert_eq!(taken, 1, "only the Ingress: Services of shop have listed");
+        assert_eq!(store.count(ApiKind::Service, None), 0);
     }
 
     #[test]

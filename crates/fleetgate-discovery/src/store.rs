@@ -206,6 +206,17 @@ impl EndpointStore {
             .or_insert_with(SourceStatus::new);
     }
 
+    /// Marks `cluster`'s source as restarted: not synced until its first
+    /// complete answer, its data kept until that answer replaces it.
+    pub fn restart_cluster(&self, cluster: &str) {
+        let mut inner = self.lock();
+        let status = inner
+            .status
+            .entry(cluster.to_string())
+            .or_insert_with(SourceStatus::new);
+        status.synced = false;
+    }
+
     /// Forgets everything of `cluster`, data and status: its source was
     /// replaced by one configured differently, which starts afresh (not
     /// synced, not connected) and must not find the old one's data.

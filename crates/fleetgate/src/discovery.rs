@@ -291,10 +291,11 @@ impl Discovery {
                     // The same server: the data of Services asked for as
                     // before stays until the restarted source's answers
                     // replace it, so a reload that adds a Service never
-                    // leaves the others without endpoints meanwhile; the
-                    // rest is dropped.
+                    // leaves the others without endpoints meanwhile (the
+                    // reload still waits, as long as a start would, for
+                    // the new answers); the rest is dropped.
                     Some(keep) => {
-                        self.store.register(spec.cluster());
+                        self.store.restart_cluster(spec.cluster());
                         self.store.retain_services(spec.cluster(), &keep);
                     }
                     // Another server or credentials: nothing of the old

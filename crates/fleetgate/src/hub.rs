@@ -50,6 +50,8 @@ pub struct Rejected {
 pub struct HubBuild {
     source: Arc<Source>,
     version: u64,
+    /// Whether every watch had listed (or been refused) when it was built.
+    synced: bool,
     accepted: Objects,
     rejected: BTreeMap<ObjectKey, Rejected>,
 }
@@ -57,7 +59,7 @@ pub struct HubBuild {
 impl HubBuild {
     /// Whether the hub's watches had all listed once when it was built.
     pub fn synced(&self) -> bool {
-        self.source.store.status().synced
+        self.synced
     }
 
     /// The hub's last error, if it is failing.
@@ -150,7 +152,11 @@ pub struct Hub {
     /// The last build a hub change caused.
     last_build: Mutex<Option<HubBuildRecord>>,
     /// The on-disk cache: what was read from it, what was written.
-    cache: Mutex<CacheState>,
+    cache: Arc<Mutex<CacheState>>,
+    /// Hands what to write to the cache writer's thread.
+    cache_writer: Mutex<Option<std::sync::mpsc::Sender<(std::path::PathBuf, Objects)>>>,
+    /// Never read the cache (`check` and `routes` check the hub as it is).
+    without_cache: bool,
 }
 
 /// The on-disk cache's state, for `/status`.
@@ -164,9 +170,9 @@ pub struct CacheState {
     pub written_at: Option<String>,
     /// The last failure to read or write it.
     pub error: Option<String>,
-    /// The objects last written.
+    /// The objects last handed to the writer, and where to.
     #[serde(skip)]
-    written: Objects,
+    queued: Option<(std::path::PathBuf, Objects)>,
 }
 
 /// A build caused by a hub change, for `/status`.
@@ -187,6 +193,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Hub {
+    /// A hub source that never reads the cache: for `check` and `routes`,
+    /// which check the hub as it is.
+    pub fn without_cache() -> Hub {
+        Hub {
+            without_cache: true,
+            ..Hub::default()
+        }
+    }
+
     /// The serving configuration's hub store, if it reads a hub.
     pub fn store(&self) -> Option<Arc<HubStore>> {
         lock(&self.current).as_ref().map(|s| Arc::clone(&s.store))
@@ -213,12 +228,22 @@ impl Hub {
             return Ok((config, compiled, None));
         };
         let current = lock(&self.current).clone();
+        // The same hub (watches restarted for a rewritten kubeconfig or
+        // after they ended): what it served stays the reference, and the
+        // new watches start from its objects.
+        let same_hub = current.as_ref().is_some_and(|c| c.settings == wanted);
         let source = match current {
             Some(s) if configure.is_none() || s.serves(&wanted) => s,
-            _ => {
+            old => {
                 let started = Arc::new(Source::start(wanted).map_err(|e| {
                     fleetgate_config::ConfigError::new(format!("hub cluster: cannot start: {e}"))
                 })?);
+                if let Some(old) = old.filter(|_| same_hub) {
+                    let (_, objects) = old.store.objects();
+                    started
+                        .store
+                        .seed(objects.into_iter().map(|(k, o)| (k, (*o).clone())));
+                }
                 let wait = configure.unwrap_or_default().max(hub_wait(&source_kind));
                 if !started.store.wait_synced(wait) {
                     let status = started.store.status();
@@ -234,9 +259,7 @@ impl Hub {
             }
         };
         let (version, objects) = source.store.objects();
-        let same_hub = lock(&self.current)
-            .as_ref()
-            .is_some_and(|c| Arc::ptr_eq(c, &source));
+        let synced = source.store.status().synced;
         let previous = if same_hub {
             lock(&self.accepted).clone()
         } else {
@@ -249,6 +272,7 @@ impl Hub {
             Some(HubBuild {
                 source,
                 version,
+                synced,
                 accepted: built.accepted,
                 rejected: built.rejected,
             }),
@@ -326,7 +350,7 @@ impl Hub {
     /// Fills `store` from the cache `hub` names, if any (see
     /// [`crate::hub_cache`]).
     fn seed_from_cache(&self, hub: &fleetgate_config::HubSource, store: &HubStore) {
-        let Some(path) = &hub.cache else {
+        let Some(path) = hub.cache.as_ref().filter(|_| !self.without_cache) else {
             return;
         };
         if !path.exists() {
@@ -353,7 +377,12 @@ impl Hub {
                     path.display()
                 );
                 state.loaded = Some(taken);
-                state.loaded_written_at = Some(written_at);
+                state.loaded_written_at = Some(written_at.clone());
+                // Served as read: not written back until something changes,
+                // so the file keeps saying how old its data is.
+                let (_, objects) = store.objects();
+                state.queued = Some((path.clone(), objects));
+                state.written_at = Some(written_at);
             }
             Err(e) => {
                 log::error!("hub cluster: the cache cannot be read: {e}");
@@ -362,8 +391,10 @@ impl Hub {
         }
     }
 
-    /// Writes the objects that serve to the cache `config` names, if they
-    /// changed since the last write.
+    /// Hands the objects that serve to the cache writer, if `config` names
+    /// a cache and they (or the path) changed since the last time. The
+    /// writing (JSON, fsync) happens on the writer's thread, never under
+    /// the reload lock.
     fn write_cache(&self, config: &Config, accepted: &Objects) {
         let ManifestSource::Kubernetes(hub) = &config.manifest_source else {
             return;
@@ -371,23 +402,29 @@ impl Hub {
         let Some(path) = &hub.cache else {
             return;
         };
-        let mut state = lock(&self.cache);
-        if state.written_at.is_some() && state.written == *accepted {
-            return;
+        {
+            let mut state = lock(&self.cache);
+            if state
+                .queued
+                .as_ref()
+                .is_some_and(|(p, o)| p == path && o == accepted)
+            {
+                return;
+            }
+            state.queued = Some((path.clone(), accepted.clone()));
         }
-        match crate::hub_cache::write(path, accepted.values().map(|o| &**o)) {
-            Ok(()) => {
-                state.written = accepted.clone();
-                state.written_at = Some(
-                    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
-                );
-                state.error = None;
+        let mut writer = lock(&self.cache_writer);
+        if writer.is_none() {
+            match cache_writer(Arc::clone(&self.cache)) {
+                Ok(w) => *writer = Some(w),
+                Err(e) => {
+                    log::warn!("hub cluster: the cache writer cannot start: {e}");
+                    return;
+                }
             }
-            Err(e) => {
-                let message = format!("{}: {e}", path.display());
-                log::warn!("hub cluster: the cache is not written: {message}");
-                state.error = Some(message);
-            }
+        }
+        if let Some(w) = writer.as_ref() {
+            let _ = w.send((path.clone(), accepted.clone()));
         }
     }
 
@@ -415,6 +452,43 @@ impl Hub {
     pub fn rejected(&self) -> BTreeMap<ObjectKey, Rejected> {
         lock(&self.rejected).clone()
     }
+}
+
+/// Starts the cache writer: it writes the latest objects it is handed (a
+/// burst of changes is one write) and records the outcome in `state`.
+fn cache_writer(
+    state: Arc<Mutex<CacheState>>,
+) -> std::io::Result<std::sync::mpsc::Sender<(std::path::PathBuf, Objects)>> {
+    let (send, receive) = std::sync::mpsc::channel::<(std::path::PathBuf, Objects)>();
+    std::thread::Builder::new()
+        .name("fleetgate-hub-cache".into())
+        .spawn(move || {
+            while let Ok(mut latest) = receive.recv() {
+                while let Ok(newer) = receive.try_recv() {
+                    latest = newer;
+                }
+                let (path, objects) = latest;
+                let outcome = crate::hub_cache::write(&path, objects.values().map(|o| &**o));
+                let mut state = lock(&state);
+                match outcome {
+                    Ok(()) => {
+                        state.written_at = Some(
+                            humantime::format_rfc3339_millis(std::time::SystemTime::now())
+                                .to_string(),
+                        );
+                        state.error = None;
+                    }
+                    Err(e) => {
+                        let message = format!("{}: {e}", path.display());
+                        log::warn!("hub cluster: the cache is not written: {message}");
+                        state.error = Some(message);
+                        // Written again at the next change.
+                        state.queued = None;
+                    }
+                }
+            }
+        })?;
+    Ok(send)
 }
 
 /// A canary Ingress none of whose rules found a main route: `/ingresses`
@@ -510,7 +584,7 @@ fn build_leaving_out<T>(
                 _ => other.push(e),
             }
         }
-        if !other.is_empty() {
+        if !other.is_empty() || by_object.is_empty() {
             return Err(ConfigErrors(other));
         }
         let unchanged = |key: &ObjectKey| {
@@ -520,14 +594,54 @@ fn build_leaving_out<T>(
         };
         let changed: Vec<ObjectKey> = set.keys().filter(|k| !unchanged(k)).cloned().collect();
         if by_object.keys().all(unchanged) && !changed.is_empty() {
-            let because: Vec<String> = by_object.values().flatten().cloned().collect();
-            for key in changed {
-                let errors = vec![format!(
-                    "with it, objects that served before fail: {}",
-                    because.join("; ")
-                )];
-                leave_out(&mut set, previous, &mut rejected, key, errors);
+            // Which changes cause it: from the set without any change, add
+            // them back one at a time, keeping each one that builds.
+            let mut base = set.clone();
+            for key in &changed {
+                match previous.get(key) {
+                    Some(p) => base.insert(key.clone(), Arc::clone(p)),
+                    None => base.remove(key),
+                };
             }
+            for key in changed {
+                let Some(candidate) = set.get(&key).cloned() else {
+                    continue;
+                };
+                let mut trial = base.clone();
+                trial.insert(key.clone(), candidate);
+                let built =
+                    Config::from_toml_str_with_objects(path, text, trial.values().map(|o| &**o))
+                        .and_then(|config| compile(&config).map(|_| ()));
+                match built {
+                    Ok(()) => base = trial,
+                    Err(errors) => {
+                        let own = key.location();
+                        let (mine, others): (Vec<_>, Vec<_>) = errors
+                            .0
+                            .iter()
+                            .partition(|e| e.location.as_ref().is_some_and(|l| l.file == own));
+                        let why: Vec<String> = if mine.is_empty() {
+                            vec![format!(
+                                "with it, objects that served before fail: {}",
+                                others
+                                    .iter()
+                                    .map(ToString::to_string)
+                                    .collect::<Vec<_>>()
+                                    .join("; ")
+                            )]
+                        } else {
+                            mine.iter().map(ToString::to_string).collect()
+                        };
+                        let previous_serves = base.contains_key(&key);
+                        let entry = rejected.entry(key).or_insert(Rejected {
+                            errors: why,
+                            previous_serves,
+                        });
+                        entry.previous_serves = previous_serves;
+                    }
+                }
+            }
+            set = base;
             continue;
         }
         for (key, errors) in by_object {
@@ -564,6 +678,7 @@ pub fn start_applier(state: Arc<GatewayState>, path: std::path::PathBuf) -> std:
                 // What this build reads at least; changes after it make the
                 // next one.
                 let reading = store.version();
+                let current = state.hub.store();
                 let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     crate::reload::reload_from_hub(&state, &path)
                 }));
@@ -572,8 +687,10 @@ pub fn start_applier(state: Arc<GatewayState>, path: std::path::PathBuf) -> std:
                 if outcome.is_err() {
                     log::error!("hub change: the build panicked; the serving configuration stays");
                 }
-                if !built {
-                    // Not built: try again at the next change, not at once.
+                // Not built: try again at the next change, not at once
+                // (unless a reload put other watches in place meanwhile).
+                let same_store = current.is_some_and(|c| Arc::ptr_eq(&c, &store));
+                if !built && same_store {
                     state
                         .hub
                         .built
@@ -687,6 +804,19 @@ endpoints = [{ cluster = "c1", address = "127.0.0.1:9" }]
         assert!(built.rejected[&k2].errors[0].contains("two canaries"));
     }
 
+    /// A compile step in which Ingress b makes Ingress a fail, as a host
+    /// b turns to regex paths would.
+    fn b_breaks_a(c: &Config) -> Result<(), ConfigErrors> {
+        let a = c.ingresses.iter().find(|i| i.name == "a");
+        match (a, c.ingresses.iter().any(|i| i.name == "b")) {
+            (Some(a), true) => Err(ConfigErrors(vec![fleetgate_config::ConfigError::new(
+                "regex paths on a shared host",
+            )
+            .at(a.origin.clone())])),
+            _ => Ok(()),
+        }
+    }
+
     #[test]
     fn a_change_never_pushes_out_what_served_before() {
         // a served; b is new. With b, a fails (as a host turned to regex
@@ -694,16 +824,7 @@ endpoints = [{ cluster = "c1", address = "127.0.0.1:9" }]
         let (k1, a1) = good("a", "a.example");
         let (k2, b) = good("b", "b.example");
         let previous: Objects = [(k1.clone(), Arc::clone(&a1))].into();
-        let mut compile = |c: &Config| -> Result<(), ConfigErrors> {
-            let a = c.ingresses.iter().find(|i| i.name == "a");
-            match (a, c.ingresses.iter().any(|i| i.name == "b")) {
-                (Some(a), true) => Err(ConfigErrors(vec![fleetgate_config::ConfigError::new(
-                    "regex paths on a shared host",
-                )
-                .at(a.origin.clone())])),
-                _ => Ok(()),
-            }
-        };
+        let mut compile = b_breaks_a;
         let built = build_leaving_out(
             Path::new("gw.toml"),
             TOML,
@@ -720,6 +841,27 @@ endpoints = [{ cluster = "c1", address = "127.0.0.1:9" }]
             built.rejected[&k2]
         );
         assert!(!built.rejected.contains_key(&k1));
+    }
+
+    #[test]
+    fn an_innocent_change_beside_the_culprit_is_applied() {
+        // a served; b (new) breaks a; c (new) is innocent.
+        let (k1, a1) = good("a", "a.example");
+        let (k2, b) = good("b", "b.example");
+        let (k3, c) = good("c", "c.example");
+        let previous: Objects = [(k1.clone(), Arc::clone(&a1))].into();
+        let mut compile = b_breaks_a;
+        let built = build_leaving_out(
+            Path::new("gw.toml"),
+            TOML,
+            [(k1.clone(), a1), (k2.clone(), b), (k3.clone(), c)].into(),
+            &previous,
+            &mut compile,
+        )
+        .expect("builds");
+        assert!(built.accepted.contains_key(&k1) && built.accepted.contains_key(&k3));
+        assert!(!built.accepted.contains_key(&k2));
+        assert_eq!(built.rejected.keys().collect::<Vec<_>>(), vec![&k2]);
     }
 
     #[test]

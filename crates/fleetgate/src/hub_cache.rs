@@ -8,8 +8,9 @@
 //! lists replace them.
 //!
 //! The file holds Secrets (certificates and their keys): it is written
-//! with mode 0600, to a temporary file renamed over the old one, so a
-//! crash never leaves half a file.
+//! with mode 0600 to a new temporary file of its own (never one that was
+//! there, never through a link), synced, renamed over the old one and the
+//! directory synced, so a crash never leaves half a file.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -54,19 +55,37 @@ pub fn write<'a>(path: &Path, objects: impl Iterator<Item = &'a ApiObject>) -> s
             })
             .collect(),
     };
+    // A name no other writer uses (a process handing over to its upgrade
+    // writes too), created new (never a file or link that was there), and
+    // removed if anything fails before the rename.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
+    tmp.push(format!(
+        ".{}.{}.tmp",
+        std::process::id(),
+        WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
     let tmp = std::path::PathBuf::from(tmp);
-    let mut out = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    serde_json::to_writer(&mut out, &file).map_err(std::io::Error::other)?;
-    out.flush()?;
-    out.sync_all()?;
-    std::fs::rename(&tmp, path)
+    let written = (|| {
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        serde_json::to_writer(&mut out, &file).map_err(std::io::Error::other)?;
+        out.flush()?;
+        out.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    // The rename itself survives a crash once the directory is synced.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// The objects in the cache at `path`, and when they were written.

@@ -14,7 +14,7 @@ pub fn load_and_compile(
     path: &std::path::Path,
     checks: &Arc<HealthChecks>,
 ) -> Option<(Config, Snapshot)> {
-    let hub = crate::hub::Hub::default();
+    let hub = crate::hub::Hub::without_cache();
     let (config, snapshot, build, _) = load_with_hub(&hub, path, |config| {
         fleetgate::compile::compile(config, 1, checks, None)
     })?;
@@ -28,6 +28,9 @@ pub fn load_and_compile(
             build.error().map(|e| format!(": {e}")).unwrap_or_default()
         );
         return None;
+    }
+    if let Some(error) = build.error() {
+        eprintln!("fleetgate: hub cluster: {error}");
     }
     for (key, rejected) in build.rejected() {
         eprintln!(
