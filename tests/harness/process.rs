@@ -207,7 +207,12 @@ impl Gateway {
             }
             if TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok() {
                 let mut c = HttpClient::new(self.addr);
-                if c.get("fleetgate-readiness.invalid", "/").is_ok() {
+                // The admin listener is a service of its own, which may
+                // come up a moment after the gateway's.
+                let admin_up = self.admin.is_none_or(|a| {
+                    TcpStream::connect_timeout(&a, Duration::from_millis(200)).is_ok()
+                });
+                if admin_up && c.get("fleetgate-readiness.invalid", "/").is_ok() {
                     return;
                 }
             }
@@ -224,7 +229,7 @@ impl Gateway {
             auth.iter().map(|a| ("Authorization", a.as_str())).collect();
         HttpClient::new(admin)
             .request("GET", "127.0.0.1", path, &headers, "")
-            .expect("admin request")
+            .unwrap_or_else(|e| panic!("admin request {path}: {e}\n{}", self.log_text()))
     }
 
     /// `GET path` on the admin API (no token), parsed as JSON.
