@@ -67,6 +67,16 @@ rules = [{{ host = "example.com", paths = [{{ path = "/", type = "Prefix", servi
     )
 }
 
+/// The API servers of clusters c1 and c2, with their kubeconfigs written
+/// into `dir` as the configuration names them.
+fn api_servers(dir: &TempDir) -> (KubeApi, KubeApi) {
+    let api1 = KubeApi::start("token-1");
+    let api2 = KubeApi::start("token-2");
+    api1.kubeconfig(dir.path(), "c1.kubeconfig");
+    api2.kubeconfig(dir.path(), "c2.kubeconfig");
+    (api1, api2)
+}
+
 /// Ready pods at these loopback addresses.
 fn ready<'a>(ips: &[&'a str]) -> Vec<(&'a str, bool, bool)> {
     ips.iter().map(|ip| (*ip, true, false)).collect()
@@ -136,10 +146,7 @@ fn watched_slices_follow_scaling_and_survive_their_api_server() {
     let pods = Pods::start(9, 3);
     let port = pods.port;
     let dir = TempDir::new("kubernetes-scale");
-    let mut api1 = KubeApi::start("token-1");
-    let api2 = KubeApi::start("token-2");
-    api1.kubeconfig(dir.path(), "c1.kubeconfig");
-    api2.kubeconfig(dir.path(), "c2.kubeconfig");
+    let (mut api1, api2) = api_servers(&dir);
     let slice = |cluster: &str, pods: &[(&str, bool, bool)]| {
         endpoint_slice(
             "gateway-demo",
@@ -330,10 +337,7 @@ fn watch_failures_keep_endpoints_and_say_why() {
     let pods = Pods::start(2, 1);
     let port = pods.port;
     let dir = TempDir::new("kubernetes-failures");
-    let mut api1 = KubeApi::start("token-1");
-    let api2 = KubeApi::start("token-2");
-    api1.kubeconfig(dir.path(), "c1.kubeconfig");
-    api2.kubeconfig(dir.path(), "c2.kubeconfig");
+    let (mut api1, api2) = api_servers(&dir);
     let slice = |name: &str, ips: &[&str]| {
         endpoint_slice("gateway-demo", name, "web", port, "zone-a", &ready(ips))
     };
@@ -440,10 +444,7 @@ fn terminating_pods_finish_what_they_started() {
     let pods = Pods::start(2, 1);
     let port = pods.port;
     let dir = TempDir::new("kubernetes-drain");
-    let api1 = KubeApi::start("token-1");
-    let api2 = KubeApi::start("token-2");
-    api1.kubeconfig(dir.path(), "c1.kubeconfig");
-    api2.kubeconfig(dir.path(), "c2.kubeconfig");
+    let (api1, api2) = api_servers(&dir);
     let slice = |pods: &[(&str, bool, bool)]| {
         endpoint_slice("gateway-demo", "web-a", "web", port, "zone-a", pods)
     };
@@ -519,10 +520,7 @@ fn a_reload_that_adds_a_service_keeps_the_others_endpoints() {
     let pods = Pods::start(1, 1);
     let port = pods.port;
     let dir = TempDir::new("kubernetes-reload");
-    let api1 = KubeApi::start("token-1");
-    let api2 = KubeApi::start("token-2");
-    api1.kubeconfig(dir.path(), "c1.kubeconfig");
-    api2.kubeconfig(dir.path(), "c2.kubeconfig");
+    let (api1, api2) = api_servers(&dir);
     api1.put(
         "endpointslices",
         &endpoint_slice(
@@ -618,10 +616,7 @@ fn a_slice_that_leaves_the_selection_takes_its_endpoints_along() {
     let pods = Pods::start(1, 1);
     let port = pods.port;
     let dir = TempDir::new("kubernetes-selection");
-    let api1 = KubeApi::start("token-1");
-    let api2 = KubeApi::start("token-2");
-    api1.kubeconfig(dir.path(), "c1.kubeconfig");
-    api2.kubeconfig(dir.path(), "c2.kubeconfig");
+    let (api1, api2) = api_servers(&dir);
     let web_a = endpoint_slice(
         "gateway-demo",
         "web-a",

@@ -45,22 +45,6 @@ pub fn patch_endpoints(
     before: &StoreSnapshot,
     now: &StoreSnapshot,
 ) -> Patch {
-    match patched(config, generation, checks, previous, before, now) {
-        Some(Some((snapshot, n))) => Patch::Patched(Box::new(snapshot), n),
-        Some(None) => Patch::Unchanged,
-        None => Patch::Rebuild,
-    }
-}
-
-/// `None`: rebuild; `Some(None)`: nothing changed.
-fn patched(
-    config: &Config,
-    generation: u64,
-    checks: &Arc<HealthChecks>,
-    previous: &Snapshot,
-    before: &StoreSnapshot,
-    now: &StoreSnapshot,
-) -> Option<Option<(Snapshot, usize)>> {
     let changed = now.changed_since(before);
     // (namespace, name as stored) of every changed Service, any cluster.
     let touched: HashSet<(&str, &str)> = changed
@@ -102,30 +86,34 @@ fn patched(
             continue;
         }
         if mirrored.contains(&(ns, service.name.as_str())) {
-            return None;
+            return Patch::Rebuild;
         }
         let key = service.key();
         // Subset tiers cannot be patched.
-        let own = pools.get(key.as_str())?;
+        let Some(own) = pools.get(key.as_str()) else {
+            return Patch::Rebuild;
+        };
         if own
             .iter()
             .any(|p| p.name().contains("[subset ") || p.name().contains("[outside subset "))
         {
-            return None;
+            return Patch::Rebuild;
         }
         let mut warnings = Vec::new();
         let specs = endpoint_specs(config, service, Some(now), Some(&mut warnings));
         if !warnings.is_empty() {
-            return None;
+            return Patch::Rebuild;
         }
-        let old = own.iter().find(|p| p.name() == key)?;
+        let Some(old) = own.iter().find(|p| p.name() == key) else {
+            return Patch::Rebuild;
+        };
         let mut interned: Interned = HashMap::new();
         for e in old.endpoints() {
             interned.entry(e.address).or_default().push(Arc::clone(e));
         }
         let eps = endpoints(config, &specs, &mut interned);
         if eps.is_empty() != (old.endpoints().len() == 0) {
-            return None;
+            return Patch::Rebuild;
         }
         if old.endpoints().eq(eps.iter()) {
             continue;
@@ -136,11 +124,12 @@ fn patched(
         }
     }
     if replacements.is_empty() {
-        return Some(None);
+        return Patch::Unchanged;
     }
-    let router = previous.router.with_pools_replaced(replacements, checks)?;
-    let snapshot = previous.patched(generation, router);
-    Some(Some((snapshot, services)))
+    match previous.router.with_pools_replaced(replacements, checks) {
+        Some(router) => Patch::Patched(Box::new(previous.patched(generation, router)), services),
+        None => Patch::Rebuild,
+    }
 }
 
 #[cfg(test)]
