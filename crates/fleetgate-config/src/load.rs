@@ -112,6 +112,31 @@ impl Config {
         }
     }
 
+    /// The `[admin]` section of the configuration in `text`, checked as a
+    /// full load checks it; nothing else is read (for commands that talk
+    /// to a running gateway's admin API).
+    pub fn admin_of(path: &Path, text: &str) -> Result<Admin, ConfigErrors> {
+        #[derive(serde::Deserialize)]
+        struct OnlyAdmin {
+            #[serde(default)]
+            admin: AdminToml,
+        }
+        let raw: OnlyAdmin = toml::from_str(text).map_err(|e| {
+            ConfigError::new(e.message().trim().to_string()).at(Location::file(path))
+        })?;
+        let mut l = Loader {
+            file: path,
+            lines: LineIndex::new(text),
+            errors: Vec::new(),
+        };
+        let admin = admin(&mut l, &raw.admin);
+        if l.errors.is_empty() {
+            Ok(admin)
+        } else {
+            Err(ConfigErrors(l.errors))
+        }
+    }
+
     /// Reads the TOML file at `path` (bounded in size, UTF-8), for
     /// [`Config::from_toml_str`] and its variants.
     pub fn read_text(path: &Path) -> Result<String, ConfigErrors> {

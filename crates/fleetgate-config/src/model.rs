@@ -372,6 +372,9 @@ pub struct Admin {
     pub listen: SocketAddr,
     /// Bearer token required by the admin API, if set.
     pub token: Option<String>,
+    /// Where drains made through the admin API are kept, so that they
+    /// outlive a restart (read at start, written on every change).
+    pub drain_file: Option<PathBuf>,
 }
 
 /// `[upstream]`: settings for every Service unless it overrides them.

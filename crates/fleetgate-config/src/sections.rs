@@ -425,7 +425,16 @@ pub(crate) fn admin(l: &mut Loader<'_>, a: &AdminToml) -> Admin {
             ),
         );
     }
-    Admin { listen, token }
+    let drain_file = a
+        .drain_file
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .map(|p| crate::files::relative_to(l.file, p));
+    Admin {
+        listen,
+        token,
+        drain_file,
+    }
 }
 
 /// The shortest `[admin] token` accepted.

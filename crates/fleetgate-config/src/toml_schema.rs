@@ -154,6 +154,7 @@ fn default_threads() -> usize {
 pub(crate) struct AdminToml {
     pub listen: Option<Spanned<String>>,
     pub token: Option<String>,
+    pub drain_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]

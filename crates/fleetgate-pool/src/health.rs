@@ -33,6 +33,7 @@ use pingora_load_balancing::{Backend, Backends, HealthRegistry};
 
 use pingora_core::upstreams::peer::{HttpPeer, PeerOptions};
 
+use crate::cluster::Clusters;
 use crate::outlier::{EndpointState, HealthEpoch};
 use crate::pool::poll_once;
 use crate::protocol::{make_peer, PeerProtocol};
@@ -211,6 +212,7 @@ pub struct HealthChecks {
     states: States,
     flips: Arc<AtomicU64>,
     epoch: HealthEpoch,
+    clusters: Clusters,
 }
 
 impl std::fmt::Debug for HealthChecks {
@@ -226,13 +228,21 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl HealthChecks {
     /// An empty set.
     pub fn new() -> Arc<HealthChecks> {
+        let epoch = HealthEpoch::new();
         Arc::new(HealthChecks {
             peers: Mutex::new(HashMap::new()),
             checked: Mutex::new(Vec::new()),
             states: Arc::new(Mutex::new(HashMap::new())),
             flips: Arc::new(AtomicU64::new(0)),
-            epoch: HealthEpoch::new(),
+            clusters: Clusters::new(epoch.clone()),
+            epoch,
         })
+    }
+
+    /// Every cluster's live state (drains, requests in flight), shared by
+    /// every pool built over these checks and kept across reloads.
+    pub fn clusters(&self) -> &Clusters {
+        &self.clusters
     }
 
     /// The health view for pools with these settings, created on first use

@@ -32,6 +32,7 @@
 
 #![warn(missing_docs)]
 
+mod cluster;
 mod endpoint;
 mod health;
 mod outlier;
@@ -40,6 +41,7 @@ mod protocol;
 mod schedule;
 mod timeouts;
 
+pub use cluster::{ClusterFlight, ClusterState, Clusters, DrainPhase};
 pub use endpoint::{Condition, Endpoint, Labels, CLUSTER_LABEL, ZONE_LABEL};
 pub use health::{HealthCheckConfig, HealthChecks, HealthSupervisor, HealthView, Probe};
 pub use outlier::{now_ms, EndpointPermit, EndpointState, HealthEpoch, Outcome, OutlierConfig};

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use pingora_core::upstreams::peer::HttpPeer;
 
+use crate::cluster::{ClusterState, Clusters};
 use crate::endpoint::Endpoint;
 use crate::health::{HealthChecks, HealthView};
 use crate::outlier::{EndpointPermit, EndpointState, HealthEpoch, Outcome, OutlierConfig};
@@ -72,6 +73,8 @@ struct Slot {
     /// The sum of the (reduced) weights of this endpoint and those before it.
     cumulative: u64,
     state: Arc<EndpointState>,
+    /// Its cluster's state: drained or not.
+    cluster: Arc<ClusterState>,
     endpoint: Arc<Endpoint>,
     peer: Arc<HttpPeer>,
 }
@@ -131,6 +134,14 @@ impl EndpointPool {
         let weights: Vec<u32> = unique.iter().map(|e| e.weight).collect();
         let (order, cumulative) = WeightedOrder::build(&weights);
         let epoch = shared.map_or_else(HealthEpoch::new, |s| s.epoch().clone());
+        let own_clusters;
+        let clusters = match shared {
+            Some(s) => s.clusters(),
+            None => {
+                own_clusters = Clusters::new(epoch.clone());
+                &own_clusters
+            }
+        };
         let slots = unique
             .into_iter()
             .zip(cumulative)
@@ -149,9 +160,11 @@ impl EndpointPool {
                         Arc::new(EndpointState::with_epoch(epoch.clone())),
                     ),
                 };
+                let cluster = clusters.state(&endpoint.cluster);
                 Slot {
                     cumulative,
                     state,
+                    cluster,
                     endpoint,
                     peer,
                 }
@@ -206,6 +219,19 @@ impl EndpointPool {
         &self.slots[index].state
     }
 
+    /// The state of the cluster of the endpoint at `index`: drained or
+    /// not, requests in flight.
+    pub fn cluster(&self, index: usize) -> &Arc<ClusterState> {
+        &self.slots[index].cluster
+    }
+
+    /// Whether the endpoint at `index` is in a drained cluster: it takes no
+    /// new request, even in panic mode.
+    #[inline]
+    pub fn is_drained(&self, index: usize) -> bool {
+        self.slots[index].cluster.is_drained()
+    }
+
     /// Takes a place among `cap` requests in flight to the endpoint at
     /// `index` (shared by every pool listing its address), if one is free.
     pub fn try_acquire(&self, index: usize, cap: u32) -> Option<EndpointPermit> {
@@ -219,7 +245,7 @@ impl EndpointPool {
     }
 
     /// Whether the endpoint at `index` can take traffic now: healthy by its
-    /// active checks and not ejected.
+    /// active checks, not ejected, and not in a drained cluster.
     pub fn is_available(&self, index: usize) -> bool {
         self.available_with(index, &mut None)
     }
@@ -229,6 +255,9 @@ impl EndpointPool {
     /// `cutoff` however many endpoints a caller asks about.
     fn available_with(&self, index: usize, cutoff: &mut Option<usize>) -> bool {
         let slot = &self.slots[index];
+        if slot.cluster.is_drained() {
+            return false;
+        }
         let honoured_ejection = slot.state.is_ejected()
             && index < *cutoff.get_or_insert_with(|| self.ejection_cutoff());
         !honoured_ejection && self.is_healthy(slot.endpoint.address)
@@ -268,13 +297,15 @@ impl EndpointPool {
             .any(|i| self.slots[i].endpoint.weight > 0 && self.available_with(i, &mut cutoff))
     }
 
-    /// `(available, total)` endpoints with a non-zero weight.
+    /// `(available, total)` endpoints with a non-zero weight. Endpoints of
+    /// drained clusters are in neither: a drain shrinks the pool rather
+    /// than making it look unhealthy (no panic mode because of a drain).
     pub fn availability(&self) -> (u32, u32) {
         let mut available = 0;
         let mut total = 0;
         let mut cutoff = None;
         for (i, e) in self.endpoints().enumerate() {
-            if e.weight > 0 {
+            if e.weight > 0 && !self.is_drained(i) {
                 total += 1;
                 if self.available_with(i, &mut cutoff) {
                     available += 1;
@@ -349,7 +380,7 @@ impl EndpointPool {
 
     /// Like [`EndpointPool::select_with`], ignoring health and ejections
     /// (panic mode: when too little of a pool is healthy, spreading over all
-    /// endpoints beats overloading the few).
+    /// endpoints beats overloading the few). Drained clusters stay out.
     pub fn select_any(&self, accept: impl Fn(&Endpoint) -> bool) -> Option<Picked<'_>> {
         self.select_inner(true, accept)
     }
@@ -361,7 +392,9 @@ impl EndpointPool {
     ) -> Option<Picked<'_>> {
         let cutoff = std::cell::Cell::new(None);
         let usable = |i: usize| {
-            (ignore_health || {
+            (if ignore_health {
+                !self.slots[i].cluster.is_drained()
+            } else {
                 let mut c = cutoff.get();
                 let available = self.available_with(i, &mut c);
                 cutoff.set(c);
@@ -556,6 +589,45 @@ mod tests {
         // Pool b lists the same address alone: 50% of one endpoint is none.
         assert!(b.is_available(0));
         assert_eq!(b.select().unwrap().index, 0);
+    }
+
+    #[test]
+    fn a_drained_cluster_takes_nothing_not_even_in_panic_mode() {
+        let checks = HealthChecks::new();
+        let endpoints = vec![
+            Arc::new(Endpoint::new("127.0.0.1:1".parse().unwrap(), "a")),
+            Arc::new(Endpoint::new("127.0.0.1:2".parse().unwrap(), "a")),
+            Arc::new(Endpoint::new("127.0.0.1:3".parse().unwrap(), "b")),
+        ];
+        let p =
+            EndpointPool::with_shared_state("t", endpoints, PoolOptions::default(), None, &checks);
+        let before = checks.epoch().get();
+        assert!(checks.clusters().set_drained("a", true));
+        assert!(checks.epoch().get() > before, "tier caches must look again");
+        assert_eq!(
+            p.availability(),
+            (1, 1),
+            "drained endpoints leave the totals"
+        );
+        assert_eq!(p.availability_by_cluster()["a"], (0, 2));
+        for _ in 0..10 {
+            assert_eq!(p.select().unwrap().endpoint.cluster, "b");
+            assert_eq!(p.select_any(|_| true).unwrap().endpoint.cluster, "b");
+        }
+        assert!(p.is_drained(0) && !p.is_available(0));
+        // A pool built after the drain (a reload, new endpoints) sees it.
+        let later = EndpointPool::with_shared_state(
+            "t2",
+            vec![Arc::new(Endpoint::new("127.0.0.1:4".parse().unwrap(), "a"))],
+            PoolOptions::default(),
+            None,
+            &checks,
+        );
+        assert!(!later.any_available());
+        assert!(later.select_any(|_| true).is_none());
+        checks.clusters().set_drained("a", false);
+        assert_eq!(p.availability(), (3, 3));
+        assert!(later.any_available());
     }
 
     #[test]

@@ -68,6 +68,10 @@ pub struct RequestCtx {
     /// This request's place under the endpoint's
     /// `max_requests_per_endpoint`, held until the request ends.
     pub permit: Option<EndpointPermit>,
+    /// This request, counted among those in flight to the cluster of the
+    /// endpoint its latest try went to (what tells a draining cluster from
+    /// a drained one), until the request ends.
+    pub cluster_flight: Option<fleetgate_pool::ClusterFlight>,
     /// Request body bytes received so far (counted only under a body size
     /// limit).
     pub body_bytes: u64,
@@ -581,6 +585,7 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
             own_status: None,
             client_stalled: false,
             permit: None,
+            cluster_flight: None,
             overflowed: false,
             body_bytes: 0,
             max_body_size: self.body_limits.max_size,
@@ -720,6 +725,7 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
         // A previous try's place (if any) is given back before the next,
         // and a retry sends the body again from its start.
         ctx.permit = None;
+        ctx.cluster_flight = None;
         ctx.body_bytes = 0;
         // Endpoints found full on this try, with those earlier tries failed
         // on (built only when one is full).
@@ -821,6 +827,7 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
                 Arc::clone(pool.state(attempt.index())),
             ));
         };
+        ctx.cluster_flight = Some(attempt.pool().cluster(attempt.index()).enter());
         let mut peer = attempt.peer();
         let sni_from_request = attempt.pool().options().protocol.sni_from_request();
         let websocket_idle = attempt.pool().policy().websocket_idle_timeout;
@@ -1083,6 +1090,7 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         // The endpoint's place is free once the response is out.
         ctx.permit = None;
+        ctx.cluster_flight = None;
         client_guard::request_done(session.as_downstream_mut().is_body_done());
         let status = ctx
             .own_status

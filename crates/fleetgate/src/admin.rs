@@ -9,6 +9,8 @@
 //! | path | answer |
 //! |---|---|
 //! | `GET /status` | state, generation, last reload, clusters with endpoints healthy/total |
+//! | `GET /clusters` | each cluster's drain: `serving`, `draining` (requests in flight) or `drained` |
+//! | `POST /clusters/<id>/drain`, `/undrain` | take a cluster out of rotation, or back |
 //! | `GET /ingresses` | every Ingress: served or ignored and why, unbound canaries, status address |
 //! | `GET /services` | every pool: endpoints with cluster, labels, health, ejections |
 //! | `GET /routes` | the compiled route table with canaries |
@@ -18,7 +20,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::admin_auth::{bearer_matches, host_is_local};
+use crate::admin_auth::{bearer_matches, from_another_site, host_is_local};
+use crate::drains;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -116,6 +119,59 @@ fn target_json(t: &Target) -> Value {
 }
 
 impl AdminApp {
+    /// `GET /clusters`, `GET /clusters/<id>`, `POST /clusters/<id>/drain`
+    /// and `/undrain`; `rest` is the path after `/clusters`.
+    fn clusters(&self, req: &pingora_http::RequestHeader, rest: &str) -> Response<Vec<u8>> {
+        let read = req.method == http::Method::GET || req.method == http::Method::HEAD;
+        let mut parts = rest.trim_start_matches('/').splitn(2, '/');
+        let id = parts.next().unwrap_or_default();
+        let action = parts.next();
+        match (id, action) {
+            ("", None) if read => json_response(StatusCode::OK, &drains::clusters_json(&self.state)),
+            (id, None) if read => {
+                let known = self.state.config.load().clusters.iter().any(|c| c.id == id)
+                    || self.state.checks.clusters().drained().iter().any(|c| c == id);
+                if known {
+                    json_response(StatusCode::OK, &drains::cluster_json(self.state.checks.clusters(), id))
+                } else {
+                    text(StatusCode::NOT_FOUND, &format!("404 Not Found: no cluster \"{id}\"\n"))
+                }
+            }
+            (id, Some(action @ ("drain" | "undrain"))) if !id.is_empty() => {
+                if req.method != http::Method::POST {
+                    return text(
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        &format!("405 Method Not Allowed: use POST /clusters/{id}/{action}\n"),
+                    );
+                }
+                if from_another_site(req) {
+                    return text(
+                        StatusCode::FORBIDDEN,
+                        "403 Forbidden: a web page of another site may not change the gateway (Origin or Sec-Fetch-Site says so)\n",
+                    );
+                }
+                match drains::set_drained(&self.state, id, action == "drain") {
+                    Ok(v) => json_response(StatusCode::OK, &v),
+                    Err(e @ drains::DrainError::UnknownCluster(_)) => {
+                        text(StatusCode::NOT_FOUND, &format!("404 Not Found: {e}\n"))
+                    }
+                    Err(e @ drains::DrainError::NotKept(_)) => text(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        &format!("500 Internal Server Error: {e}\n"),
+                    ),
+                }
+            }
+            _ if read => text(
+                StatusCode::NOT_FOUND,
+                "404 Not Found: try /clusters, /clusters/<id>, POST /clusters/<id>/drain or /undrain\n",
+            ),
+            _ => text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "405 Method Not Allowed: POST only to /clusters/<id>/drain or /undrain\n",
+            ),
+        }
+    }
+
     fn status(&self) -> Value {
         let config = self.state.config.load();
         let snapshot = self.state.snapshot.load();
@@ -153,6 +209,7 @@ impl AdminApp {
                     "source": c.source.kind(),
                     "endpoint_source": c.source.describe(),
                     "endpoints": { "healthy": healthy, "total": total },
+                    "drain": drains::cluster_json(self.state.checks.clusters(), &c.id),
                 });
                 if let Some(s) = live.get(&c.id) {
                     entry["connected"] = json!(s.connected);
@@ -368,10 +425,15 @@ impl ServeHttp for AdminApp {
             }
             _ => {}
         }
+        if let Some(rest) = req.uri.path().strip_prefix("/clusters") {
+            if rest.is_empty() || rest.starts_with('/') {
+                return self.clusters(req, rest);
+            }
+        }
         if req.method != http::Method::GET && req.method != http::Method::HEAD {
             return text(
                 StatusCode::METHOD_NOT_ALLOWED,
-                "405 Method Not Allowed: the admin API is read-only\n",
+                "405 Method Not Allowed: only /clusters/<id>/drain and /undrain take POST; the rest is read-only\n",
             );
         }
         match req.uri.path() {
@@ -387,7 +449,7 @@ impl ServeHttp for AdminApp {
             },
             _ => text(
                 StatusCode::NOT_FOUND,
-                "404 Not Found: try /status /ingresses /services /routes /metrics /healthz /readyz\n",
+                "404 Not Found: try /status /clusters /ingresses /services /routes /metrics /healthz /readyz\n",
             ),
         }
     }

@@ -31,6 +31,36 @@ pub fn bearer_matches(req: &RequestHeader, token: &str) -> bool {
     scheme.eq_ignore_ascii_case(b"bearer") && bool::from(credentials.ct_eq(token.as_bytes()))
 }
 
+/// Whether `req` comes from a web page of another site (a browser says so
+/// in `Origin` or `Sec-Fetch-Site`): such a page could make a logged-in
+/// operator's browser post to the admin API, so requests that change
+/// anything are refused then. Command-line clients send neither header.
+pub fn from_another_site(req: &RequestHeader) -> bool {
+    let fetch_site = req
+        .headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| !matches!(v.as_bytes(), b"same-origin" | b"none"));
+    let foreign_origin = req.headers.get(http::header::ORIGIN).is_some_and(|origin| {
+        let origin = origin.to_str().unwrap_or_default();
+        let host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+        !authority_is_loopback(host.trim_end_matches('/'))
+    });
+    fetch_site || foreign_origin
+}
+
+/// Whether `authority` (`host[:port]`) is `localhost` or a loopback
+/// address.
+fn authority_is_loopback(authority: &str) -> bool {
+    let host = match authority.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Whether `req`'s `Host` names the loopback API by address or as
 /// `localhost` (or is absent, as HTTP/1.0 allows), not by a name a DNS
 /// rebinding page controls.
@@ -75,6 +105,29 @@ mod tests {
             r.append_header(k.to_string(), *v).unwrap();
         }
         r
+    }
+
+    #[test]
+    fn pages_of_other_sites_are_told_apart_from_command_line_clients() {
+        assert!(!from_another_site(&req(&[])), "curl sends neither header");
+        for local in [
+            "http://127.0.0.1:9901",
+            "http://localhost:9901",
+            "http://[::1]:9901",
+        ] {
+            assert!(!from_another_site(&req(&[("Origin", local)])), "{local}");
+        }
+        assert!(!from_another_site(&req(&[(
+            "Sec-Fetch-Site",
+            "same-origin"
+        )])));
+        assert!(from_another_site(&req(&[(
+            "Origin",
+            "https://evil.example"
+        )])));
+        assert!(from_another_site(&req(&[("Origin", "http://192.0.2.1")])));
+        assert!(from_another_site(&req(&[("Origin", "null")])));
+        assert!(from_another_site(&req(&[("Sec-Fetch-Site", "cross-site")])));
     }
 
     #[test]

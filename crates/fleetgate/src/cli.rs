@@ -26,6 +26,33 @@ pub enum Command {
     /// Print the compiled route table: host, path, type, Ingress, Service
     /// and endpoints per cluster.
     Routes(RoutesArgs),
+    /// Take a cluster out of rotation on the running gateway (planned
+    /// maintenance): new requests go to the other clusters, requests in
+    /// flight finish. Talks to the admin API named in the configuration;
+    /// the drain holds across reloads (and restarts with `[admin]
+    /// drain_file`).
+    Drain(DrainArgs),
+    /// Let a drained cluster take traffic again.
+    Undrain(DrainArgs),
+}
+
+/// Arguments of `drain` and `undrain`.
+#[derive(Debug, Args)]
+pub struct DrainArgs {
+    /// The configuration file of the running gateway (for its admin
+    /// address and token).
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// The cluster id (`[[cluster]] id`).
+    #[arg(value_name = "CLUSTER")]
+    pub cluster: String,
+    /// Return only once no request is in flight to the cluster (exit 1 if
+    /// some still are after --timeout).
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits, e.g. "90s" (default 5m).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// The configuration file argument shared by every subcommand.

@@ -8,11 +8,14 @@
 
 mod admin;
 mod admin_auth;
+mod admin_client;
 mod background;
 mod certificates;
 mod check;
 mod cli;
 mod discovery;
+mod drain_cmd;
+mod drains;
 mod hub;
 mod hub_cache;
 mod load;
@@ -61,6 +64,8 @@ fn main() {
         Command::Run(args) => run::run(&args),
         Command::Check(args) => check::check(&args),
         Command::Routes(args) => routes::routes(&args),
+        Command::Drain(args) => drain_cmd::drain(&args, true),
+        Command::Undrain(args) => drain_cmd::drain(&args, false),
     };
     std::process::exit(code);
 }

@@ -100,6 +100,18 @@ pub fn run(args: &RunArgs) -> i32 {
     }) else {
         return 1;
     };
+    // Drains kept across the restart apply before the first request.
+    if let Some(path) = &config.admin.drain_file {
+        match crate::drains::restore(checks.clusters(), path) {
+            Ok(ids) if !ids.is_empty() => log::warn!(
+                "drain: clusters drained before the restart stay drained: {} (from {})",
+                ids.join(", "),
+                path.display()
+            ),
+            Ok(_) => {}
+            Err(e) => log::error!("drain: {e}; starting with no cluster drained"),
+        }
+    }
     // On a graceful upgrade the old process still holds the sockets.
     if !args.upgrade {
         for addr in &config.gateway.listen {

@@ -33,6 +33,8 @@ pub struct ConfigView {
     pub h2c: bool,
     /// Admin listener.
     pub admin_listen: SocketAddr,
+    /// `[admin] drain_file`: where drains are kept across restarts.
+    pub drain_file: Option<PathBuf>,
     /// Addresses reported in Ingress status.
     pub advertise: Vec<String>,
     /// Clusters.
@@ -88,6 +90,7 @@ impl From<&Config> for ConfigView {
             listen_tls: c.gateway.listen_tls.clone(),
             h2c: c.gateway.h2c,
             admin_listen: c.admin.listen,
+            drain_file: c.admin.drain_file.clone(),
             advertise: c.gateway.advertise.clone(),
             clusters: c.clusters.clone(),
             service_keys: c.services.iter().map(|s| s.key()).collect(),
@@ -181,6 +184,8 @@ pub struct GatewayState {
     /// Serialises reloads (SIGHUP and file watching may race) and
     /// endpoint updates.
     pub reload_lock: Mutex<()>,
+    /// Serialises drains, so that the drain file and the flags agree.
+    pub drain_lock: Mutex<()>,
     /// Live endpoint sources and what they found.
     pub discovery: crate::discovery::Discovery,
     /// The hub cluster the Ingresses come from, if any.
@@ -216,6 +221,7 @@ impl GatewayState {
             reloads_ok: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
             reload_lock: Mutex::new(()),
+            drain_lock: Mutex::new(()),
             discovery,
             hub,
         })
