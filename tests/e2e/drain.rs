@@ -292,3 +292,71 @@ fn a_pinned_route_spills_over_and_the_drain_outlives_a_restart() {
         .unwrap()
         .contains(ZONE_A));
 }
+
+/// What-if, from the CLI and the live admin API: the shares it predicts
+/// are the ones requests then follow, once the cluster really is out.
+#[test]
+fn what_if_predicts_where_traffic_goes_when_a_zone_is_down() {
+    let a: Vec<Backend> = (0..3).map(|_| Backend::start("cluster-demo-1")).collect();
+    let b = Backend::start("cluster-demo-2");
+    let listen = listen_addr();
+    let dir = TempDir::new("what-if");
+    let mut eps: Vec<(&str, &Backend)> = a.iter().map(|x| (ZONE_A, x)).collect();
+    eps.push(("cd3007b2", &b));
+    let config = format!(
+        "{}{}{}",
+        header(listen, ""),
+        service("web", 80, &eps, ""),
+        manifests(&[dir.write(
+            "ing.yaml",
+            &host_ingress("web", "whatif.example", "web", None, &[])
+        )])
+    );
+    let config_path = dir.write("gw.toml", &config);
+    let config_arg = config_path.to_str().unwrap();
+
+    let (code, out) = fleetgate(&["routes", "-c", config_arg, "--down", "zone-b"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("IF zone-b DOWN"), "{out}");
+    assert!(out.contains("c7fb82a1 100%"), "{out}");
+    let (code, out) = fleetgate(&["routes", "-c", config_arg, "--down", "zone-a,cd3007b2"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("503 (no endpoint left)"), "{out}");
+    let (code, out) = fleetgate(&["routes", "-c", config_arg, "--down", "zone-q"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("--down zone-q: no cluster or zone of that name; clusters: c7fb82a1, cd3007b2; zones: zone-a, zone-b"),
+        "{out}"
+    );
+
+    let gw = Gateway::start(&config_path, listen);
+    let shares = |query: &str| {
+        let v = gw.admin_json(&format!("/routes{query}"));
+        v["routes"][0]["if_down"].clone()
+    };
+    assert_eq!(shares(""), serde_json::Value::Null);
+    let now = gw.admin_json("/routes?down=");
+    assert_eq!(now["routes"][0]["if_down"], serde_json::Value::Null);
+    assert_eq!(
+        shares("?down=zone-b")["shares"],
+        serde_json::json!({ "c7fb82a1": 100.0 })
+    );
+    let bad = gw.admin_get("/routes?down=zone-q", None);
+    assert_eq!(bad.status, 400, "{bad:?}");
+
+    // Today's split is 3:1 by pod count, and requests follow it.
+    let c = HttpClient::new(gw.addr).tally("whatif.example", "/", &[], 400);
+    assert_eq!(
+        (c.get("cluster-demo-1"), c.get("cluster-demo-2")),
+        (Some(&300), Some(&100)),
+        "{c:?}"
+    );
+    // Zone B out for real (drained): requests follow the prediction.
+    let (code, out) = fleetgate(&["drain", "-c", config_arg, "cd3007b2"]);
+    assert_eq!(code, 0, "{out}");
+    let c = HttpClient::new(gw.addr).tally("whatif.example", "/", &[], 100);
+    assert_eq!(c.get("cluster-demo-1"), Some(&100), "{c:?}");
+    // The live what-if starts from the live state: with zone B drained,
+    // zone A down leaves nothing.
+    assert_eq!(shares("?down=zone-a")["note"], "no endpoint left: 503");
+}

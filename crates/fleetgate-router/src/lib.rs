@@ -38,6 +38,7 @@ mod route;
 mod router;
 mod service_pool;
 mod target;
+mod whatif;
 
 #[cfg(test)]
 mod tests;
@@ -52,3 +53,4 @@ pub use route::{Plan, Route, RouteId};
 pub use router::Router;
 pub use service_pool::{PoolId, RequestPolicy, ServicePool};
 pub use target::{Target, TargetId, TargetPools, Tiers, TIER_REFRESH_MS};
+pub use whatif::{outlook, Down, Outlook};

@@ -98,6 +98,11 @@ impl Tiers {
         }
     }
 
+    /// The spill-over and panic settings.
+    pub fn priority(&self) -> &PriorityConfig {
+        &self.priority
+    }
+
     /// Both pools' health epochs, as one number that moves when either
     /// does (both only grow, so their sum moves whenever one does, also
     /// when the two pools share one epoch).

@@ -353,7 +353,24 @@ impl AdminApp {
         json!({ "generation": snapshot.generation, "pools": pools, "health_flips": self.state.checks.flips() })
     }
 
-    fn routes(&self) -> Value {
+    /// The route table; with `down`, each target also says where its
+    /// traffic would go if those clusters or zones were down.
+    fn routes(&self, down: &fleetgate_router::Down) -> Value {
+        let if_down = |t: &Target, canary: bool| -> Value {
+            if down.is_empty() {
+                return Value::Null;
+            }
+            match fleetgate_router::outlook(t, down) {
+                fleetgate_router::Outlook::Nowhere => json!({
+                    "shares": {},
+                    "note": if canary { "no canary endpoint left: its requests go to main" } else { "no endpoint left: 503" },
+                }),
+                fleetgate_router::Outlook::Shares { shares, panic } => json!({
+                    "shares": shares.iter().map(|(c, p)| (c.to_string(), json!((p * 10.0).round() / 10.0))).collect::<serde_json::Map<_, _>>(),
+                    "panic": panic,
+                }),
+            }
+        };
         let snapshot = self.state.snapshot.load();
         let routes: Vec<Value> = snapshot
             .router
@@ -370,7 +387,7 @@ impl AdminApp {
                             .into_iter()
                             .enumerate()
                             .map(|(i, (ingress, condition))| {
-                                json!({ "ingress": ingress, "condition": condition, "target": target_json(c.target(i)) })
+                                json!({ "ingress": ingress, "condition": condition, "target": target_json(c.target(i)), "if_down": if_down(c.target(i), true) })
                             })
                             .collect()
                     })
@@ -382,6 +399,7 @@ impl AdminApp {
                     "regex": r.regex,
                     "ingress": &*route.ingress,
                     "target": target_json(&route.main),
+                    "if_down": if_down(&route.main, false),
                     "canaries": canaries,
                 })
             })
@@ -440,7 +458,21 @@ impl ServeHttp for AdminApp {
             "/status" => json_response(StatusCode::OK, &self.status()),
             "/ingresses" => json_response(StatusCode::OK, &self.ingresses()),
             "/services" => json_response(StatusCode::OK, &self.services()),
-            "/routes" => json_response(StatusCode::OK, &self.routes()),
+            "/routes" => {
+                let names: Vec<String> = req
+                    .uri
+                    .query()
+                    .unwrap_or_default()
+                    .split('&')
+                    .filter_map(|kv| kv.strip_prefix("down="))
+                    .flat_map(|v| v.split(','))
+                    .map(str::to_string)
+                    .collect();
+                match crate::routes::parse_down(&self.state.config.load().clusters, &names) {
+                    Ok(down) => json_response(StatusCode::OK, &self.routes(&down)),
+                    Err(e) => text(StatusCode::BAD_REQUEST, &format!("400 Bad Request: {e}\n")),
+                }
+            }
             "/metrics" => self.metrics(),
             "/healthz" => text(StatusCode::OK, "ok\n"),
             "/readyz" => match self.state.phase() {

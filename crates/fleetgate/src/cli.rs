@@ -73,6 +73,11 @@ pub struct RoutesArgs {
     /// condition (ready or terminating), weight and where they came from.
     #[arg(long)]
     pub endpoints: bool,
+    /// What-if: add a column with where each route's traffic would go,
+    /// in shares per cluster, if these clusters or zones were down (ids
+    /// or zone names; repeat the flag or separate with commas).
+    #[arg(long, value_name = "CLUSTER|ZONE", value_delimiter = ',')]
+    pub down: Vec<String>,
 }
 
 /// Arguments of `check`.

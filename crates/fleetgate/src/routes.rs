@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use fleetgate_pool::EndpointPool;
 use fleetgate_proxy::Snapshot;
-use fleetgate_router::{Target, TargetPools};
+use fleetgate_router::{outlook, Down, Outlook, Target, TargetPools};
 
 use crate::cli::RoutesArgs;
 use crate::load::load_and_compile;
@@ -49,8 +49,53 @@ fn describe_target(target: &Target) -> String {
     }
 }
 
-/// Renders the table as aligned text.
-pub fn render(snapshot: &Snapshot) -> String {
+/// Where `target`'s traffic would go with `down` down, as a table cell;
+/// `canary`: a canary's requests fall back to main when it has nowhere.
+pub fn describe_outlook(target: &Target, down: &Down, canary: bool) -> String {
+    match outlook(target, down) {
+        Outlook::Nowhere if canary => "main (no canary endpoint left)".to_string(),
+        Outlook::Nowhere => "503 (no endpoint left)".to_string(),
+        shares => shares.to_string(),
+    }
+}
+
+/// Splits `names` into ids and zones of `clusters`; an error names what
+/// is neither.
+pub fn parse_down(
+    clusters: &[fleetgate_config::Cluster],
+    names: &[String],
+) -> Result<Down, String> {
+    let mut down = Down::default();
+    for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        if clusters.iter().any(|c| c.id == name) {
+            down.clusters.push(name.to_string());
+        } else if clusters.iter().any(|c| c.zone.as_deref() == Some(name)) {
+            down.zones.push(name.to_string());
+        } else {
+            let ids: Vec<&str> = clusters.iter().map(|c| c.id.as_str()).collect();
+            let mut zones: Vec<&str> = clusters.iter().filter_map(|c| c.zone.as_deref()).collect();
+            zones.dedup();
+            return Err(format!(
+                "--down {name}: no cluster or zone of that name; clusters: {}; zones: {}",
+                ids.join(", "),
+                if zones.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    zones.join(", ")
+                }
+            ));
+        }
+    }
+    Ok(down)
+}
+
+/// Renders the table, with a what-if column when `down` is given.
+pub fn render(snapshot: &Snapshot, down: Option<&Down>) -> String {
+    let what_if = down.map(|d| {
+        let mut names = d.clusters.clone();
+        names.extend(d.zones.iter().cloned());
+        format!("IF {} DOWN", names.join(", "))
+    });
     let mut rows = vec![[
         "HOST".to_string(),
         "PATH".to_string(),
@@ -58,7 +103,12 @@ pub fn render(snapshot: &Snapshot) -> String {
         "INGRESS".to_string(),
         "SERVICE".to_string(),
         "ENDPOINTS".to_string(),
+        what_if.clone().unwrap_or_default(),
     ]];
+    let cell = |target: &Target, canary: bool| {
+        down.map(|d| describe_outlook(target, d, canary))
+            .unwrap_or_default()
+    };
     for r in snapshot.router.table().routes() {
         let route = snapshot.router.route(r.target);
         rows.push([
@@ -72,6 +122,7 @@ pub fn render(snapshot: &Snapshot) -> String {
             route.ingress.to_string(),
             route.main.service.to_string(),
             describe_target(&route.main),
+            cell(&route.main, false),
         ]);
         if let Some(canaries) = &route.canaries {
             for (i, (ingress, condition)) in canaries.describe().into_iter().enumerate() {
@@ -83,6 +134,7 @@ pub fn render(snapshot: &Snapshot) -> String {
                     ingress,
                     target.service.to_string(),
                     describe_target(target),
+                    cell(target, true),
                 ]);
             }
         }
@@ -96,6 +148,7 @@ pub fn render(snapshot: &Snapshot) -> String {
             route.ingress.to_string(),
             route.main.service.to_string(),
             describe_target(&route.main),
+            cell(&route.main, false),
         ]);
     }
     if let Some(target) = snapshot.router.table().global_default() {
@@ -107,9 +160,10 @@ pub fn render(snapshot: &Snapshot) -> String {
             "-".to_string(),
             route.main.service.to_string(),
             describe_target(&route.main),
+            cell(&route.main, false),
         ]);
     }
-    let mut widths = [0usize; 6];
+    let mut widths = [0usize; 7];
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.len());
@@ -177,7 +231,14 @@ pub fn routes(args: &RoutesArgs) -> i32 {
     else {
         return 1;
     };
-    print!("{}", render(&snapshot));
+    let down = match parse_down(&config.clusters, &args.down) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("fleetgate routes: {e}");
+            return 1;
+        }
+    };
+    print!("{}", render(&snapshot, (!down.is_empty()).then_some(&down)));
     if args.endpoints {
         println!();
         print!("{}", render_endpoints(&snapshot, &config));
