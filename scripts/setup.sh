@@ -18,6 +18,10 @@ command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
 # no system service).
 command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || missing+=(dnsmasq-base)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
+# Zone drills (tests/e2e/drills.rs, scripts/drill.sh) build network
+# namespaces with iproute2 and cut or thin links with nftables.
+command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || missing+=(iproute2)
+command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || missing+=(nftables)
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 if [ ${#missing[@]} -ne 0 ]; then
   echo "setup: installing ${missing[*]}" >&2

@@ -17,6 +17,9 @@
 //! firewall); `--status N` answers every request with status N. A request
 //! for `/slow/MS` is answered after MS milliseconds (at most a minute): a
 //! request still in flight while its pod is told to terminate.
+//! `--delay-file PATH`: while PATH exists, every response waits the
+//! milliseconds it holds (`300`, or `300 50` for 300 ± 50 ms): a zone
+//! that turns slow and recovers, under a test's control.
 //!
 //! Plain std, a thread per connection, keep-alive, Content-Length and chunked
 //! request bodies: enough for tests and local benchmarks, no dependencies.
@@ -30,6 +33,7 @@ struct Options {
     name: String,
     blackhole: bool,
     status: u16,
+    delay_file: Option<std::path::PathBuf>,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -37,12 +41,14 @@ fn parse_args() -> Result<Options, String> {
     let mut name = std::env::var("ENV_NAME").ok();
     let mut blackhole = false;
     let mut status = 200;
+    let mut delay_file = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--listen" | "-l" => listen = args.next(),
             "--name" | "-n" => name = args.next(),
             "--blackhole" => blackhole = true,
+            "--delay-file" => delay_file = args.next().map(Into::into),
             "--status" => {
                 status = args
                     .next()
@@ -64,6 +70,7 @@ fn parse_args() -> Result<Options, String> {
         name: name.ok_or("--name or ENV_NAME is required")?,
         blackhole,
         status,
+        delay_file,
     })
 }
 
@@ -90,14 +97,16 @@ fn main() {
     let _ = io::stdout().flush();
     let name: Arc<str> = opts.name.into();
     let (blackhole, status) = (opts.blackhole, opts.status);
+    let delay_file: Option<Arc<std::path::Path>> = opts.delay_file.map(Into::into);
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
         let name = Arc::clone(&name);
+        let delay_file = delay_file.clone();
         std::thread::spawn(move || {
             let _ = if blackhole {
                 swallow(stream)
             } else {
-                serve(stream, &name, status)
+                serve(stream, &name, status, delay_file.as_deref())
             };
         });
     }
@@ -215,7 +224,34 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-fn serve(stream: TcpStream, name: &str, status: u16) -> io::Result<()> {
+/// The delay `--delay-file` asks for now: `ms` or `ms jitter` (spread
+/// uniformly over ms ± jitter), none while the file is missing.
+fn delay(file: Option<&std::path::Path>) -> Option<std::time::Duration> {
+    let text = std::fs::read_to_string(file?).ok()?;
+    let mut numbers = text.split_whitespace().map(|n| n.parse::<u64>().ok());
+    let ms = numbers.next()??;
+    let jitter = numbers.next().flatten().unwrap_or(0).min(ms);
+    // A cheap spread, good enough for a test backend: the clock's
+    // nanoseconds.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()));
+    let spread = if jitter == 0 {
+        0
+    } else {
+        nanos % (2 * jitter + 1)
+    };
+    Some(std::time::Duration::from_millis(
+        (ms - jitter + spread).min(60_000),
+    ))
+}
+
+fn serve(
+    stream: TcpStream,
+    name: &str,
+    status: u16,
+    delay_file: Option<&std::path::Path>,
+) -> io::Result<()> {
     stream.set_nodelay(true)?;
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
@@ -227,6 +263,9 @@ fn serve(stream: TcpStream, name: &str, status: u16) -> io::Result<()> {
             .and_then(|ms| ms.parse::<u64>().ok())
         {
             std::thread::sleep(std::time::Duration::from_millis(ms.min(60_000)));
+        }
+        if let Some(wait) = delay(delay_file) {
+            std::thread::sleep(wait);
         }
         let close = head.close || (head.version_10 && !head.keep_alive);
         let body = if head.method == "HEAD" { "" } else { name };
