@@ -20,7 +20,7 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 scripts/setup.sh
 PROXIES=${PROXIES:-fleetgate,nginx,envoy}
-DRILLS=${DRILLS:-link-down,loss-100,blackhole,loss-30,latency,slow}
+DRILLS=${DRILLS:-link-down,loss-100,blackhole,loss-30,latency,slow,errors}
 if [[ ,$PROXIES, == *,nginx,* ]] && ! command -v nginx >/dev/null && [[ ! -x /usr/sbin/nginx ]]; then
     echo "drill: installing nginx" >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null
@@ -37,7 +37,7 @@ if [[ ,$PROXIES, == *,envoy,* ]]; then
     export ENVOY
 fi
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
-    cargo build --release -p fleetgate --bins --examples
+    cargo build --release -p fleetgate -p fleetgate-examples --bins
 fi
 # shellcheck disable=SC2086
 exec python3 tests/clients/drill.py --bin-dir target/release \

@@ -20,6 +20,8 @@
 //! `--delay-file PATH`: while PATH exists, every response waits the
 //! milliseconds it holds (`300`, or `300 50` for 300 ± 50 ms): a zone
 //! that turns slow and recovers, under a test's control.
+//! `--error-file PATH`: while PATH exists, that percentage of requests
+//! (`30`) is answered with 503: an erratic zone.
 //!
 //! Plain std, a thread per connection, keep-alive, Content-Length and chunked
 //! request bodies: enough for tests and local benchmarks, no dependencies.
@@ -34,6 +36,7 @@ struct Options {
     blackhole: bool,
     status: u16,
     delay_file: Option<std::path::PathBuf>,
+    error_file: Option<std::path::PathBuf>,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -42,6 +45,7 @@ fn parse_args() -> Result<Options, String> {
     let mut blackhole = false;
     let mut status = 200;
     let mut delay_file = None;
+    let mut error_file = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -49,6 +53,7 @@ fn parse_args() -> Result<Options, String> {
             "--name" | "-n" => name = args.next(),
             "--blackhole" => blackhole = true,
             "--delay-file" => delay_file = args.next().map(Into::into),
+            "--error-file" => error_file = args.next().map(Into::into),
             "--status" => {
                 status = args
                     .next()
@@ -71,6 +76,7 @@ fn parse_args() -> Result<Options, String> {
         blackhole,
         status,
         delay_file,
+        error_file,
     })
 }
 
@@ -97,16 +103,19 @@ fn main() {
     let _ = io::stdout().flush();
     let name: Arc<str> = opts.name.into();
     let (blackhole, status) = (opts.blackhole, opts.status);
-    let delay_file: Option<Arc<std::path::Path>> = opts.delay_file.map(Into::into);
+    let files = Arc::new(FaultFiles {
+        delay: opts.delay_file,
+        error: opts.error_file,
+    });
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
         let name = Arc::clone(&name);
-        let delay_file = delay_file.clone();
+        let files = Arc::clone(&files);
         std::thread::spawn(move || {
             let _ = if blackhole {
                 swallow(stream)
             } else {
-                serve(stream, &name, status, delay_file.as_deref())
+                serve(stream, &name, status, &files)
             };
         });
     }
@@ -224,6 +233,31 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
+/// `--delay-file` and `--error-file`.
+struct FaultFiles {
+    delay: Option<std::path::PathBuf>,
+    error: Option<std::path::PathBuf>,
+}
+
+/// A number from the clock's nanoseconds, below `n`: cheap spread, good
+/// enough for a test backend.
+fn spread(n: u64) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()));
+    // Mixed, so that requests arriving at regular intervals still spread.
+    nanos.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29) % n.max(1)
+}
+
+/// Whether this request gets a 503 from `--error-file`'s percentage.
+fn erratic(file: Option<&std::path::Path>) -> bool {
+    let Some(text) = file.and_then(|f| std::fs::read_to_string(f).ok()) else {
+        return false;
+    };
+    let percent = text.trim().parse::<u64>().unwrap_or(0).min(100);
+    spread(100) < percent
+}
+
 /// The delay `--delay-file` asks for now: `ms` or `ms jitter` (spread
 /// uniformly over ms ± jitter), none while the file is missing.
 fn delay(file: Option<&std::path::Path>) -> Option<std::time::Duration> {
@@ -231,27 +265,17 @@ fn delay(file: Option<&std::path::Path>) -> Option<std::time::Duration> {
     let mut numbers = text.split_whitespace().map(|n| n.parse::<u64>().ok());
     let ms = numbers.next()??;
     let jitter = numbers.next().flatten().unwrap_or(0).min(ms);
-    // A cheap spread, good enough for a test backend: the clock's
-    // nanoseconds.
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::from(d.subsec_nanos()));
-    let spread = if jitter == 0 {
+    let extra = if jitter == 0 {
         0
     } else {
-        nanos % (2 * jitter + 1)
+        spread(2 * jitter + 1)
     };
     Some(std::time::Duration::from_millis(
-        (ms - jitter + spread).min(60_000),
+        (ms - jitter + extra).min(60_000),
     ))
 }
 
-fn serve(
-    stream: TcpStream,
-    name: &str,
-    status: u16,
-    delay_file: Option<&std::path::Path>,
-) -> io::Result<()> {
+fn serve(stream: TcpStream, name: &str, status: u16, files: &FaultFiles) -> io::Result<()> {
     stream.set_nodelay(true)?;
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
@@ -264,9 +288,14 @@ fn serve(
         {
             std::thread::sleep(std::time::Duration::from_millis(ms.min(60_000)));
         }
-        if let Some(wait) = delay(delay_file) {
+        if let Some(wait) = delay(files.delay.as_deref()) {
             std::thread::sleep(wait);
         }
+        let status = if erratic(files.error.as_deref()) {
+            503
+        } else {
+            status
+        };
         let close = head.close || (head.version_10 && !head.keep_alive);
         let body = if head.method == "HEAD" { "" } else { name };
         let response = format!(

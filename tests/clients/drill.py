@@ -53,7 +53,10 @@ HC_TIMEOUT_S = 0.5
 HC_UNHEALTHY = 2
 HC_HEALTHY = 2
 
-DRILLS = ["link-down", "loss-100", "blackhole", "loss-30", "latency", "slow"]
+# Weighted round robin, or least request (nginx: least_conn).
+BALANCE = "round_robin"
+
+DRILLS = ["link-down", "loss-100", "blackhole", "loss-30", "latency", "slow", "errors"]
 
 
 def run(*cmd, check=True, quiet=False):
@@ -173,7 +176,12 @@ def wait_port(topo, where, ip, port, limit=20.0):
 def manifest():
     return f"""apiVersion: networking.k8s.io/v1
 kind: Ingress
-metadata: {{name: web, namespace: drill}}
+metadata:
+  name: web
+  namespace: drill
+  annotations:
+    nginx.ingress.kubernetes.io/proxy-next-upstream: "error timeout http_502 http_503 http_504"
+    nginx.ingress.kubernetes.io/proxy-next-upstream-tries: "{RETRIES + 1}"
 spec:
   ingressClassName: fleetgate
   rules:
@@ -205,6 +213,7 @@ listen = "{ADMIN}"
 access = "off"
 
 [upstream]
+balance = "{BALANCE}"
 connect_timeout = "{CONNECT_TIMEOUT_S}s"
 read_timeout = "{READ_TIMEOUT_S}s"
 retries = {RETRIES}
@@ -251,6 +260,7 @@ events {{ worker_connections 4096; }}
 http {{
     access_log off;
     upstream web {{
+{"        least_conn;" if BALANCE == "least_request" else ""}
 {servers}
         keepalive 64;
     }}
@@ -282,7 +292,7 @@ def envoy_conf(work):
         "name": "web",
         "type": "STATIC",
         "connect_timeout": f"{CONNECT_TIMEOUT_S}s",
-        "lb_policy": "ROUND_ROBIN",
+        "lb_policy": "LEAST_REQUEST" if BALANCE == "least_request" else "ROUND_ROBIN",
         "load_assignment": {"cluster_name": "web", "endpoints": [
             {"locality": {"zone": f"zone-{z}"},
              "lb_endpoints": [{"endpoint": {"address": addr(ip, port)}} for port in PODS]}
@@ -290,6 +300,10 @@ def envoy_conf(work):
         "health_checks": [{
             "timeout": f"{HC_TIMEOUT_S}s",
             "interval": f"{HC_INTERVAL_S}s",
+            # Envoy probes at no_traffic_interval (default 60 s) until the
+            # cluster has had traffic: without this, the first probe would
+            # be the only one of a short drill.
+            "no_traffic_interval": f"{HC_INTERVAL_S}s",
             "unhealthy_threshold": HC_UNHEALTHY,
             "healthy_threshold": HC_HEALTHY,
             "http_health_check": {"path": "/healthz"},
@@ -435,8 +449,8 @@ def load_main(args):
 
 
 def netem_available(topo):
-    p = topo.sh("a", "tc", "qdisc", "add", "dev", "eth-g", "root", "netem", "delay", "1ms",
-                check=False)
+    p = run("ip", "netns", "exec", topo.ns["a"], "tc", "qdisc", "add", "dev", "eth-g", "root",
+            "netem", "delay", "1ms", check=False, quiet=True)
     if p.returncode == 0:
         topo.sh("a", "tc", "qdisc", "del", "dev", "eth-g", "root")
         return True
@@ -457,6 +471,7 @@ class Fault:
     def __init__(self, topo, name, pods, work):
         self.topo, self.name, self.pods, self.work = topo, name, pods, work
         self.delay_file = f"{work}/zone-a.delay"
+        self.error_file = f"{work}/zone-a.errors"
         self.how = ""
 
     def inject(self):
@@ -488,6 +503,10 @@ class Fault:
             with open(self.delay_file, "w") as f:
                 f.write("300 30\n")
             self.how = "zone A's pods answer 300 ± 30 ms late"
+        elif n == "errors":
+            with open(self.error_file, "w") as f:
+                f.write("50\n")
+            self.how = "zone A's pods answer half of all requests with 503"
         else:
             raise SystemExit(f"unknown drill {n}: {', '.join(DRILLS)}")
 
@@ -498,12 +517,14 @@ class Fault:
         elif n in ("loss-100", "loss-30"):
             t.sh("a", "nft", "delete", "table", "inet", "drill")
         elif n == "latency":
-            t.sh("a", "tc", "qdisc", "del", "dev", "eth-g", "root", check=False)
+            run("ip", "netns", "exec", t.ns["a"], "tc", "qdisc", "del", "dev", "eth-g", "root",
+                check=False, quiet=True)
         elif n == "blackhole":
             for p in self.pods:
                 kill_tree(p.pid, signal.SIGCONT)
-        if os.path.exists(self.delay_file):
-            os.remove(self.delay_file)
+        for f in (self.delay_file, self.error_file):
+            if os.path.exists(f):
+                os.remove(f)
 
 
 def kill_tree(pid, sig):
@@ -573,7 +594,8 @@ def drill(proxy, name, args, bins):
             for port in PODS:
                 cmd = [f"{bins}/web-demo", "--listen", f"{ip}:{port}", "--name", f"zone-{z}"]
                 if z == "a":
-                    cmd += ["--delay-file", f"{work}/zone-a.delay"]
+                    cmd += ["--delay-file", f"{work}/zone-a.delay",
+                            "--error-file", f"{work}/zone-a.errors"]
                 p = topo.spawn(z, cmd, stdout=subprocess.DEVNULL)
                 if z == "a":
                     pods.append(p)
@@ -603,7 +625,7 @@ def drill(proxy, name, args, bins):
         with open(samples_path) as f:
             samples = [json.loads(line) for line in f if line.strip()]
         result = analyse(samples, t0, fault_at, heal_at, end_at)
-        result.update({"proxy": proxy, "drill": name, "fault": fault.how,
+        result.update({"proxy": proxy, "drill": name, "fault": fault.how, "balance": BALANCE,
                        "fault_s": round(heal_at - fault_at, 1)})
         return result
     finally:
@@ -615,13 +637,14 @@ def drill(proxy, name, args, bins):
 
 
 def table(results):
-    head = ["drill", "proxy", "requests", "failed", "last to A (s)", "back (s)",
+    head = ["drill", "proxy", "requests", "failed", "A's share during", "last to A (s)", "back (s)",
             "p50/p99/max before", "during", "after"]
     rows = [head]
     for r in results:
         def lat(p):
             return f"{r[p]['p50_ms']:.0f}/{r[p]['p99_ms']:.0f}/{r[p]['max_ms']:.0f}"
         rows.append([r["drill"], r["proxy"], str(r["requests"]), str(r["failed"]),
+                     f"{100 * r['zone_a_share_during']:.1f}%",
                      f"{r['last_touch_s']:.2f}" + ("" if r["shift_settled"] else " (never)"),
                      "-" if r["return_s"] is None else f"{r['return_s']:.2f}",
                      lat("before"), lat("during"), lat("after")])
@@ -645,6 +668,8 @@ def main():
     ap.add_argument("--before", type=float, default=3, help="seconds of load before the fault")
     ap.add_argument("--during", type=float, default=6, help="seconds the fault lasts")
     ap.add_argument("--after", type=float, default=6, help="seconds of load after the heal")
+    ap.add_argument("--balance", default="round_robin", choices=["round_robin", "least_request"],
+                    help="how every proxy balances (nginx: least_conn for least_request)")
     ap.add_argument("--json", action="store_true", help="print results as JSON")
     args = ap.parse_args()
     if args.cmd == "load":
@@ -652,6 +677,8 @@ def main():
     if os.geteuid() != 0:
         raise SystemExit("drill.py needs root: it creates network namespaces")
     bins = os.path.abspath(args.bin_dir)
+    global BALANCE
+    BALANCE = args.balance
     # A signal ends the run through the same clean-up as an error.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     signal.signal(signal.SIGINT, lambda *_: sys.exit(130))

@@ -84,6 +84,47 @@ impl Loader<'_> {
     }
 }
 
+/// `prefer_zone = "local"` needs `[gateway] zone` (an error); a gateway
+/// zone that no `[[cluster]]` is in is most likely a typo (a warning:
+/// live sources may still label endpoints with it).
+fn check_zone_preference(
+    l: &mut Loader<'_>,
+    gateway: &Gateway,
+    clusters: &[Cluster],
+    services: &[Service],
+) -> Option<String> {
+    let preferring: Vec<String> = services
+        .iter()
+        .filter(|s| s.timeouts.prefer_local_zone)
+        .map(|s| s.key())
+        .collect();
+    match &gateway.zone {
+        None if !preferring.is_empty() => {
+            l.errors.push(
+                ConfigError::new(format!(
+                    "prefer_zone = \"local\" (on {}) needs [gateway] zone: the zone this gateway runs in",
+                    preferring.join(", ")
+                ))
+                .at(Location::file(l.file))
+                .field("gateway.zone"),
+            );
+            None
+        }
+        Some(zone)
+            if !clusters
+                .iter()
+                .any(|c| c.zone.as_deref() == Some(zone.as_str())) =>
+        {
+            let zones: Vec<&str> = clusters.iter().filter_map(|c| c.zone.as_deref()).collect();
+            Some(format!(
+                "[gateway] zone \"{zone}\" is the zone of no [[cluster]] (zones: {}); only endpoints labelled with it count as local",
+                if zones.is_empty() { "none set".to_string() } else { zones.join(", ") }
+            ))
+        }
+        _ => None,
+    }
+}
+
 impl Config {
     /// Loads and validates the configuration in `path` and every manifest it
     /// names. Returns every error found, or a configuration that is complete.
@@ -179,13 +220,14 @@ impl Config {
         let admin = admin(&mut l, &raw.admin);
         let clusters = clusters(&mut l, &raw.cluster);
         let mut services = services(&mut l, &raw.service, &clusters, &upstream, &raw);
+        let zone_warning = check_zone_preference(&mut l, &gateway, &clusters, &services);
 
         let default_ns = raw
             .manifests
             .as_ref()
             .and_then(|m| m.namespace.clone())
             .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
-        let mut warnings = Vec::new();
+        let mut warnings: Vec<String> = zone_warning.into_iter().collect();
         let mut drafts = Vec::new();
         let mut port_decls = Vec::new();
         let mut secrets = Vec::new();

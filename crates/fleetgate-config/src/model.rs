@@ -270,6 +270,9 @@ pub struct Gateway {
     pub forwarded_headers: ForwardedHeaders,
     /// Where the pid file and the upgrade socket live (default `/tmp`).
     pub runtime_dir: PathBuf,
+    /// The zone this gateway runs in (`[gateway] zone`): Services with
+    /// `prefer_zone = "local"` keep traffic in it while it is healthy.
+    pub zone: Option<String>,
     /// HTTPS listeners (TLS 1.2 and 1.3, ALPN `h2` and `http/1.1`).
     pub listen_tls: Vec<SocketAddr>,
     /// Whether plain listeners also take HTTP/2 with prior knowledge (h2c).
@@ -410,6 +413,13 @@ pub struct UpstreamDefaults {
     /// How long a request waits for an endpoint under its
     /// `max_requests_per_endpoint` before it is answered 503.
     pub queue_timeout: Duration,
+    /// Pick endpoints by least request (power of two choices) instead of
+    /// weighted round robin: a slow endpoint, whose requests pile up,
+    /// gets fewer (`balance = "least_request"`).
+    pub least_request: bool,
+    /// Prefer endpoints in the gateway's own zone (`prefer_zone =
+    /// "local"`): they are the first priority tier, the others the next.
+    pub prefer_local_zone: bool,
 }
 
 /// `[[cluster]]`: one Kubernetes cluster behind the gateway.
@@ -652,6 +662,12 @@ pub struct OutlierDetection {
     pub max_ejection_time: Duration,
     /// Most of a pool ejected at once, percent.
     pub max_ejection_percent: u32,
+    /// Failure share over a window that ejects, percent (0 disables).
+    pub failure_percentage: u32,
+    /// Requests a window needs before its failure share counts.
+    pub failure_percentage_min_requests: u32,
+    /// The failure-percentage window.
+    pub interval: Duration,
 }
 
 impl Service {

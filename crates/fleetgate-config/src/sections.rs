@@ -13,13 +13,17 @@ use crate::load::{Loader, DEFAULT_ADMIN_LISTEN, DEFAULT_GRACE_PERIOD, DEFAULT_NA
 use crate::model::*;
 use crate::toml_schema::*;
 
-/// Outlier detection defaults: 5 consecutive failures, 30 s base ejection,
-/// at most 300 s, at most half of a pool ejected.
+/// Outlier detection defaults: 5 consecutive failures, or half of at
+/// least 20 requests within 10 s; 30 s base ejection, at most 300 s, at
+/// most half of a pool ejected.
 pub(crate) const DEFAULT_OUTLIER: OutlierDetection = OutlierDetection {
     consecutive_failures: 5,
     base_ejection_time: Duration::from_secs(30),
     max_ejection_time: Duration::from_secs(300),
     max_ejection_percent: 50,
+    failure_percentage: 50,
+    failure_percentage_min_requests: 20,
+    interval: Duration::from_secs(10),
 };
 
 pub(crate) fn outlier(o: Option<&OutlierToml>, base: &OutlierDetection) -> OutlierDetection {
@@ -33,18 +37,36 @@ pub(crate) fn outlier(o: Option<&OutlierToml>, base: &OutlierDetection) -> Outli
             .max_ejection_time
             .map_or(base.max_ejection_time, Into::into),
         max_ejection_percent: o.max_ejection_percent.unwrap_or(base.max_ejection_percent),
+        failure_percentage: o.failure_percentage.unwrap_or(base.failure_percentage),
+        failure_percentage_min_requests: o
+            .failure_percentage_min_requests
+            .unwrap_or(base.failure_percentage_min_requests),
+        interval: o.interval.map_or(base.interval, Into::into),
     }
 }
 
 pub(crate) fn check_outlier(l: &mut Loader<'_>, o: &OutlierDetection, field: &str) {
+    let mut problems = Vec::new();
     if o.max_ejection_percent > 100 {
+        problems.push(format!(
+            "max_ejection_percent {} is over 100",
+            o.max_ejection_percent
+        ));
+    }
+    if o.failure_percentage > 100 {
+        problems.push(format!(
+            "failure_percentage {} is over 100 (0 disables it)",
+            o.failure_percentage
+        ));
+    }
+    if o.failure_percentage > 0 && o.interval.is_zero() {
+        problems.push("interval must be longer than 0s while failure_percentage is on".to_string());
+    }
+    for p in problems {
         l.errors.push(
-            ConfigError::new(format!(
-                "max_ejection_percent {} is over 100",
-                o.max_ejection_percent
-            ))
-            .at(Location::file(l.file))
-            .field(field.to_string()),
+            ConfigError::new(p)
+                .at(Location::file(l.file))
+                .field(field.to_string()),
         );
     }
 }
@@ -85,6 +107,53 @@ pub(crate) fn upstream_defaults(l: &mut Loader<'_>, u: &UpstreamToml) -> Upstrea
         retry_non_idempotent: u.retry_non_idempotent.unwrap_or(false),
         max_requests_per_endpoint: u.max_requests_per_endpoint.unwrap_or(0),
         queue_timeout: u.queue_timeout.map_or(Duration::from_secs(1), Into::into),
+        least_request: balance(l, u.balance.as_deref(), false, "upstream.balance"),
+        prefer_local_zone: prefer_zone(l, u.prefer_zone.as_deref(), false, "upstream.prefer_zone"),
+    }
+}
+
+/// `prefer_zone = "local" | "none"`: whether the gateway's own zone comes
+/// first; `base` when unset.
+pub(crate) fn prefer_zone(
+    l: &mut Loader<'_>,
+    value: Option<&str>,
+    base: bool,
+    field: &str,
+) -> bool {
+    match value {
+        None => base,
+        Some("local") => true,
+        Some("none") => false,
+        Some(other) => {
+            l.errors.push(
+                ConfigError::new(format!(
+                    "\"{other}\" is not a zone preference: \"local\" (the gateway's [gateway] zone first) or \"none\" (the default)"
+                ))
+                .at(Location::file(l.file))
+                .field(field.to_string()),
+            );
+            base
+        }
+    }
+}
+
+/// `balance = "round_robin" | "least_request"`: whether it is least
+/// request; `base` when unset.
+pub(crate) fn balance(l: &mut Loader<'_>, value: Option<&str>, base: bool, field: &str) -> bool {
+    match value {
+        None => base,
+        Some("round_robin") => false,
+        Some("least_request") => true,
+        Some(other) => {
+            l.errors.push(
+                ConfigError::new(format!(
+                    "\"{other}\" is not a balancing: \"round_robin\" (weighted, the default) or \"least_request\" (power of two choices)"
+                ))
+                .at(Location::file(l.file))
+                .field(field.to_string()),
+            );
+            base
+        }
     }
 }
 
@@ -211,6 +280,7 @@ pub(crate) fn gateway(l: &mut Loader<'_>, g: &GatewayToml) -> Gateway {
     };
     Gateway {
         runtime_dir: PathBuf::from(g.runtime_dir.as_deref().unwrap_or("/tmp")),
+        zone: g.zone.clone().filter(|z| !z.is_empty()),
         canary_flavour,
         canary_seed: g.canary_seed.unwrap_or(0x5eed_f1ee_7ea7_u64),
         forwarded_headers: match &g.forwarded_headers {

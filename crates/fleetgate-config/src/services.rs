@@ -10,7 +10,7 @@ use crate::error::ConfigError;
 use crate::load::{Loader, DEFAULT_NAMESPACE};
 use crate::manifests::ServicePortDecl;
 use crate::model::*;
-use crate::sections::{check_outlier, outlier};
+use crate::sections::{balance, check_outlier, outlier, prefer_zone};
 use crate::toml_schema::*;
 
 pub(crate) fn services(
@@ -172,6 +172,18 @@ pub(crate) fn services(
                     .max_requests_per_endpoint
                     .unwrap_or(defaults.max_requests_per_endpoint),
                 queue_timeout: s.queue_timeout.map_or(defaults.queue_timeout, Into::into),
+                prefer_local_zone: prefer_zone(
+                    l,
+                    s.prefer_zone.as_deref(),
+                    defaults.prefer_local_zone,
+                    &format!("{key}: service.prefer_zone"),
+                ),
+                least_request: balance(
+                    l,
+                    s.balance.as_deref(),
+                    defaults.least_request,
+                    &format!("{key}: service.balance"),
+                ),
                 outlier: {
                     let o = outlier(s.outlier_detection.as_ref(), &defaults.outlier);
                     check_outlier(l, &o, &format!("{key}: service.outlier_detection"));

@@ -95,6 +95,7 @@ pub(crate) struct GatewayToml {
     pub forwarded_headers: Option<ForwardedHeadersToml>,
     #[serde(default)]
     pub runtime_dir: Option<String>,
+    pub zone: Option<String>,
     #[serde(default)]
     pub listen_tls: Vec<Spanned<String>>,
     #[serde(default)]
@@ -172,6 +173,8 @@ pub(crate) struct UpstreamToml {
     pub retry_non_idempotent: Option<bool>,
     pub max_requests_per_endpoint: Option<u32>,
     pub queue_timeout: Option<HumanDuration>,
+    pub balance: Option<String>,
+    pub prefer_zone: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default, Clone)]
@@ -181,6 +184,9 @@ pub(crate) struct OutlierToml {
     pub base_ejection_time: Option<HumanDuration>,
     pub max_ejection_time: Option<HumanDuration>,
     pub max_ejection_percent: Option<u32>,
+    pub failure_percentage: Option<u32>,
+    pub failure_percentage_min_requests: Option<u32>,
+    pub interval: Option<HumanDuration>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -249,6 +255,8 @@ pub(crate) struct ServiceToml {
     pub retry_non_idempotent: Option<bool>,
     pub max_requests_per_endpoint: Option<u32>,
     pub queue_timeout: Option<HumanDuration>,
+    pub balance: Option<String>,
+    pub prefer_zone: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,6 +8,14 @@
 //! Envoy does, unless the pool already has `max_ejection_percent` of its
 //! endpoints out. A success resets the count. Everything is atomics: the
 //! request path takes no lock.
+//!
+//! Consecutive failures miss an erratic endpoint: one that fails a third
+//! of its requests rarely fails five in a row. So the state also counts
+//! requests and failures over a window (`interval`, Envoy's
+//! failure-percentage detection): once the window holds
+//! `failure_percentage_min_requests` requests of which at least
+//! `failure_percentage` percent failed, the endpoint is ejected the same
+//! way. The window starts afresh every `interval` and after an ejection.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -24,17 +32,27 @@ pub struct OutlierConfig {
     pub max_ejection_percent: u32,
     /// Longest single ejection.
     pub max_ejection_time: Duration,
+    /// Failure share, in percent, over a window that ejects an endpoint
+    /// (0 disables failure-percentage detection).
+    pub failure_percentage: u32,
+    /// Requests a window must hold before its failure share counts.
+    pub failure_percentage_min_requests: u32,
+    /// Length of the failure-percentage window.
+    pub interval: Duration,
 }
 
 impl Default for OutlierConfig {
-    /// 5 consecutive failures, 30 s base ejection (at most 300 s), at most 50%
-    /// of a pool ejected.
+    /// 5 consecutive failures, or half of at least 20 requests within 10 s;
+    /// 30 s base ejection (at most 300 s), at most 50% of a pool ejected.
     fn default() -> Self {
         OutlierConfig {
             consecutive_failures: 5,
             base_ejection_time: Duration::from_secs(30),
             max_ejection_percent: 50,
             max_ejection_time: Duration::from_secs(300),
+            failure_percentage: 50,
+            failure_percentage_min_requests: 20,
+            interval: Duration::from_secs(10),
         }
     }
 }
@@ -86,6 +104,11 @@ pub struct EndpointState {
     ejections: AtomicU32,
     /// Requests that failed and counted toward ejection, ever.
     failures_total: AtomicU64,
+    /// When the failure-percentage window began (`now_ms`).
+    window_start_ms: AtomicU64,
+    /// Requests and failures in the window.
+    window_requests: AtomicU32,
+    window_failures: AtomicU32,
     /// Requests holding an [`EndpointPermit`] now (counted only for pools
     /// with `max_requests_per_endpoint`).
     in_flight: AtomicU32,
@@ -200,10 +223,11 @@ impl EndpointState {
         self.failures_total.load(Ordering::Relaxed)
     }
 
-    /// Records an outcome. Returns `true` when the failure count reached
-    /// the threshold and the caller should try to eject (see
-    /// [`EndpointState::eject`]).
+    /// Records an outcome. Returns `true` when the endpoint crossed a
+    /// threshold (consecutive failures, or the failure share of its window)
+    /// and the caller should try to eject it (see [`EndpointState::eject`]).
     pub(crate) fn record(&self, outcome: Outcome, config: &OutlierConfig) -> bool {
+        let erratic = config.failure_percentage > 0 && self.count_in_window(outcome, config);
         match outcome {
             Outcome::Success => {
                 if self.consecutive_failures.load(Ordering::Relaxed) != 0 {
@@ -214,11 +238,45 @@ impl EndpointState {
             Outcome::Failure => {
                 self.failures_total.fetch_add(1, Ordering::Relaxed);
                 let n = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
-                config.consecutive_failures > 0
-                    && n >= config.consecutive_failures
-                    && !self.is_ejected()
+                let consecutive =
+                    config.consecutive_failures > 0 && n >= config.consecutive_failures;
+                (consecutive || erratic) && !self.is_ejected()
             }
         }
+    }
+
+    /// Counts `outcome` in the failure-percentage window, starting a new
+    /// window when the last one is `interval` old; whether the window's
+    /// failure share now crosses the threshold (only a failure can).
+    fn count_in_window(&self, outcome: Outcome, config: &OutlierConfig) -> bool {
+        let now = now_ms();
+        let start = self.window_start_ms.load(Ordering::Relaxed);
+        let length = u64::try_from(config.interval.as_millis()).unwrap_or(u64::MAX);
+        if now.saturating_sub(start) >= length
+            && self
+                .window_start_ms
+                .compare_exchange(start, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.window_requests.store(0, Ordering::Relaxed);
+            self.window_failures.store(0, Ordering::Relaxed);
+        }
+        let requests = self.window_requests.fetch_add(1, Ordering::Relaxed) + 1;
+        if outcome == Outcome::Success {
+            return false;
+        }
+        let failures = self.window_failures.fetch_add(1, Ordering::Relaxed) + 1;
+        requests >= config.failure_percentage_min_requests.max(1)
+            && u64::from(failures) * 100
+                >= u64::from(config.failure_percentage) * u64::from(requests)
+    }
+
+    /// Requests and failures in the current failure-percentage window.
+    pub fn window(&self) -> (u32, u32) {
+        (
+            self.window_requests.load(Ordering::Relaxed),
+            self.window_failures.load(Ordering::Relaxed),
+        )
     }
 
     /// Returns the endpoint to rotation now (active checks found it healthy).
@@ -238,6 +296,10 @@ impl EndpointState {
         let until = now_ms().saturating_add(u64::try_from(time.as_millis()).unwrap_or(u64::MAX));
         self.ejected_until_ms.store(until, Ordering::Relaxed);
         self.consecutive_failures.store(0, Ordering::Relaxed);
+        // Back from the ejection, it is judged on new requests only.
+        self.window_start_ms.store(now_ms(), Ordering::Relaxed);
+        self.window_requests.store(0, Ordering::Relaxed);
+        self.window_failures.store(0, Ordering::Relaxed);
         self.epoch.bump();
         time
     }
@@ -253,6 +315,47 @@ mod tests {
             base_ejection_time: Duration::from_millis(200),
             max_ejection_percent: 100,
             max_ejection_time: Duration::from_millis(500),
+            failure_percentage: 0,
+            ..OutlierConfig::default()
+        }
+    }
+
+    #[test]
+    fn an_erratic_endpoint_is_caught_by_its_failure_share() {
+        let s = EndpointState::default();
+        let c = OutlierConfig {
+            consecutive_failures: 5,
+            failure_percentage: 30,
+            failure_percentage_min_requests: 10,
+            ..OutlierConfig::default()
+        };
+        // One failure in three, never two in a row: consecutive failures
+        // never see it.
+        let mut ejected_at = None;
+        for i in 0..30 {
+            let outcome = if i % 3 == 2 {
+                Outcome::Failure
+            } else {
+                Outcome::Success
+            };
+            if s.record(outcome, &c) {
+                ejected_at = Some(i);
+                break;
+            }
+        }
+        // The 12th request (index 11) is the 4th failure of 12: 33 %.
+        assert_eq!(ejected_at, Some(11));
+        s.eject(&c);
+        assert_eq!(s.window(), (0, 0), "a new window after the ejection");
+        // A healthy endpoint with the odd failure stays.
+        let ok = EndpointState::default();
+        for i in 0..100 {
+            let outcome = if i % 10 == 9 {
+                Outcome::Failure
+            } else {
+                Outcome::Success
+            };
+            assert!(!ok.record(outcome, &c), "10 % is under the threshold");
         }
     }
 

@@ -722,6 +722,16 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
             .plan
             .get_or_insert_with(|| router.plan(route, session.req_header(), || self.dice.roll()));
         let target = router.target(plan);
+        if ctx.balance.is_none()
+            && target
+                .service_pools()
+                .next()
+                .is_some_and(|p| p.policy().least_request)
+        {
+            // The Service balances by least request; the route did not
+            // ask for another way.
+            ctx.balance = Some(Balance::LeastRequest);
+        }
         // A previous try's place (if any) is given back before the next,
         // and a retry sends the body again from its start.
         ctx.permit = None;

@@ -1,6 +1,10 @@
-//! Least request by the power of two choices: of two eligible endpoints
-//! drawn at random, the one with fewer requests in flight (for its
-//! weight) wins. It steers traffic away from an endpoint that has become
+//! Least request: of the eligible endpoints, the one with fewest requests
+//! in flight for its weight. A pool of up to [`FULL_SCAN_UP_TO`] endpoints
+//! is looked at whole (from a random start, so that ties spread); a larger
+//! one by the power of two choices: of two endpoints drawn at random, the
+//! less loaded wins. Two choices cost the same whatever the pool's size
+//! but leave a floor: with half the endpoints slow, both draws are slow
+//! one time in six or so, which a small pool would notice. It steers traffic away from an endpoint that has become
 //! slow, as its requests pile up, without any timing: what
 //! ingress-nginx's `load-balance: ewma` is for. The counts are this
 //! gateway's requests in flight to each address (the gateway counts them
@@ -11,8 +15,10 @@ use fleetgate_pool::EndpointPool;
 
 use crate::picker::{Eligible, EndpointPicker};
 
-/// The power-of-two-choices least-request picker; `roll` is a random
-/// number for this pick.
+/// Pools of at most this many eligible endpoints are scanned whole.
+pub const FULL_SCAN_UP_TO: usize = 8;
+
+/// The least-request picker; `roll` is a random number for this pick.
 #[derive(Debug, Clone, Copy)]
 pub struct LeastRequest {
     /// Random bits choosing the two candidates.
@@ -31,6 +37,17 @@ impl EndpointPicker for LeastRequest {
         if count == 0 {
             return None;
         }
+        let load = |i: usize| u64::from(pool.state(i).in_flight());
+        let weight = |i: usize| u64::from(pool.endpoint(i).weight.max(1));
+        // Fewer in flight per unit of weight: a/wa <= b/wb.
+        let lighter = |a: usize, b: usize| load(a) * weight(b) <= load(b) * weight(a);
+        if count <= FULL_SCAN_UP_TO {
+            let start = (self.roll % n as u64) as usize;
+            return (0..n)
+                .map(|k| (start + k) % n)
+                .filter(|&i| eligible.allows(pool, i))
+                .reduce(|best, i| if lighter(best, i) { best } else { i });
+        }
         let first = (self.roll % count as u64) as usize;
         let second = if count > 1 {
             (first + 1 + ((self.roll >> 32) % (count as u64 - 1)) as usize) % count
@@ -39,14 +56,7 @@ impl EndpointPicker for LeastRequest {
         };
         let nth = |k: usize| (0..n).filter(|&i| eligible.allows(pool, i)).nth(k);
         let (a, b) = (nth(first)?, nth(second)?);
-        // Fewer in flight per unit of weight: a/wa <= b/wb.
-        let load = |i: usize| u64::from(pool.state(i).in_flight());
-        let weight = |i: usize| u64::from(pool.endpoint(i).weight.max(1));
-        if load(a) * weight(b) <= load(b) * weight(a) {
-            Some(a)
-        } else {
-            Some(b)
-        }
+        Some(if lighter(a, b) { a } else { b })
     }
 }
 
@@ -58,6 +68,56 @@ mod tests {
     use fleetgate_pool::{Endpoint, PoolOptions};
 
     use super::*;
+
+    #[test]
+    fn a_small_pool_is_scanned_whole() {
+        let endpoints = (1..=4)
+            .map(|i| {
+                let addr: SocketAddr = format!("10.3.0.{i}:80").parse().unwrap();
+                Arc::new(Endpoint::new(addr, "c1"))
+            })
+            .collect();
+        let pool = EndpointPool::new("test", endpoints, PoolOptions::default());
+        let parts = http::Request::new(()).into_parts().0;
+        // Three of four are busy: two draws would often miss the idle one.
+        let _held: Vec<_> = (0..3)
+            .map(|i| pool.try_acquire(i, u32::MAX).unwrap())
+            .collect();
+        for roll in 0..50u64 {
+            let picked = LeastRequest {
+                roll: roll.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            }
+            .pick(&pool, &Eligible::ANY, &parts);
+            assert_eq!(picked, Some(3), "roll {roll}");
+        }
+    }
+
+    #[test]
+    fn a_large_pool_draws_two() {
+        let endpoints = (1..=10)
+            .map(|i| {
+                let addr: SocketAddr = format!("10.4.0.{i}:80").parse().unwrap();
+                Arc::new(Endpoint::new(addr, "c1"))
+            })
+            .collect();
+        let pool = EndpointPool::new("test", endpoints, PoolOptions::default());
+        let parts = http::Request::new(()).into_parts().0;
+        // Every endpoint but the last is busy.
+        let _held: Vec<_> = (0..9)
+            .map(|i| pool.try_acquire(i, u32::MAX).unwrap())
+            .collect();
+        let idle = (0..200u64)
+            .filter(|roll| {
+                LeastRequest {
+                    roll: roll.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                }
+                .pick(&pool, &Eligible::ANY, &parts)
+                    == Some(9)
+            })
+            .count();
+        // Chosen whenever drawn (2 draws of 10: about a fifth), not always.
+        assert!((25..100).contains(&idle), "{idle} of 200");
+    }
 
     #[test]
     fn the_less_loaded_of_two_wins() {

@@ -47,7 +47,7 @@ pub use affinity::{cookie, endpoint_id, key_hash, HashKey, Rendezvous, Sticky};
 pub use attempts::{Attempt, Attempts, EndpointRef, TryResult};
 pub use builder::{PoolSpec, RouterBuilder};
 pub use host::{request_host, target_authority};
-pub use least_request::LeastRequest;
+pub use least_request::{LeastRequest, FULL_SCAN_UP_TO};
 pub use picker::{Eligible, EndpointPicker, WeightedRoundRobin};
 pub use route::{Plan, Route, RouteId};
 pub use router::Router;

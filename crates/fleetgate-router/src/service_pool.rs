@@ -26,6 +26,9 @@ pub struct RequestPolicy {
     pub max_requests_per_endpoint: u32,
     /// How long a request waits for room under that limit before a 503.
     pub queue_timeout: Duration,
+    /// Pick by least request ([`crate::LeastRequest`]) rather than the
+    /// proxy's default picker, unless the route asks for another way.
+    pub least_request: bool,
 }
 
 impl Default for RequestPolicy {
@@ -38,6 +41,7 @@ impl Default for RequestPolicy {
             websocket_idle_timeout: Duration::from_secs(3600),
             max_requests_per_endpoint: 0,
             queue_timeout: Duration::from_secs(1),
+            least_request: false,
         }
     }
 }

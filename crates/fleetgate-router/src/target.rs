@@ -1,11 +1,14 @@
 //! Where a route's requests go: a Service port, whole, or split into
-//! priority tiers by a cluster subset.
+//! priority tiers by a cluster subset, by zone, or both.
 //!
 //! A subset route (MSE `service-subset`) has two pools over the Service's
 //! endpoints: tier 0, those the subset selects, and tier 1, the rest. Tier 0
 //! takes all traffic while enough of it is healthy and spills over to tier 1
 //! by Envoy's rule as it degrades; an empty subset sends everything to the
-//! rest, which is then the whole Service. Tier loads depend on health, which
+//! rest, which is then the whole Service. A Service that prefers the
+//! gateway's own zone is split the same way (its zone, then the others);
+//! with a subset too, each subset tier is split by zone (subset in this
+//! zone, subset elsewhere, the rest in this zone, the rest elsewhere). Tier loads depend on health, which
 //! changes rarely, so they are cached: recomputed when the pools' health
 //! epoch moves (a flip, an ejection, a return) and otherwise every
 //! [`TIER_REFRESH_MS`] (ejections that simply expire), not per request.
@@ -48,27 +51,29 @@ pub enum TargetPools {
     Undeclared,
     /// All endpoints of the Service port.
     Whole(Arc<ServicePool>),
-    /// A subset and the rest, in priority order.
+    /// Priority tiers (a subset and the rest, the local zone and the
+    /// others, or both).
     Tiered(Tiers),
 }
 
-/// A subset split into priority tiers.
+/// A Service split into priority tiers.
 #[derive(Debug)]
 pub struct Tiers {
-    /// Tier 0: the subset's pool.
-    pub subset: Arc<ServicePool>,
-    /// Tier 1: the rest of the Service.
-    pub rest: Arc<ServicePool>,
-    /// The subset, for listings.
+    /// The tiers' pools, tier 0 first.
+    pub pools: Vec<Arc<ServicePool>>,
+    /// What each tier holds, for listings (`subset cluster-demo-1 (...)`,
+    /// `the rest`, `zone zone-a`, ...), one per pool.
+    pub names: Vec<Arc<str>>,
+    /// What splits them, for listings (the subset, the zone, or both).
     pub selector: Arc<str>,
     priority: PriorityConfig,
     computed_ms: AtomicU64,
-    /// The health epochs (both pools' summed) the cached loads were
+    /// The health epochs (every pool's summed) the cached loads were
     /// computed at.
     epoch: AtomicU64,
     /// The health the cached loads were computed from, one word per tier
     /// (see [`health_word`]).
-    inputs: [AtomicU64; 2],
+    inputs: Box<[AtomicU64]>,
     loads: ArcSwap<TierLoads>,
 }
 
@@ -79,21 +84,35 @@ fn health_word(health: TierHealth) -> u64 {
 }
 
 impl Tiers {
-    /// Tiers over two pools; `selector` names the subset in listings.
+    /// Tiers over a subset's pool and the rest's; `selector` names the
+    /// subset in listings.
     pub fn new(
         subset: Arc<ServicePool>,
         rest: Arc<ServicePool>,
         selector: Arc<str>,
         priority: PriorityConfig,
     ) -> Self {
+        let names = vec![format!("subset {selector}").into(), "the rest".into()];
+        Self::over(vec![subset, rest], names, selector, priority)
+    }
+
+    /// Tiers over `pools`, tier 0 first, each described by its entry in
+    /// `names`; `selector` says what splits them.
+    pub fn over(
+        pools: Vec<Arc<ServicePool>>,
+        names: Vec<Arc<str>>,
+        selector: Arc<str>,
+        priority: PriorityConfig,
+    ) -> Self {
+        let inputs = pools.iter().map(|_| AtomicU64::new(0)).collect();
         Tiers {
-            subset,
-            rest,
+            pools,
+            names,
             selector,
             priority,
             computed_ms: AtomicU64::new(0),
             epoch: AtomicU64::new(0),
-            inputs: [AtomicU64::new(0), AtomicU64::new(0)],
+            inputs,
             loads: ArcSwap::from_pointee(tier_loads(&[], &priority)),
         }
     }
@@ -103,12 +122,13 @@ impl Tiers {
         &self.priority
     }
 
-    /// Both pools' health epochs, as one number that moves when either
-    /// does (both only grow, so their sum moves whenever one does, also
-    /// when the two pools share one epoch).
+    /// The pools' health epochs, as one number that moves when any does
+    /// (they only grow, so their sum moves whenever one does, also when
+    /// pools share one epoch).
     fn epoch_now(&self) -> u64 {
-        let subset = self.subset.health_epoch().get();
-        subset.wrapping_add(self.rest.health_epoch().get())
+        self.pools
+            .iter()
+            .fold(0u64, |sum, p| sum.wrapping_add(p.health_epoch().get()))
     }
 
     /// Current tier loads (recomputed after a health change, else when older
@@ -129,7 +149,7 @@ impl Tiers {
                 let (healthy, total) = pool.availability();
                 TierHealth { healthy, total }
             };
-            let tiers = [health(&self.subset), health(&self.rest)];
+            let tiers: Vec<TierHealth> = self.pools.iter().map(|p| health(p)).collect();
             let mut changed = computed == 0;
             for (input, tier) in self.inputs.iter().zip(&tiers) {
                 let word = health_word(*tier);
@@ -203,12 +223,12 @@ impl Target {
                 TargetPools::Whole(Arc::clone(replaced.get(&p.id()).unwrap_or(p)))
             }
             TargetPools::Tiered(t) => {
-                if replaced.contains_key(&t.subset.id()) || replaced.contains_key(&t.rest.id()) {
+                if t.pools.iter().any(|p| replaced.contains_key(&p.id())) {
                     return None;
                 }
-                TargetPools::Tiered(Tiers::new(
-                    Arc::clone(&t.subset),
-                    Arc::clone(&t.rest),
+                TargetPools::Tiered(Tiers::over(
+                    t.pools.clone(),
+                    t.names.clone(),
                     Arc::clone(&t.selector),
                     t.priority,
                 ))
@@ -223,14 +243,14 @@ impl Target {
         })
     }
 
-    /// Its pools in priority order (none, one, or subset then rest).
+    /// Its pools in priority order (none, one, or the tiers').
     pub fn service_pools(&self) -> impl Iterator<Item = &Arc<ServicePool>> {
-        let (a, b) = match &self.pools {
-            TargetPools::Undeclared => (None, None),
-            TargetPools::Whole(p) => (Some(p), None),
-            TargetPools::Tiered(t) => (Some(&t.subset), Some(&t.rest)),
+        let pools: &[Arc<ServicePool>] = match &self.pools {
+            TargetPools::Undeclared => &[],
+            TargetPools::Whole(p) => std::slice::from_ref(p),
+            TargetPools::Tiered(t) => &t.pools,
         };
-        a.into_iter().chain(b)
+        pools.iter()
     }
 
     /// The clusters its endpoints are in, each once, in endpoint order.
@@ -266,20 +286,19 @@ impl Target {
             TargetPools::Whole(pool) => pick_from(picker, pool, excluded, false, request),
             TargetPools::Tiered(t) => {
                 let loads = t.loads();
-                let first = match (loads.load(0), loads.load(1)) {
-                    (100, _) => 0,
-                    (_, 100) => 1,
-                    (0, 0) => 0,
-                    _ => pick_tier(&loads, roll()).unwrap_or(0),
+                // A tier with all the load, or none with any, needs no dice.
+                let first = match loads.loads().iter().position(|&l| l == 100) {
+                    Some(tier) => tier,
+                    None if loads.loads().iter().all(|&l| l == 0) => 0,
+                    None => pick_tier(&loads, roll()).unwrap_or(0),
                 };
-                let order = if first == 0 {
-                    [(&t.subset, 0), (&t.rest, 1)]
-                } else {
-                    [(&t.rest, 1), (&t.subset, 0)]
-                };
-                order.into_iter().find_map(|(pool, tier)| {
-                    pick_from(picker, pool, excluded, loads.in_panic(tier), request)
-                })
+                // The chosen tier, then the others in priority order.
+                std::iter::once(first)
+                    .chain((0..t.pools.len()).filter(|&tier| tier != first))
+                    .find_map(|tier| {
+                        let pool = t.pools.get(tier)?;
+                        pick_from(picker, pool, excluded, loads.in_panic(tier), request)
+                    })
             }
         }
     }

@@ -50,8 +50,8 @@ impl Down {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outlook {
     /// Shares per cluster, in percent (summing to 100), largest first.
-    /// `panic` names the tiers (0: subset or whole Service, 1: the rest)
-    /// whose first tries would also go to down endpoints.
+    /// `panic`: whether some tier's first tries would also go to down
+    /// endpoints.
     Shares {
         /// `(cluster, percent)`.
         shares: Vec<(Arc<str>, f64)>,
@@ -146,21 +146,19 @@ pub fn outlook(target: &Target, down: &Down) -> Outlook {
         TargetPools::Undeclared => return Outlook::Nowhere,
         TargetPools::Whole(pool) => parts.push((1.0, tier_weights(pool, down, false))),
         TargetPools::Tiered(t) => {
-            let pools = [&t.subset, &t.rest];
-            let tiers = [health(&t.subset, down), health(&t.rest, down)];
+            let tiers: Vec<TierHealth> = t.pools.iter().map(|p| health(p, down)).collect();
             let loads = tier_loads(&tiers, t.priority());
-            // As `Target::pick`: the chosen tier first, then the other
-            // when the chosen one has nothing to give.
+            // As `Target::pick`: the chosen tier first, then the others in
+            // priority order when it has nothing to give; traffic a tier
+            // cannot take is carried to the next.
             let mut carried = 0.0;
-            let order: [usize; 2] = if loads.load(0) == 0 && loads.load(1) > 0 {
-                [1, 0]
-            } else {
-                [0, 1]
-            };
+            let first_with_load = loads.loads().iter().position(|&l| l > 0).unwrap_or(0);
+            let order = std::iter::once(first_with_load)
+                .chain((0..t.pools.len()).filter(|&tier| tier != first_with_load));
             for tier in order {
                 let share = f64::from(loads.load(tier)) / 100.0 + carried;
                 let in_panic = loads.in_panic(tier);
-                let w = tier_weights(pools[tier], down, in_panic);
+                let w = tier_weights(&t.pools[tier], down, in_panic);
                 if w.is_empty() {
                     carried = share;
                     continue;

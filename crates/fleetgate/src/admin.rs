@@ -112,7 +112,8 @@ fn target_json(t: &Target) -> Value {
         TargetPools::Tiered(tiers) => json!({
             "service": &*t.service,
             "subset": &*tiers.selector,
-            "pools": [tiers.subset.name(), tiers.rest.name()],
+            "pools": tiers.pools.iter().map(|p| p.name()).collect::<Vec<_>>(),
+            "tiers": tiers.names.iter().map(|n| &**n).collect::<Vec<_>>(),
             "tier_loads": tiers.loads().to_string(),
         }),
     }

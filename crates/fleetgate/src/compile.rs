@@ -67,6 +67,9 @@ fn pool_options(s: &Service, protocol: UpstreamProtocol) -> PoolOptions {
             base_ejection_time: u.outlier.base_ejection_time,
             max_ejection_percent: u.outlier.max_ejection_percent,
             max_ejection_time: u.outlier.max_ejection_time,
+            failure_percentage: u.outlier.failure_percentage,
+            failure_percentage_min_requests: u.outlier.failure_percentage_min_requests,
+            interval: u.outlier.interval,
         },
     }
 }
@@ -260,6 +263,7 @@ fn request_policy(service: &Service) -> RequestPolicy {
         websocket_idle_timeout: t.websocket_idle_timeout,
         max_requests_per_endpoint: t.max_requests_per_endpoint,
         queue_timeout: t.queue_timeout,
+        least_request: t.least_request,
     }
 }
 
@@ -324,8 +328,11 @@ impl Compiler<'_> {
                 "Ingress {ingress}: backend service {service_key} has no endpoints; its requests get 503"
             ));
         }
-        let pools = match subset {
-            None => TargetPools::Whole(self.add_pool(key.clone(), all, service, protocol)),
+        // Priority tiers: (name, pool key, endpoints), tier 0 first. A
+        // subset splits the Service; the gateway's zone then splits each
+        // part (subset first, then zone within it).
+        let mut tiers: Vec<(String, String, Vec<Arc<Endpoint>>)> = match subset {
+            None => vec![(String::new(), key.clone(), all)],
             Some(sel) => {
                 let (inside, outside): (Vec<_>, Vec<_>) =
                     all.into_iter().partition(|e| sel.matches(&e.labels));
@@ -334,29 +341,68 @@ impl Compiler<'_> {
                         "Ingress {ingress}: subset {sel} of {key} has no endpoints; the whole Service is used"
                     ));
                 }
-                let subset_pool = self.add_pool(
-                    format!("{key}[subset {}]", sel.name()),
-                    inside,
-                    service,
-                    protocol,
-                );
-                let rest_pool = self.add_pool(
-                    format!("{key}[outside subset {}]", sel.name()),
-                    outside,
-                    service,
-                    protocol,
-                );
-                let priority = PriorityConfig {
-                    overprovisioning_factor: service.timeouts.overprovisioning_factor,
-                    panic_threshold: service.timeouts.panic_threshold,
-                };
-                TargetPools::Tiered(Tiers::new(
-                    subset_pool,
-                    rest_pool,
-                    sel.to_string().into(),
-                    priority,
-                ))
+                vec![
+                    (
+                        format!("subset {sel}"),
+                        format!("{key}[subset {}]", sel.name()),
+                        inside,
+                    ),
+                    (
+                        "the rest".to_string(),
+                        format!("{key}[outside subset {}]", sel.name()),
+                        outside,
+                    ),
+                ]
             }
+        };
+        let local_zone = config
+            .gateway
+            .zone
+            .as_deref()
+            .filter(|_| service.timeouts.prefer_local_zone);
+        if let Some(zone) = local_zone {
+            tiers = tiers
+                .into_iter()
+                .flat_map(|(name, pool_key, eps)| {
+                    let (local, other): (Vec<_>, Vec<_>) = eps
+                        .into_iter()
+                        .partition(|e| e.zone.as_deref() == Some(zone));
+                    let (local_name, other_name) = if name.is_empty() {
+                        (format!("zone {zone}"), "other zones".to_string())
+                    } else {
+                        (
+                            format!("{name} in zone {zone}"),
+                            format!("{name} in other zones"),
+                        )
+                    };
+                    [
+                        (local_name, format!("{pool_key}[zone {zone}]"), local),
+                        (other_name, format!("{pool_key}[other zones]"), other),
+                    ]
+                })
+                .collect();
+        }
+        let selector: Arc<str> = match (subset, local_zone) {
+            (Some(sel), Some(zone)) => format!("subset {sel}, then zone {zone}").into(),
+            (Some(sel), None) => sel.to_string().into(),
+            (None, Some(zone)) => format!("zone {zone}").into(),
+            (None, None) => "".into(),
+        };
+        let pools = if tiers.len() == 1 {
+            let (_, pool_key, eps) = tiers.remove(0);
+            TargetPools::Whole(self.add_pool(pool_key, eps, service, protocol))
+        } else {
+            let priority = PriorityConfig {
+                overprovisioning_factor: service.timeouts.overprovisioning_factor,
+                panic_threshold: service.timeouts.panic_threshold,
+            };
+            let mut names = Vec::with_capacity(tiers.len());
+            let mut pools = Vec::with_capacity(tiers.len());
+            for (name, pool_key, eps) in tiers {
+                names.push(Arc::from(name));
+                pools.push(self.add_pool(pool_key, eps, service, protocol));
+            }
+            TargetPools::Tiered(Tiers::over(pools, names, selector, priority))
         };
         Target::new(ingress, &service_key, pools)
     }

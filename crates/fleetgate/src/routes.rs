@@ -40,12 +40,15 @@ fn describe_target(target: &Target) -> String {
         TargetPools::Undeclared => "(service not declared: 503)".to_string(),
         TargetPools::Whole(pool) if pool.is_empty() => "(no endpoints: 503)".to_string(),
         TargetPools::Whole(pool) => per_cluster(pool),
-        TargetPools::Tiered(t) => format!(
-            "subset {}: {}; then the rest: {}",
-            t.selector,
-            per_cluster(&t.subset),
-            per_cluster(&t.rest)
-        ),
+        TargetPools::Tiered(t) => {
+            let tiers: Vec<String> = t
+                .pools
+                .iter()
+                .zip(&t.names)
+                .map(|(p, name)| format!("{name}: {}", per_cluster(p)))
+                .collect();
+            tiers.join("; then ")
+        }
     }
 }
 
