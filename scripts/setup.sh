@@ -22,6 +22,8 @@ command -v python3 >/dev/null 2>&1 || missing+=(python3)
 # namespaces with iproute2 and cut or thin links with nftables.
 command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || missing+=(iproute2)
 command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || missing+=(nftables)
+# Gateway replicas are tested behind a real L4 balancer (tests/e2e/replicas.rs).
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 if [ ${#missing[@]} -ne 0 ]; then
   echo "setup: installing ${missing[*]}" >&2

@@ -259,6 +259,11 @@ pub struct Gateway {
     pub threads: usize,
     /// Upper bound on a graceful shutdown after SIGTERM.
     pub grace_period: Duration,
+    /// How long a SIGTERM keeps the listeners open while `/readyz`
+    /// answers 503 and responses close their connections, so that a load
+    /// balancer takes the replica out before it stops accepting
+    /// (`[gateway] shutdown_delay`, default 0).
+    pub shutdown_delay: Duration,
     /// Backend for requests that match nothing, before the built-in 404.
     pub default_backend: Option<NamespacedBackend>,
     /// Which canary semantics to apply (`mse`, the default, or `nginx`).

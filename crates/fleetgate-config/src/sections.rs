@@ -349,6 +349,7 @@ pub(crate) fn gateway(l: &mut Loader<'_>, g: &GatewayToml) -> Gateway {
         advertise: g.advertise.clone(),
         threads: g.threads,
         grace_period: g.grace_period.map_or(DEFAULT_GRACE_PERIOD, Into::into),
+        shutdown_delay: g.shutdown_delay.map_or(Duration::ZERO, Into::into),
         default_backend,
     }
 }

@@ -85,6 +85,7 @@ pub(crate) struct GatewayToml {
     pub threads: usize,
     #[serde(default)]
     pub grace_period: Option<HumanDuration>,
+    pub shutdown_delay: Option<HumanDuration>,
     #[serde(default)]
     pub default_backend: Option<Spanned<DefaultBackendToml>>,
     #[serde(default)]

@@ -609,7 +609,11 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
         // A connection the client keeps alive idles at most this long
         // (Pingora's default is 60 s), and pipelined requests are answered
         // in order instead of being dropped.
-        if session.get_keepalive().is_some() {
+        if self.stats.draining.load(Ordering::Relaxed) {
+            // Shutting down: this response carries `Connection: close`, so
+            // the client's next request goes to another replica.
+            session.set_keepalive(None);
+        } else if session.get_keepalive().is_some() {
             session.set_keepalive((self.keepalive_secs > 0).then_some(self.keepalive_secs));
         }
         if let pingora_core::protocols::http::ServerSession::H1(h1) = session.as_downstream_mut() {

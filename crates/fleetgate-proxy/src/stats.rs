@@ -29,6 +29,10 @@ pub struct GatewayStats {
     pub overflowed: AtomicU64,
     /// Client connections and what their limits refused.
     pub connections: Arc<ConnectionCounts>,
+    /// Set when a graceful shutdown begins: responses then carry
+    /// `Connection: close`, so that clients and balancers move their next
+    /// requests to another replica before the listeners close.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 impl GatewayStats {

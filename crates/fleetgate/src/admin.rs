@@ -230,6 +230,7 @@ impl AdminApp {
         json!({
             "gateway": config.name,
             "state": phase.name(),
+            "draining": stats.draining.load(Ordering::Relaxed),
             "message": message,
             "generation": self.state.generation(),
             "config": config.source.display().to_string(),
@@ -476,6 +477,9 @@ impl ServeHttp for AdminApp {
             }
             "/metrics" => self.metrics(),
             "/healthz" => text(StatusCode::OK, "ok\n"),
+            "/readyz" if self.state.stats.draining.load(Ordering::Relaxed) => {
+                text(StatusCode::SERVICE_UNAVAILABLE, "not ready: draining (shutting down)\n")
+            }
             "/readyz" => match self.state.phase() {
                 Phase::Running | Phase::Listening => text(StatusCode::OK, "ready\n"),
                 other => text(StatusCode::SERVICE_UNAVAILABLE, &format!("not ready: {}\n", other.name())),

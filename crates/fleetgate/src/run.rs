@@ -174,6 +174,7 @@ pub fn run(args: &RunArgs) -> i32 {
     let stats = gateway.stats();
 
     let grace = config.gateway.grace_period;
+    let shutdown_delay = config.gateway.shutdown_delay;
     let conf = ServerConf {
         threads: config.gateway.threads,
         grace_period_seconds: Some(grace.as_secs() + u64::from(grace.subsec_nanos() > 0)),
@@ -228,7 +229,7 @@ pub fn run(args: &RunArgs) -> i32 {
         return 1;
     }
 
-    if let Err(e) = shutdown::watch_sigterm(Arc::clone(&stats), grace) {
+    if let Err(e) = shutdown::watch_sigterm(Arc::clone(&stats), shutdown_delay, grace) {
         eprintln!("fleetgate: cannot install the SIGTERM handler: {e}");
         return 1;
     }
@@ -318,5 +319,11 @@ pub fn run(args: &RunArgs) -> i32 {
     println!("  admin API: http://{admin_listen}/status");
     log::info!("serving generation 1");
     watch_readiness(state, listen.into_iter().chain(listen_tls).collect());
-    server.run_forever()
+    server.run(pingora_core::server::RunArgs {
+        shutdown_signal: Box::new(shutdown::SignalWatch {
+            delay: shutdown_delay,
+            stats,
+        }),
+    });
+    0
 }
