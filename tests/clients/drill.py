@@ -53,6 +53,9 @@ HC_TIMEOUT_S = 0.5
 HC_UNHEALTHY = 2
 HC_HEALTHY = 2
 
+# What the load sends (drill.py load --method POST changes it).
+REQUEST = f"GET / HTTP/1.1\r\nHost: {HOST}\r\n\r\n"
+
 # Weighted round robin, or least request (nginx: least_conn).
 BALANCE = "round_robin"
 
@@ -390,11 +393,17 @@ def load_main(args):
     took from then, and the answer or the error."""
     import asyncio
 
+    global REQUEST
+    if args.method == "POST":
+        body = "drill"
+        REQUEST = (f"POST / HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: text/plain\r\n"
+                   f"Content-Length: {len(body)}\r\n\r\n{body}")
+
     async def fetch(idle):
         """One GET on an idle connection (or a new one); (ok, body)."""
         reader, writer = idle.pop() if idle else await asyncio.open_connection(args.ip, args.port)
         try:
-            writer.write(f"GET / HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+            writer.write(REQUEST.encode())
             head = await reader.readuntil(b"\r\n\r\n")
             lines = head.decode(errors="replace").split("\r\n")
             status = int(lines[0].split(" ")[1])
@@ -607,7 +616,7 @@ def drill(proxy, name, args, bins):
         samples_path = f"{work}/samples.jsonl"
         load = topo.spawn("c", [sys.executable, os.path.abspath(__file__), "load",
                                 "--ip", GW_IP, "--port", str(GW_PORT),
-                                "--rate", str(args.rate),
+                                "--rate", str(args.rate), "--method", args.method,
                                 "--out", samples_path],
                           stdin=subprocess.PIPE, text=True)
         t0 = time.time()
@@ -626,6 +635,7 @@ def drill(proxy, name, args, bins):
             samples = [json.loads(line) for line in f if line.strip()]
         result = analyse(samples, t0, fault_at, heal_at, end_at)
         result.update({"proxy": proxy, "drill": name, "fault": fault.how, "balance": BALANCE,
+                       "method": args.method,
                        "fault_s": round(heal_at - fault_at, 1)})
         return result
     finally:
@@ -660,6 +670,7 @@ def main():
     lp.add_argument("--port", type=int, required=True)
     lp.add_argument("--rate", type=float, default=200)
     lp.add_argument("--out", required=True)
+    lp.add_argument("--method", default="GET", choices=["GET", "POST"])
     ap.add_argument("--bin-dir", default="target/release",
                     help="where fleetgate and web-demo are")
     ap.add_argument("--proxy", default="fleetgate", help="comma-separated: fleetgate,nginx,envoy")
@@ -670,6 +681,8 @@ def main():
     ap.add_argument("--after", type=float, default=6, help="seconds of load after the heal")
     ap.add_argument("--balance", default="round_robin", choices=["round_robin", "least_request"],
                     help="how every proxy balances (nginx: least_conn for least_request)")
+    ap.add_argument("--method", default="GET", choices=["GET", "POST"],
+                    help="POST: non-idempotent requests, which are not retried once sent")
     ap.add_argument("--json", action="store_true", help="print results as JSON")
     args = ap.parse_args()
     if args.cmd == "load":

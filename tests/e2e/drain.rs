@@ -108,13 +108,13 @@ fn a_drained_cluster_finishes_in_flight_requests_and_takes_no_new_ones() {
         Duration::from_millis(10),
     );
     std::thread::sleep(Duration::from_millis(300));
-    let drained_at = load.elapsed();
     let (code, out) = fleetgate(&["drain", "-c", config_arg, ZONE_A]);
+    // Requests sent from here on never go to zone A.
+    let drained_at = load.elapsed();
     assert_eq!(code, 0, "{out}");
+    // The slow request at least is in flight (a load request may be too).
     assert!(
-        out.contains(&format!(
-            "cluster {ZONE_A}: draining, 1 request(s) in flight"
-        )),
+        out.contains(&format!("cluster {ZONE_A}: draining, ")),
         "{out}"
     );
     let status = gw.admin_json("/status");
@@ -138,8 +138,9 @@ fn a_drained_cluster_finishes_in_flight_requests_and_takes_no_new_ones() {
     gw.signal("HUP");
     gw.wait_generation(2);
     std::thread::sleep(Duration::from_millis(300));
-    let undrained_at = load.elapsed();
+    let undrain_sent_at = load.elapsed();
     let (code, out) = fleetgate(&["undrain", "-c", config_arg, ZONE_A]);
+    let undrained_at = load.elapsed();
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("serving"), "{out}");
     std::thread::sleep(Duration::from_millis(500));
@@ -147,12 +148,13 @@ fn a_drained_cluster_finishes_in_flight_requests_and_takes_no_new_ones() {
     assert_none_failed(&samples, 100);
     let before = answered(samples.iter().filter(|s| s.at < drained_at));
     assert!(before.contains_key("cluster-demo-1"), "{before:?}");
-    // A request sent just before the drain call returned may still have
-    // gone to zone A; from 50 ms after it, none.
-    let during =
-        answered(samples.iter().filter(|s| {
-            s.at > drained_at + Duration::from_millis(50) && s.at + s.took < undrained_at
-        }));
+    // From the moment the drain call returned until the undrain call was
+    // made, no request went to zone A.
+    let during = answered(
+        samples
+            .iter()
+            .filter(|s| s.at > drained_at && s.at + s.took < undrain_sent_at),
+    );
     assert_eq!(
         during.keys().collect::<Vec<_>>(),
         vec!["cluster-demo-2"],
@@ -244,8 +246,8 @@ fn a_pinned_route_spills_over_and_the_drain_outlives_a_restart() {
         Duration::from_millis(10),
     );
     std::thread::sleep(Duration::from_millis(300));
-    let drained_at = load.elapsed();
     let (code, out) = fleetgate(&["drain", "--wait", "-c", config_arg, ZONE_A]);
+    let drained_at = load.elapsed();
     assert_eq!(code, 0, "{out}");
     assert!(
         out.contains(&format!(
@@ -256,11 +258,7 @@ fn a_pinned_route_spills_over_and_the_drain_outlives_a_restart() {
     std::thread::sleep(Duration::from_millis(500));
     let samples = load.stop();
     assert_none_failed(&samples, 50);
-    let after = answered(
-        samples
-            .iter()
-            .filter(|s| s.at > drained_at + Duration::from_millis(100)),
-    );
+    let after = answered(samples.iter().filter(|s| s.at > drained_at));
     assert_eq!(
         after.keys().collect::<Vec<_>>(),
         vec!["cluster-demo-2"],

@@ -79,18 +79,14 @@ fn replicas(dir: &TempDir, backends: &[Backend]) -> Vec<(Gateway, u16)> {
             let admin = free_port();
             let config = format!(
                 "{}{}{}",
-                header_with_admin(
-                    listen,
-                    admin,
-                    "shutdown_delay = \"1s\""
-                ),
+                header_with_admin(listen, admin, "shutdown_delay = \"1s\""),
                 service(
                     "web",
                     80,
                     &[("c7fb82a1", &backends[0]), ("cd3007b2", &backends[1])],
                     ""
                 ),
-                manifests(&[ingress.clone()])
+                manifests(std::slice::from_ref(&ingress))
             );
             let path = dir.write(&format!("gw{i}.toml"), &config);
             (Gateway::start(&path, listen), admin)

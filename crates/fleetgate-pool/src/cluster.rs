@@ -24,12 +24,21 @@ use crate::outlier::{now_ms, HealthEpoch};
 #[derive(Debug)]
 pub struct ClusterState {
     id: Arc<str>,
+    /// Read by every pick.
     drained: AtomicBool,
     /// When the current drain began (`now_ms`), 0 when not drained.
     drained_since_ms: AtomicU64,
-    in_flight: AtomicU64,
+    /// Written by every request sent to the cluster: an allocation of its
+    /// own, so that those writes do not evict the `drained` flag the picks
+    /// read from the other cores' caches.
+    in_flight: Arc<InFlight>,
     epoch: HealthEpoch,
 }
+
+/// A request counter alone on its cache line.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct InFlight(AtomicU64);
 
 /// Where a drain stands, for listings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +68,7 @@ impl ClusterState {
             id: id.into(),
             drained: AtomicBool::new(false),
             drained_since_ms: AtomicU64::new(0),
-            in_flight: AtomicU64::new(0),
+            in_flight: Arc::default(),
             epoch,
         }
     }
@@ -78,7 +87,7 @@ impl ClusterState {
     /// Requests in flight to its endpoints now (counted by
     /// [`ClusterState::enter`]).
     pub fn in_flight(&self) -> u64 {
-        self.in_flight.load(Ordering::Relaxed)
+        self.in_flight.0.load(Ordering::Relaxed)
     }
 
     /// Serving, draining or drained.
@@ -100,9 +109,9 @@ impl ClusterState {
     /// Counts a request sent to one of its endpoints until the returned
     /// guard is dropped.
     #[inline]
-    pub fn enter(self: &Arc<Self>) -> ClusterFlight {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        ClusterFlight(Arc::clone(self))
+    pub fn enter(&self) -> ClusterFlight {
+        self.in_flight.0.fetch_add(1, Ordering::Relaxed);
+        ClusterFlight(Arc::clone(&self.in_flight))
     }
 
     /// Drains it (`true`) or lets it serve again (`false`); whether that
@@ -122,11 +131,11 @@ impl ClusterState {
 
 /// A request in flight to a cluster; counted until dropped.
 #[derive(Debug)]
-pub struct ClusterFlight(Arc<ClusterState>);
+pub struct ClusterFlight(Arc<InFlight>);
 
 impl Drop for ClusterFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0 .0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -44,7 +44,9 @@ mod timeouts;
 pub use cluster::{ClusterFlight, ClusterState, Clusters, DrainPhase};
 pub use endpoint::{Condition, Endpoint, Labels, CLUSTER_LABEL, ZONE_LABEL};
 pub use health::{HealthCheckConfig, HealthChecks, HealthSupervisor, HealthView, Probe};
-pub use outlier::{now_ms, EndpointPermit, EndpointState, HealthEpoch, Outcome, OutlierConfig};
+pub use outlier::{
+    now_ms, EndpointPermit, EndpointState, HealthEpoch, Outcome, OutlierConfig, Trigger,
+};
 pub use pingora_load_balancing::HealthRegistry;
 pub use pool::{EndpointPool, Picked, PoolOptions};
 pub use protocol::{PeerProtocol, PeerTls};

@@ -95,6 +95,43 @@ pub fn now_ms() -> u64 {
     u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
+/// A failure-percentage window: on a cache line of its own, since every
+/// request writes it and every pick reads the ejection state beside it.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Window {
+    /// When the window began (`now_ms`).
+    start_ms: AtomicU64,
+    /// Requests and failures in it.
+    requests: AtomicU32,
+    failures: AtomicU32,
+}
+
+/// What made an endpoint cross an outlier threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// This many failures in a row.
+    Consecutive(u32),
+    /// `failures` of `requests` in the current window.
+    FailureShare {
+        /// Failed requests.
+        failures: u32,
+        /// Requests.
+        requests: u32,
+    },
+}
+
+impl std::fmt::Display for Trigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Trigger::Consecutive(n) => write!(f, "{n} consecutive failures"),
+            Trigger::FailureShare { failures, requests } => {
+                write!(f, "{failures} failures in its last {requests} requests")
+            }
+        }
+    }
+}
+
 /// The live state of one endpoint address, shared by every pool using it.
 #[derive(Debug, Default)]
 pub struct EndpointState {
@@ -104,11 +141,8 @@ pub struct EndpointState {
     ejections: AtomicU32,
     /// Requests that failed and counted toward ejection, ever.
     failures_total: AtomicU64,
-    /// When the failure-percentage window began (`now_ms`).
-    window_start_ms: AtomicU64,
-    /// Requests and failures in the window.
-    window_requests: AtomicU32,
-    window_failures: AtomicU32,
+    /// The failure-percentage window, written by every request.
+    window: Window,
     /// Requests holding an [`EndpointPermit`] now (counted only for pools
     /// with `max_requests_per_endpoint`).
     in_flight: AtomicU32,
@@ -223,24 +257,29 @@ impl EndpointState {
         self.failures_total.load(Ordering::Relaxed)
     }
 
-    /// Records an outcome. Returns `true` when the endpoint crossed a
-    /// threshold (consecutive failures, or the failure share of its window)
-    /// and the caller should try to eject it (see [`EndpointState::eject`]).
-    pub(crate) fn record(&self, outcome: Outcome, config: &OutlierConfig) -> bool {
-        let erratic = config.failure_percentage > 0 && self.count_in_window(outcome, config);
+    /// Records an outcome. Returns what crossed a threshold (consecutive
+    /// failures, or the failure share of its window) when the caller
+    /// should try to eject the endpoint (see [`EndpointState::eject`]).
+    pub(crate) fn record(&self, outcome: Outcome, config: &OutlierConfig) -> Option<Trigger> {
+        let erratic = if config.failure_percentage > 0 {
+            self.count_in_window(outcome, config)
+        } else {
+            None
+        };
         match outcome {
             Outcome::Success => {
                 if self.consecutive_failures.load(Ordering::Relaxed) != 0 {
                     self.consecutive_failures.store(0, Ordering::Relaxed);
                 }
-                false
+                None
             }
             Outcome::Failure => {
                 self.failures_total.fetch_add(1, Ordering::Relaxed);
                 let n = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
-                let consecutive =
-                    config.consecutive_failures > 0 && n >= config.consecutive_failures;
-                (consecutive || erratic) && !self.is_ejected()
+                let consecutive = (config.consecutive_failures > 0
+                    && n >= config.consecutive_failures)
+                    .then_some(Trigger::Consecutive(n));
+                consecutive.or(erratic).filter(|_| !self.is_ejected())
             }
         }
     }
@@ -248,34 +287,35 @@ impl EndpointState {
     /// Counts `outcome` in the failure-percentage window, starting a new
     /// window when the last one is `interval` old; whether the window's
     /// failure share now crosses the threshold (only a failure can).
-    fn count_in_window(&self, outcome: Outcome, config: &OutlierConfig) -> bool {
+    fn count_in_window(&self, outcome: Outcome, config: &OutlierConfig) -> Option<Trigger> {
+        let w = &self.window;
         let now = now_ms();
-        let start = self.window_start_ms.load(Ordering::Relaxed);
+        let start = w.start_ms.load(Ordering::Relaxed);
         let length = u64::try_from(config.interval.as_millis()).unwrap_or(u64::MAX);
         if now.saturating_sub(start) >= length
-            && self
-                .window_start_ms
+            && w.start_ms
                 .compare_exchange(start, now, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
         {
-            self.window_requests.store(0, Ordering::Relaxed);
-            self.window_failures.store(0, Ordering::Relaxed);
+            w.requests.store(0, Ordering::Relaxed);
+            w.failures.store(0, Ordering::Relaxed);
         }
-        let requests = self.window_requests.fetch_add(1, Ordering::Relaxed) + 1;
+        let requests = w.requests.fetch_add(1, Ordering::Relaxed) + 1;
         if outcome == Outcome::Success {
-            return false;
+            return None;
         }
-        let failures = self.window_failures.fetch_add(1, Ordering::Relaxed) + 1;
-        requests >= config.failure_percentage_min_requests.max(1)
+        let failures = w.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        let crossed = requests >= config.failure_percentage_min_requests.max(1)
             && u64::from(failures) * 100
-                >= u64::from(config.failure_percentage) * u64::from(requests)
+                >= u64::from(config.failure_percentage) * u64::from(requests);
+        crossed.then_some(Trigger::FailureShare { failures, requests })
     }
 
     /// Requests and failures in the current failure-percentage window.
     pub fn window(&self) -> (u32, u32) {
         (
-            self.window_requests.load(Ordering::Relaxed),
-            self.window_failures.load(Ordering::Relaxed),
+            self.window.requests.load(Ordering::Relaxed),
+            self.window.failures.load(Ordering::Relaxed),
         )
     }
 
@@ -297,9 +337,9 @@ impl EndpointState {
         self.ejected_until_ms.store(until, Ordering::Relaxed);
         self.consecutive_failures.store(0, Ordering::Relaxed);
         // Back from the ejection, it is judged on new requests only.
-        self.window_start_ms.store(now_ms(), Ordering::Relaxed);
-        self.window_requests.store(0, Ordering::Relaxed);
-        self.window_failures.store(0, Ordering::Relaxed);
+        self.window.start_ms.store(now_ms(), Ordering::Relaxed);
+        self.window.requests.store(0, Ordering::Relaxed);
+        self.window.failures.store(0, Ordering::Relaxed);
         self.epoch.bump();
         time
     }
@@ -338,7 +378,7 @@ mod tests {
             } else {
                 Outcome::Success
             };
-            if s.record(outcome, &c) {
+            if s.record(outcome, &c).is_some() {
                 ejected_at = Some(i);
                 break;
             }
@@ -355,7 +395,10 @@ mod tests {
             } else {
                 Outcome::Success
             };
-            assert!(!ok.record(outcome, &c), "10 % is under the threshold");
+            assert!(
+                ok.record(outcome, &c).is_none(),
+                "10 % is under the threshold"
+            );
         }
     }
 
@@ -363,9 +406,9 @@ mod tests {
     fn threshold_then_ejection_that_grows_and_caps() {
         let s = EndpointState::default();
         let c = config(3);
-        assert!(!s.record(Outcome::Failure, &c));
-        assert!(!s.record(Outcome::Failure, &c));
-        assert!(s.record(Outcome::Failure, &c));
+        assert!(s.record(Outcome::Failure, &c).is_none());
+        assert!(s.record(Outcome::Failure, &c).is_none());
+        assert!(s.record(Outcome::Failure, &c).is_some());
         assert_eq!(s.eject(&c), Duration::from_millis(200));
         assert!(s.is_ejected());
         assert_eq!(s.eject(&c), Duration::from_millis(400));
@@ -378,9 +421,9 @@ mod tests {
     fn success_resets_the_count() {
         let s = EndpointState::default();
         let c = config(2);
-        assert!(!s.record(Outcome::Failure, &c));
-        assert!(!s.record(Outcome::Success, &c));
-        assert!(!s.record(Outcome::Failure, &c));
+        assert!(s.record(Outcome::Failure, &c).is_none());
+        assert!(s.record(Outcome::Success, &c).is_none());
+        assert!(s.record(Outcome::Failure, &c).is_none());
         assert_eq!(s.consecutive_failures(), 1);
     }
 
@@ -388,7 +431,7 @@ mod tests {
     fn zero_threshold_disables() {
         let s = EndpointState::default();
         for _ in 0..100 {
-            assert!(!s.record(Outcome::Failure, &config(0)));
+            assert!(s.record(Outcome::Failure, &config(0)).is_none());
         }
     }
 

@@ -284,9 +284,15 @@ impl EndpointPool {
         self.slots.len()
     }
 
-    /// How many endpoints this pool lets be ejected at once.
+    /// How many endpoints this pool lets be ejected at once: a share of
+    /// those not drained (a drain must not let ejections empty the rest).
     fn ejection_budget(&self) -> usize {
-        self.slots.len() * self.options.outlier.max_ejection_percent as usize / 100
+        let serving = self
+            .slots
+            .iter()
+            .filter(|s| !s.cluster.is_drained())
+            .count();
+        serving * self.options.outlier.max_ejection_percent as usize / 100
     }
 
     /// Whether any endpoint with a non-zero weight can take traffic now
@@ -336,9 +342,9 @@ impl EndpointPool {
         let Some(state) = self.slots.get(index).map(|s| &s.state) else {
             return;
         };
-        if !state.record(outcome, &self.options.outlier) {
+        let Some(trigger) = state.record(outcome, &self.options.outlier) else {
             return;
-        }
+        };
         let ejected = self.slots.iter().filter(|s| s.state.is_ejected()).count();
         let limit = self.ejection_budget();
         if ejected >= limit {
@@ -353,11 +359,10 @@ impl EndpointPool {
         }
         let time = state.eject(&self.options.outlier);
         log::warn!(
-            "outlier: endpoint {} ({} cluster {}) ejected for {time:?} after {} consecutive failures (ejection #{})",
+            "outlier: endpoint {} ({} cluster {}) ejected for {time:?} after {trigger} (ejection #{})",
             self.endpoint(index).address,
             self.name,
             self.endpoint(index).cluster,
-            self.options.outlier.consecutive_failures,
             state.ejections()
         );
     }

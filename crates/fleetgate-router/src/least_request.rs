@@ -39,8 +39,10 @@ impl EndpointPicker for LeastRequest {
         }
         let load = |i: usize| u64::from(pool.state(i).in_flight());
         let weight = |i: usize| u64::from(pool.endpoint(i).weight.max(1));
-        // Fewer in flight per unit of weight: a/wa <= b/wb.
-        let lighter = |a: usize, b: usize| load(a) * weight(b) <= load(b) * weight(a);
+        // Fewer in flight per unit of weight, counting the request about
+        // to be sent: (a+1)/wa <= (b+1)/wb. The +1 lets weights decide
+        // between idle endpoints.
+        let lighter = |a: usize, b: usize| (load(a) + 1) * weight(b) <= (load(b) + 1) * weight(a);
         if count <= FULL_SCAN_UP_TO {
             let start = (self.roll % n as u64) as usize;
             return (0..n)

@@ -47,9 +47,15 @@ impl Eligible<'_> {
     }
 
     /// Whether endpoint `i` of `pool` may be used: accepted, and
-    /// available unless health is ignored.
+    /// available unless health is ignored. A drained cluster's endpoints
+    /// are never allowed, not even when health is ignored.
     pub fn allows(&self, pool: &EndpointPool, i: usize) -> bool {
-        (self.ignore_health || pool.is_available(i)) && self.accepts(pool.endpoint(i))
+        let usable = if self.ignore_health {
+            !pool.is_drained(i)
+        } else {
+            pool.is_available(i)
+        };
+        usable && self.accepts(pool.endpoint(i))
     }
 }
 

@@ -28,6 +28,8 @@ pub struct Down {
     pub clusters: Vec<String>,
     /// Zones.
     pub zones: Vec<String>,
+    /// The names as the operator gave them, for listings.
+    pub asked: Vec<String>,
 }
 
 impl Down {
@@ -218,6 +220,7 @@ mod tests {
         Down {
             clusters: clusters.iter().map(|s| s.to_string()).collect(),
             zones: zones.iter().map(|s| s.to_string()).collect(),
+            asked: Vec::new(),
         }
     }
 

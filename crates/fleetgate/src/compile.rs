@@ -361,12 +361,21 @@ impl Compiler<'_> {
             .as_deref()
             .filter(|_| service.timeouts.prefer_local_zone);
         if let Some(zone) = local_zone {
+            // Local: the endpoint's own zone (live sources' EndpointSlice
+            // zone) or its cluster's configured zone is the gateway's.
+            let local_clusters: Vec<&str> = config
+                .clusters
+                .iter()
+                .filter(|c| c.zone.as_deref() == Some(zone))
+                .map(|c| c.id.as_str())
+                .collect();
             tiers = tiers
                 .into_iter()
                 .flat_map(|(name, pool_key, eps)| {
-                    let (local, other): (Vec<_>, Vec<_>) = eps
-                        .into_iter()
-                        .partition(|e| e.zone.as_deref() == Some(zone));
+                    let (local, other): (Vec<_>, Vec<_>) = eps.into_iter().partition(|e| {
+                        e.zone.as_deref() == Some(zone)
+                            || local_clusters.contains(&e.cluster.as_str())
+                    });
                     let (local_name, other_name) = if name.is_empty() {
                         (format!("zone {zone}"), "other zones".to_string())
                     } else {

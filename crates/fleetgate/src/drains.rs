@@ -48,14 +48,17 @@ impl std::fmt::Display for DrainError {
 /// the drain file (if any) in step first; returns the cluster's listing.
 pub fn set_drained(state: &GatewayState, id: &str, drained: bool) -> Result<Value, DrainError> {
     let config = state.config.load();
-    if !config.clusters.iter().any(|c| c.id == id) {
+    let clusters = state.checks.clusters();
+    // A drained cluster the configuration no longer names can still be
+    // undrained (else it would come back drained when re-added).
+    let undrain_leftover = !drained && clusters.drained().iter().any(|c| c == id);
+    if !undrain_leftover && !config.clusters.iter().any(|c| c.id == id) {
         let known: Vec<&str> = config.clusters.iter().map(|c| c.id.as_str()).collect();
         return Err(DrainError::UnknownCluster(format!(
             "no cluster \"{id}\" in the configuration; clusters: {}",
             known.join(", ")
         )));
     }
-    let clusters = state.checks.clusters();
     // One change at a time, so that the file and the flags agree.
     let _serial = state.drain_lock.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(path) = &config.drain_file {

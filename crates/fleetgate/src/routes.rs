@@ -70,10 +70,20 @@ pub fn parse_down(
 ) -> Result<Down, String> {
     let mut down = Down::default();
     for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        down.asked.push(name.to_string());
         if clusters.iter().any(|c| c.id == name) {
             down.clusters.push(name.to_string());
         } else if clusters.iter().any(|c| c.zone.as_deref() == Some(name)) {
+            // The zone's clusters, and endpoints labelled with the zone
+            // (a live source's EndpointSlice zone may differ from its
+            // cluster's configured one).
             down.zones.push(name.to_string());
+            down.clusters.extend(
+                clusters
+                    .iter()
+                    .filter(|c| c.zone.as_deref() == Some(name))
+                    .map(|c| c.id.clone()),
+            );
         } else {
             let ids: Vec<&str> = clusters.iter().map(|c| c.id.as_str()).collect();
             let mut zones: Vec<&str> = clusters.iter().filter_map(|c| c.zone.as_deref()).collect();
@@ -94,11 +104,7 @@ pub fn parse_down(
 
 /// Renders the table, with a what-if column when `down` is given.
 pub fn render(snapshot: &Snapshot, down: Option<&Down>) -> String {
-    let what_if = down.map(|d| {
-        let mut names = d.clusters.clone();
-        names.extend(d.zones.iter().cloned());
-        format!("IF {} DOWN", names.join(", "))
-    });
+    let what_if = down.map(|d| format!("IF {} DOWN", d.asked.join(", ")));
     let mut rows = vec![[
         "HOST".to_string(),
         "PATH".to_string(),

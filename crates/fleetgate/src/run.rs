@@ -229,7 +229,8 @@ pub fn run(args: &RunArgs) -> i32 {
         return 1;
     }
 
-    if let Err(e) = shutdown::watch_sigterm(Arc::clone(&stats), shutdown_delay, grace) {
+    let closing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if let Err(e) = shutdown::watch_sigterm(Arc::clone(&stats), Arc::clone(&closing), grace) {
         eprintln!("fleetgate: cannot install the SIGTERM handler: {e}");
         return 1;
     }
@@ -323,6 +324,7 @@ pub fn run(args: &RunArgs) -> i32 {
         shutdown_signal: Box::new(shutdown::SignalWatch {
             delay: shutdown_delay,
             stats,
+            closing,
         }),
     });
     0

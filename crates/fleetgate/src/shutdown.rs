@@ -14,7 +14,7 @@
 //! later than the configured bound, which the watcher thread does.
 //! Pingora's own grace period is set to the same bound as a backstop.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,8 +34,11 @@ const POLL: Duration = Duration::from_millis(20);
 pub struct SignalWatch {
     /// How long to stay in the rotation's way out before closing.
     pub delay: Duration,
-    /// Where draining is announced to the request path and the watcher.
+    /// Where draining is announced to the request path.
     pub stats: Arc<GatewayStats>,
+    /// Set when Pingora is told to terminate (the listeners close): the
+    /// moment the watcher starts counting in-flight requests down.
+    pub closing: Arc<AtomicBool>,
 }
 
 #[async_trait]
@@ -67,26 +70,26 @@ impl ShutdownSignalWatch for SignalWatch {
                         _ = int.recv() => return ShutdownSignal::FastShutdown,
                     }
                 }
+                self.closing.store(true, Ordering::Relaxed);
                 ShutdownSignal::GracefulTerminate
             }
         }
     }
 }
 
-/// Starts the watcher thread: once draining began and `delay` passed, it
+/// Starts the watcher thread: once the listeners close (`closing`), it
 /// exits the process as soon as no request is in flight, or after `grace`.
 pub fn watch_sigterm(
     stats: Arc<GatewayStats>,
-    delay: Duration,
+    closing: Arc<AtomicBool>,
     grace: Duration,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("fleetgate-shutdown".into())
         .spawn(move || {
-            while !stats.draining.load(Ordering::Relaxed) {
+            while !closing.load(Ordering::Relaxed) {
                 std::thread::sleep(POLL);
             }
-            std::thread::sleep(delay);
             let started = Instant::now();
             log::info!("SIGTERM: draining in-flight requests (at most {grace:?})");
             loop {
