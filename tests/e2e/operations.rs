@@ -301,6 +301,18 @@ fn admin_token_and_exposure_rules() {
         )
         .unwrap();
     assert_eq!(lower.status, 200, "the scheme is case-insensitive");
+    // Probes answer without the token; nothing else does.
+    assert_eq!(gw.admin_get("/healthz", None).status, 200);
+    // Ready a moment after the listeners answer: 200 or 503, never 401.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while gw.admin_get("/readyz", None).status != 200 {
+        assert_ne!(gw.admin_get("/readyz", None).status, 401);
+        assert!(std::time::Instant::now() < deadline, "never ready");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(gw.admin_get("/metrics", None).status, 401);
+    assert_eq!(gw.admin_get("/readyz?x=/status", None).status, 200);
+    assert_eq!(gw.admin_get("/readyz/../status", None).status, 401);
 
     // Short or spaced tokens are refused at load.
     for bad in ["short", "has space in the middle of it"] {

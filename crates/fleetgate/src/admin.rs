@@ -3,7 +3,8 @@
 //! Served by Pingora on its own listener. It binds a loopback address
 //! unless `[admin] token` is set (checked at load), and with a token every
 //! request must carry `Authorization: Bearer <token>` (see
-//! [`crate::admin_auth`] for the checks). Everything is JSON
+//! [`crate::admin_auth`] for the checks), except the probes `/healthz` and
+//! `/readyz`, which a load balancer calls without credentials. Everything is JSON
 //! except `/metrics` (Prometheus text) and the probes.
 //!
 //! | path | answer |
@@ -430,7 +431,12 @@ impl ServeHttp for AdminApp {
         // this connection is counted from its start (see run.rs).
         fleetgate_proxy::client_guard::request_done(session.is_body_done());
         let req = session.req_header();
+        // Liveness and readiness say nothing a balancer's probe should not
+        // know, and a probe cannot carry a token: they answer without one.
+        let probe = matches!(req.uri.path(), "/healthz" | "/readyz")
+            && (req.method == http::Method::GET || req.method == http::Method::HEAD);
         match &self.token {
+            Some(_) if probe => {}
             Some(token) if !bearer_matches(req, token) => {
                 return text(
                     StatusCode::UNAUTHORIZED,
