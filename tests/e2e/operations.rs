@@ -304,11 +304,11 @@ fn admin_token_and_exposure_rules() {
     // Probes answer without the token; nothing else does.
     assert_eq!(gw.admin_get("/healthz", None).status, 200);
     // Ready a moment after the listeners answer: 200 or 503, never 401.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(10);
     while gw.admin_get("/readyz", None).status != 200 {
         assert_ne!(gw.admin_get("/readyz", None).status, 401);
-        assert!(std::time::Instant::now() < deadline, "never ready");
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(Instant::now() < deadline, "never ready");
+        std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(gw.admin_get("/metrics", None).status, 401);
     assert_eq!(gw.admin_get("/readyz?x=/status", None).status, 200);
@@ -611,5 +611,75 @@ fn graceful_upgrade_hands_over_sockets_without_failures() {
         new.log_text().contains("gateway state:"),
         "{}",
         new.log_text()
+    );
+}
+
+/// Rotation as logrotate does it: the log is moved away under load, then
+/// SIGUSR1 (or SIGHUP) makes the gateway open the path again. No line is
+/// lost, and none goes to the moved file after the signal. Without the
+/// handler, SIGUSR1 would have killed the process.
+#[test]
+fn access_log_rotation_with_mv_and_sigusr1_loses_no_line() {
+    let a = Backend::start("cluster-demo-1");
+    let listen = listen_addr();
+    let dir = TempDir::new("rotate");
+    let log = dir.path().join("access.log");
+    let config = format!(
+        "{}\n[log]\naccess = \"{}\"\n",
+        seed_svc1(listen, &a),
+        log.display()
+    );
+    let gw = Gateway::start(&dir.write("gw.toml", &config), listen);
+    let lines = |path: &std::path::Path| -> usize {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("host=example.com"))
+            .count()
+    };
+    let load = Load::start(
+        gw.addr,
+        "example.com",
+        "/svc1",
+        &[],
+        3,
+        Duration::from_millis(5),
+    );
+    std::thread::sleep(Duration::from_millis(400));
+    let moved = dir.path().join("access.log.1");
+    std::fs::rename(&log, &moved).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    gw.signal("USR1");
+    // The new file appears with the next line.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lines(&log) == 0 {
+        assert!(Instant::now() < deadline, "no new access.log");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let old_after_signal = lines(&moved);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        lines(&moved),
+        old_after_signal,
+        "nothing more goes to the moved file"
+    );
+    // SIGHUP reopens too (and reloads).
+    std::fs::rename(&log, dir.path().join("access.log.2")).unwrap();
+    gw.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lines(&log) == 0 {
+        assert!(Instant::now() < deadline, "no access.log after SIGHUP");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let samples = load.stop();
+    assert_none_failed(&samples, 100);
+    // Every request's line is in one of the three files, once.
+    std::thread::sleep(Duration::from_millis(300));
+    let total = lines(&moved) + lines(&dir.path().join("access.log.2")) + lines(&log);
+    assert_eq!(total, samples.len(), "one line per request, none lost");
+    assert!(
+        gw.log_text().contains("access log reopened"),
+        "{}",
+        gw.log_text()
     );
 }

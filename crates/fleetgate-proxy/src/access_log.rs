@@ -17,11 +17,16 @@
 //!
 //! `target` is `main` or `canary:<ingress>`; `status` is what the client got
 //! (0 when the connection died first).
+//!
+//! Rotation: after the file is moved away, [`AccessLog::reopen`] (the
+//! binary calls it on SIGUSR1 and SIGHUP) makes the writer open the path
+//! again before it writes its next line, so no line goes to the moved file
+//! after the call and none is lost.
 
 use std::fs::OpenOptions;
 use std::io::{BufWriter, Write};
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -116,6 +121,7 @@ impl AccessRecord {
 pub struct AccessLog {
     tx: SyncSender<AccessRecord>,
     dropped: Arc<AtomicU64>,
+    reopen: Arc<AtomicBool>,
 }
 
 impl AccessLog {
@@ -126,13 +132,25 @@ impl AccessLog {
             None => Box::new(std::io::stdout()),
         };
         let (tx, rx) = sync_channel(QUEUE);
+        let reopen = Arc::new(AtomicBool::new(false));
+        let file = Reopen {
+            path: path.map(Path::to_path_buf),
+            asked: Arc::clone(&reopen),
+        };
         std::thread::Builder::new()
             .name("fleetgate-access-log".into())
-            .spawn(move || write_loop(rx, BufWriter::new(out)))?;
+            .spawn(move || write_loop(rx, BufWriter::new(out), &file))?;
         Ok(AccessLog {
             tx,
             dropped: Arc::new(AtomicU64::new(0)),
+            reopen,
         })
+    }
+
+    /// Makes the writer open the log's path again before its next line
+    /// (after logrotate or `mv` moved the file). Does nothing for stdout.
+    pub fn reopen(&self) {
+        self.reopen.store(true, Ordering::Relaxed);
     }
 
     /// Queues a record; never blocks.
@@ -151,8 +169,48 @@ impl AccessLog {
     }
 }
 
-fn write_loop(rx: Receiver<AccessRecord>, mut out: BufWriter<Box<dyn Write + Send>>) {
+/// Where the writer reopens its file, and the flag that asks it to.
+struct Reopen {
+    path: Option<PathBuf>,
+    asked: Arc<AtomicBool>,
+}
+
+impl Reopen {
+    /// The new file if a reopen was asked for and it opened; on failure
+    /// the old file stays in use and the error is logged.
+    fn take(&self) -> Option<Box<dyn Write + Send>> {
+        let path = self.path.as_ref()?;
+        if !self.asked.swap(false, Ordering::Relaxed) {
+            return None;
+        }
+        match OpenOptions::new().create(true).append(true).open(path) {
+            Ok(f) => {
+                log::info!("access log reopened: {}", path.display());
+                Some(Box::new(f))
+            }
+            Err(e) => {
+                log::error!(
+                    "access log: cannot reopen {}: {e}; still writing to the file open before",
+                    path.display()
+                );
+                None
+            }
+        }
+    }
+}
+
+fn write_loop(
+    rx: Receiver<AccessRecord>,
+    mut out: BufWriter<Box<dyn Write + Send>>,
+    file: &Reopen,
+) {
     while let Ok(first) = rx.recv() {
+        if let Some(new) = file.take() {
+            if out.flush().is_err() {
+                return;
+            }
+            out = BufWriter::new(new);
+        }
         let mut next = Some(first);
         while let Some(record) = next {
             if writeln!(out, "{}", record.format()).is_err() {

@@ -19,6 +19,7 @@ mod drains;
 mod hub;
 mod hub_cache;
 mod load;
+mod log_reopen;
 mod memory;
 mod metrics;
 mod notify;

@@ -168,6 +168,10 @@ pub fn run(args: &RunArgs) -> i32 {
             &config.gateway.client_limits,
         ))
         .with_metrics(metrics.clone());
+    if let Err(e) = crate::log_reopen::watch(access_log.clone()) {
+        eprintln!("fleetgate: cannot install the SIGUSR1 handler: {e}");
+        return 1;
+    }
     if let Some(log) = access_log {
         gateway = gateway.with_access_log(log);
     }
