@@ -683,3 +683,68 @@ fn access_log_rotation_with_mv_and_sigusr1_loses_no_line() {
         gw.log_text()
     );
 }
+
+/// A reload that changes a setting read only at start (listeners, the
+/// admin token, the access log) is refused whole and says which: the
+/// status never lists a listener that is not bound, and the rest of the
+/// file is not half-applied. A reloadable change then applies.
+#[test]
+fn a_reload_changing_start_only_settings_is_refused_whole() {
+    let a = Backend::start("cluster-demo-1");
+    let listen = listen_addr();
+    let dir = TempDir::new("start-only");
+    let config = seed_svc1(listen, &a);
+    let path = dir.write("gw.toml", &config);
+    let gw = Gateway::start(&path, listen);
+    let other = listen_addr();
+    let log = dir.path().join("access.log");
+    let changed = format!(
+        "{}\n[log]\naccess = \"{}\"\n",
+        config.replacen(&format!("listen = [\"{listen}\"]"), &format!("listen = [\"{listen}\", \"{other}\"]"), 1),
+        log.display()
+    )
+    // A reloadable change in the same file must not apply either.
+    + NEW_INGRESS;
+    std::fs::write(&path, &changed).unwrap();
+    gw.signal("HUP");
+    let status = wait_failed_reloads(&gw, 1);
+    let message = status["last_reload"]["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains(
+            "[gateway] listen, [log] access changed: these take effect only at a restart"
+        ),
+        "{message}"
+    );
+    assert_eq!(status["generation"], 1, "{status}");
+    assert_eq!(
+        status["listeners"],
+        serde_json::json!([listen.to_string()]),
+        "{status}"
+    );
+    assert!(
+        std::net::TcpStream::connect(other).is_err(),
+        "nothing listens on {other}"
+    );
+    assert!(!log.exists(), "the new log was not opened");
+    let c = HttpClient::new(gw.addr).tally("new.example", "/", &[], 3);
+    assert_eq!(
+        c.get("status 404"),
+        Some(&3),
+        "the new Ingress was not applied: {c:?}"
+    );
+    let c = HttpClient::new(gw.addr).tally("example.com", "/svc1", &[], 5);
+    assert_eq!(
+        c.get("cluster-demo-1"),
+        Some(&5),
+        "the old routes serve: {c:?}"
+    );
+    // Back to the start-only settings: the reloadable change applies.
+    std::fs::write(&path, format!("{config}{NEW_INGRESS}")).unwrap();
+    gw.signal("HUP");
+    gw.wait_generation(2);
+    let c = HttpClient::new(gw.addr).tally("new.example", "/", &[], 5);
+    assert_eq!(c.get("cluster-demo-1"), Some(&5), "{c:?}");
+}
+
+/// A TOML Ingress for new.example, every path to service1.
+const NEW_INGRESS: &str = "\n[[ingress]]\nnamespace = \"gateway-demo\"\nname = \"new\"\nclass = \"mse\"\nrules = [{ host = \"new.example\", paths = [{ path = \"/\", type = \"Prefix\", service = \"service1\", port = 80 }] }]\n";

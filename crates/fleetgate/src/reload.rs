@@ -157,13 +157,17 @@ fn load_and_swap(
             return Err(e.to_string());
         }
     };
-    let current = state.config.load();
-    if config.gateway.listen != current.listen
-        || config.gateway.listen_tls != current.listen_tls
-        || config.gateway.h2c != current.h2c
-        || config.admin.listen != current.admin_listen
     {
-        log::warn!("reload: listener addresses or h2c changed; listeners change only at a restart");
+        let changed = start_only_changes(&state.started_with, &config);
+        if !changed.is_empty() {
+            state
+                .discovery
+                .configure(state.discovery.kept().as_deref(), Duration::ZERO);
+            return Err(format!(
+                "{} changed: these take effect only at a restart (or a binary upgrade); nothing was applied",
+                changed.join(", ")
+            ));
+        }
     }
     let summary = format!(
         "{} Ingress(es) served, {} ignored, {} route(s), {} pool(s)",
@@ -184,6 +188,52 @@ fn load_and_swap(
     state.discovery.keep(Arc::new(config));
     crate::memory::release_free_memory();
     Ok((generation, summary))
+}
+
+/// The settings read once, at start, that differ between the serving
+/// configuration and `new`. A reload that changes one is refused whole:
+/// applying the rest would leave `/status` describing listeners, a token
+/// or a log file that are not the ones in use.
+fn start_only_changes(serving: &crate::state::StartSettings, new: &Config) -> Vec<&'static str> {
+    let (a, b) = (&serving.gateway, &new.gateway);
+    let checks: [(&'static str, bool); 16] = [
+        ("[gateway] listen", a.listen != b.listen),
+        ("[gateway] listen_tls", a.listen_tls != b.listen_tls),
+        ("[gateway] h2c", a.h2c != b.h2c),
+        ("[gateway] name", a.name != b.name),
+        ("[gateway] threads", a.threads != b.threads),
+        ("[gateway] runtime_dir", a.runtime_dir != b.runtime_dir),
+        ("[gateway] grace_period", a.grace_period != b.grace_period),
+        (
+            "[gateway] shutdown_delay",
+            a.shutdown_delay != b.shutdown_delay,
+        ),
+        (
+            "[gateway] keepalive_timeout",
+            a.keepalive_timeout != b.keepalive_timeout,
+        ),
+        (
+            "[gateway] keepalive_requests",
+            a.keepalive_requests != b.keepalive_requests,
+        ),
+        (
+            "[gateway] client limits",
+            a.client_limits != b.client_limits,
+        ),
+        (
+            "[gateway] forwarded_headers",
+            a.forwarded_headers != b.forwarded_headers,
+        ),
+        ("[gateway] canary_seed", a.canary_seed != b.canary_seed),
+        ("[admin] listen", serving.admin.listen != new.admin.listen),
+        ("[admin] token", serving.admin.token != new.admin.token),
+        ("[log] access", serving.log.access != new.log.access),
+    ];
+    checks
+        .into_iter()
+        .filter(|(_, changed)| *changed)
+        .map(|(name, _)| name)
+        .collect()
 }
 
 /// Reloads on every SIGHUP, in a thread of its own.

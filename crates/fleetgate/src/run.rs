@@ -209,6 +209,7 @@ pub fn run(args: &RunArgs) -> i32 {
     let name = config.gateway.name.clone();
     let source = config.source.clone();
     let view = ConfigView::from(&config);
+    let started_with = crate::state::StartSettings::of(&config);
     hub.commit(&config, &shared.load().report, &text, hub_build);
     discovery.keep(Arc::new(config));
     discovery.set_built_from(built_from);
@@ -222,6 +223,7 @@ pub fn run(args: &RunArgs) -> i32 {
         metrics,
         discovery,
         hub,
+        started_with,
     );
     if let Err(e) = crate::discovery::start_applier(Arc::clone(&state), built) {
         eprintln!("fleetgate: cannot start the endpoint updater: {e}");

@@ -29,10 +29,6 @@ pub struct ConfigView {
     pub listen: Vec<SocketAddr>,
     /// TLS listeners.
     pub listen_tls: Vec<SocketAddr>,
-    /// Whether plain listeners take h2c.
-    pub h2c: bool,
-    /// Admin listener.
-    pub admin_listen: SocketAddr,
     /// `[admin] drain_file`: where drains are kept across restarts.
     pub drain_file: Option<PathBuf>,
     /// Addresses reported in Ingress status.
@@ -88,8 +84,6 @@ impl From<&Config> for ConfigView {
             name: c.gateway.name.clone(),
             listen: c.gateway.listen.clone(),
             listen_tls: c.gateway.listen_tls.clone(),
-            h2c: c.gateway.h2c,
-            admin_listen: c.admin.listen,
             drain_file: c.admin.drain_file.clone(),
             advertise: c.gateway.advertise.clone(),
             clusters: c.clusters.clone(),
@@ -162,6 +156,28 @@ pub struct ReloadRecord {
     pub duration_ms: f64,
 }
 
+/// The settings read once, at start: what every reload is compared with
+/// (see `reload::start_only_changes`).
+pub struct StartSettings {
+    /// `[gateway]`.
+    pub gateway: fleetgate_config::Gateway,
+    /// `[admin]`.
+    pub admin: fleetgate_config::Admin,
+    /// `[log]`.
+    pub log: fleetgate_config::LogSettings,
+}
+
+impl StartSettings {
+    /// What `config` starts with.
+    pub fn of(config: &Config) -> Self {
+        StartSettings {
+            gateway: config.gateway.clone(),
+            admin: config.admin.clone(),
+            log: config.log.clone(),
+        }
+    }
+}
+
 /// Everything the admin API and reloads share.
 pub struct GatewayState {
     /// What is kept of the current configuration (matches the snapshot).
@@ -190,6 +206,8 @@ pub struct GatewayState {
     pub discovery: crate::discovery::Discovery,
     /// The hub cluster the Ingresses come from, if any.
     pub hub: crate::hub::Hub,
+    /// The settings the process started with.
+    pub started_with: StartSettings,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -198,6 +216,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl GatewayState {
     /// State for generation 1.
+    // Each argument is one shared part made at start; bundling them into
+    // another struct would only move the list.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: ConfigView,
         snapshot: SharedSnapshot,
@@ -206,6 +227,7 @@ impl GatewayState {
         metrics: Metrics,
         discovery: crate::discovery::Discovery,
         hub: crate::hub::Hub,
+        started_with: StartSettings,
     ) -> Arc<GatewayState> {
         let certificates = SniResolver::new(Arc::clone(&snapshot.load().certificates));
         Arc::new(GatewayState {
@@ -224,6 +246,7 @@ impl GatewayState {
             drain_lock: Mutex::new(()),
             discovery,
             hub,
+            started_with,
         })
     }
 
