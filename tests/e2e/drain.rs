@@ -2,26 +2,15 @@
 //! `fleetgate drain`, with the real binary, real backends and a steady load.
 
 use std::collections::HashMap;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use fleetgate_e2e::config::{header, host_ingress, listen_addr, manifests, seed, service};
 use fleetgate_e2e::{
-    assert_none_failed, bin_path, exchange, Backend, Gateway, HttpClient, Load, Sample, TempDir,
+    assert_none_failed, exchange, fleetgate_cli, Backend, Gateway, HttpClient, Load, Sample,
+    TempDir,
 };
 
 const ZONE_A: &str = "c7fb82a1";
-
-/// `fleetgate <args...>`: exit code and stdout+stderr.
-fn fleetgate(args: &[&str]) -> (i32, String) {
-    let out = Command::new(bin_path("fleetgate"))
-        .args(args)
-        .output()
-        .expect("run fleetgate");
-    let mut text = String::from_utf8_lossy(&out.stdout).to_string();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    (out.status.code().unwrap_or(-1), text)
-}
 
 /// Who answered, per body, among `samples`.
 fn answered<'a>(samples: impl IntoIterator<Item = &'a Sample>) -> HashMap<String, usize> {
@@ -108,7 +97,7 @@ fn a_drained_cluster_finishes_in_flight_requests_and_takes_no_new_ones() {
         Duration::from_millis(10),
     );
     std::thread::sleep(Duration::from_millis(300));
-    let (code, out) = fleetgate(&["drain", "-c", config_arg, ZONE_A]);
+    let (code, out) = fleetgate_cli(&["drain", "-c", config_arg, ZONE_A]);
     // Requests sent from here on never go to zone A.
     let drained_at = load.elapsed();
     assert_eq!(code, 0, "{out}");
@@ -139,7 +128,7 @@ fn a_drained_cluster_finishes_in_flight_requests_and_takes_no_new_ones() {
     gw.wait_generation(2);
     std::thread::sleep(Duration::from_millis(300));
     let undrain_sent_at = load.elapsed();
-    let (code, out) = fleetgate(&["undrain", "-c", config_arg, ZONE_A]);
+    let (code, out) = fleetgate_cli(&["undrain", "-c", config_arg, ZONE_A]);
     let undrained_at = load.elapsed();
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("serving"), "{out}");
@@ -196,7 +185,7 @@ fn a_drained_cluster_finishes_in_flight_requests_and_takes_no_new_ones() {
         "serving",
         "refusals changed nothing"
     );
-    let (code, out) = fleetgate(&["drain", "-c", config_arg, "nope"]);
+    let (code, out) = fleetgate_cli(&["drain", "-c", config_arg, "nope"]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("no cluster \"nope\""), "{out}");
 }
@@ -246,7 +235,7 @@ fn a_pinned_route_spills_over_and_the_drain_outlives_a_restart() {
         Duration::from_millis(10),
     );
     std::thread::sleep(Duration::from_millis(300));
-    let (code, out) = fleetgate(&["drain", "--wait", "-c", config_arg, ZONE_A]);
+    let (code, out) = fleetgate_cli(&["drain", "--wait", "-c", config_arg, ZONE_A]);
     let drained_at = load.elapsed();
     assert_eq!(code, 0, "{out}");
     assert!(
@@ -282,7 +271,7 @@ fn a_pinned_route_spills_over_and_the_drain_outlives_a_restart() {
         Some(&20),
         "still drained after the restart: {c:?}"
     );
-    let (code, out) = fleetgate(&["undrain", "-c", config_arg, ZONE_A]);
+    let (code, out) = fleetgate_cli(&["undrain", "-c", config_arg, ZONE_A]);
     assert_eq!(code, 0, "{out}");
     let c = HttpClient::new(gw.addr).tally("example.com", "/service1", &[], 20);
     assert_eq!(c.get("cluster-demo-1"), Some(&20), "pinned again: {c:?}");
@@ -313,14 +302,14 @@ fn what_if_predicts_where_traffic_goes_when_a_zone_is_down() {
     let config_path = dir.write("gw.toml", &config);
     let config_arg = config_path.to_str().unwrap();
 
-    let (code, out) = fleetgate(&["routes", "-c", config_arg, "--down", "zone-b"]);
+    let (code, out) = fleetgate_cli(&["routes", "-c", config_arg, "--down", "zone-b"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("IF zone-b DOWN"), "{out}");
     assert!(out.contains("c7fb82a1 100%"), "{out}");
-    let (code, out) = fleetgate(&["routes", "-c", config_arg, "--down", "zone-a,cd3007b2"]);
+    let (code, out) = fleetgate_cli(&["routes", "-c", config_arg, "--down", "zone-a,cd3007b2"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("503 (no endpoint left)"), "{out}");
-    let (code, out) = fleetgate(&["routes", "-c", config_arg, "--down", "zone-q"]);
+    let (code, out) = fleetgate_cli(&["routes", "-c", config_arg, "--down", "zone-q"]);
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains("--down zone-q: no cluster or zone of that name; clusters: c7fb82a1, cd3007b2; zones: zone-a, zone-b"),
@@ -350,7 +339,7 @@ fn what_if_predicts_where_traffic_goes_when_a_zone_is_down() {
         "{c:?}"
     );
     // Zone B out for real (drained): requests follow the prediction.
-    let (code, out) = fleetgate(&["drain", "-c", config_arg, "cd3007b2"]);
+    let (code, out) = fleetgate_cli(&["drain", "-c", config_arg, "cd3007b2"]);
     assert_eq!(code, 0, "{out}");
     let c = HttpClient::new(gw.addr).tally("whatif.example", "/", &[], 100);
     assert_eq!(c.get("cluster-demo-1"), Some(&100), "{c:?}");

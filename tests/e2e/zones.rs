@@ -2,11 +2,12 @@
 //! Service's traffic there while the zone is healthy, whatever the pod
 //! counts elsewhere, and crosses zones when it is not.
 
-use std::process::Command;
 use std::time::Duration;
 
 use fleetgate_e2e::config::{header, host_ingress, listen_addr, manifests, seed, service};
-use fleetgate_e2e::{assert_none_failed, bin_path, Backend, Gateway, HttpClient, Load, TempDir};
+use fleetgate_e2e::{
+    assert_none_failed, fleetgate_cli, Backend, Gateway, HttpClient, Load, TempDir,
+};
 
 /// Health checks every 300 ms, one failure marks an endpoint down.
 const FAST_HEALTH: &str = r#"
@@ -42,11 +43,7 @@ fn local_zone_first_then_the_others() {
         )])
     );
     let config_path = dir.write("gw.toml", &config);
-    let out = Command::new(bin_path("fleetgate"))
-        .args(["routes", "-c", config_path.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let table = String::from_utf8_lossy(&out.stdout);
+    let (_, table) = fleetgate_cli(&["routes", "-c", config_path.to_str().unwrap()]);
     assert!(
         table.contains("zone zone-a: c7fb82a1=1; then other zones: cd3007b2=3"),
         "{table}"
@@ -100,11 +97,7 @@ fn subsets_come_before_zones() {
         manifests(&[seed("ingress-demo-cluster-one.yaml")])
     );
     let config_path = dir.write("gw.toml", &config);
-    let out = Command::new(bin_path("fleetgate"))
-        .args(["routes", "-c", config_path.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let table = String::from_utf8_lossy(&out.stdout);
+    let (_, table) = fleetgate_cli(&["routes", "-c", config_path.to_str().unwrap()]);
     let subset = "subset cluster-demo-1 (topology.istio.io/cluster=c7fb82a1)";
     assert!(
         table.contains(&format!("{subset} in zone zone-b: (none); then {subset} in other zones: c7fb82a1=1; then the rest in zone zone-b: cd3007b2=1; then the rest in other zones: (none)")),
@@ -132,16 +125,8 @@ fn a_zone_preference_needs_the_gateway_zone() {
         service("web", 80, &[("c7fb82a1", &a)], "prefer_zone = \"local\"\n"),
     );
     let config_path = dir.write("gw.toml", &config);
-    let out = Command::new(bin_path("fleetgate"))
-        .args(["check", "-c", config_path.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    let (code, text) = fleetgate_cli(&["check", "-c", config_path.to_str().unwrap()]);
+    assert_eq!(code, 1, "{text}");
     assert!(
         text.contains("prefer_zone = \"local\" (on gateway-demo/web:80) needs [gateway] zone"),
         "{text}"

@@ -19,4 +19,4 @@ pub mod upstream;
 
 pub use client::{exchange, HttpClient, Response};
 pub use load::{assert_none_failed, Load, Sample};
-pub use process::{bin_path, free_port, Backend, Gateway, TempDir};
+pub use process::{bin_path, fleetgate_cli, free_port, Backend, Gateway, TempDir};

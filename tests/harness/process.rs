@@ -25,6 +25,18 @@ pub fn bin_path(name: &str) -> PathBuf {
     path
 }
 
+/// Runs `fleetgate <args...>` to completion: its exit code, and its stdout
+/// then stderr.
+pub fn fleetgate_cli(args: &[&str]) -> (i32, String) {
+    let out = Command::new(bin_path("fleetgate"))
+        .args(args)
+        .output()
+        .expect("run fleetgate");
+    let mut text = String::from_utf8_lossy(&out.stdout).to_string();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
 /// A loopback port that was free a moment ago, for a listener the test
 /// configures before the process binds it.
 ///

@@ -307,13 +307,19 @@ impl EndpointPool {
     /// drained clusters are in neither: a drain shrinks the pool rather
     /// than making it look unhealthy (no panic mode because of a drain).
     pub fn availability(&self) -> (u32, u32) {
+        self.availability_unless(|_| false)
+    }
+
+    /// [`EndpointPool::availability`], with the endpoints `down` names
+    /// counted as unavailable (a what-if of an outage).
+    pub fn availability_unless(&self, down: impl Fn(&Endpoint) -> bool) -> (u32, u32) {
         let mut available = 0;
         let mut total = 0;
         let mut cutoff = None;
         for (i, e) in self.endpoints().enumerate() {
             if e.weight > 0 && !self.is_drained(i) {
                 total += 1;
-                if self.available_with(i, &mut cutoff) {
+                if !down(e) && self.available_with(i, &mut cutoff) {
                     available += 1;
                 }
             }

@@ -115,16 +115,7 @@ fn weights(pool: &EndpointPool, takes: impl Fn(usize, &Endpoint) -> bool) -> Clu
 /// A tier's health with `down` endpoints counted as unhealthy (drained
 /// ones are out of both counts, as in [`EndpointPool::availability`]).
 fn health(pool: &EndpointPool, down: &Down) -> TierHealth {
-    let (mut healthy, mut total) = (0, 0);
-    for (i, e) in pool.endpoints().enumerate() {
-        if e.weight == 0 || pool.is_drained(i) {
-            continue;
-        }
-        total += 1;
-        if pool.is_available(i) && !down.covers(e) {
-            healthy += 1;
-        }
-    }
+    let (healthy, total) = pool.availability_unless(|e| down.covers(e));
     TierHealth { healthy, total }
 }
 

@@ -149,25 +149,16 @@ pub fn restore(clusters: &Clusters, path: &Path) -> Result<Vec<String>, String> 
 /// Writes the drain file: a new temporary file beside it, synced, then
 /// renamed over it, so a crash leaves the old or the new list, never half.
 fn write_file(path: &Path, drained: &[String]) -> std::io::Result<()> {
-    let body = serde_json::to_vec_pretty(&DrainFile {
+    let file = DrainFile {
         drained: drained.to_vec(),
-    })
-    .map_err(std::io::Error::other)?;
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&body)?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = dir {
-        // The rename itself is durable once the directory is synced.
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
+    };
+    crate::replace_file::replace_file(path, 0o666, |out| {
+        serde_json::to_writer_pretty(&mut *out, &file).map_err(std::io::Error::other)?;
+        out.write_all(b"\n")
+    })?;
+    // The rename itself is durable once the directory is synced; the drain
+    // holds either way.
+    let _ = crate::replace_file::sync_dir(path);
     Ok(())
 }
 

@@ -12,8 +12,6 @@
 //! there, never through a link), synced, renamed over the old one and the
 //! directory synced, so a crash never leaves half a file.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use k8s_openapi::api::core::v1::{Secret, Service};
@@ -55,37 +53,11 @@ pub fn write<'a>(path: &Path, objects: impl Iterator<Item = &'a ApiObject>) -> s
             })
             .collect(),
     };
-    // A name no other writer uses (a process handing over to its upgrade
-    // writes too), created new (never a file or link that was there), and
-    // removed if anything fails before the rename.
-    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(
-        ".{}.{}.tmp",
-        std::process::id(),
-        WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
-    let tmp = std::path::PathBuf::from(tmp);
-    let written = (|| {
-        let mut out = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        serde_json::to_writer(&mut out, &file).map_err(std::io::Error::other)?;
-        out.flush()?;
-        out.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
+    crate::replace_file::replace_file(path, 0o600, |out| {
+        serde_json::to_writer(out, &file).map_err(std::io::Error::other)
+    })?;
     // The rename itself survives a crash once the directory is synced.
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    crate::replace_file::sync_dir(path)
 }
 
 /// The objects in the cache at `path`, and when they were written.

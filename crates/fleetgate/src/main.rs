@@ -24,6 +24,7 @@ mod memory;
 mod metrics;
 mod notify;
 mod reload;
+mod replace_file;
 mod routes;
 mod run;
 mod shutdown;
