@@ -38,6 +38,9 @@ pub fn drain(args: &DrainArgs, drained: bool) -> i32 {
     if !(drained && args.wait) {
         return 0;
     }
+    if crate::drains::is_done(state["phase"].as_str().unwrap_or_default()) {
+        return 0;
+    }
     let deadline = Instant::now() + args.timeout.unwrap_or(Duration::from_secs(300));
     while !crate::drains::is_done(state["phase"].as_str().unwrap_or_default()) {
         if Instant::now() >= deadline {
