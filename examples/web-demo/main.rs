@@ -9,7 +9,8 @@
 //!
 //! Each response also echoes what arrived, so tests can check what the
 //! gateway forwarded: `X-Echo-Method`, `X-Echo-Target` (path and query),
-//! `X-Echo-Host`, `X-Echo-Forwarded-For`. It prints `listening on ADDR` once
+//! `X-Echo-Host`, `X-Echo-Forwarded-For`, `X-Echo-Request-Id` (every value,
+//! comma-separated), `X-Echo-Traceparent`. It prints `listening on ADDR` once
 //! the socket is bound, so scripts can wait for readiness rather than sleep.
 //!
 //! Failure modes for failover tests: `--blackhole` accepts connections and
@@ -130,6 +131,8 @@ struct Head {
     forwarded_for: String,
     real_ip: String,
     forwarded_proto: String,
+    request_id: String,
+    traceparent: String,
     content_length: usize,
     chunked: bool,
     close: bool,
@@ -153,6 +156,8 @@ fn read_head(reader: &mut BufReader<TcpStream>) -> io::Result<Option<Head>> {
         forwarded_for: String::new(),
         real_ip: String::new(),
         forwarded_proto: String::new(),
+        request_id: String::new(),
+        traceparent: String::new(),
         content_length: 0,
         chunked: false,
         close: false,
@@ -176,6 +181,9 @@ fn read_head(reader: &mut BufReader<TcpStream>) -> io::Result<Option<Head>> {
             "x-forwarded-for" => head.forwarded_for = v.to_string(),
             "x-real-ip" => head.real_ip = v.to_string(),
             "x-forwarded-proto" => head.forwarded_proto = v.to_string(),
+            "x-request-id" if head.request_id.is_empty() => head.request_id = v.to_string(),
+            "x-request-id" => head.request_id = format!("{}, {v}", head.request_id),
+            "traceparent" => head.traceparent = v.to_string(),
             "content-length" => head.content_length = v.parse().unwrap_or(0),
             "transfer-encoding" => head.chunked = v.to_ascii_lowercase().contains("chunked"),
             "connection" => {
@@ -299,7 +307,7 @@ fn serve(stream: TcpStream, name: &str, status: u16, files: &FaultFiles) -> io::
         let close = head.close || (head.version_10 && !head.keep_alive);
         let body = if head.method == "HEAD" { "" } else { name };
         let response = format!(
-            "HTTP/1.1 {status} {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nX-Echo-Method: {}\r\nX-Echo-Target: {}\r\nX-Echo-Host: {}\r\nX-Echo-Forwarded-For: {}\r\nX-Echo-Real-IP: {}\r\nX-Echo-Forwarded-Proto: {}\r\n{}\r\n{}",
+            "HTTP/1.1 {status} {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nX-Echo-Method: {}\r\nX-Echo-Target: {}\r\nX-Echo-Host: {}\r\nX-Echo-Forwarded-For: {}\r\nX-Echo-Real-IP: {}\r\nX-Echo-Forwarded-Proto: {}\r\nX-Echo-Request-Id: {}\r\nX-Echo-Traceparent: {}\r\n{}\r\n{}",
             reason(status),
             name.len(),
             head.method,
@@ -308,6 +316,8 @@ fn serve(stream: TcpStream, name: &str, status: u16, files: &FaultFiles) -> io::
             head.forwarded_for,
             head.real_ip,
             head.forwarded_proto,
+            head.request_id,
+            head.traceparent,
             if close { "Connection: close\r\n" } else { "" },
             body
         );

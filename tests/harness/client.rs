@@ -33,6 +33,9 @@ pub struct HttpClient {
     addr: SocketAddr,
     conn: Option<BufReader<TcpStream>>,
     timeout: Duration,
+    /// Whether a request that fails on a reused connection is an error
+    /// (not sent again on a new one).
+    strict: bool,
 }
 
 impl HttpClient {
@@ -42,7 +45,17 @@ impl HttpClient {
             addr,
             conn: None,
             timeout: Duration::from_secs(10),
+            strict: false,
         }
+    }
+
+    /// A client that reports a request failing on a reused keep-alive
+    /// connection (a reset, a close) instead of sending it again on a new
+    /// one, as browsers do for idempotent requests. It still honours
+    /// `Connection: close`.
+    pub fn strict(mut self) -> Self {
+        self.strict = true;
+        self
     }
 
     /// Sends `n` `GET path` requests and counts the answers: the body of each
@@ -95,7 +108,7 @@ impl HttpClient {
         let reused = self.conn.is_some();
         match self.exchange(&head, method == "HEAD") {
             Ok(r) => Ok(r),
-            Err(_) if reused => {
+            Err(_) if reused && !self.strict => {
                 self.conn = None;
                 self.exchange(&head, method == "HEAD")
             }

@@ -41,6 +41,31 @@ impl Load {
         threads: usize,
         interval: Duration,
     ) -> Load {
+        Load::start_as(addr, host, path, headers, threads, interval, false)
+    }
+
+    /// Like [`Load::start`] with [`HttpClient::strict`] clients: a
+    /// request reset on a reused connection counts as failed.
+    pub fn start_strict(
+        addr: SocketAddr,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        threads: usize,
+        interval: Duration,
+    ) -> Load {
+        Load::start_as(addr, host, path, headers, threads, interval, true)
+    }
+
+    fn start_as(
+        addr: SocketAddr,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        threads: usize,
+        interval: Duration,
+        strict: bool,
+    ) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let samples = Arc::new(Mutex::new(Vec::new()));
         let started = Instant::now();
@@ -54,6 +79,9 @@ impl Load {
                 let (host, path, headers) = (host.to_string(), path.to_string(), headers.clone());
                 std::thread::spawn(move || {
                     let mut client = HttpClient::new(addr);
+                    if strict {
+                        client = client.strict();
+                    }
                     let hdrs: Vec<(&str, &str)> = headers
                         .iter()
                         .map(|(k, v)| (k.as_str(), v.as_str()))

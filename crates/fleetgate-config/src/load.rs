@@ -324,7 +324,7 @@ impl Config {
         if !l.errors.is_empty() {
             return Err(ConfigErrors(l.errors));
         }
-        let log = log_settings(path, &raw.log);
+        let log = log_settings(&mut l, path, &raw.log);
         let compression = crate::compression::compression(&mut l, &raw.compression);
         if !l.errors.is_empty() {
             return Err(ConfigErrors(l.errors));

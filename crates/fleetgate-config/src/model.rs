@@ -214,6 +214,18 @@ impl Default for UpstreamTls {
 pub struct LogSettings {
     /// The access log (default: stdout).
     pub access: AccessLogTarget,
+    /// How access log lines are written (default: text).
+    pub format: AccessLogFormat,
+}
+
+/// How access log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AccessLogFormat {
+    /// Space-separated `key=value` (`"text"`).
+    #[default]
+    Text,
+    /// One JSON object per line (`"json"`).
+    Json,
 }
 
 impl Config {
@@ -305,6 +317,9 @@ pub struct Gateway {
     /// The status of a request refused by a rate or concurrency limit:
     /// 503 (the default, as ingress-nginx) or 429.
     pub limit_status: u16,
+    /// Give every request an `X-Request-Id` (kept from trusted proxies,
+    /// generated otherwise), sent upstream and logged (default: on).
+    pub request_id: bool,
 }
 
 /// How request paths are normalised before routing (defined with the

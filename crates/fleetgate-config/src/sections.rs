@@ -279,7 +279,10 @@ pub(crate) fn gateway(l: &mut Loader<'_>, g: &GatewayToml) -> Gateway {
         },
     };
     Gateway {
-        runtime_dir: PathBuf::from(g.runtime_dir.as_deref().unwrap_or("/tmp")),
+        runtime_dir: g
+            .runtime_dir
+            .as_deref()
+            .map_or_else(default_runtime_dir, PathBuf::from),
         zone: g.zone.clone().filter(|z| !z.is_empty()),
         canary_flavour,
         canary_seed: g.canary_seed.unwrap_or(0x5eed_f1ee_7ea7_u64),
@@ -344,6 +347,7 @@ pub(crate) fn gateway(l: &mut Loader<'_>, g: &GatewayToml) -> Gateway {
                 503
             }
         },
+        request_id: g.request_id.unwrap_or(true),
         ingress_class: g.ingress_class.clone(),
         default_class: g.default_class,
         advertise: g.advertise.clone(),
@@ -433,13 +437,27 @@ fn client_limits(l: &mut Loader<'_>, g: &GatewayToml) -> ClientLimits {
     }
 }
 
-pub(crate) fn log_settings(config: &Path, l: &LogToml) -> LogSettings {
-    let access = match l.access.as_deref() {
+pub(crate) fn log_settings(l: &mut Loader<'_>, config: &Path, raw: &LogToml) -> LogSettings {
+    let access = match raw.access.as_deref() {
         None | Some("stdout") | Some("-") => AccessLogTarget::Stdout,
         Some("off") | Some("") => AccessLogTarget::Off,
         Some(path) => AccessLogTarget::File(crate::files::relative_to(config, path)),
     };
-    LogSettings { access }
+    let format = match raw.format.as_deref() {
+        None | Some("text") => AccessLogFormat::Text,
+        Some("json") => AccessLogFormat::Json,
+        Some(other) => {
+            l.errors.push(
+                ConfigError::new(format!(
+                    "\"{other}\" is not a log format: use \"text\" (the default) or \"json\""
+                ))
+                .at(Location::file(l.file))
+                .field("log.format"),
+            );
+            AccessLogFormat::Text
+        }
+    };
+    LogSettings { access, format }
 }
 
 pub(crate) fn port_ref(p: &PortToml) -> PortRef {
@@ -555,4 +573,15 @@ pub(crate) fn clusters(l: &mut Loader<'_>, raw: &[toml::Spanned<ClusterToml>]) -
         });
     }
     out
+}
+
+/// `runtime_dir`'s default: the directory systemd made for the unit
+/// (`RuntimeDirectory=` sets `$RUNTIME_DIRECTORY`), else `/tmp`.
+fn default_runtime_dir() -> PathBuf {
+    std::env::var_os("RUNTIME_DIRECTORY")
+        .and_then(|dirs| {
+            let first = dirs.to_str()?.split(':').next()?.to_string();
+            (!first.is_empty()).then(|| PathBuf::from(first))
+        })
+        .unwrap_or_else(|| PathBuf::from("/tmp"))
 }

@@ -66,6 +66,7 @@ pub(crate) struct CompressionToml {
 #[serde(deny_unknown_fields)]
 pub(crate) struct LogToml {
     pub access: Option<String>,
+    pub format: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -129,6 +130,8 @@ pub(crate) struct GatewayToml {
     pub limit_status: Option<u16>,
     #[serde(default)]
     pub merge_slashes: Option<bool>,
+    #[serde(default)]
+    pub request_id: Option<bool>,
 }
 
 fn default_name() -> String {

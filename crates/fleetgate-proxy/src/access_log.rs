@@ -5,54 +5,87 @@
 //! dry. When the writer falls behind, records are dropped and counted rather
 //! than making requests wait.
 //!
-//! Format (one line, space-separated `key=value`, values without spaces;
-//! `-` when unknown):
+//! Two formats (see [`AccessRecord`] for the fields):
 //!
-//! ```text
-//! 2026-11-27T15:14:05.123Z client=127.0.0.1:40112 host=example.com method=GET
-//!   path=/svc1?a=b status=200 bytes=14 duration_ms=0.84
-//!   ingress=gateway-demo/web-demo service=gateway-demo/service1:80
-//!   cluster=c7fb82a1 endpoint=127.0.0.1:18001 target=main retries=0
-//! ```
-//!
-//! `target` is `main` or `canary:<ingress>`; `status` is what the client got
-//! (0 when the connection died first).
+//! - `text`: one line of space-separated `key=value`, values without
+//!   spaces (whitespace becomes `_`), `-` when unknown. New keys are only
+//!   ever added at the end, so parsers of older lines keep working.
+//! - `json`: one JSON object per line, with the same names; unknown values
+//!   are `null`.
 //!
 //! Rotation: after the file is moved away, [`AccessLog::reopen`] (the
 //! binary calls it on SIGUSR1 and SIGHUP) makes the writer open the path
 //! again before it writes its next line, so no line goes to the moved file
-//! after the call and none is lost.
+//! after the call and none is lost. [`AccessLog::retarget`] and
+//! [`AccessLog::set_format`] change the destination and format of a
+//! running log (a configuration reload).
 
+use std::borrow::Cow;
 use std::fs::OpenOptions;
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
 
 /// Records that may wait for the writer before new ones are dropped.
 const QUEUE: usize = 16 * 1024;
 
-/// One request, as logged.
-#[derive(Debug, Clone)]
+/// Who wrote the response a record is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResponseSource {
+    /// An endpoint answered and the gateway passed the answer on.
+    Upstream,
+    /// The gateway answered itself: a refusal (400, 404, 413, 429, ...),
+    /// a module's answer (a redirect, 401), or an error (502, 503, 504).
+    Gateway,
+}
+
+impl ResponseSource {
+    fn as_str(self) -> &'static str {
+        match self {
+            ResponseSource::Upstream => "upstream",
+            ResponseSource::Gateway => "gateway",
+        }
+    }
+}
+
+/// One request, as logged. The field names are the log's keys.
+#[derive(Debug, Clone, Serialize)]
 pub struct AccessRecord {
-    /// When the request arrived.
+    /// When the request arrived (RFC 3339, milliseconds, UTC).
+    #[serde(serialize_with = "rfc3339")]
     pub time: SystemTime,
-    /// Client address.
+    /// Client address (`ip:port`).
     pub client: String,
-    /// Host header.
+    /// Host header (or the authority of HTTP/2).
     pub host: String,
     /// Method.
     pub method: String,
     /// Path and query.
     pub path: String,
-    /// Status sent to the client.
+    /// `HTTP/1.0`, `HTTP/1.1` or `HTTP/2`.
+    pub protocol: Cow<'static, str>,
+    /// Status sent to the client (0 when the connection died first).
     pub status: u16,
     /// Response body bytes sent.
     pub bytes: usize,
+    /// Request body bytes received.
+    pub bytes_in: usize,
     /// Time from arrival to the end of the response.
+    #[serde(rename = "duration_ms", serialize_with = "millis")]
     pub duration: Duration,
+    /// Time the last try took to get a connection to its endpoint (near
+    /// zero for a reused one).
+    #[serde(rename = "upstream_connect_ms", serialize_with = "opt_millis")]
+    pub upstream_connect: Option<Duration>,
+    /// Time from choosing the last try's endpoint to its response header.
+    #[serde(rename = "upstream_response_ms", serialize_with = "opt_millis")]
+    pub upstream_response: Option<Duration>,
     /// `namespace/name` of the Ingress that routed it.
     pub ingress: Option<Arc<str>>,
     /// The Service port it went to.
@@ -61,132 +94,346 @@ pub struct AccessRecord {
     pub cluster: Option<String>,
     /// That endpoint.
     pub endpoint: Option<std::net::SocketAddr>,
-    /// `None` for main, else the canary Ingress.
-    pub canary: Option<String>,
+    /// Which of the route's targets it went to: `main`, or
+    /// `canary:<ingress>`; `None` when it went to no Service.
+    pub target: Option<Cow<'static, str>>,
     /// Retries used.
     pub retries: u32,
+    /// Who wrote the response.
+    pub source: ResponseSource,
+    /// The request id sent upstream (`X-Request-Id`).
+    pub request_id: Option<String>,
+    /// `User-Agent`.
+    pub user_agent: Option<String>,
+    /// `Referer`.
+    pub referer: Option<String>,
+    /// The TLS version of the client connection (`TLSv1.3`), if TLS.
+    pub tls_version: Option<Cow<'static, str>>,
+    /// The server name the client asked for in its TLS handshake.
+    pub sni: Option<Arc<str>>,
 }
 
-fn or_dash<T: std::fmt::Display>(v: &Option<T>) -> String {
-    match v {
-        Some(v) => v.to_string(),
-        None => "-".to_string(),
+fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&humantime::format_rfc3339_millis(*t))
+}
+
+/// Milliseconds with two decimals, as a JSON number.
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 100_000.0).round() / 100.0
+}
+
+fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(ms(*d))
+}
+
+fn opt_millis<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_f64(ms(*d)),
+        None => s.serialize_none(),
     }
 }
 
-/// Replaces characters that would break the line format.
-fn clean(s: &str) -> String {
-    if s.is_empty() {
-        return "-".to_string();
+/// Writes `v`, or `-` for `None`.
+struct OrDash<'a, T>(&'a Option<T>);
+
+impl<T: std::fmt::Display> std::fmt::Display for OrDash<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(v) => Clean(&v.to_string()).fmt(f),
+            None => f.write_str("-"),
+        }
     }
-    s.chars()
-        .map(|c| {
-            if c.is_whitespace() || c.is_control() {
+}
+
+/// Writes a value with whitespace and control characters replaced by `_`
+/// (they would break the line format), or `-` when empty.
+struct Clean<'a>(&'a str);
+
+impl std::fmt::Display for Clean<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        if self.0.is_empty() {
+            return f.write_str("-");
+        }
+        for c in self.0.chars() {
+            f.write_char(if c.is_whitespace() || c.is_control() {
                 '_'
             } else {
                 c
-            }
-        })
-        .collect()
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes milliseconds with two decimals, or `-`.
+struct Millis(Option<Duration>);
+
+impl std::fmt::Display for Millis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(d) => write!(f, "{:.2}", d.as_secs_f64() * 1000.0),
+            None => f.write_str("-"),
+        }
+    }
 }
 
 impl AccessRecord {
-    /// The log line, without the newline.
+    /// The text line, without the newline.
     pub fn format(&self) -> String {
-        format!(
-            "{} client={} host={} method={} path={} status={} bytes={} duration_ms={:.2} ingress={} service={} cluster={} endpoint={} target={} retries={}",
+        let mut line = String::with_capacity(320);
+        self.write_text(&mut line)
+            .expect("writing to a String cannot fail");
+        line
+    }
+
+    fn write_text(&self, out: &mut impl std::fmt::Write) -> std::fmt::Result {
+        write!(
+            out,
+            "{} client={} host={} method={} path={} status={} bytes={} duration_ms={} ingress={} service={} cluster={} endpoint={} target={}",
             humantime::format_rfc3339_millis(self.time),
-            clean(&self.client),
-            clean(&self.host),
-            clean(&self.method),
-            clean(&self.path),
+            Clean(&self.client),
+            Clean(&self.host),
+            Clean(&self.method),
+            Clean(&self.path),
             self.status,
             self.bytes,
-            self.duration.as_secs_f64() * 1000.0,
-            or_dash(&self.ingress),
-            or_dash(&self.service),
-            or_dash(&self.cluster),
-            or_dash(&self.endpoint),
-            match &self.canary {
-                None => "main".to_string(),
-                Some(c) => format!("canary:{c}"),
-            },
+            Millis(Some(self.duration)),
+            OrDash(&self.ingress),
+            OrDash(&self.service),
+            OrDash(&self.cluster),
+            OrDash(&self.endpoint),
+            OrDash(&self.target),
+        )?;
+        write!(
+            out,
+            " retries={} protocol={} bytes_in={} upstream_connect_ms={} upstream_response_ms={} source={} request_id={} tls_version={} sni={} user_agent={} referer={}",
             self.retries,
+            Clean(&self.protocol),
+            self.bytes_in,
+            Millis(self.upstream_connect),
+            Millis(self.upstream_response),
+            self.source.as_str(),
+            OrDash(&self.request_id),
+            OrDash(&self.tls_version),
+            OrDash(&self.sni),
+            OrDash(&self.user_agent),
+            OrDash(&self.referer),
         )
     }
+
+    /// The JSON object, on one line, without the newline.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".to_string())
+    }
+}
+
+/// How lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Space-separated `key=value`.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Where lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// Nowhere: records are not even built.
+    Off,
+    /// Standard output.
+    Stdout,
+    /// Appended to a file.
+    File(PathBuf),
 }
 
 /// The sending side, cheap to clone into the proxy.
 #[derive(Debug, Clone)]
 pub struct AccessLog {
     tx: SyncSender<AccessRecord>,
-    dropped: Arc<AtomicU64>,
-    reopen: Arc<AtomicBool>,
+    shared: Arc<Shared>,
+}
+
+/// What the senders and the writer share.
+#[derive(Debug)]
+struct Shared {
+    dropped: AtomicU64,
+    /// Records queued, and records the writer has written and flushed
+    /// (or dropped), for [`AccessLog::flush`].
+    queued: AtomicU64,
+    done: AtomicU64,
+    on: AtomicBool,
+    json: AtomicBool,
+    /// The file the writer should open again, or switch to.
+    change: Mutex<Change>,
+    /// Whether `change` holds something (checked before the lock).
+    changed: AtomicBool,
+}
+
+/// A change of the writer's output, asked for by a signal or a reload.
+#[derive(Debug, Default)]
+struct Change {
+    /// The file path being written (for reopening), `None` for stdout.
+    path: Option<PathBuf>,
+    /// Reopen `path` before the next line.
+    reopen: bool,
+    /// Switch to this output before the next line (already opened).
+    switch_to: Option<Output>,
+}
+
+/// An opened output: what the writer writes to.
+struct Output(Box<dyn Write + Send>);
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Output")
+    }
+}
+
+fn open(destination: &Destination) -> std::io::Result<Option<Output>> {
+    Ok(match destination {
+        Destination::Off => None,
+        Destination::Stdout => Some(Output(Box::new(std::io::stdout()))),
+        Destination::File(p) => Some(Output(Box::new(
+            OpenOptions::new().create(true).append(true).open(p)?,
+        ))),
+    })
 }
 
 impl AccessLog {
-    /// Starts a writer thread appending to `path`, or to stdout for `None`.
-    pub fn start(path: Option<&Path>) -> std::io::Result<AccessLog> {
-        let out: Box<dyn Write + Send> = match path {
-            Some(p) => Box::new(OpenOptions::new().create(true).append(true).open(p)?),
-            None => Box::new(std::io::stdout()),
-        };
+    /// Starts a writer thread writing `format` lines to `destination`.
+    /// Fails when the file cannot be opened.
+    pub fn start(destination: &Destination, format: LogFormat) -> std::io::Result<AccessLog> {
+        let out = open(destination)?.unwrap_or_else(|| Output(Box::new(std::io::sink())));
         let (tx, rx) = sync_channel(QUEUE);
-        let reopen = Arc::new(AtomicBool::new(false));
-        let file = Reopen {
-            path: path.map(Path::to_path_buf),
-            asked: Arc::clone(&reopen),
-        };
+        let shared = Arc::new(Shared {
+            dropped: AtomicU64::new(0),
+            queued: AtomicU64::new(0),
+            done: AtomicU64::new(0),
+            on: AtomicBool::new(*destination != Destination::Off),
+            json: AtomicBool::new(format == LogFormat::Json),
+            change: Mutex::new(Change {
+                path: match destination {
+                    Destination::File(p) => Some(p.clone()),
+                    _ => None,
+                },
+                ..Change::default()
+            }),
+            changed: AtomicBool::new(false),
+        });
+        let writer = Arc::clone(&shared);
         std::thread::Builder::new()
             .name("fleetgate-access-log".into())
-            .spawn(move || write_loop(rx, BufWriter::new(out), &file))?;
-        Ok(AccessLog {
-            tx,
-            dropped: Arc::new(AtomicU64::new(0)),
-            reopen,
-        })
+            .spawn(move || write_loop(rx, BufWriter::new(out.0), &writer))?;
+        Ok(AccessLog { tx, shared })
+    }
+
+    /// Whether records are wanted (the destination is not `off`); callers
+    /// skip building a record otherwise.
+    pub fn is_on(&self) -> bool {
+        self.shared.on.load(Ordering::Relaxed)
     }
 
     /// Makes the writer open the log's path again before its next line
     /// (after logrotate or `mv` moved the file). Does nothing for stdout.
     pub fn reopen(&self) {
-        self.reopen.store(true, Ordering::Relaxed);
+        let mut change = self.lock();
+        if change.path.is_some() {
+            change.reopen = true;
+            self.shared.changed.store(true, Ordering::Release);
+        }
+    }
+
+    /// Sends later lines to `destination`. The file is opened here, so an
+    /// error leaves the log as it was; lines already queued go to the new
+    /// destination.
+    pub fn retarget(&self, destination: &Destination) -> std::io::Result<()> {
+        let out = open(destination)?;
+        let mut change = self.lock();
+        change.path = match destination {
+            Destination::File(p) => Some(p.clone()),
+            _ => None,
+        };
+        change.reopen = false;
+        change.switch_to = out;
+        self.shared
+            .on
+            .store(*destination != Destination::Off, Ordering::Relaxed);
+        self.shared.changed.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Writes later lines in `format`.
+    pub fn set_format(&self, format: LogFormat) {
+        self.shared
+            .json
+            .store(format == LogFormat::Json, Ordering::Relaxed);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Change> {
+        self.shared
+            .change
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits until every record queued so far is written and flushed, at
+    /// most `limit`; whether they were (before the process exits).
+    pub fn flush(&self, limit: Duration) -> bool {
+        let target = self.shared.queued.load(Ordering::Acquire);
+        let deadline = std::time::Instant::now() + limit;
+        while self.shared.done.load(Ordering::Acquire) < target {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        true
     }
 
     /// Queues a record; never blocks.
     pub fn log(&self, record: AccessRecord) {
+        // Counted before the writer can see it, so that `done` never
+        // passes `queued`.
+        self.shared.queued.fetch_add(1, Ordering::Release);
         match self.tx.try_send(record) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
+                self.shared.queued.fetch_sub(1, Ordering::Release);
+                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
 
     /// Records dropped because the writer fell behind.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.shared.dropped.load(Ordering::Relaxed)
     }
 }
 
-/// Where the writer reopens its file, and the flag that asks it to.
-struct Reopen {
-    path: Option<PathBuf>,
-    asked: Arc<AtomicBool>,
-}
-
-impl Reopen {
-    /// The new file if a reopen was asked for and it opened; on failure
-    /// the old file stays in use and the error is logged.
-    fn take(&self) -> Option<Box<dyn Write + Send>> {
-        let path = self.path.as_ref()?;
-        if !self.asked.swap(false, Ordering::Relaxed) {
+impl Shared {
+    /// The output to switch to before the next line, if a reopen or a
+    /// switch was asked for. A failed reopen keeps the old file in use
+    /// and is logged.
+    fn take_change(&self) -> Option<Output> {
+        if !self.changed.swap(false, Ordering::Acquire) {
             return None;
         }
+        let mut change = self.change.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(out) = change.switch_to.take() {
+            change.reopen = false;
+            return Some(out);
+        }
+        if !std::mem::take(&mut change.reopen) {
+            return None;
+        }
+        let path = change.path.as_ref()?;
         match OpenOptions::new().create(true).append(true).open(path) {
             Ok(f) => {
                 log::info!("access log reopened: {}", path.display());
-                Some(Box::new(f))
+                Some(Output(Box::new(f)))
             }
             Err(e) => {
                 log::error!(
@@ -202,25 +449,35 @@ impl Reopen {
 fn write_loop(
     rx: Receiver<AccessRecord>,
     mut out: BufWriter<Box<dyn Write + Send>>,
-    file: &Reopen,
+    shared: &Shared,
 ) {
+    let mut line = String::with_capacity(512);
     while let Ok(first) = rx.recv() {
-        if let Some(new) = file.take() {
+        let mut batch = 0u64;
+        if let Some(new) = shared.take_change() {
             if out.flush().is_err() {
-                return;
+                log::error!("access log: the old output failed on its last flush");
             }
-            out = BufWriter::new(new);
+            out = BufWriter::new(new.0);
         }
+        let json = shared.json.load(Ordering::Relaxed);
         let mut next = Some(first);
         while let Some(record) = next {
-            if writeln!(out, "{}", record.format()).is_err() {
-                return;
+            line.clear();
+            if json {
+                line.push_str(&record.to_json());
+            } else {
+                let _ = record.write_text(&mut line);
             }
+            line.push('\n');
+            if out.write_all(line.as_bytes()).is_err() {
+                shared.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            batch += 1;
             next = rx.try_recv().ok();
         }
-        if out.flush().is_err() {
-            return;
-        }
+        let _ = out.flush();
+        shared.done.fetch_add(batch, Ordering::Release);
     }
 }
 
@@ -228,27 +485,60 @@ fn write_loop(
 mod tests {
     use super::*;
 
-    #[test]
-    fn line_format_is_one_line_of_key_values() {
-        let r = AccessRecord {
+    fn record() -> AccessRecord {
+        AccessRecord {
             time: SystemTime::UNIX_EPOCH + Duration::from_millis(1_500),
             client: "127.0.0.1:5000".into(),
             host: "example.com".into(),
             method: "GET".into(),
             path: "/a b?x=1".into(),
+            protocol: Cow::Borrowed("HTTP/1.1"),
             status: 200,
             bytes: 14,
+            bytes_in: 3,
             duration: Duration::from_micros(1234),
+            upstream_connect: Some(Duration::from_micros(120)),
+            upstream_response: None,
             ingress: Some("ns/ing".into()),
             service: Some("ns/svc:80".into()),
             cluster: Some("c1".into()),
             endpoint: Some("127.0.0.1:18001".parse().unwrap()),
-            canary: None,
+            target: Some(Cow::Borrowed("main")),
             retries: 1,
-        };
+            source: ResponseSource::Upstream,
+            request_id: Some("0af7651916cd43dd8448eb211c80319c".into()),
+            user_agent: Some("curl/8.0 (x)".into()),
+            referer: None,
+            tls_version: None,
+            sni: None,
+        }
+    }
+
+    #[test]
+    fn text_line_is_one_line_of_key_values_with_new_keys_at_the_end() {
         assert_eq!(
-            r.format(),
-            "1970-01-01T00:00:01.500Z client=127.0.0.1:5000 host=example.com method=GET path=/a_b?x=1 status=200 bytes=14 duration_ms=1.23 ingress=ns/ing service=ns/svc:80 cluster=c1 endpoint=127.0.0.1:18001 target=main retries=1"
+            record().format(),
+            "1970-01-01T00:00:01.500Z client=127.0.0.1:5000 host=example.com method=GET path=/a_b?x=1 status=200 bytes=14 duration_ms=1.23 ingress=ns/ing service=ns/svc:80 cluster=c1 endpoint=127.0.0.1:18001 target=main retries=1 protocol=HTTP/1.1 bytes_in=3 upstream_connect_ms=0.12 upstream_response_ms=- source=upstream request_id=0af7651916cd43dd8448eb211c80319c tls_version=- sni=- user_agent=curl/8.0_(x) referer=-"
         );
+    }
+
+    #[test]
+    fn json_line_has_stable_names_and_nulls() {
+        let mut r = record();
+        r.target = Some(Cow::Owned("canary:ns/canary".into()));
+        r.user_agent = Some("a \"quoted\"\nagent".into());
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(v["time"], "1970-01-01T00:00:01.500Z");
+        assert_eq!(v["path"], "/a b?x=1");
+        assert_eq!(v["status"], 200);
+        assert_eq!(v["duration_ms"], 1.23);
+        assert_eq!(v["upstream_connect_ms"], 0.12);
+        assert!(v["upstream_response_ms"].is_null());
+        assert_eq!(v["target"], "canary:ns/canary");
+        assert_eq!(v["source"], "upstream");
+        assert_eq!(v["endpoint"], "127.0.0.1:18001");
+        assert_eq!(v["user_agent"], "a \"quoted\"\nagent");
+        assert!(v["referer"].is_null());
+        assert!(!r.to_json().contains('\n'));
     }
 }

@@ -40,6 +40,7 @@ use pingora_core::server::ShutdownWatch;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
+use crate::connection_log::{response_status, ConnectionLog, EarlyResponse};
 use crate::responses::raw_closing_response;
 
 /// The limits a [`GuardedApp`] enforces.
@@ -61,6 +62,8 @@ pub struct ConnectionCounts {
     /// The most open at once since someone last took it (see
     /// [`ConnectionCounts::take_peak`]).
     peak: AtomicUsize,
+    /// Client connections accepted since the start.
+    pub accepted: AtomicU64,
     /// Connections closed at once because `max_connections` were open.
     pub refused: AtomicU64,
     /// Request heads answered with 431.
@@ -86,6 +89,7 @@ pub struct GuardedApp<A> {
     app: Arc<A>,
     limits: ConnectionLimits,
     counts: Arc<ConnectionCounts>,
+    log: Option<Arc<ConnectionLog>>,
 }
 
 impl<A> GuardedApp<A> {
@@ -95,7 +99,15 @@ impl<A> GuardedApp<A> {
             app: Arc::new(app),
             limits,
             counts,
+            log: None,
         }
+    }
+
+    /// Logs and counts the responses written on a connection before the
+    /// gateway saw its request (see [`crate::connection_log`]).
+    pub fn with_log(mut self, log: ConnectionLog) -> Self {
+        self.log = Some(Arc::new(log));
+        self
     }
 }
 
@@ -110,6 +122,7 @@ impl Drop for Place {
 
 impl<A> GuardedApp<A> {
     fn take_place(&self) -> Option<Place> {
+        self.counts.accepted.fetch_add(1, Ordering::Relaxed);
         let open = self.counts.open.fetch_add(1, Ordering::Relaxed);
         let place = Place(Arc::clone(&self.counts));
         self.counts.peak.fetch_max(open + 1, Ordering::Relaxed);
@@ -135,11 +148,15 @@ tokio::task_local! {
 }
 
 /// Tells the connection guard that the current request's head has been
-/// read and parsed, so that what follows (a body) is not counted as head.
-/// Called by the gateway first thing for every request; does nothing on
-/// HTTP/2 or outside a [`GuardedApp`].
+/// read and parsed, so that what follows (a body) is not counted as head,
+/// and that the gateway answers this request (its response is logged by
+/// the gateway, not by the guard). Called by the gateway first thing for
+/// every request; does nothing on HTTP/2 or outside a [`GuardedApp`].
 pub fn head_read() {
-    let _ = HEAD.try_with(|h| h.armed.store(false, Ordering::Relaxed));
+    let _ = HEAD.try_with(|h| {
+        h.armed.store(false, Ordering::Relaxed);
+        h.seen.store(true, Ordering::Relaxed);
+    });
 }
 
 /// Tells the connection guard that the current request is over, so that
@@ -148,9 +165,12 @@ pub fn head_read() {
 /// before the next head; those bytes are not a head, so the next head then
 /// goes uncounted rather than miscounted.
 pub fn request_done(body_done: bool) {
-    if body_done {
-        let _ = HEAD.try_with(|h| h.armed.store(true, Ordering::Relaxed));
-    }
+    let _ = HEAD.try_with(|h| {
+        h.seen.store(false, Ordering::Relaxed);
+        if body_done {
+            h.armed.store(true, Ordering::Relaxed);
+        }
+    });
 }
 
 #[async_trait]
@@ -167,13 +187,16 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for GuardedApp<A> {
         }
         let head = Arc::new(HeadState {
             armed: AtomicBool::new(true),
+            seen: AtomicBool::new(false),
         });
-        let stream: Stream = Box::new(HeadGuard::new(
+        let mut guard = HeadGuard::new(
             stream,
             Arc::clone(&head),
             self.limits,
             Arc::clone(&self.counts),
-        ));
+        );
+        guard.log = self.log.clone();
+        let stream: Stream = Box::new(guard);
         // Pingora serves every HTTP/1 request of the connection in this one
         // call, in this task: the gateway reaches the head state through
         // the task-local to disarm and re-arm it per request.
@@ -191,19 +214,38 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for GuardedApp<A> {
 struct HeadState {
     /// Whether reads still belong to a request head.
     armed: AtomicBool,
+    /// Whether the gateway saw the current request (it logs the response
+    /// then); a response written while not is Pingora's own refusal.
+    seen: AtomicBool,
 }
 
 /// A request line read byte by byte: `method SP target SP version`, with
 /// nothing but those two spaces and no control byte. Pingora would
 /// percent-encode a space or control byte in the target and forward the
 /// request; a client that sent one did not send a URI.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct RequestLine {
     /// Bytes of it seen (leading empty lines, which RFC 9112 lets a server
     /// skip, not counted).
     seen: usize,
     spaces: u8,
     ended: bool,
+    /// Its first bytes, for the log line of a refusal.
+    start: [u8; LINE_KEPT],
+}
+
+/// Bytes of a request line kept for the log.
+const LINE_KEPT: usize = 128;
+
+impl Default for RequestLine {
+    fn default() -> Self {
+        RequestLine {
+            seen: 0,
+            spaces: 0,
+            ended: false,
+            start: [0; LINE_KEPT],
+        }
+    }
 }
 
 impl RequestLine {
@@ -220,16 +262,28 @@ impl RequestLine {
                 self.spaces == 2
             }
             b' ' => {
-                self.seen += 1;
+                self.keep(b);
                 self.spaces += 1;
                 self.spaces <= 2
             }
             0..=0x1f | 0x7f => false,
             _ => {
-                self.seen += 1;
+                self.keep(b);
                 true
             }
         }
+    }
+
+    fn keep(&mut self, b: u8) {
+        if let Some(slot) = self.start.get_mut(self.seen) {
+            *slot = b;
+        }
+        self.seen += 1;
+    }
+
+    /// The first bytes of the line seen so far.
+    fn kept(&self) -> &[u8] {
+        &self.start[..self.seen.min(LINE_KEPT)]
     }
 }
 
@@ -267,6 +321,11 @@ pub struct HeadGuard {
     started: bool,
     /// The current head's request line, as far as it has come.
     request_line: RequestLine,
+    /// The previous head's request line, kept until the next head starts
+    /// (Pingora may refuse a head after the guard saw all of it).
+    last_line: RequestLine,
+    /// Where refusals are logged and counted.
+    log: Option<Arc<ConnectionLog>>,
     /// Bytes read from the client to answer a peek, handed out by the
     /// next reads (from `peeked_from` on).
     peeked: Vec<u8>,
@@ -310,6 +369,8 @@ impl HeadGuard {
             peeked_from: 0,
             started: false,
             request_line: RequestLine::default(),
+            last_line: RequestLine::default(),
+            log: None,
             in_step: true,
             phase: Phase::Open,
         }
@@ -375,7 +436,30 @@ impl HeadGuard {
         self.blank_line = 0;
         self.timing = false;
         self.started = false;
-        self.request_line = RequestLine::default();
+        if self.request_line.seen > 0 {
+            self.last_line = std::mem::take(&mut self.request_line);
+        }
+    }
+
+    /// Logs and counts a response written before the gateway saw the
+    /// request: the guard's refusal, or Pingora's.
+    fn record(&self, status: u16) {
+        let Some(log) = &self.log else { return };
+        let line = if self.request_line.seen > 0 {
+            &self.request_line
+        } else {
+            &self.last_line
+        };
+        let tls = self.inner.get_ssl_digest();
+        log.record(EarlyResponse {
+            status,
+            peer: self
+                .inner
+                .get_socket_digest()
+                .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).copied()),
+            line: line.kept(),
+            tls_version: tls.as_deref().map(|t| &*t.version),
+        });
     }
 
     /// Writes the refusal, then fails the read that wanted a head.
@@ -440,6 +524,7 @@ impl AsyncRead for HeadGuard {
                 match refusal {
                     None => Poll::Ready(Ok(())),
                     Some(response) => {
+                        this.record(status_of(response));
                         buf.set_filled(before);
                         this.phase = Phase::Refusing {
                             response,
@@ -460,6 +545,7 @@ impl AsyncRead for HeadGuard {
                     return Poll::Pending;
                 }
                 this.counts.heads_too_slow.fetch_add(1, Ordering::Relaxed);
+                this.record(408);
                 this.phase = Phase::Refusing {
                     response: &TOO_SLOW,
                     written: 0,
@@ -470,12 +556,34 @@ impl AsyncRead for HeadGuard {
     }
 }
 
+impl HeadGuard {
+    /// Logs a response Pingora writes before the gateway saw a request
+    /// (a head it could not parse, `CONNECT`): a response head while the
+    /// gateway has not marked the request as its own.
+    fn note_own_response(&mut self, buf: &[u8]) {
+        if self.log.is_none() || self.head.seen.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Some(status) = response_status(buf) {
+            // Once per response, whatever the number of writes.
+            self.head.seen.store(true, Ordering::Relaxed);
+            self.record(status);
+        }
+    }
+}
+
+/// The status of one of the guard's own refusals.
+fn status_of(response: &[u8]) -> u16 {
+    response_status(response).unwrap_or(400)
+}
+
 impl AsyncWrite for HeadGuard {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        self.note_own_response(buf);
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
@@ -492,6 +600,9 @@ impl AsyncWrite for HeadGuard {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        if let Some(first) = bufs.iter().find(|b| !b.is_empty()) {
+            self.note_own_response(first);
+        }
         Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
 
@@ -602,6 +713,7 @@ impl Peek for HeadGuard {
                         Ok(read) => read,
                         Err(_) => {
                             self.counts.heads_too_slow.fetch_add(1, Ordering::Relaxed);
+                            self.record(408);
                             let _ = self.inner.write_all(&TOO_SLOW).await;
                             let _ = self.inner.flush().await;
                             self.phase = Phase::Refused;

@@ -29,6 +29,7 @@ use crate::modules::{
 };
 use crate::options::{BodyLimits, ForwardedHeaders};
 use crate::request_checks;
+use crate::request_id;
 use crate::responses;
 use crate::snapshot::{SharedSnapshot, Snapshot};
 use crate::stats::GatewayStats;
@@ -49,6 +50,14 @@ pub struct RequestCtx {
     pub started: Instant,
     /// When the last endpoint was chosen.
     pub upstream_started: Option<Instant>,
+    /// How long the last try took to get its upstream connection.
+    pub upstream_connect: Option<std::time::Duration>,
+    /// How long the last try waited for its response header, from the
+    /// choice of its endpoint.
+    pub upstream_response: Option<std::time::Duration>,
+    /// This request's `X-Request-Id` (see [`crate::request_id`]), when
+    /// the gateway gives requests one.
+    pub request_id: Option<http::HeaderValue>,
     /// Where the request came from: the scheme the client used (its own
     /// connection's, or the one a trusted proxy in front reported), and
     /// whether its peer is a trusted proxy.
@@ -580,6 +589,9 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
             response_started: false,
             started: Instant::now(),
             upstream_started: None,
+            upstream_connect: None,
+            upstream_response: None,
+            request_id: None,
             origin: Origin::default(),
             grpc: false,
             own_status: None,
@@ -620,6 +632,12 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
             h1.set_pipelining_enabled(true);
         }
         ctx.origin = edge::judge(session, &snapshot.edge);
+        if snapshot.edge.request_id {
+            ctx.request_id = Some(request_id::assign(
+                session.req_header_mut(),
+                ctx.origin.peer_trusted,
+            ));
+        }
         ctx.grpc = responses::is_grpc(session.req_header());
         ctx.snapshot = Some(snapshot);
         let refusal = match request_checks::content_length(session.req_header()) {
@@ -847,6 +865,8 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
         let websocket_idle = attempt.pool().policy().websocket_idle_timeout;
         ctx.attempts.start(&attempt);
         ctx.upstream_started = Some(Instant::now());
+        ctx.upstream_connect = None;
+        ctx.upstream_response = None;
         if sni_from_request {
             let mut buf = [0u8; 256];
             let host = fleetgate_ingress::normalize_request_host(
@@ -1008,6 +1028,19 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
         Ok(())
     }
 
+    async fn connected_to_upstream(
+        &self,
+        _session: &mut Session,
+        _reused: bool,
+        _peer: &HttpPeer,
+        _fd: std::os::unix::io::RawFd,
+        _digest: Option<&pingora_core::protocols::Digest>,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        ctx.upstream_connect = ctx.upstream_started.map(|t| t.elapsed());
+        Ok(())
+    }
+
     async fn upstream_response_filter(
         &self,
         session: &mut Session,
@@ -1015,6 +1048,7 @@ impl<P: EndpointPicker> ProxyHttp for Gateway<P> {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.response_started = true;
+        ctx.upstream_response = ctx.upstream_started.map(|t| t.elapsed());
         let status = upstream_response.status.as_u16();
         ctx.report(TryResult::Answered(status));
         if ctx

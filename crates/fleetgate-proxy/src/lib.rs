@@ -60,6 +60,7 @@
 pub mod access_log;
 pub mod client_guard;
 pub mod compression;
+pub mod connection_log;
 pub mod edge;
 mod forwarded;
 mod gateway;
@@ -67,14 +68,17 @@ pub mod metrics;
 pub mod modules;
 mod options;
 pub mod request_checks;
+pub mod request_id;
 pub mod resolver;
 pub mod responses;
 mod snapshot;
 mod stats;
+pub mod tls_info;
 
-pub use access_log::{AccessLog, AccessRecord};
+pub use access_log::{AccessLog, AccessRecord, Destination, LogFormat, ResponseSource};
 pub use client_guard::{ConnectionCounts, ConnectionLimits, GuardedApp};
 pub use compression::CompressionPolicy;
+pub use connection_log::ConnectionLog;
 pub use edge::{Origin, Scheme};
 pub use gateway::{Gateway, RequestCtx};
 pub use metrics::Metrics;

@@ -22,6 +22,12 @@ pub struct Metrics {
     pub upstream_latency: HistogramVec,
     /// Retries by service.
     pub retries: IntCounterVec,
+    /// Responses the gateway wrote itself, by status code.
+    pub gateway_responses: IntCounterVec,
+    /// Time from a request's arrival to the end of its response.
+    pub request_duration: Histogram,
+    /// Handles of `gateway_responses`, by status code from 100.
+    gateway_codes: Arc<[OnceLock<IntCounter>]>,
 }
 
 impl Default for Metrics {
@@ -47,10 +53,7 @@ impl Metrics {
                 "fleetgate_upstream_latency_seconds",
                 "Time from choosing an endpoint to its response header",
             )
-            .buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                10.0,
-            ]),
+            .buckets(LATENCY_BUCKETS.to_vec()),
             &["service", "cluster"],
         )
         .expect("valid metric");
@@ -62,10 +65,28 @@ impl Metrics {
             &["service"],
         )
         .expect("valid metric");
+        let gateway_responses = IntCounterVec::new(
+            Opts::new(
+                "fleetgate_gateway_responses_total",
+                "Responses the gateway wrote itself (refusals, module answers, errors), by status code",
+            ),
+            &["code"],
+        )
+        .expect("valid metric");
+        let request_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "fleetgate_request_duration_seconds",
+                "Time from a request's arrival to the end of its response",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )
+        .expect("valid metric");
         for m in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(upstream_latency.clone()),
             Box::new(retries.clone()),
+            Box::new(gateway_responses.clone()),
+            Box::new(request_duration.clone()),
         ] {
             registry.register(m).expect("unique metric");
         }
@@ -74,9 +95,54 @@ impl Metrics {
             requests,
             upstream_latency,
             retries,
+            gateway_responses,
+            request_duration,
+            gateway_codes: (100..600).map(|_| OnceLock::new()).collect(),
         }
     }
+
+    /// Removes the series of Ingresses and Services that are gone (not in
+    /// `ingresses` or `services`), so that a deleted Ingress does not stay
+    /// in every scrape for the life of the process. Returns how many
+    /// series went. A route that comes back starts its counts from zero,
+    /// which Prometheus reads as a counter reset.
+    pub fn forget_removed(
+        &self,
+        ingresses: &std::collections::HashSet<&str>,
+        services: &std::collections::HashSet<&str>,
+    ) -> usize {
+        let mut removed = 0;
+        for (vec, label, kept) in [
+            (&self.requests, "ingress", ingresses),
+            (&self.requests, "service", services),
+            (&self.retries, "service", services),
+        ] {
+            removed += remove_series(vec, label, kept);
+        }
+        removed += remove_series(&self.upstream_latency, "service", services);
+        removed
+    }
+
+    /// Counts a response the gateway wrote itself with `code`.
+    pub fn count_gateway_response(&self, code: u16) {
+        let Some(slot) = code
+            .checked_sub(100)
+            .and_then(|i| self.gateway_codes.get(usize::from(i)))
+        else {
+            return;
+        };
+        slot.get_or_init(|| {
+            self.gateway_responses
+                .with_label_values(&[code.to_string().as_str()])
+        })
+        .inc();
+    }
 }
+
+/// Histogram buckets of request and upstream times, in seconds.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 /// `2xx`, `4xx`, ... for a status; `none` when nothing was sent.
 pub fn status_class(status: u16) -> &'static str {
@@ -174,4 +240,37 @@ impl TargetCounters {
             })
             .observe(seconds);
     }
+}
+
+/// Removes the series of `vec` whose `label` is neither `-` nor in `kept`.
+fn remove_series<P: prometheus::core::MetricVecBuilder>(
+    vec: &prometheus::core::MetricVec<P>,
+    label: &str,
+    kept: &std::collections::HashSet<&str>,
+) -> usize {
+    let mut gone = Vec::new();
+    for family in prometheus::core::Collector::collect(vec) {
+        for metric in family.get_metric() {
+            let pairs = metric.get_label();
+            let stale = pairs
+                .iter()
+                .any(|p| p.name() == label && p.value() != "-" && !kept.contains(p.value()));
+            if stale {
+                gone.push(
+                    pairs
+                        .iter()
+                        .map(|p| (p.name().to_string(), p.value().to_string()))
+                        .collect::<std::collections::HashMap<_, _>>(),
+                );
+            }
+        }
+    }
+    for labels in &gone {
+        let labels: std::collections::HashMap<&str, &str> = labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let _ = vec.remove(&labels);
+    }
+    gone.len()
 }

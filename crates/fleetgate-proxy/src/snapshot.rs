@@ -82,6 +82,8 @@ pub struct EdgePolicy {
     pub path_normalization: PathNormalization,
     /// How responses are compressed.
     pub compression: crate::CompressionPolicy,
+    /// Whether requests get an `X-Request-Id` (see [`crate::request_id`]).
+    pub request_id: bool,
 }
 
 impl EdgePolicy {
@@ -95,6 +97,19 @@ impl EdgePolicy {
 pub type SharedSnapshot = Arc<ArcSwap<Snapshot>>;
 
 impl Snapshot {
+    /// Removes from `metrics` the series of Ingresses and Services this
+    /// snapshot no longer routes to (after a reload swapped it in).
+    /// Returns how many series went.
+    pub fn forget_removed_series(&self, metrics: &crate::Metrics) -> usize {
+        let mut ingresses = std::collections::HashSet::new();
+        let mut services = std::collections::HashSet::new();
+        for target in self.router.targets() {
+            ingresses.insert(&*target.ingress);
+            services.insert(&*target.service);
+        }
+        metrics.forget_removed(&ingresses, &services)
+    }
+
     /// A snapshot serving `router`, with TLS `certificates` (use
     /// `CertStore::default()` without TLS listeners).
     pub fn new(generation: u64, router: Router, certificates: Arc<CertStore>) -> Self {

@@ -41,13 +41,13 @@ use crate::state::{ConfigView, GatewayState, Phase};
 /// The admin application.
 pub struct AdminApp {
     state: Arc<GatewayState>,
-    token: Option<String>,
 }
 
 impl AdminApp {
-    /// An admin API over `state`, requiring `token` when set.
-    pub fn new(state: Arc<GatewayState>, token: Option<String>) -> Self {
-        AdminApp { state, token }
+    /// An admin API over `state`, requiring its current `[admin] token`
+    /// when one is set.
+    pub fn new(state: Arc<GatewayState>) -> Self {
+        AdminApp { state }
     }
 }
 
@@ -241,6 +241,7 @@ impl AdminApp {
             "warnings": snapshot.report.warnings,
             "advertise": config.advertise,
             "last_reload": self.state.last_reload(),
+            "last_upgrade": self.state.upgrader.last(),
             "reloads": { "ok": ok, "failed": failed },
             "endpoint_updates": self.state.discovery.applies(),
             "endpoint_patches": self.state.discovery.patches(),
@@ -435,7 +436,7 @@ impl ServeHttp for AdminApp {
         // know, and a probe cannot carry a token: they answer without one.
         let probe = matches!(req.uri.path(), "/healthz" | "/readyz")
             && (req.method == http::Method::GET || req.method == http::Method::HEAD);
-        match &self.token {
+        match self.state.live.token().as_deref() {
             Some(_) if probe => {}
             Some(token) if !bearer_matches(req, token) => {
                 return text(

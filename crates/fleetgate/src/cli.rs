@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 /// fleetgate: one gateway address in front of the same application in
 /// several Kubernetes clusters, routing by Ingress rules.
 #[derive(Debug, Parser)]
-#[command(name = "fleetgate", version, about, long_about = None)]
+#[command(name = "fleetgate", version = crate::build_info::LONG_VERSION, about, long_about = None)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]

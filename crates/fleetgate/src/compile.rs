@@ -915,6 +915,7 @@ pub fn compile_with(
     let edge = EdgePolicy {
         trusted_proxies: config.gateway.trusted_proxies.clone(),
         path_normalization: config.gateway.path_normalization,
+        request_id: config.gateway.request_id,
         compression: CompressionPolicy {
             enabled: compression.enabled,
             gzip_level: compression.gzip_level,

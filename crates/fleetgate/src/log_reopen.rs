@@ -8,20 +8,15 @@
 use fleetgate_proxy::AccessLog;
 
 /// Installs the handler thread.
-pub fn watch(log: Option<AccessLog>) -> std::io::Result<()> {
+pub fn watch(log: AccessLog) -> std::io::Result<()> {
     use signal_hook::consts::{SIGHUP, SIGUSR1};
     let mut signals = signal_hook::iterator::Signals::new([SIGUSR1, SIGHUP])?;
     std::thread::Builder::new()
         .name("fleetgate-log-reopen".into())
         .spawn(move || {
-            for signal in signals.forever() {
-                match &log {
-                    Some(log) => log.reopen(),
-                    None if signal == SIGUSR1 => {
-                        log::info!("SIGUSR1: no access log file to reopen");
-                    }
-                    None => {}
-                }
+            for _ in signals.forever() {
+                // Does nothing unless the log goes to a file.
+                log.reopen();
             }
         })?;
     Ok(())

@@ -10,6 +10,7 @@ mod admin;
 mod admin_auth;
 mod admin_client;
 mod background;
+mod build_info;
 mod certificates;
 mod check;
 mod cli;
@@ -18,17 +19,20 @@ mod drain_cmd;
 mod drains;
 mod hub;
 mod hub_cache;
+mod live_settings;
 mod load;
 mod log_reopen;
 mod memory;
 mod metrics;
 mod notify;
+mod pid_file;
 mod reload;
 mod replace_file;
 mod routes;
 mod run;
 mod shutdown;
 mod state;
+mod upgrade;
 
 use clap::Parser;
 

@@ -14,24 +14,32 @@ fn family(c: &dyn prometheus::core::Collector) -> Vec<MetricFamily> {
 
 /// Gathers the scrape-time metrics.
 pub fn gauges(state: &GatewayState) -> Vec<MetricFamily> {
-    let mut out = Vec::new();
+    let mut out = process();
     let snapshot = state.snapshot.load();
     let endpoints = IntGaugeVec::new(
         Opts::new(
             "fleetgate_endpoints",
-            "Endpoints per cluster by availability (each address counted once per pool)",
+            "Endpoints of a pool in a cluster (each address counted once per pool)",
         ),
-        &["pool", "cluster", "state"],
+        &["pool", "cluster"],
+    )
+    .expect("valid metric");
+    let available = IntGaugeVec::new(
+        Opts::new(
+            "fleetgate_endpoints_available",
+            "Endpoints of a pool in a cluster that take traffic: healthy, not ejected, not drained",
+        ),
+        &["pool", "cluster"],
     )
     .expect("valid metric");
     let mut ejections_total: u64 = 0;
     for pool in snapshot.router.pools() {
         for (cluster, (up, total)) in pool.availability_by_cluster() {
-            endpoints
-                .with_label_values(&[pool.name(), cluster, "available"])
+            available
+                .with_label_values(&[pool.name(), cluster])
                 .set(i64::from(up));
             endpoints
-                .with_label_values(&[pool.name(), cluster, "total"])
+                .with_label_values(&[pool.name(), cluster])
                 .set(i64::from(total));
         }
     }
@@ -44,6 +52,7 @@ pub fn gauges(state: &GatewayState) -> Vec<MetricFamily> {
         }
     }
     out.extend(family(&endpoints));
+    out.extend(family(&available));
 
     let ejections = IntCounter::new(
         "fleetgate_ejections_total",
@@ -204,6 +213,22 @@ pub fn gauges(state: &GatewayState) -> Vec<MetricFamily> {
     open.set(i64::try_from(counts.open.load(Ordering::Relaxed)).unwrap_or(i64::MAX));
     out.extend(family(&open));
 
+    let accepted = IntCounter::new(
+        "fleetgate_client_connections_accepted_total",
+        "Client connections accepted (including those closed at once by max_connections)",
+    )
+    .expect("valid metric");
+    accepted.inc_by(counts.accepted.load(Ordering::Relaxed));
+    out.extend(family(&accepted));
+
+    let dropped = IntCounter::new(
+        "fleetgate_access_log_dropped_total",
+        "Access log lines dropped because the log writer fell behind or its output failed",
+    )
+    .expect("valid metric");
+    dropped.inc_by(state.live.access_log().dropped());
+    out.extend(family(&dropped));
+
     let refused = IntCounterVec::new(
         Opts::new(
             "fleetgate_client_refusals_total",
@@ -223,5 +248,30 @@ pub fn gauges(state: &GatewayState) -> Vec<MetricFamily> {
             .inc_by(n.load(Ordering::Relaxed));
     }
     out.extend(family(&refused));
+    out
+}
+
+/// `fleetgate_build_info` and the process's own metrics (CPU seconds,
+/// resident memory, open and maximum file descriptors, start time), as
+/// Prometheus clients name them.
+fn process() -> Vec<MetricFamily> {
+    let build = IntGaugeVec::new(
+        Opts::new(
+            "fleetgate_build_info",
+            "The running build: always 1, with its version, commit and features as labels",
+        ),
+        &["version", "commit", "features"],
+    )
+    .expect("valid metric");
+    build
+        .with_label_values(&[
+            crate::build_info::VERSION,
+            crate::build_info::COMMIT,
+            crate::build_info::FEATURES,
+        ])
+        .set(1);
+    let mut out = family(&build);
+    let process = prometheus::process_collector::ProcessCollector::for_self();
+    out.extend(prometheus::core::Collector::collect(&process));
     out
 }

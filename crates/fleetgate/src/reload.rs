@@ -169,6 +169,17 @@ fn load_and_swap(
             ));
         }
     }
+    // The last step that can fail: a new access log file is opened here.
+    let applied = state.live.changes(&config);
+    if let Err(e) = state.live.apply(&config) {
+        state
+            .discovery
+            .configure(state.discovery.kept().as_deref(), Duration::ZERO);
+        return Err(e);
+    }
+    for name in applied {
+        log::info!("reload: {name} applied");
+    }
     let summary = format!(
         "{} Ingress(es) served, {} ignored, {} route(s), {} pool(s)",
         snapshot.report.served.len(),
@@ -179,6 +190,10 @@ fn load_and_swap(
     let certificates = Arc::clone(&snapshot.certificates);
     state.hub.commit(&config, &snapshot.report, text, hub_build);
     state.snapshot.store(Arc::new(snapshot));
+    let forgotten = state.snapshot.load().forget_removed_series(&state.metrics);
+    if forgotten > 0 {
+        log::info!("{forgotten} metric series of removed Ingresses and Services dropped");
+    }
     state.discovery.set_built_from(built_from);
     // Freed on the applier's thread once no request holds it.
     state.discovery.retire(previous);
@@ -196,7 +211,7 @@ fn load_and_swap(
 /// or a log file that are not the ones in use.
 fn start_only_changes(serving: &crate::state::StartSettings, new: &Config) -> Vec<&'static str> {
     let (a, b) = (&serving.gateway, &new.gateway);
-    let checks: [(&'static str, bool); 16] = [
+    let checks: [(&'static str, bool); 14] = [
         ("[gateway] listen", a.listen != b.listen),
         ("[gateway] listen_tls", a.listen_tls != b.listen_tls),
         ("[gateway] h2c", a.h2c != b.h2c),
@@ -226,8 +241,6 @@ fn start_only_changes(serving: &crate::state::StartSettings, new: &Config) -> Ve
         ),
         ("[gateway] canary_seed", a.canary_seed != b.canary_seed),
         ("[admin] listen", serving.admin.listen != new.admin.listen),
-        ("[admin] token", serving.admin.token != new.admin.token),
-        ("[log] access", serving.log.access != new.log.access),
     ];
     checks
         .into_iter()

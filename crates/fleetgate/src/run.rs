@@ -1,12 +1,14 @@
 //! `fleetgate run`: serve.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use fleetgate_config::AccessLogTarget;
-use fleetgate_proxy::{AccessLog, ConnectionLimits, Gateway, GuardedApp, Metrics};
+use fleetgate_proxy::tls_info::RecordServerName;
+use fleetgate_proxy::{AccessLog, ConnectionLimits, ConnectionLog, Gateway, GuardedApp, Metrics};
 use pingora_core::apps::HttpServerOptions;
 use pingora_core::listeners::tls::TlsSettings;
 use pingora_core::protocols::http::v2::server::default_h2_options;
@@ -40,7 +42,7 @@ fn check_bindable(what: &str, addr: &SocketAddr) -> bool {
 }
 
 /// Waits for the listeners to accept, then reports readiness.
-fn watch_readiness(state: Arc<GatewayState>, listeners: Vec<SocketAddr>) {
+fn watch_readiness(state: Arc<GatewayState>, listeners: Vec<SocketAddr>, pid_file: PathBuf) {
     let spawned = std::thread::Builder::new()
         .name("fleetgate-ready".into())
         .spawn(move || {
@@ -51,7 +53,10 @@ fn watch_readiness(state: Arc<GatewayState>, listeners: Vec<SocketAddr>) {
                     .all(|a| TcpStream::connect_timeout(a, Duration::from_millis(200)).is_ok());
                 if up {
                     state.listeners_up();
-                    notify::notify("READY=1");
+                    crate::pid_file::write(&pid_file);
+                    // After a binary upgrade this process is the unit's
+                    // main process from now on (needs NotifyAccess=all).
+                    notify::notify(&format!("MAINPID={}\nREADY=1", std::process::id()));
                     return;
                 }
                 if started.elapsed() > LISTEN_DEADLINE {
@@ -128,16 +133,21 @@ pub fn run(args: &RunArgs) -> i32 {
             return 1;
         }
     }
-    let access_log = match &config.log.access {
-        AccessLogTarget::Off => None,
-        AccessLogTarget::Stdout => AccessLog::start(None).ok(),
-        AccessLogTarget::File(p) => match AccessLog::start(Some(p)) {
-            Ok(log) => Some(log),
-            Err(e) => {
-                eprintln!("fleetgate: cannot open access log {}: {e}", p.display());
-                return 1;
+    // Started even when off, so that a reload can turn it on.
+    let access_log = match AccessLog::start(
+        &crate::live_settings::destination(&config.log),
+        crate::live_settings::format(&config.log),
+    ) {
+        Ok(log) => log,
+        Err(e) => {
+            match &config.log.access {
+                AccessLogTarget::File(p) => {
+                    eprintln!("fleetgate: cannot open access log {}: {e}", p.display())
+                }
+                _ => eprintln!("fleetgate: cannot start the access log: {e}"),
             }
-        },
+            return 1;
+        }
     };
 
     let (endpoints, clusters) = endpoint_counts(&config, &snapshot);
@@ -172,23 +182,26 @@ pub fn run(args: &RunArgs) -> i32 {
         eprintln!("fleetgate: cannot install the SIGUSR1 handler: {e}");
         return 1;
     }
-    if let Some(log) = access_log {
-        gateway = gateway.with_access_log(log);
-    }
+    gateway = gateway.with_access_log(access_log.clone());
     let stats = gateway.stats();
 
     let grace = config.gateway.grace_period;
     let shutdown_delay = config.gateway.shutdown_delay;
+    let upgrade_sock = runtime_file(
+        &config.gateway.runtime_dir,
+        &config.gateway.name,
+        "upgrade.sock",
+    );
+    let pid_file = runtime_file(&config.gateway.runtime_dir, &config.gateway.name, "pid");
+    let upgrader = Arc::new(crate::upgrade::Upgrader::for_this_process(PathBuf::from(
+        &upgrade_sock,
+    )));
     let conf = ServerConf {
         threads: config.gateway.threads,
         grace_period_seconds: Some(grace.as_secs() + u64::from(grace.subsec_nanos() > 0)),
         graceful_shutdown_timeout_seconds: Some(1),
-        upgrade_sock: runtime_file(
-            &config.gateway.runtime_dir,
-            &config.gateway.name,
-            "upgrade.sock",
-        ),
-        pid_file: runtime_file(&config.gateway.runtime_dir, &config.gateway.name, "pid"),
+        upgrade_sock,
+        pid_file: pid_file.clone(),
         ..ServerConf::default()
     };
     let opt = Opt {
@@ -205,7 +218,11 @@ pub fn run(args: &RunArgs) -> i32 {
     let client_limits = config.gateway.client_limits;
     let keepalive_timeout = config.gateway.keepalive_timeout;
     let admin_listen = config.admin.listen;
-    let token = config.admin.token.clone();
+    let live = crate::live_settings::LiveSettings::new(
+        config.admin.token.clone(),
+        access_log.clone(),
+        config.log.clone(),
+    );
     let name = config.gateway.name.clone();
     let source = config.source.clone();
     let view = ConfigView::from(&config);
@@ -224,6 +241,8 @@ pub fn run(args: &RunArgs) -> i32 {
         discovery,
         hub,
         started_with,
+        live,
+        upgrader,
     );
     if let Err(e) = crate::discovery::start_applier(Arc::clone(&state), built) {
         eprintln!("fleetgate: cannot start the endpoint updater: {e}");
@@ -235,9 +254,13 @@ pub fn run(args: &RunArgs) -> i32 {
         return 1;
     }
 
-    let closing = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    if let Err(e) = shutdown::watch_sigterm(Arc::clone(&stats), Arc::clone(&closing), grace) {
-        eprintln!("fleetgate: cannot install the SIGTERM handler: {e}");
+    if let Err(e) = shutdown::watch_exit(
+        Arc::clone(&stats),
+        server.watch_execution_phase(),
+        grace,
+        state.live.access_log().clone(),
+    ) {
+        eprintln!("fleetgate: cannot start the shutdown watcher: {e}");
         return 1;
     }
     if let Err(e) = reload::on_sighup(Arc::clone(&state), path.clone()) {
@@ -272,13 +295,18 @@ pub fn run(args: &RunArgs) -> i32 {
             max_connections: client_limits.max_connections as usize,
         },
         Arc::clone(&stats.connections),
-    );
+    )
+    .with_log(ConnectionLog::new(
+        state.metrics.clone(),
+        Some(state.live.access_log().clone()),
+    ));
     let mut proxy = Service::new("fleetgate".to_string(), guarded);
     for addr in &listen {
         proxy.add_tcp(&addr.to_string());
     }
     for addr in &listen_tls {
-        let mut tls = match TlsSettings::intermediate("", "") {
+        // The callback keeps each connection's SNI for the access log.
+        let mut tls = match TlsSettings::with_callbacks(Box::new(RecordServerName)) {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("fleetgate: cannot set up TLS on {addr}: {e}");
@@ -293,7 +321,7 @@ pub fn run(args: &RunArgs) -> i32 {
     // The admin API is for a few operators and scrapers: its own small
     // connection and head limits, whoever reaches its listener.
     let admin_app = GuardedApp::new(
-        AdminApp::new(Arc::clone(&state), token),
+        AdminApp::new(Arc::clone(&state)),
         ConnectionLimits {
             header_timeout: Duration::from_secs(10),
             max_header_size: 16 * 1024,
@@ -312,8 +340,9 @@ pub fn run(args: &RunArgs) -> i32 {
         .chain(listen_tls.iter().map(|a| format!("https://{a}")))
         .collect();
     println!(
-        "fleetgate {}: gateway \"{name}\" listening on {}",
-        env!("CARGO_PKG_VERSION"),
+        "fleetgate {} ({}): gateway \"{name}\" listening on {}",
+        crate::build_info::VERSION,
+        crate::build_info::COMMIT,
         urls.join(", ")
     );
     println!(
@@ -325,12 +354,17 @@ pub fn run(args: &RunArgs) -> i32 {
     }
     println!("  admin API: http://{admin_listen}/status");
     log::info!("serving generation 1");
-    watch_readiness(state, listen.into_iter().chain(listen_tls).collect());
+    let upgrader = Arc::clone(&state.upgrader);
+    watch_readiness(
+        state,
+        listen.into_iter().chain(listen_tls).collect(),
+        PathBuf::from(pid_file),
+    );
     server.run(pingora_core::server::RunArgs {
         shutdown_signal: Box::new(shutdown::SignalWatch {
             delay: shutdown_delay,
             stats,
-            closing,
+            upgrader,
         }),
     });
     0

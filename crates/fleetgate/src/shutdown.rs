@@ -14,100 +14,168 @@
 //! later than the configured bound, which the watcher thread does.
 //! Pingora's own grace period is set to the same bound as a backstop.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use fleetgate_proxy::GatewayStats;
-use pingora_core::server::{ShutdownSignal, ShutdownSignalWatch};
+use pingora_core::server::{ExecutionPhase, ShutdownSignal, ShutdownSignalWatch};
 use tokio::signal::unix::{signal, SignalKind};
 
 /// How long to let the listeners close before trusting the in-flight count.
 const SETTLE: Duration = Duration::from_millis(100);
 /// How often to look at the in-flight count.
 const POLL: Duration = Duration::from_millis(20);
+/// The longest wait for the access log's queued lines at exit.
+const LOG_FLUSH_LIMIT: Duration = Duration::from_secs(2);
 
-/// Pingora's signals, with the drain before a graceful terminate: SIGQUIT
-/// hands the sockets to a new process (upgrade), SIGINT stops at once,
-/// SIGTERM drains for `delay` and then terminates gracefully.
+/// Pingora's signals, with the drain before a graceful terminate and the
+/// checks before an upgrade (see [`crate::upgrade`]): SIGQUIT hands the
+/// sockets to a new process if one waits, SIGUSR2 starts one and hands
+/// over once it waits, SIGINT stops at once, SIGTERM drains for `delay`
+/// and then terminates gracefully.
 pub struct SignalWatch {
     /// How long to stay in the rotation's way out before closing.
     pub delay: Duration,
     /// Where draining is announced to the request path.
     pub stats: Arc<GatewayStats>,
-    /// Set when Pingora is told to terminate (the listeners close): the
-    /// moment the watcher starts counting in-flight requests down.
-    pub closing: Arc<AtomicBool>,
+    /// Starts new processes and checks that one waits.
+    pub upgrader: Arc<crate::upgrade::Upgrader>,
+}
+
+impl SignalWatch {
+    /// From here on the new process takes the traffic: responses close
+    /// their connections, so clients move to it without a reset.
+    fn hand_over(&self, message: String) -> ShutdownSignal {
+        self.upgrader.record(true, message);
+        self.stats.draining.store(true, Ordering::Relaxed);
+        ShutdownSignal::GracefulUpgrade
+    }
 }
 
 #[async_trait]
 impl ShutdownSignalWatch for SignalWatch {
     async fn recv(&self) -> ShutdownSignal {
-        let (Ok(mut quit), Ok(mut term), Ok(mut int)) = (
+        let (Ok(mut quit), Ok(mut term), Ok(mut int), Ok(mut usr2)) = (
             signal(SignalKind::quit()),
             signal(SignalKind::terminate()),
             signal(SignalKind::interrupt()),
+            signal(SignalKind::user_defined2()),
         ) else {
-            log::error!("cannot watch SIGQUIT, SIGTERM and SIGINT; stopping");
+            log::error!("cannot watch SIGQUIT, SIGTERM, SIGINT and SIGUSR2; stopping");
             return ShutdownSignal::FastShutdown;
         };
-        tokio::select! {
-            _ = quit.recv() => ShutdownSignal::GracefulUpgrade,
-            _ = int.recv() => ShutdownSignal::FastShutdown,
-            _ = term.recv() => {
-                self.stats.draining.store(true, Ordering::Relaxed);
-                crate::notify::notify("STOPPING=1");
-                if !self.delay.is_zero() {
-                    log::info!(
-                        "SIGTERM: /readyz answers 503 and responses close their connections; listeners close in {:?}",
-                        self.delay
-                    );
-                    // A second SIGTERM, or SIGINT, cuts the wait short.
-                    tokio::select! {
-                        _ = tokio::time::sleep(self.delay) => {}
-                        _ = term.recv() => {}
-                        _ = int.recv() => return ShutdownSignal::FastShutdown,
+        let socket = self.upgrader.socket.clone();
+        loop {
+            tokio::select! {
+                _ = quit.recv() => {
+                    if crate::upgrade::new_process_waiting(&socket) {
+                        return self.hand_over(format!(
+                            "SIGQUIT: handing the listening sockets to the process waiting on {}",
+                            socket.display()
+                        ));
+                    }
+                    self.upgrader.record(false, format!(
+                        "SIGQUIT: no new process waits on {} (start `fleetgate run --upgrade` first, or send SIGUSR2); still serving",
+                        socket.display()
+                    ));
+                }
+                _ = usr2.recv() => {
+                    log::info!("SIGUSR2: starting the new binary to hand over to");
+                    match self.upgrader.start_new_process().await {
+                        Ok(pid) => {
+                            return self.hand_over(format!(
+                                "SIGUSR2: handing the listening sockets to pid {pid}"
+                            ));
+                        }
+                        Err(e) => self.upgrader.record(false, format!("SIGUSR2: {e}; still serving")),
                     }
                 }
-                self.closing.store(true, Ordering::Relaxed);
-                ShutdownSignal::GracefulTerminate
+                _ = int.recv() => return ShutdownSignal::FastShutdown,
+                _ = term.recv() => return self.terminate(&mut term, &mut int).await,
             }
         }
     }
 }
 
-/// Starts the watcher thread: once the listeners close (`closing`), it
-/// exits the process as soon as no request is in flight, or after `grace`.
-pub fn watch_sigterm(
+impl SignalWatch {
+    /// SIGTERM: drain for `delay` (cut short by a second SIGTERM, or
+    /// SIGINT), then terminate gracefully.
+    async fn terminate(
+        &self,
+        term: &mut tokio::signal::unix::Signal,
+        int: &mut tokio::signal::unix::Signal,
+    ) -> ShutdownSignal {
+        self.stats.draining.store(true, Ordering::Relaxed);
+        crate::notify::notify("STOPPING=1");
+        if !self.delay.is_zero() {
+            log::info!(
+                        "SIGTERM: /readyz answers 503 and responses close their connections; listeners close in {:?}",
+                        self.delay
+                    );
+            // A second SIGTERM, or SIGINT, cuts the wait short.
+            tokio::select! {
+                _ = tokio::time::sleep(self.delay) => {}
+                _ = term.recv() => {}
+                _ = int.recv() => return ShutdownSignal::FastShutdown,
+            }
+        }
+        ShutdownSignal::GracefulTerminate
+    }
+}
+
+/// Starts the watcher thread: once Pingora starts its shutdown (after a
+/// SIGTERM's drain, or after a hand-over, when this process has stopped
+/// accepting from the sockets it shares with the new one), it exits the
+/// process as soon as no request is in flight and no client connection
+/// is open (Pingora closes idle keep-alive connections then), or after
+/// `grace`, with the access log's queued lines written first.
+pub fn watch_exit(
     stats: Arc<GatewayStats>,
-    closing: Arc<AtomicBool>,
+    mut phases: tokio::sync::broadcast::Receiver<ExecutionPhase>,
     grace: Duration,
+    access_log: fleetgate_proxy::AccessLog,
 ) -> std::io::Result<()> {
+    use tokio::sync::broadcast::error::RecvError;
     std::thread::Builder::new()
         .name("fleetgate-shutdown".into())
         .spawn(move || {
-            while !closing.load(Ordering::Relaxed) {
-                std::thread::sleep(POLL);
+            loop {
+                match phases.blocking_recv() {
+                    Ok(
+                        ExecutionPhase::ShutdownStarted
+                        | ExecutionPhase::ShutdownGracePeriod
+                        | ExecutionPhase::ShutdownRuntimes
+                        | ExecutionPhase::Terminated,
+                    )
+                    | Err(RecvError::Closed) => break,
+                    Ok(_) | Err(RecvError::Lagged(_)) => {}
+                }
             }
             let started = Instant::now();
-            log::info!("SIGTERM: draining in-flight requests (at most {grace:?})");
+            log::info!("draining in-flight requests and connections (at most {grace:?})");
             loop {
                 let elapsed = started.elapsed();
                 let busy = stats.in_flight.load(Ordering::Relaxed);
-                if elapsed >= SETTLE && busy == 0 {
+                let open = stats.connections.open.load(Ordering::Relaxed);
+                if elapsed >= SETTLE && busy == 0 && open == 0 {
                     log::info!("drained in {elapsed:?}; exiting");
                     break;
                 }
                 if elapsed >= grace {
                     log::warn!(
-                        "grace period {grace:?} over with {busy} request(s) in flight; exiting"
+                        "grace period {grace:?} over with {busy} request(s) in flight and {open} connection(s) open; exiting"
                     );
                     break;
                 }
                 std::thread::sleep(POLL);
             }
             log::info!("served {}", stats.summary());
+            if !access_log.flush(LOG_FLUSH_LIMIT) {
+                log::warn!("access log: lines still queued at exit were lost");
+            }
+            crate::pid_file::remove();
             std::process::exit(0);
         })?;
     Ok(())

@@ -163,8 +163,6 @@ pub struct StartSettings {
     pub gateway: fleetgate_config::Gateway,
     /// `[admin]`.
     pub admin: fleetgate_config::Admin,
-    /// `[log]`.
-    pub log: fleetgate_config::LogSettings,
 }
 
 impl StartSettings {
@@ -173,7 +171,6 @@ impl StartSettings {
         StartSettings {
             gateway: config.gateway.clone(),
             admin: config.admin.clone(),
-            log: config.log.clone(),
         }
     }
 }
@@ -208,6 +205,10 @@ pub struct GatewayState {
     pub hub: crate::hub::Hub,
     /// The settings the process started with.
     pub started_with: StartSettings,
+    /// The admin token and log settings, which reloads apply in place.
+    pub live: crate::live_settings::LiveSettings,
+    /// Binary upgrades: starts the new process, keeps the last attempt.
+    pub upgrader: Arc<crate::upgrade::Upgrader>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -228,6 +229,8 @@ impl GatewayState {
         discovery: crate::discovery::Discovery,
         hub: crate::hub::Hub,
         started_with: StartSettings,
+        live: crate::live_settings::LiveSettings,
+        upgrader: Arc<crate::upgrade::Upgrader>,
     ) -> Arc<GatewayState> {
         let certificates = SniResolver::new(Arc::clone(&snapshot.load().certificates));
         Arc::new(GatewayState {
@@ -247,6 +250,8 @@ impl GatewayState {
             discovery,
             hub,
             started_with,
+            live,
+            upgrader,
         })
     }
 

@@ -3,6 +3,7 @@
 //! routing decided (route, target, endpoint, retries) from the request's
 //! context. Routing itself carries no metric or log state.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -11,7 +12,7 @@ use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
 
 use super::{GatewayModule, Steps};
-use crate::access_log::{AccessLog, AccessRecord};
+use crate::access_log::{AccessLog, AccessRecord, ResponseSource};
 use crate::gateway::RequestCtx;
 use crate::metrics::{Metrics, TargetCounters};
 
@@ -78,6 +79,12 @@ impl GatewayModule for MetricsObserver {
             endpoint.map(|e| e.cluster.as_str()),
             status,
         );
+        self.metrics
+            .request_duration
+            .observe(ctx.started.elapsed().as_secs_f64());
+        if let Some(code) = ctx.own_status {
+            self.metrics.count_gateway_response(code);
+        }
         let retries = ctx.attempts.retries();
         if retries > 0 {
             let service = target.map_or("-", |t| &*t.service);
@@ -111,6 +118,9 @@ impl GatewayModule for AccessLogObserver {
     }
 
     fn logging(&self, session: &Session, ctx: &RequestCtx, status: u16) {
+        if !self.log.is_on() {
+            return;
+        }
         let req = session.req_header();
         let route = ctx.route();
         let target = ctx.target();
@@ -136,8 +146,49 @@ impl GatewayModule for AccessLogObserver {
             service: target.map(|t| Arc::clone(&t.service)),
             cluster: endpoint.map(|e| e.cluster.clone()),
             endpoint: endpoint.map(|e| e.address),
-            canary: canary.map(str::to_string),
+            target: target.map(|_| match canary {
+                None => Cow::Borrowed("main"),
+                Some(c) => Cow::Owned(format!("canary:{c}")),
+            }),
             retries: ctx.attempts.retries(),
+            protocol: Cow::Borrowed(protocol(req.version)),
+            bytes_in: session.body_bytes_read(),
+            upstream_connect: ctx.upstream_connect,
+            upstream_response: ctx.upstream_response,
+            source: if ctx.own_status.is_some() {
+                ResponseSource::Gateway
+            } else {
+                ResponseSource::Upstream
+            },
+            request_id: ctx
+                .request_id
+                .as_ref()
+                .and_then(|id| id.to_str().ok())
+                .map(str::to_string),
+            user_agent: header_text(req, http::header::USER_AGENT),
+            referer: header_text(req, http::header::REFERER),
+            tls_version: crate::tls_info::version(session),
+            sni: crate::tls_info::server_name(session),
         });
     }
+}
+
+/// The protocol name of an HTTP version, as the log writes it.
+pub fn protocol(version: http::Version) -> &'static str {
+    match version {
+        http::Version::HTTP_09 => "HTTP/0.9",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_2 => "HTTP/2",
+        http::Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/1.1",
+    }
+}
+
+/// A request header as text (its first value), if present and readable.
+fn header_text(
+    req: &pingora_http::RequestHeader,
+    name: http::header::HeaderName,
+) -> Option<String> {
+    let value = req.headers.get(name)?;
+    Some(String::from_utf8_lossy(value.as_bytes()).into_owned())
 }
