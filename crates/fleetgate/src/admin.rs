@@ -17,7 +17,7 @@
 //! | `GET /routes` | the compiled route table with canaries |
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /healthz` | 200 while the process runs |
-//! | `GET /readyz` | 200 when Running or Listening, else 503 |
+//! | `GET /readyz` | 200 when Running or Listening and not draining (shutting down, handing over), else 503 |
 
 use std::collections::BTreeMap;
 
