@@ -523,10 +523,17 @@ fn sd_notify_ready_reloading_stopping() {
         &[],
         &[("NOTIFY_SOCKET", socket_path.to_str().unwrap())],
     );
+    // Status lines come whenever the state changes; these assertions are
+    // about the life-cycle messages.
     let recv = |socket: &UnixDatagram| -> String {
         let mut buf = [0u8; 256];
-        let n = socket.recv(&mut buf).expect("a notification");
-        String::from_utf8_lossy(&buf[..n]).into_owned()
+        loop {
+            let n = socket.recv(&mut buf).expect("a notification");
+            let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if !message.starts_with("STATUS=") {
+                return message;
+            }
+        }
     };
     // The first READY names the main process (after a binary upgrade,
     // the new one).
@@ -543,6 +550,64 @@ fn sd_notify_ready_reloading_stopping() {
     assert!(gw
         .wait_exit(Duration::from_secs(5))
         .is_some_and(|s| s.success()));
+}
+
+/// With `WatchdogSec=` systemd passes `WATCHDOG_USEC`: the gateway pings at
+/// half of it, and keeps the status line (state, generation, routes,
+/// endpoints) current, also across a reload.
+#[test]
+fn systemd_watchdog_pings_and_status_lines() {
+    let a = Backend::start("cluster-demo-1");
+    let listen = listen_addr();
+    let dir = TempDir::new("watchdog");
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let config = seed_svc1(listen, &a);
+    let gw = Gateway::start_with(
+        &dir.write("gw.toml", &config),
+        listen,
+        &[],
+        &[
+            ("NOTIFY_SOCKET", socket_path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "400000"),
+        ],
+    );
+    let mut buf = [0u8; 512];
+    let mut recv = || {
+        let n = socket.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    // Pings every 200 ms; the status line once serving.
+    let started = Instant::now();
+    let (mut pings, mut status) = (0, String::new());
+    while pings < 5 || !status.contains("Listening") {
+        let m = recv();
+        pings += usize::from(m.starts_with("WATCHDOG=1"));
+        if let Some(line) = m.lines().find_map(|l| l.strip_prefix("STATUS=")) {
+            status = line.to_string();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{pings} pings, {status:?}"
+        );
+    }
+    assert!(
+        status.starts_with("Listening: generation 1, ")
+            && status.ends_with("1/1 endpoint(s) available"),
+        "{status}"
+    );
+    gw.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = recv();
+        if m.contains("STATUS=Listening: generation 2, ") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no status line for generation 2");
+    }
 }
 
 /// Graceful binary upgrade: a second `run --upgrade` takes over the sockets

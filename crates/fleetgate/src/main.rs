@@ -33,6 +33,7 @@ mod run;
 mod shutdown;
 mod state;
 mod upgrade;
+mod watchdog;
 
 use clap::Parser;
 

@@ -333,6 +333,10 @@ pub fn run(args: &RunArgs) -> i32 {
     admin.add_tcp(&admin_listen.to_string());
     server.add_service(admin);
     server.add_service(background_service("health checks", checks.supervisor()));
+    server.add_service(background_service(
+        "systemd watchdog",
+        crate::watchdog::Watchdog::from_env(Arc::clone(&state)),
+    ));
 
     let urls: Vec<String> = listen
         .iter()
