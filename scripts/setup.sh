@@ -24,6 +24,8 @@ command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || missing+=(iproute2)
 command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || missing+=(nftables)
 # Gateway replicas are tested behind a real L4 balancer (tests/e2e/replicas.rs).
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+# The admin status page is tested in a real headless browser (tests/e2e/status_page.rs).
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 if [ ${#missing[@]} -ne 0 ]; then
   echo "setup: installing ${missing[*]}" >&2

@@ -117,6 +117,11 @@ impl Backend {
         Backend::adopt(child, name)
     }
 
+    /// The backend's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Takes over a spawned web-demo (any flags) whose stdout is piped,
     /// waiting for its readiness line.
     pub fn adopt(mut child: Child, name: &str) -> Backend {

@@ -51,7 +51,7 @@ impl AdminApp {
     }
 }
 
-fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
+pub(crate) fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
     Response::builder()
         .status(status)
         .header("Content-Type", content_type)
@@ -242,6 +242,7 @@ impl AdminApp {
             "advertise": config.advertise,
             "last_reload": self.state.last_reload(),
             "last_upgrade": self.state.upgrader.last(),
+            "recent_reloads": self.state.recent_reloads(),
             "reloads": { "ok": ok, "failed": failed },
             "endpoint_updates": self.state.discovery.applies(),
             "endpoint_patches": self.state.discovery.patches(),
@@ -436,8 +437,12 @@ impl ServeHttp for AdminApp {
         // know, and a probe cannot carry a token: they answer without one.
         let probe = matches!(req.uri.path(), "/healthz" | "/readyz")
             && (req.method == http::Method::GET || req.method == http::Method::HEAD);
+        // The status page's files hold no data (the page asks for the
+        // token, then fetches /status and /traffic with it).
+        let page = crate::status_page::is_page_file(req.uri.path())
+            && (req.method == http::Method::GET || req.method == http::Method::HEAD);
         match self.state.live.token().as_deref() {
-            Some(_) if probe => {}
+            Some(_) if probe || page => {}
             Some(token) if !bearer_matches(req, token) => {
                 return text(
                     StatusCode::UNAUTHORIZED,
@@ -483,6 +488,8 @@ impl ServeHttp for AdminApp {
                 }
             }
             "/metrics" => self.metrics(),
+            "/traffic" => json_response(StatusCode::OK, &crate::status_page::traffic(&self.state)),
+            path if crate::status_page::is_page_file(path) => crate::status_page::file(path),
             "/healthz" => text(StatusCode::OK, "ok\n"),
             "/readyz" if self.state.stats.draining.load(Ordering::Relaxed) => {
                 text(StatusCode::SERVICE_UNAVAILABLE, "not ready: draining (shutting down)\n")
@@ -493,7 +500,7 @@ impl ServeHttp for AdminApp {
             },
             _ => text(
                 StatusCode::NOT_FOUND,
-                "404 Not Found: try /status /clusters /ingresses /services /routes /metrics /healthz /readyz\n",
+                "404 Not Found: try / (the status page) /status /clusters /ingresses /services /routes /traffic /metrics /healthz /readyz\n",
             ),
         }
     }

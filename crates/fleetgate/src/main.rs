@@ -32,6 +32,7 @@ mod routes;
 mod run;
 mod shutdown;
 mod state;
+mod status_page;
 mod upgrade;
 mod watchdog;
 

@@ -192,6 +192,8 @@ pub struct GatewayState {
     phase: Mutex<Phase>,
     generation: AtomicU64,
     last_reload: Mutex<Option<ReloadRecord>>,
+    /// The last [`RECENT_RELOADS`] reloads, oldest first.
+    recent_reloads: Mutex<std::collections::VecDeque<ReloadRecord>>,
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
     /// Serialises reloads (SIGHUP and file watching may race) and
@@ -210,6 +212,9 @@ pub struct GatewayState {
     /// Binary upgrades: starts the new process, keeps the last attempt.
     pub upgrader: Arc<crate::upgrade::Upgrader>,
 }
+
+/// Reloads kept for `/status` and the status page.
+const RECENT_RELOADS: usize = 10;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -243,6 +248,7 @@ impl GatewayState {
             phase: Mutex::new(Phase::Pending),
             generation: AtomicU64::new(1),
             last_reload: Mutex::new(None),
+            recent_reloads: Mutex::new(std::collections::VecDeque::new()),
             reloads_ok: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
             reload_lock: Mutex::new(()),
@@ -306,13 +312,26 @@ impl GatewayState {
         } else {
             self.reloads_failed.fetch_add(1, Ordering::Relaxed);
         }
-        *lock(&self.last_reload) = Some(ReloadRecord {
+        let record = ReloadRecord {
             at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
             ok,
             generation: self.generation(),
             message,
             duration_ms: took.as_secs_f64() * 1000.0,
-        });
+        };
+        {
+            let mut recent = lock(&self.recent_reloads);
+            if recent.len() == RECENT_RELOADS {
+                recent.pop_front();
+            }
+            recent.push_back(record.clone());
+        }
+        *lock(&self.last_reload) = Some(record);
+    }
+
+    /// The last few reloads, newest first.
+    pub fn recent_reloads(&self) -> Vec<ReloadRecord> {
+        lock(&self.recent_reloads).iter().rev().cloned().collect()
     }
 
     /// Records that generation `generation` serves after an endpoint
