@@ -185,6 +185,38 @@ fn json_lines_carry_every_field_and_the_gateways_own_responses_are_logged_and_co
     assert!(metrics.contains("fleetgate_access_log_dropped_total"));
 }
 
+/// A refusal on a connection that served a request before is not logged
+/// with that request's line.
+#[test]
+fn a_refusal_after_a_request_on_one_connection_does_not_borrow_its_line() {
+    let c1 = Backend::start("cluster-demo-1");
+    let listen = listen_addr();
+    let dir = TempDir::new("refusal-line");
+    let access = dir.path().join("access.log");
+    let config = format!(
+        "{}{}{}[log]\naccess = \"{}\"\nformat = \"json\"\n",
+        header(listen, ""),
+        service("service1", 80, &[("c7fb82a1", &c1)], ""),
+        manifests(&[seed("ingress-demo.yaml")]),
+        access.display()
+    );
+    let gw = Gateway::start(&dir.write("gw.toml", &config), listen);
+    let answer = exchange(
+        gw.addr,
+        b"GET /svc1 HTTP/1.1\r\nHost: example.com\r\n\r\n\x01garbage\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    assert!(answer.contains("HTTP/1.1 400 "), "{answer}");
+    // The readiness probe's 404, the GET, the refusal.
+    let lines = json_lines(&access, 3);
+    let refusal = lines.iter().find(|l| l["status"] == 400).expect("the 400");
+    assert!(
+        refusal["method"].is_null() && refusal["path"].is_null(),
+        "{refusal}"
+    );
+    assert_eq!(refusal["source"], "gateway");
+}
+
 #[test]
 fn a_trusted_proxy_keeps_its_request_id_and_a_reload_can_turn_ids_off() {
     let c1 = Backend::start("cluster-demo-1");

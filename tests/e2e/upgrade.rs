@@ -81,6 +81,15 @@ fn sigusr2_upgrades_in_place_under_load_with_no_request_reset() {
     let asked = Instant::now();
     let new_pid = wait_pid_file(&pid_file, old.pid());
     let _reaper = Reaper(new_pid);
+    // Both processes answer on the shared admin listener during the
+    // hand-over: neither tells a balancer to take the node out.
+    let admin_addr: std::net::SocketAddr = format!("127.0.0.1:{admin}").parse().unwrap();
+    for _ in 0..20 {
+        let r = HttpClient::new(admin_addr)
+            .get("127.0.0.1", "/readyz")
+            .unwrap();
+        assert_eq!(r.status, 200, "{r:?}");
+    }
     let exited = old.wait_exit(Duration::from_secs(20));
     let gone_after = asked.elapsed();
     assert!(

@@ -29,6 +29,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
+use http::HeaderValue;
 use serde::Serialize;
 
 /// Records that may wait for the writer before new ones are dropped.
@@ -61,14 +62,20 @@ pub struct AccessRecord {
     #[serde(serialize_with = "rfc3339")]
     pub time: SystemTime,
     /// Client address (`ip:port`).
+    #[serde(serialize_with = "empty_as_null")]
     pub client: String,
-    /// Host header (or the authority of HTTP/2).
+    /// Host header (or the authority of HTTP/2); empty when unknown (a
+    /// request refused before it was parsed).
+    #[serde(serialize_with = "empty_as_null")]
     pub host: String,
-    /// Method.
+    /// Method; empty when unknown.
+    #[serde(serialize_with = "empty_as_null")]
     pub method: String,
-    /// Path and query.
+    /// Path and query; empty when unknown.
+    #[serde(serialize_with = "empty_as_null")]
     pub path: String,
-    /// `HTTP/1.0`, `HTTP/1.1` or `HTTP/2`.
+    /// `HTTP/1.0`, `HTTP/1.1` or `HTTP/2`; empty when unknown.
+    #[serde(serialize_with = "empty_as_null")]
     pub protocol: Cow<'static, str>,
     /// Status sent to the client (0 when the connection died first).
     pub status: u16,
@@ -101,16 +108,47 @@ pub struct AccessRecord {
     pub retries: u32,
     /// Who wrote the response.
     pub source: ResponseSource,
-    /// The request id sent upstream (`X-Request-Id`).
-    pub request_id: Option<String>,
+    /// The request id sent upstream (`X-Request-Id`). Header values are
+    /// kept as they are (a reference count, no copy) and turned into text
+    /// by the writer thread.
+    #[serde(serialize_with = "header_text")]
+    pub request_id: Option<HeaderValue>,
     /// `User-Agent`.
-    pub user_agent: Option<String>,
+    #[serde(serialize_with = "header_text")]
+    pub user_agent: Option<HeaderValue>,
     /// `Referer`.
-    pub referer: Option<String>,
+    #[serde(serialize_with = "header_text")]
+    pub referer: Option<HeaderValue>,
     /// The TLS version of the client connection (`TLSv1.3`), if TLS.
     pub tls_version: Option<Cow<'static, str>>,
     /// The server name the client asked for in its TLS handshake.
     pub sni: Option<Arc<str>>,
+}
+
+fn header_text<S: serde::Serializer>(v: &Option<HeaderValue>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => s.serialize_str(&String::from_utf8_lossy(v.as_bytes())),
+        None => s.serialize_none(),
+    }
+}
+
+/// Writes a header value as [`Clean`] text, or `-`.
+struct HeaderDash<'a>(&'a Option<HeaderValue>);
+
+impl std::fmt::Display for HeaderDash<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(v) => Clean(&String::from_utf8_lossy(v.as_bytes())).fmt(f),
+            None => f.write_str("-"),
+        }
+    }
+}
+
+fn empty_as_null<S: serde::Serializer, T: AsRef<str>>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    match v.as_ref() {
+        "" => s.serialize_none(),
+        text => s.serialize_str(text),
+    }
 }
 
 fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
@@ -214,11 +252,11 @@ impl AccessRecord {
             Millis(self.upstream_connect),
             Millis(self.upstream_response),
             self.source.as_str(),
-            OrDash(&self.request_id),
+            HeaderDash(&self.request_id),
             OrDash(&self.tls_version),
             OrDash(&self.sni),
-            OrDash(&self.user_agent),
-            OrDash(&self.referer),
+            HeaderDash(&self.user_agent),
+            HeaderDash(&self.referer),
         )
     }
 
@@ -252,27 +290,34 @@ pub enum Destination {
 /// The sending side, cheap to clone into the proxy.
 #[derive(Debug, Clone)]
 pub struct AccessLog {
-    tx: SyncSender<AccessRecord>,
+    tx: SyncSender<Message>,
     shared: Arc<Shared>,
+}
+
+/// What goes to the writer thread.
+// Records travel by value, as before there was a flush message: boxing
+// them would cost an allocation per request.
+#[allow(clippy::large_enum_variant)]
+enum Message {
+    /// A line to write.
+    Record(AccessRecord),
+    /// Write and flush everything before this, then answer.
+    Flush(SyncSender<()>),
 }
 
 /// What the senders and the writer share.
 #[derive(Debug)]
 struct Shared {
     dropped: AtomicU64,
-    /// Records queued, and records the writer has written and flushed
-    /// (or dropped), for [`AccessLog::flush`].
-    queued: AtomicU64,
-    done: AtomicU64,
     on: AtomicBool,
-    json: AtomicBool,
-    /// The file the writer should open again, or switch to.
+    /// The change the writer makes before its next line.
     change: Mutex<Change>,
     /// Whether `change` holds something (checked before the lock).
     changed: AtomicBool,
 }
 
-/// A change of the writer's output, asked for by a signal or a reload.
+/// A change of the writer's output or format, asked for by a signal or a
+/// reload.
 #[derive(Debug, Default)]
 struct Change {
     /// The file path being written (for reopening), `None` for stdout.
@@ -281,6 +326,8 @@ struct Change {
     reopen: bool,
     /// Switch to this output before the next line (already opened).
     switch_to: Option<Output>,
+    /// Write JSON (`true`) or text from the next line on.
+    json: Option<bool>,
 }
 
 /// An opened output: what the writer writes to.
@@ -292,41 +339,45 @@ impl std::fmt::Debug for Output {
     }
 }
 
-fn open(destination: &Destination) -> std::io::Result<Option<Output>> {
+/// Opens `destination`; `off` is a sink, so that a log switched off
+/// closes its file.
+fn open(destination: &Destination) -> std::io::Result<Output> {
     Ok(match destination {
-        Destination::Off => None,
-        Destination::Stdout => Some(Output(Box::new(std::io::stdout()))),
-        Destination::File(p) => Some(Output(Box::new(
+        Destination::Off => Output(Box::new(std::io::sink())),
+        Destination::Stdout => Output(Box::new(std::io::stdout())),
+        Destination::File(p) => Output(Box::new(
             OpenOptions::new().create(true).append(true).open(p)?,
-        ))),
+        )),
     })
+}
+
+fn file_path(destination: &Destination) -> Option<PathBuf> {
+    match destination {
+        Destination::File(p) => Some(p.clone()),
+        _ => None,
+    }
 }
 
 impl AccessLog {
     /// Starts a writer thread writing `format` lines to `destination`.
     /// Fails when the file cannot be opened.
     pub fn start(destination: &Destination, format: LogFormat) -> std::io::Result<AccessLog> {
-        let out = open(destination)?.unwrap_or_else(|| Output(Box::new(std::io::sink())));
+        let out = open(destination)?;
         let (tx, rx) = sync_channel(QUEUE);
         let shared = Arc::new(Shared {
             dropped: AtomicU64::new(0),
-            queued: AtomicU64::new(0),
-            done: AtomicU64::new(0),
             on: AtomicBool::new(*destination != Destination::Off),
-            json: AtomicBool::new(format == LogFormat::Json),
             change: Mutex::new(Change {
-                path: match destination {
-                    Destination::File(p) => Some(p.clone()),
-                    _ => None,
-                },
+                path: file_path(destination),
                 ..Change::default()
             }),
             changed: AtomicBool::new(false),
         });
         let writer = Arc::clone(&shared);
+        let json = format == LogFormat::Json;
         std::thread::Builder::new()
             .name("fleetgate-access-log".into())
-            .spawn(move || write_loop(rx, BufWriter::new(out.0), &writer))?;
+            .spawn(move || write_loop(rx, BufWriter::new(out.0), json, &writer))?;
         Ok(AccessLog { tx, shared })
     }
 
@@ -346,18 +397,16 @@ impl AccessLog {
         }
     }
 
-    /// Sends later lines to `destination`. The file is opened here, so an
-    /// error leaves the log as it was; lines already queued go to the new
-    /// destination.
-    pub fn retarget(&self, destination: &Destination) -> std::io::Result<()> {
+    /// Sends later lines to `destination`, in `format`; both change at
+    /// the same line. The file is opened here, so an error leaves the log
+    /// as it was; lines already queued go to the new destination.
+    pub fn retarget(&self, destination: &Destination, format: LogFormat) -> std::io::Result<()> {
         let out = open(destination)?;
         let mut change = self.lock();
-        change.path = match destination {
-            Destination::File(p) => Some(p.clone()),
-            _ => None,
-        };
+        change.path = file_path(destination);
         change.reopen = false;
-        change.switch_to = out;
+        change.switch_to = Some(out);
+        change.json = Some(format == LogFormat::Json);
         self.shared
             .on
             .store(*destination != Destination::Off, Ordering::Relaxed);
@@ -367,9 +416,9 @@ impl AccessLog {
 
     /// Writes later lines in `format`.
     pub fn set_format(&self, format: LogFormat) {
-        self.shared
-            .json
-            .store(format == LogFormat::Json, Ordering::Relaxed);
+        let mut change = self.lock();
+        change.json = Some(format == LogFormat::Json);
+        self.shared.changed.store(true, Ordering::Release);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Change> {
@@ -379,105 +428,120 @@ impl AccessLog {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Waits until every record queued so far is written and flushed, at
-    /// most `limit`; whether they were (before the process exits).
+    /// Waits until every record queued before the call is written and
+    /// flushed, at most `limit`; whether it was (before the process exits).
     pub fn flush(&self, limit: Duration) -> bool {
-        let target = self.shared.queued.load(Ordering::Acquire);
         let deadline = std::time::Instant::now() + limit;
-        while self.shared.done.load(Ordering::Acquire) < target {
-            if std::time::Instant::now() >= deadline {
-                return false;
+        let (done_tx, done_rx) = sync_channel(1);
+        let mut message = Message::Flush(done_tx);
+        loop {
+            match self.tx.try_send(message) {
+                Ok(()) => break,
+                Err(TrySendError::Full(m)) if std::time::Instant::now() < deadline => {
+                    message = m;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(_) => return false,
             }
-            std::thread::sleep(Duration::from_millis(5));
         }
-        true
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        done_rx.recv_timeout(left).is_ok()
     }
 
     /// Queues a record; never blocks.
     pub fn log(&self, record: AccessRecord) {
-        // Counted before the writer can see it, so that `done` never
-        // passes `queued`.
-        self.shared.queued.fetch_add(1, Ordering::Release);
-        match self.tx.try_send(record) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.shared.queued.fetch_sub(1, Ordering::Release);
-                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+        if self.tx.try_send(Message::Record(record)).is_err() {
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    /// Records dropped because the writer fell behind.
+    /// Records dropped because the writer fell behind or its output
+    /// failed.
     pub fn dropped(&self) -> u64 {
         self.shared.dropped.load(Ordering::Relaxed)
     }
 }
 
 impl Shared {
-    /// The output to switch to before the next line, if a reopen or a
-    /// switch was asked for. A failed reopen keeps the old file in use
-    /// and is logged.
-    fn take_change(&self) -> Option<Output> {
+    /// The output to switch to and the format to write, if a reopen, a
+    /// switch or a format was asked for. A failed reopen keeps the old
+    /// file in use and is logged.
+    fn take_change(&self) -> (Option<Output>, Option<bool>) {
         if !self.changed.swap(false, Ordering::Acquire) {
-            return None;
+            return (None, None);
         }
         let mut change = self.change.lock().unwrap_or_else(PoisonError::into_inner);
+        let json = change.json.take();
         if let Some(out) = change.switch_to.take() {
             change.reopen = false;
-            return Some(out);
+            return (Some(out), json);
         }
         if !std::mem::take(&mut change.reopen) {
-            return None;
+            return (None, json);
         }
-        let path = change.path.as_ref()?;
+        let Some(path) = change.path.as_ref() else {
+            return (None, json);
+        };
         match OpenOptions::new().create(true).append(true).open(path) {
             Ok(f) => {
                 log::info!("access log reopened: {}", path.display());
-                Some(Output(Box::new(f)))
+                (Some(Output(Box::new(f))), json)
             }
             Err(e) => {
                 log::error!(
                     "access log: cannot reopen {}: {e}; still writing to the file open before",
                     path.display()
                 );
-                None
+                (None, json)
             }
         }
     }
 }
 
+/// The writer thread: writes lines in batches, flushing when the queue
+/// runs dry, and applies changes before the next line (also in the middle
+/// of a batch, so a queue that never runs dry does not hold them back).
 fn write_loop(
-    rx: Receiver<AccessRecord>,
+    rx: Receiver<Message>,
     mut out: BufWriter<Box<dyn Write + Send>>,
+    mut json: bool,
     shared: &Shared,
 ) {
     let mut line = String::with_capacity(512);
     while let Ok(first) = rx.recv() {
-        let mut batch = 0u64;
-        if let Some(new) = shared.take_change() {
-            if out.flush().is_err() {
-                log::error!("access log: the old output failed on its last flush");
-            }
-            out = BufWriter::new(new.0);
-        }
-        let json = shared.json.load(Ordering::Relaxed);
         let mut next = Some(first);
-        while let Some(record) = next {
-            line.clear();
-            if json {
-                line.push_str(&record.to_json());
-            } else {
-                let _ = record.write_text(&mut line);
+        while let Some(message) = next {
+            if shared.changed.load(Ordering::Acquire) {
+                let (new, format) = shared.take_change();
+                if let Some(new) = new {
+                    if out.flush().is_err() {
+                        log::error!("access log: the old output failed on its last flush");
+                    }
+                    out = BufWriter::new(new.0);
+                }
+                json = format.unwrap_or(json);
             }
-            line.push('\n');
-            if out.write_all(line.as_bytes()).is_err() {
-                shared.dropped.fetch_add(1, Ordering::Relaxed);
+            match message {
+                Message::Record(record) => {
+                    line.clear();
+                    if json {
+                        line.push_str(&record.to_json());
+                    } else {
+                        let _ = record.write_text(&mut line);
+                    }
+                    line.push('\n');
+                    if out.write_all(line.as_bytes()).is_err() {
+                        shared.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Message::Flush(done) => {
+                    let _ = out.flush();
+                    let _ = done.try_send(());
+                }
             }
-            batch += 1;
             next = rx.try_recv().ok();
         }
         let _ = out.flush();
-        shared.done.fetch_add(batch, Ordering::Release);
     }
 }
 
@@ -506,8 +570,8 @@ mod tests {
             target: Some(Cow::Borrowed("main")),
             retries: 1,
             source: ResponseSource::Upstream,
-            request_id: Some("0af7651916cd43dd8448eb211c80319c".into()),
-            user_agent: Some("curl/8.0 (x)".into()),
+            request_id: Some(HeaderValue::from_static("0af7651916cd43dd8448eb211c80319c")),
+            user_agent: Some(HeaderValue::from_static("curl/8.0 (x)")),
             referer: None,
             tls_version: None,
             sni: None,
@@ -523,10 +587,42 @@ mod tests {
     }
 
     #[test]
+    fn flush_returns_once_every_queued_line_is_written() {
+        let dir = std::env::temp_dir().join(format!("fleetgate-flush-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("access.log");
+        let log = AccessLog::start(&Destination::File(path.clone()), LogFormat::Json).unwrap();
+        for _ in 0..2000 {
+            log.log(record());
+        }
+        assert!(log.flush(Duration::from_secs(10)));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text.lines().count() as u64 + log.dropped(),
+            2000,
+            "every line written or counted as dropped"
+        );
+        // Switched off, then back to text in another file, at one line.
+        let other = dir.join("other.log");
+        log.retarget(&Destination::Off, LogFormat::Json).unwrap();
+        assert!(!log.is_on());
+        log.retarget(&Destination::File(other.clone()), LogFormat::Text)
+            .unwrap();
+        log.log(record());
+        assert!(log.flush(Duration::from_secs(10)));
+        let text = std::fs::read_to_string(&other).unwrap();
+        assert!(
+            text.starts_with("1970-01-01T00:00:01.500Z client="),
+            "{text}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn json_line_has_stable_names_and_nulls() {
         let mut r = record();
         r.target = Some(Cow::Owned("canary:ns/canary".into()));
-        r.user_agent = Some("a \"quoted\"\nagent".into());
+        r.user_agent = Some(HeaderValue::from_static("a \"quoted\"\tagent"));
         let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
         assert_eq!(v["time"], "1970-01-01T00:00:01.500Z");
         assert_eq!(v["path"], "/a b?x=1");
@@ -537,7 +633,7 @@ mod tests {
         assert_eq!(v["target"], "canary:ns/canary");
         assert_eq!(v["source"], "upstream");
         assert_eq!(v["endpoint"], "127.0.0.1:18001");
-        assert_eq!(v["user_agent"], "a \"quoted\"\nagent");
+        assert_eq!(v["user_agent"], "a \"quoted\"\tagent");
         assert!(v["referer"].is_null());
         assert!(!r.to_json().contains('\n'));
     }

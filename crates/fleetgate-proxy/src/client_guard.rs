@@ -326,6 +326,14 @@ pub struct HeadGuard {
     last_line: RequestLine,
     /// Where refusals are logged and counted.
     log: Option<Arc<ConnectionLog>>,
+    /// The client opened with the HTTP/2 preface (a peek saw it).
+    h2_preface: bool,
+    /// The connection speaks HTTP/2 with prior knowledge (h2c): after a
+    /// preface, the server wrote something other than an HTTP/1 response
+    /// head (its SETTINGS frame), so its writes are frames, never a
+    /// response head to note. Without h2c the preface gets an HTTP/1 400,
+    /// which is noted.
+    h2: bool,
     /// Bytes read from the client to answer a peek, handed out by the
     /// next reads (from `peeked_from` on).
     peeked: Vec<u8>,
@@ -371,6 +379,8 @@ impl HeadGuard {
             request_line: RequestLine::default(),
             last_line: RequestLine::default(),
             log: None,
+            h2_preface: false,
+            h2: false,
             in_step: true,
             phase: Phase::Open,
         }
@@ -403,6 +413,11 @@ impl HeadGuard {
                     continue;
                 }
                 self.started = true;
+                // A new head: the previous one's line no longer names
+                // what a refusal answers.
+                if self.last_line.seen > 0 {
+                    self.last_line = RequestLine::default();
+                }
             }
             self.blank_line = match (b, self.blank_line) {
                 (b'\n', 1 | 2) => 3,
@@ -445,10 +460,10 @@ impl HeadGuard {
     /// request: the guard's refusal, or Pingora's.
     fn record(&self, status: u16) {
         let Some(log) = &self.log else { return };
-        let line = if self.request_line.seen > 0 {
-            &self.request_line
+        let line: &[u8] = if self.request_line.seen > 0 {
+            self.request_line.kept()
         } else {
-            &self.last_line
+            self.last_line.kept()
         };
         let tls = self.inner.get_ssl_digest();
         log.record(EarlyResponse {
@@ -457,8 +472,8 @@ impl HeadGuard {
                 .inner
                 .get_socket_digest()
                 .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).copied()),
-            line: line.kept(),
-            tls_version: tls.as_deref().map(|t| &*t.version),
+            line,
+            tls: tls.as_deref(),
         });
     }
 
@@ -561,10 +576,24 @@ impl HeadGuard {
     /// (a head it could not parse, `CONNECT`): a response head while the
     /// gateway has not marked the request as its own.
     fn note_own_response(&mut self, buf: &[u8]) {
-        if self.log.is_none() || self.head.seen.load(Ordering::Relaxed) {
+        if self.h2 || self.log.is_none() {
             return;
         }
-        if let Some(status) = response_status(buf) {
+        if self.head.seen.load(Ordering::Relaxed) {
+            // The gateway answers the head the guard saw last: its line
+            // must not name a later refusal (of a head read along with it,
+            // which the guard never sees on its own).
+            if self.last_line.seen > 0 {
+                self.last_line = RequestLine::default();
+            }
+            return;
+        }
+        let status = response_status(buf);
+        if self.h2_preface && status.is_none() && !buf.is_empty() {
+            self.h2 = true;
+            return;
+        }
+        if let Some(status) = status {
             // Once per response, whatever the number of writes.
             self.head.seen.store(true, Ordering::Relaxed);
             self.record(status);
@@ -700,6 +729,7 @@ impl Peek for HeadGuard {
             let have = &self.peeked[self.peeked_from..];
             let known = have.len().min(H2_PREFACE.len());
             if have.len() >= buf.len() || have[..known] != H2_PREFACE[..known] {
+                self.h2_preface = have.starts_with(H2_PREFACE);
                 let n = have.len().min(buf.len());
                 buf[..n].copy_from_slice(&have[..n]);
                 return Ok(true);

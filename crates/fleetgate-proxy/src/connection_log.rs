@@ -31,8 +31,8 @@ pub(crate) struct EarlyResponse<'a> {
     pub peer: Option<SocketAddr>,
     /// The request line as far as it came (at most its first bytes).
     pub line: &'a [u8],
-    /// The client connection's TLS version, if TLS.
-    pub tls_version: Option<&'a str>,
+    /// The client connection's TLS digest, if TLS.
+    pub tls: Option<&'a pingora_core::protocols::tls::SslDigest>,
 }
 
 impl ConnectionLog {
@@ -53,7 +53,7 @@ impl ConnectionLog {
         let path = parts.next().unwrap_or_default().to_string();
         let protocol = parts
             .next()
-            .map_or(Cow::Borrowed("-"), |v| Cow::Owned(v.to_string()));
+            .map_or(Cow::Borrowed(""), |v| Cow::Owned(v.to_string()));
         log.log(AccessRecord {
             time: SystemTime::now(),
             client: response.peer.map_or_else(String::new, |a| a.to_string()),
@@ -77,8 +77,8 @@ impl ConnectionLog {
             request_id: None,
             user_agent: None,
             referer: None,
-            tls_version: response.tls_version.map(|v| Cow::Owned(v.to_string())),
-            sni: None,
+            tls_version: response.tls.map(crate::tls_info::version_of),
+            sni: response.tls.and_then(crate::tls_info::server_name_of),
         });
     }
 }

@@ -5,10 +5,11 @@
 //! An id a trusted proxy in front sent is kept (it already names the
 //! request in that proxy's logs); from any other client, the header is
 //! replaced with a fresh id, because a client could otherwise make many
-//! requests look like one. Fresh ids are 32 hex digits (128 random bits),
-//! the shape nginx's `$request_id` has. They need to be unique, not
-//! secret: a per-thread generator seeded from the process's random hash
-//! keys costs a few nanoseconds and no lock.
+//! requests look like one. Fresh ids are 32 hex digits, the shape nginx's
+//! `$request_id` has: two draws of a per-thread splitmix64 sequence seeded
+//! from the process's random hash keys. They need to be unique, not
+//! secret (a thread's ids never repeat within 2^64 draws, and threads
+//! start at random points); it costs a few nanoseconds and no lock.
 //!
 //! A W3C `traceparent` (and `tracestate`) passes through untouched, as
 //! every header the gateway does not own.

@@ -33,6 +33,10 @@ pub struct GatewayStats {
     /// `Connection: close`, so that clients and balancers move their next
     /// requests to another replica before the listeners close.
     pub draining: std::sync::atomic::AtomicBool,
+    /// Set on SIGTERM only (not on a binary upgrade's hand-over, where the
+    /// new process shares the listeners, the admin one included): the
+    /// readiness probe answers 503 from then on.
+    pub shutting_down: std::sync::atomic::AtomicBool,
 }
 
 impl GatewayStats {

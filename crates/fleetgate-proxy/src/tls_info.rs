@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use pingora_core::listeners::TlsAccept;
-use pingora_core::protocols::tls::TlsRef;
+use pingora_core::protocols::tls::{SslDigest, TlsRef};
 use pingora_proxy::Session;
 
 /// The server name a client sent in its TLS handshake.
@@ -36,18 +36,26 @@ impl TlsAccept for RecordServerName {
 /// The TLS version of the session's client connection (`TLSv1.3`), if it
 /// is one.
 pub fn version(session: &Session) -> Option<Cow<'static, str>> {
-    let version = &session.digest()?.ssl_digest.as_ref()?.version;
-    // rustls names versions `TLSv1_3`; logs and OpenSSL say `TLSv1.3`.
-    Some(match version.as_ref() {
-        "TLSv1_3" => Cow::Borrowed("TLSv1.3"),
-        "TLSv1_2" => Cow::Borrowed("TLSv1.2"),
-        _ => version.clone(),
-    })
+    Some(version_of(session.digest()?.ssl_digest.as_ref()?))
 }
 
 /// The server name the client asked for, if [`RecordServerName`] saw one.
 pub fn server_name(session: &Session) -> Option<Arc<str>> {
-    let digest = session.digest()?.ssl_digest.as_ref()?;
+    server_name_of(session.digest()?.ssl_digest.as_ref()?)
+}
+
+/// A connection's TLS version as logs and OpenSSL write it.
+pub fn version_of(digest: &SslDigest) -> Cow<'static, str> {
+    // rustls names versions `TLSv1_3`.
+    match digest.version.as_ref() {
+        "TLSv1_3" => Cow::Borrowed("TLSv1.3"),
+        "TLSv1_2" => Cow::Borrowed("TLSv1.2"),
+        _ => digest.version.clone(),
+    }
+}
+
+/// The server name [`RecordServerName`] kept for a connection.
+pub fn server_name_of(digest: &SslDigest) -> Option<Arc<str>> {
     digest
         .extension
         .get::<ServerName>()

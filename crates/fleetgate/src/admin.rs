@@ -17,7 +17,7 @@
 //! | `GET /routes` | the compiled route table with canaries |
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /healthz` | 200 while the process runs |
-//! | `GET /readyz` | 200 when Running or Listening and not draining (shutting down, handing over), else 503 |
+//! | `GET /readyz` | 200 when Running or Listening and not shutting down (SIGTERM), else 503 |
 
 use std::collections::BTreeMap;
 
@@ -491,7 +491,7 @@ impl ServeHttp for AdminApp {
             "/traffic" => json_response(StatusCode::OK, &crate::status_page::traffic(&self.state)),
             path if crate::status_page::is_page_file(path) => crate::status_page::file(path),
             "/healthz" => text(StatusCode::OK, "ok\n"),
-            "/readyz" if self.state.stats.draining.load(Ordering::Relaxed) => {
+            "/readyz" if self.state.stats.shutting_down.load(Ordering::Relaxed) => {
                 text(StatusCode::SERVICE_UNAVAILABLE, "not ready: draining (shutting down)\n")
             }
             "/readyz" => match self.state.phase() {

@@ -79,15 +79,19 @@ impl LiveSettings {
         let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
         if log.access != config.log.access {
             let to = destination(&config.log);
-            self.access_log.retarget(&to).map_err(|e| match &to {
-                Destination::File(p) => format!(
-                    "[log] access: cannot open {}: {e}; nothing was applied",
-                    p.display()
-                ),
-                _ => format!("[log] access: {e}; nothing was applied"),
-            })?;
+            self.access_log
+                .retarget(&to, format(&config.log))
+                .map_err(|e| match &to {
+                    Destination::File(p) => format!(
+                        "[log] access: cannot open {}: {e}; nothing was applied",
+                        p.display()
+                    ),
+                    _ => format!("[log] access: {e}; nothing was applied"),
+                })?;
         }
-        self.access_log.set_format(format(&config.log));
+        if log.format != config.log.format {
+            self.access_log.set_format(format(&config.log));
+        }
         *log = config.log.clone();
         self.token.store(config.admin.token.clone().map(Arc::new));
         Ok(())

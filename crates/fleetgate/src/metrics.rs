@@ -271,7 +271,9 @@ fn process() -> Vec<MetricFamily> {
         ])
         .set(1);
     let mut out = family(&build);
-    let process = prometheus::process_collector::ProcessCollector::for_self();
-    out.extend(prometheus::core::Collector::collect(&process));
+    static PROCESS: std::sync::OnceLock<prometheus::process_collector::ProcessCollector> =
+        std::sync::OnceLock::new();
+    let process = PROCESS.get_or_init(prometheus::process_collector::ProcessCollector::for_self);
+    out.extend(prometheus::core::Collector::collect(process));
     out
 }

@@ -359,6 +359,7 @@ pub fn run(args: &RunArgs) -> i32 {
     println!("  admin API: http://{admin_listen}/status");
     log::info!("serving generation 1");
     let upgrader = Arc::clone(&state.upgrader);
+    let exit_log = state.live.access_log().clone();
     watch_readiness(
         state,
         listen.into_iter().chain(listen_tls).collect(),
@@ -371,5 +372,8 @@ pub fn run(args: &RunArgs) -> i32 {
             upgrader,
         }),
     });
+    // Pingora returns after SIGINT, or when its grace period ran out
+    // before the exit watcher's: the same last steps as the watcher's.
+    shutdown::last_steps(&exit_log);
     0
 }

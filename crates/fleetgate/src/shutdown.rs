@@ -46,7 +46,9 @@ pub struct SignalWatch {
 
 impl SignalWatch {
     /// From here on the new process takes the traffic: responses close
-    /// their connections, so clients move to it without a reset.
+    /// their connections, so clients move to it without a reset. The
+    /// readiness probe stays 200: the admin listener is shared with the
+    /// new process, and a balancer must not take the node out.
     fn hand_over(&self, message: String) -> ShutdownSignal {
         self.upgrader.record(true, message);
         self.stats.draining.store(true, Ordering::Relaxed);
@@ -83,7 +85,18 @@ impl ShutdownSignalWatch for SignalWatch {
                 }
                 _ = usr2.recv() => {
                     log::info!("SIGUSR2: starting the new binary to hand over to");
-                    match self.upgrader.start_new_process().await {
+                    // SIGTERM and SIGINT still work while the new process
+                    // starts; the new process is stopped then (dropping
+                    // the start kills it).
+                    let started = tokio::select! {
+                        started = self.upgrader.start_new_process() => started,
+                        _ = int.recv() => return ShutdownSignal::FastShutdown,
+                        _ = term.recv() => {
+                            self.upgrader.record(false, "SIGUSR2: SIGTERM came before the new process was ready; stopped it".into());
+                            return self.terminate(&mut term, &mut int).await;
+                        }
+                    };
+                    match started {
                         Ok(pid) => {
                             return self.hand_over(format!(
                                 "SIGUSR2: handing the listening sockets to pid {pid}"
@@ -108,6 +121,7 @@ impl SignalWatch {
         int: &mut tokio::signal::unix::Signal,
     ) -> ShutdownSignal {
         self.stats.draining.store(true, Ordering::Relaxed);
+        self.stats.shutting_down.store(true, Ordering::Relaxed);
         crate::notify::notify("STOPPING=1");
         if !self.delay.is_zero() {
             log::info!(
@@ -123,6 +137,16 @@ impl SignalWatch {
         }
         ShutdownSignal::GracefulTerminate
     }
+}
+
+/// What every way out does last: writes the access log's queued lines
+/// (for at most two seconds) and removes the pid file if it names this
+/// process. Safe to run twice.
+pub fn last_steps(access_log: &fleetgate_proxy::AccessLog) {
+    if !access_log.flush(LOG_FLUSH_LIMIT) {
+        log::warn!("access log: lines still queued at exit were lost");
+    }
+    crate::pid_file::remove();
 }
 
 /// Starts the watcher thread: once Pingora starts its shutdown (after a
@@ -172,10 +196,7 @@ pub fn watch_exit(
                 std::thread::sleep(POLL);
             }
             log::info!("served {}", stats.summary());
-            if !access_log.flush(LOG_FLUSH_LIMIT) {
-                log::warn!("access log: lines still queued at exit were lost");
-            }
-            crate::pid_file::remove();
+            last_steps(&access_log);
             std::process::exit(0);
         })?;
     Ok(())

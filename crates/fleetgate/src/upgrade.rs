@@ -34,7 +34,7 @@ const START_LIMIT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(20);
 
 /// Whether a process listens on the unix socket at `path` (a new process
-/// waiting for the listening sockets). Reads `/proc/self/net/unix` (visible under ProcSubset=pid); never
+/// waiting for the listening sockets). Reads `/proc/self/net/unix`; never
 /// connects.
 pub fn new_process_waiting(path: &Path) -> bool {
     let Ok(table) = std::fs::read_to_string("/proc/self/net/unix") else {
@@ -55,6 +55,32 @@ fn listening_in(table: &str, path: &Path) -> bool {
             && Path::new(fields[7]) == path
             && u32::from_str_radix(fields[3], 16).is_ok_and(|f| f & ACCEPTING != 0)
     })
+}
+
+/// A new process not yet ready: killed and reaped when dropped (a start
+/// that failed, timed out, or was given up for SIGTERM or SIGINT).
+struct Starting(Option<Child>);
+
+impl std::ops::Deref for Starting {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        self.0.as_ref().expect("a child until handed over")
+    }
+}
+
+impl std::ops::DerefMut for Starting {
+    fn deref_mut(&mut self) -> &mut Child {
+        self.0.as_mut().expect("a child until handed over")
+    }
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 /// The last upgrade this process tried, for `/status`.
@@ -137,10 +163,11 @@ impl Upgrader {
                 self.socket.display()
             ));
         }
-        let mut child: Child = Command::new(&self.exe)
+        let child: Child = Command::new(&self.exe)
             .args(&self.args)
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", self.exe.display()))?;
+        let mut child = Starting(Some(child));
         let pid = child.id();
         log::info!(
             "upgrade: started {} (pid {pid}); waiting for it to listen on {}",
@@ -159,14 +186,12 @@ impl Upgrader {
                 Err(e) => return Err(format!("cannot watch the new process (pid {pid}): {e}")),
             }
             if new_process_waiting(&self.socket) {
-                // Reaped by whoever is its parent once it exits; here it
-                // lives on as the gateway.
-                std::mem::forget(child);
+                // It lives on as the gateway (reaped by whoever is its
+                // parent once it exits).
+                child.0 = None;
                 return Ok(pid);
             }
             if started.elapsed() > START_LIMIT {
-                let _ = child.kill();
-                let _ = child.wait();
                 return Err(format!(
                     "the new process (pid {pid}) did not listen on {} within {START_LIMIT:?}; stopped it",
                     self.socket.display()

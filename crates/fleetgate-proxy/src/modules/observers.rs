@@ -160,13 +160,14 @@ impl GatewayModule for AccessLogObserver {
             } else {
                 ResponseSource::Upstream
             },
+            // The id sent upstream: the gateway's, or (with request ids
+            // off) whatever the client sent.
             request_id: ctx
                 .request_id
-                .as_ref()
-                .and_then(|id| id.to_str().ok())
-                .map(str::to_string),
-            user_agent: header_text(req, http::header::USER_AGENT),
-            referer: header_text(req, http::header::REFERER),
+                .clone()
+                .or_else(|| req.headers.get(crate::request_id::X_REQUEST_ID).cloned()),
+            user_agent: req.headers.get(http::header::USER_AGENT).cloned(),
+            referer: req.headers.get(http::header::REFERER).cloned(),
             tls_version: crate::tls_info::version(session),
             sni: crate::tls_info::server_name(session),
         });
@@ -182,13 +183,4 @@ pub fn protocol(version: http::Version) -> &'static str {
         http::Version::HTTP_3 => "HTTP/3",
         _ => "HTTP/1.1",
     }
-}
-
-/// A request header as text (its first value), if present and readable.
-fn header_text(
-    req: &pingora_http::RequestHeader,
-    name: http::header::HeaderName,
-) -> Option<String> {
-    let value = req.headers.get(name)?;
-    Some(String::from_utf8_lossy(value.as_bytes()).into_owned())
 }
