@@ -19,20 +19,20 @@ fn accepted_keys(toml: &str) -> Vec<String> {
         Ok(_) => panic!("{UNKNOWN} was accepted in:\n{toml}"),
         Err(e) => e.to_string(),
     };
+    // "expected `a`, `b` or `c`", "expected `a` or `b`", "expected `a`":
+    // every back-quoted word of the rest of that line.
     let Some(list) = err
-        .split("expected one of ")
+        .split(", expected ")
         .nth(1)
-        .or_else(|| err.split("expected ").nth(1))
+        .and_then(|rest| rest.lines().next())
     else {
         panic!("no key list in the error for:\n{toml}\n{err}");
     };
     let keys: Vec<String> = list
-        .split(',')
-        .map_while(|k| {
-            let k = k.trim();
-            let k = k.strip_prefix('`')?;
-            Some(k[..k.find('`')?].to_string())
-        })
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
         .collect();
     assert!(!keys.is_empty(), "no keys parsed from: {err}");
     keys
