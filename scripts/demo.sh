@@ -17,8 +17,12 @@ cargo build --release -p fleetgate -p fleetgate-examples --bins
 run_dir=.fleetgate-run
 mkdir -p "$run_dir"
 pids=()
+# The gateway's pid file ([gateway] runtime_dir defaults to /tmp outside
+# systemd): after a binary upgrade (SIGUSR2) it names the new process.
+pid_file=/tmp/fleetgate-ackone-gateway-hongkong.pid
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  if [ -s "$pid_file" ]; then kill "$(cat "$pid_file")" 2>/dev/null || true; fi
   wait 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -59,6 +63,8 @@ sed -e 's|^listen = \["127.0.0.1:8080"\]|&\nlisten_tls = ["127.0.0.1:8443"]|' \
     -e "s|\"seed/|\"$PWD/conf/seed/|" conf/fleetgate.toml > "$config"
 printf '\n[[certificate]]\nhosts = ["example.com"]\ncert = "example.com.crt"\nkey = "example.com.key"\n' >> "$config"
 
+# A pid file left by an earlier run must not name what cleanup kills.
+rm -f "$pid_file"
 target/release/fleetgate check -c "$config"
 target/release/fleetgate routes -c "$config"
 
@@ -103,4 +109,10 @@ echo
 echo "demo: the gateway keeps serving on http://127.0.0.1:8080 and https://127.0.0.1:8443 (logs: $run_dir/fleetgate.log). Ctrl-C to stop."
 echo "      try: curl -H 'Host: example.com' http://127.0.0.1:8080/svc1"
 echo "           curl --http2 --cacert $run_dir/example.com.crt --resolve example.com:8443:127.0.0.1 https://example.com:8443/svc1"
-wait "$gateway"
+echo "           open http://127.0.0.1:9901/ (the status page)"
+echo "           kill -USR2 \$(cat $pid_file)   # binary upgrade in place: the demo goes on"
+# Until Ctrl-C, or until the gateway (whichever process the pid file
+# names after an upgrade) is gone.
+while kill -0 "$(cat "$pid_file" 2>/dev/null || echo "$gateway")" 2>/dev/null; do
+  sleep 1
+done
