@@ -8,7 +8,10 @@ Prints one JSON object: what the page showed and the refresh counts.
 Exits non-zero with a message on stderr if Chromium cannot be driven.
 
     status_page.py --admin 127.0.0.1:9901 --cluster cd3007b2 --kill-pid 1234 \
-        --screenshot target/test-artifacts/status-page.png
+        --screenshot target/test-artifacts/status-page.png [--token T]
+
+With --token, the page must first ask for the token; the script types it
+into the page's form, as an operator would.
 """
 
 import argparse
@@ -95,8 +98,11 @@ def page_target(host_port):
     sys.exit("no page target")
 
 
-def cluster_healthy(admin, cluster):
-    with urllib.request.urlopen(f"http://{admin}/status") as r:
+def cluster_healthy(admin, cluster, token):
+    request = urllib.request.Request(f"http://{admin}/status")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request) as r:
         status = json.load(r)
     for c in status["clusters"]:
         if c["id"] == cluster:
@@ -120,6 +126,7 @@ def main():
     ap.add_argument("--cluster", required=True)
     ap.add_argument("--kill-pid", type=int, required=True)
     ap.add_argument("--screenshot", required=True)
+    ap.add_argument("--token")
     args = ap.parse_args()
 
     profile = tempfile.mkdtemp(prefix="fleetgate-chromium-")
@@ -129,6 +136,14 @@ def main():
         page.call("Page.enable")
         page.call("Runtime.enable")
         page.call("Page.navigate", url=f"http://{args.admin}/")
+        asked = None
+        if args.token:
+            wait("the page to ask for the token",
+                 lambda: page.eval("!document.getElementById('auth').hidden"), 20)
+            asked = page.eval("document.getElementById('main').hidden")
+            page.eval(
+                "document.getElementById('token').value = " + json.dumps(args.token) + ";"
+                "document.getElementById('token-form').requestSubmit(); true")
         row = f'document.querySelector(\'tr[data-cluster="{args.cluster}"]\')'
         refreshes = "Number(document.body.dataset.refreshes || 0)"
         wait("the page to show the cluster serving",
@@ -138,11 +153,12 @@ def main():
             "state": page.eval("document.getElementById('state').textContent"),
             "routes": page.eval("document.querySelectorAll('#routes tbody tr').length"),
             "clusters": page.eval("document.querySelectorAll('#clusters tbody tr').length"),
+            "data_hidden_until_token": asked,
             "route_row": page.eval("document.querySelector('#routes tbody tr') && document.querySelector('#routes tbody tr').textContent"),
         }
         os.kill(args.kill_pid, signal.SIGKILL)
         wait("/status to report the cluster down",
-             lambda: cluster_healthy(args.admin, args.cluster) == 0, 20)
+             lambda: cluster_healthy(args.admin, args.cluster, args.token) == 0, 20)
         at_status = page.eval(refreshes)
         wait("the page to show the cluster down",
              lambda: page.eval(f"{row}.dataset.healthy === '0'"), 20)

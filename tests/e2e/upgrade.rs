@@ -199,3 +199,64 @@ fn a_new_process_that_cannot_start_leaves_the_old_one_serving() {
         gw.pid().to_string()
     );
 }
+
+/// SIGTERM while SIGUSR2's new process is still starting: the old process
+/// shuts down as SIGTERM asks, and takes the half-started one with it.
+#[test]
+fn sigterm_while_the_new_process_starts_stops_both() {
+    let a = Backend::start("cluster-demo-1");
+    let listen = listen_addr();
+    let admin = free_port();
+    let dir = TempDir::new("upgrade-term");
+    let path = dir.write("gw.toml", &config(listen, admin, dir.path(), &a));
+    // The gateway runs from a copy of the binary; the "new binary"
+    // installed at that path starts and never gets ready.
+    let binary = dir.path().join("fleetgate");
+    std::fs::copy(fleetgate_e2e::bin_path("fleetgate"), &binary).unwrap();
+    let mut gw = Gateway::start_binary(&binary, &path, listen, &[], &[]);
+    let marker = dir.path().join("new-process.pid");
+    let slow = format!(
+        "#!/bin/sh\necho $$ > {}\nexec sleep 300\n",
+        marker.display()
+    );
+    std::fs::remove_file(&binary).unwrap();
+    std::fs::write(&binary, slow).unwrap();
+    std::fs::set_permissions(&binary, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    gw.signal("USR2");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let child: u32 = loop {
+        if let Some(pid) = std::fs::read_to_string(&marker)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+        {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "the new process did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let _reaper = Reaper(child);
+    // Still serving while the new process starts.
+    let r = HttpClient::new(listen).get("example.com", "/svc1").unwrap();
+    assert_eq!(r.status, 200);
+    let asked = Instant::now();
+    gw.signal("TERM");
+    let exited = gw.wait_exit(Duration::from_secs(10));
+    assert!(
+        exited.is_some_and(|s| s.success()),
+        "{exited:?}\n{}",
+        gw.log_text()
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        asked.elapsed()
+    );
+    let child_alive = std::path::Path::new(&format!("/proc/{child}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{child}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ");
+    assert!(!child_alive, "the half-started process was stopped");
+    assert!(gw
+        .log_text()
+        .contains("SIGTERM came before the new process was ready"));
+}

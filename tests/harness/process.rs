@@ -192,11 +192,23 @@ impl Gateway {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Gateway {
+        Gateway::start_binary(&bin_path("fleetgate"), config, addr, args, env)
+    }
+
+    /// Like [`Gateway::start_with`], running the fleetgate binary at
+    /// `binary` (a copy, which a test may then replace).
+    pub fn start_binary(
+        binary: &Path,
+        config: &Path,
+        addr: SocketAddr,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Gateway {
         let admin = admin_addr(config);
         let log = config.with_extension("log");
         let out = std::fs::File::create(&log).expect("create log");
         let err = out.try_clone().expect("clone log");
-        let child = Command::new(bin_path("fleetgate"))
+        let child = Command::new(binary)
             .args(["run", "-c"])
             .arg(config)
             .args(args)
