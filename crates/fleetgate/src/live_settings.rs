@@ -57,27 +57,14 @@ impl LiveSettings {
         &self.access_log
     }
 
-    /// The settings of `config` that differ from those in use, by name.
-    pub fn changes(&self, config: &Config) -> Vec<&'static str> {
-        let log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut changed = Vec::new();
-        if self.token().as_deref() != config.admin.token.as_ref() {
-            changed.push("[admin] token");
-        }
-        if log.access != config.log.access {
-            changed.push("[log] access");
-        }
-        if log.format != config.log.format {
-            changed.push("[log] format");
-        }
-        changed
-    }
-
-    /// Applies `config`'s token and log settings. Only opening a new log
-    /// file can fail; then nothing is changed.
-    pub fn apply(&self, config: &Config) -> Result<(), String> {
+    /// Applies `config`'s token and log settings, and names those that
+    /// changed. Only opening a new log file can fail; then nothing is
+    /// changed.
+    pub fn apply(&self, config: &Config) -> Result<Vec<&'static str>, String> {
         let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut changed = Vec::new();
         if log.access != config.log.access {
+            // The new destination and format start at the same line.
             let to = destination(&config.log);
             self.access_log
                 .retarget(&to, format(&config.log))
@@ -88,12 +75,18 @@ impl LiveSettings {
                     ),
                     _ => format!("[log] access: {e}; nothing was applied"),
                 })?;
+            changed.push("[log] access");
+        } else if log.format != config.log.format {
+            self.access_log.set_format(format(&config.log));
         }
         if log.format != config.log.format {
-            self.access_log.set_format(format(&config.log));
+            changed.push("[log] format");
+        }
+        if self.token().as_deref() != config.admin.token.as_ref() {
+            changed.push("[admin] token");
         }
         *log = config.log.clone();
         self.token.store(config.admin.token.clone().map(Arc::new));
-        Ok(())
+        Ok(changed)
     }
 }

@@ -170,13 +170,15 @@ fn load_and_swap(
         }
     }
     // The last step that can fail: a new access log file is opened here.
-    let applied = state.live.changes(&config);
-    if let Err(e) = state.live.apply(&config) {
-        state
-            .discovery
-            .configure(state.discovery.kept().as_deref(), Duration::ZERO);
-        return Err(e);
-    }
+    let applied = match state.live.apply(&config) {
+        Ok(applied) => applied,
+        Err(e) => {
+            state
+                .discovery
+                .configure(state.discovery.kept().as_deref(), Duration::ZERO);
+            return Err(e);
+        }
+    };
     for name in applied {
         log::info!("reload: {name} applied");
     }
