@@ -296,22 +296,6 @@ fn tls_version_and_server_name_are_logged() {
     }
 }
 
-/// `/status` with `token`, once it reports `generation`; panics after 10 s.
-fn status_with(gw: &Gateway, token: &str, generation: u64) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = gw.admin_get("/status", Some(token));
-        if r.status == 200 {
-            let status: Value = serde_json::from_str(&r.body).unwrap();
-            if status["generation"].as_u64() >= Some(generation) {
-                return status;
-            }
-        }
-        assert!(Instant::now() < deadline, "{r:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn a_reload_applies_the_admin_token_and_the_log_path_and_format() {
     let c1 = Backend::start("cluster-demo-1");
@@ -345,7 +329,9 @@ fn a_reload_applies_the_admin_token_and_the_log_path_and_format() {
 
     std::fs::write(&path, config(new, &second, "json")).unwrap();
     gw.signal("HUP");
-    status_with(&gw, new, 2);
+    gw.wait_status(Some(new), "generation 2", |s| {
+        s["generation"].as_u64() >= Some(2)
+    });
     assert_eq!(gw.admin_get("/status", Some(old)).status, 401);
     assert_eq!(get().status, 200);
     let lines = json_lines(&second, 1);
@@ -364,15 +350,9 @@ fn a_reload_applies_the_admin_token_and_the_log_path_and_format() {
     )
     .unwrap();
     gw.signal("HUP");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        let status = status_with(&gw, new, 2);
-        if status["last_reload"]["ok"] == false {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "{status}");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = gw.wait_status(Some(new), "a rejected reload", |s| {
+        s["generation"].as_u64() >= Some(2) && s["last_reload"]["ok"] == false
+    });
     let message = status["last_reload"]["message"].as_str().unwrap();
     assert!(
         message.contains("[log] access: cannot open") && message.contains("no-such-dir"),

@@ -22,31 +22,14 @@ fn wait_generation(gw: &Gateway, generation: u64) {
 
 /// Waits until `/status` reports `state`; panics after 10 s.
 fn wait_state(gw: &Gateway, state: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let status = json(gw, "/status");
-        if status["state"] == state {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "never {state}: {status}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    gw.wait_status(None, state, |s| s["state"] == state)
 }
 
 /// Waits until a reload has been recorded whose count of failures reaches `n`.
 fn wait_failed_reloads(gw: &Gateway, n: u64) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let status = json(gw, "/status");
-        if status["reloads"]["failed"].as_u64() >= Some(n) {
-            return status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no failed reload recorded: {status}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    gw.wait_status(None, &format!("{n} failed reload(s)"), |s| {
+        s["reloads"]["failed"].as_u64() >= Some(n)
+    })
 }
 
 /// Ingress routing example.com/svc1 (Exact) to `service`.
@@ -664,14 +647,7 @@ fn graceful_upgrade_hands_over_sockets_without_failures() {
     );
     std::thread::sleep(Duration::from_millis(300));
     let samples = load.stop();
-    let failed: Vec<_> = samples.iter().filter(|s| s.result.is_err()).collect();
-    assert!(
-        failed.is_empty(),
-        "{} of {} failed: {:?}",
-        failed.len(),
-        samples.len(),
-        &failed[..failed.len().min(3)]
-    );
+    assert_none_failed(&samples, 1);
     let r = HttpClient::new(listen).get("example.com", "/svc1").unwrap();
     assert_eq!((r.status, r.body.as_str()), (200, "cluster-demo-1"));
     assert!(

@@ -4,8 +4,6 @@
 //! then a reload back. The test also asks the binary which keys those
 //! sections accept, so a new key without a row here fails it.
 
-use std::time::{Duration, Instant};
-
 use fleetgate_e2e::config::{header_with_admin, listen_addr, manifests, seed, service};
 use fleetgate_e2e::tls::TestCert;
 use fleetgate_e2e::{fleetgate_cli, free_port, Backend, Gateway, TempDir};
@@ -135,23 +133,10 @@ impl Configs {
 
 /// `/status` once it records `reloads` reloads in all.
 fn after_reloads(gw: &Gateway, token: Option<&str>, reloads: u64) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = gw.admin_get("/status", token);
-        if r.status == 200 {
-            let status: Value = serde_json::from_str(&r.body).unwrap();
-            let done = status["reloads"]["ok"].as_u64().unwrap_or(0)
-                + status["reloads"]["failed"].as_u64().unwrap_or(0);
-            if done >= reloads {
-                return status;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "reload {reloads} not recorded: {r:?}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    gw.wait_status(token, &format!("{reloads} reload(s)"), |s| {
+        s["reloads"]["ok"].as_u64().unwrap_or(0) + s["reloads"]["failed"].as_u64().unwrap_or(0)
+            >= reloads
+    })
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use fleetgate_e2e::config::{header_with_admin, listen_addr, manifests, seed, service};
-use fleetgate_e2e::{free_port, Backend, Gateway, HttpClient, Load, TempDir};
+use fleetgate_e2e::{assert_none_failed, free_port, Backend, Gateway, HttpClient, Load, TempDir};
 
 /// A gateway config for service1 behind the seed's Ingresses, with a
 /// 2 s grace period and its runtime files in `dir`.
@@ -99,16 +99,7 @@ fn sigusr2_upgrades_in_place_under_load_with_no_request_reset() {
     );
     std::thread::sleep(Duration::from_millis(300));
     let samples = load.stop();
-    let failed: Vec<_> = samples.iter().filter(|s| s.result.is_err()).collect();
-    assert!(samples.len() > 200, "{} requests", samples.len());
-    assert!(
-        failed.is_empty(),
-        "{} of {} failed: {:?}\n{}",
-        failed.len(),
-        samples.len(),
-        &failed[..failed.len().min(3)],
-        old.log_text()
-    );
+    assert_none_failed(&samples, 201);
     eprintln!(
         "{} requests across the hand-over, none failed; the old process left {gone_after:?} after SIGUSR2",
         samples.len()

@@ -271,15 +271,32 @@ impl Gateway {
     /// Waits until `/status` reports `generation` (or later) as serving;
     /// panics after 10 s.
     pub fn wait_generation(&self, generation: u64) {
+        self.wait_status(None, &format!("generation {generation}"), |s| {
+            s["generation"].as_u64() >= Some(generation)
+        });
+    }
+
+    /// `/status` (with a bearer token if given) once `done` holds for it;
+    /// panics after 10 s, saying it never became `what`.
+    pub fn wait_status(
+        &self,
+        token: Option<&str>,
+        what: &str,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let status = self.admin_json("/status");
-            if status["generation"].as_u64() >= Some(generation) {
-                return;
+            let r = self.admin_get("/status", token);
+            if r.status == 200 {
+                let status: serde_json::Value = serde_json::from_str(&r.body)
+                    .unwrap_or_else(|e| panic!("/status: {e}: {}", r.body));
+                if done(&status) {
+                    return status;
+                }
             }
             assert!(
                 Instant::now() < deadline,
-                "generation {generation} never came: {status}\n{}",
+                "/status never {what}: {r:?}\n{}",
                 self.log_text()
             );
             std::thread::sleep(Duration::from_millis(5));

@@ -71,15 +71,20 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn a_small_pool_is_scanned_whole() {
-        let endpoints = (1..=4)
+    /// A pool of `n` endpoints of cluster `c1` in `10.<net>.0.0/24`.
+    fn pool_of(n: u8, net: u8) -> EndpointPool {
+        let endpoints = (1..=n)
             .map(|i| {
-                let addr: SocketAddr = format!("10.3.0.{i}:80").parse().unwrap();
+                let addr: SocketAddr = format!("10.{net}.0.{i}:80").parse().unwrap();
                 Arc::new(Endpoint::new(addr, "c1"))
             })
             .collect();
-        let pool = EndpointPool::new("test", endpoints, PoolOptions::default());
+        EndpointPool::new("test", endpoints, PoolOptions::default())
+    }
+
+    #[test]
+    fn a_small_pool_is_scanned_whole() {
+        let pool = pool_of(4, 3);
         let parts = http::Request::new(()).into_parts().0;
         // Three of four are busy: two draws would often miss the idle one.
         let _held: Vec<_> = (0..3)
@@ -96,13 +101,7 @@ mod tests {
 
     #[test]
     fn a_large_pool_draws_two() {
-        let endpoints = (1..=10)
-            .map(|i| {
-                let addr: SocketAddr = format!("10.4.0.{i}:80").parse().unwrap();
-                Arc::new(Endpoint::new(addr, "c1"))
-            })
-            .collect();
-        let pool = EndpointPool::new("test", endpoints, PoolOptions::default());
+        let pool = pool_of(10, 4);
         let parts = http::Request::new(()).into_parts().0;
         // Every endpoint but the last is busy.
         let _held: Vec<_> = (0..9)
@@ -123,13 +122,7 @@ mod tests {
 
     #[test]
     fn the_less_loaded_of_two_wins() {
-        let endpoints = (1..=2)
-            .map(|i| {
-                let addr: SocketAddr = format!("10.2.0.{i}:80").parse().unwrap();
-                Arc::new(Endpoint::new(addr, "c1"))
-            })
-            .collect();
-        let pool = EndpointPool::new("test", endpoints, PoolOptions::default());
+        let pool = pool_of(2, 2);
         let parts = http::Request::new(()).into_parts().0;
         // Endpoint 0 has three requests in flight.
         let held: Vec<_> = (0..3)
